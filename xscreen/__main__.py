@@ -1,0 +1,5 @@
+import sys
+
+from xscreen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,176 @@
+"""Frozen configuration dataclasses shared by the CLI, the GUI and the wizard.
+
+Every long-lived setting lives here so that a CLI flag, a wizard field and a config file all
+fill the same object. Nothing in this module imports anything heavier than the standard library.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+ScanKind = Literal["dual", "rgb", "gray"]
+CHANNELS: dict[str, int] = {"dual": 2, "rgb": 3, "gray": 1}
+
+# Fixed map from attenuation a = -ln(T) to the model's [-1, 1] range for dual-energy input.
+# T = 1e-4 (a = 9.2) is below what a 16-bit detector resolves above its noise floor, so
+# A_MAX = 9.0 keeps the full useful range without wasting the top of the tanh.
+DUAL_A_MAX = 9.0
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a scan becomes model input; stored in the model file so scoring repeats training.
+
+    kind ``dual``: x = 2 * clip(-ln(T) / a_max, 0, 1) - 1 per energy channel (high, low).
+    kind ``rgb``/``gray``: x = 2 * (value / i0) - 1 (bright = air = +1).
+    """
+
+    kind: ScanKind = "dual"
+    a_max: float = DUAL_A_MAX
+
+    @property
+    def channels(self) -> int:
+        return CHANNELS[self.kind]
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Tiling. ``air_threshold``: a patch whose mean transmission is at or above this is air."""
+
+    size: int = 64
+    stride: int = 32
+    air_threshold: float = 0.95
+    skip_air: bool = True
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Skip-GANomaly architecture (paper defaults: ngf = ndf = 64, nz = 100)."""
+
+    size: int = 64
+    channels: int = 2
+    ngf: int = 64
+    ndf: int = 64
+    nz: int = 100
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training and scoring hyper-parameters (paper defaults; w_con = 50 per the reference code,
+    the paper's text states 40 - both reachable through this field)."""
+
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_lat: float = 1.0
+    lam: float = 0.9  # score A = lam * R + (1 - lam) * L
+    recon: Literal["l1", "l2"] = "l1"  # R: paper's |x - x_hat| (l1) or reference code's squared error
+    d_reinit_below: float = 1e-5
+    input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)
+    lr_schedule: Literal["none", "step", "cosine"] = "none"
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.1
+    patience: int = 0  # early stopping on the benign validation objective; 0 = off
+    augment: bool = False  # flips and 90-degree rotations
+    seed: int = 0
+    deterministic: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    num_workers: int = 0
+    log_every: int = 50  # progress report every N steps
+    val_fraction: float = 0.2  # share of benign *scans* held out for validation/calibration
+    patch_far: float = 0.01  # target patch false-alarm rate for calibration
+    scan_far: float = 0.05  # target scan false-alarm rate for calibration
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """Screening a scan. ``threshold`` overrides the model's calibrated patch threshold (raw score)."""
+
+    stride: int = 32
+    air_threshold: float = 0.95
+    skip_air: bool = True
+    threshold: float | None = None
+    scan_threshold: float | None = None
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    batch_size: int | None = None  # None: sized to the device
+    min_region_patches: int = 1
+    top_k: int = 5  # scan score = mean of the top-k patch scores when aggregation == "topk"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds from held-out benign data. Scores are reported as score / threshold."""
+
+    patch_threshold: float
+    patch_far: float
+    scan_threshold: float
+    scan_far: float
+    scan_aggregation: Literal["max", "topk"] = "max"
+    top_k: int = 5
+    quantiles: dict[str, float] = field(default_factory=dict)  # e.g. {"0.5": .., "0.99": ..}
+    n_patches: int = 0
+    n_scans: int = 0
+
+
+T = TypeVar("T")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a config dataclass, refusing unknown keys with a clear message."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What ``xscreen train --config FILE`` runs; the training wizard writes the same file."""
+
+    benign: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()
+    threat: tuple[str, ...] = ()
+    output: str = "model.xsm"
+    name: str = ""
+    description: str = ""
+    preprocess: Preprocess = Preprocess()
+    patch: PatchConfig = PatchConfig()
+    net: NetConfig = NetConfig()
+    train: TrainConfig = TrainConfig()
+
+    def save(self, path: str | Path) -> None:
+        from xscreen.atomic import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(to_dict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read config file: {exc}") from exc
+        sub = {"preprocess": Preprocess, "patch": PatchConfig, "net": NetConfig, "train": TrainConfig}
+        try:
+            for key, kls in sub.items():
+                if key in raw:
+                    raw[key] = from_dict(kls, raw[key])
+            for key in ("benign", "val", "threat"):
+                if key in raw:
+                    raw[key] = tuple(raw[key])
+            return from_dict(cls, raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid config: {exc}") from exc
