@@ -1,0 +1,109 @@
+"""Training-wizard gates and estimates, without Qt."""
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xscreen.config import PatchConfig, TrainConfig
+from xscreen.scan import Scan
+from xscreen.wizard import (MIN_PATCHES, Inventory, ScanInfo, WizardState, apply_preset, count_patches,
+                            page_errors, safe_model_filename, tiling_preview, to_run_config)
+
+
+def _inv(kinds):
+    return Inventory(tuple(ScanInfo(Path(f"s{i}.h5"), k, 200, 200) for i, k in enumerate(kinds)))
+
+
+def _ready(**kw):
+    base = WizardState(benign=(Path("benign"),), inventory=_inv(["dual"] * 5), patch_estimate=500, name="my model")
+    return dataclasses.replace(base, **kw)
+
+
+def test_data_page_needs_input_one_kind_and_enough_scans():
+    assert page_errors(WizardState(), "data") == ["choose at least one folder or file of benign scans"]
+    assert page_errors(_ready(), "data") == []
+    mixed = page_errors(_ready(inventory=_inv(["dual", "dual", "rgb", "dual"])), "data")
+    assert len(mixed) == 1 and "mixed scan kinds (3 dual, 1 rgb)" in mixed[0]
+    few = page_errors(_ready(inventory=_inv(["dual", "dual"])), "data")
+    assert len(few) == 1 and "2 readable scan(s)" in few[0]
+
+
+def test_data_page_refuses_missing_threat_folder(tmp_path):
+    assert page_errors(_ready(threat=tmp_path), "data") == []
+    errs = page_errors(_ready(threat=tmp_path / "nope"), "data")
+    assert len(errs) == 1 and "does not exist" in errs[0]
+
+
+@pytest.mark.parametrize("patch,estimate,ok", [
+    (PatchConfig(), 500, True),
+    (PatchConfig(size=48), 500, False),
+    (PatchConfig(stride=4), 500, False),
+    (PatchConfig(size=32, stride=64), 500, False),
+    (PatchConfig(air_threshold=0.0), 500, False),
+    (PatchConfig(), MIN_PATCHES - 1, False),
+    (PatchConfig(), MIN_PATCHES, True),
+])
+def test_patch_page_gate(patch, estimate, ok):
+    assert (page_errors(_ready(patch=patch, patch_estimate=estimate), "patches") == []) is ok
+
+
+@pytest.mark.parametrize("train,ok", [
+    (TrainConfig(), True), (TrainConfig(epochs=0), False), (TrainConfig(batch_size=1), False),
+    (TrainConfig(lam=1.5), False), (TrainConfig(w_con=-1), False),
+])
+def test_model_page_gate(train, ok):
+    assert (page_errors(_ready(train=train), "model") == []) is ok
+
+
+def test_train_and_calibrate_gates(tmp_path):
+    model = tmp_path / "m.xsm"
+    assert page_errors(_ready(), "train") == ["train a model first (or resume the last run)"]
+    assert page_errors(_ready(trained_model=model), "train") != []  # path given, file absent
+    model.write_bytes(b"x")
+    assert page_errors(_ready(trained_model=model), "train") == []
+    assert page_errors(_ready(trained_model=model, training=True), "train") == ["training is running"]
+    assert page_errors(_ready(trained_model=model), "calibrate") == []
+    bad = _ready(trained_model=model, train=TrainConfig(scan_far=0.0))
+    assert page_errors(bad, "calibrate") == ["false-alarm rates must be between 0 and 0.5"]
+
+
+@pytest.mark.parametrize("name,ok", [("my model", True), ("", False), (" lead", False), ("a/b", False),
+                                     ("x" * 64, True), ("x" * 65, False), ("baggage-v2.1_test", True)])
+def test_save_page_name_gate(name, ok):
+    assert (page_errors(_ready(name=name), "save") == []) is ok
+
+
+def test_presets_and_run_config(tmp_path):
+    s = apply_preset(_ready(patch=PatchConfig(size=32, stride=16)), "paper")
+    assert (s.net.ngf, s.net.ndf, s.train.epochs) == (64, 64, 15)
+    run = to_run_config(s, tmp_path / "m.xsm")
+    assert run.net.size == 32 and run.net.channels == 2 and run.preprocess.kind == "dual"
+    run.save(tmp_path / "run.json")
+    assert type(run).load(tmp_path / "run.json") == run
+    assert safe_model_filename(" my model/v2 ") == "my_model_v2.xsm"
+
+
+def _scan(h=128, w=192):
+    ch = np.full((2, h, w), 60000, np.uint16)
+    ch[:, 32:96, 64:128] = 3000  # one dense block, everything else air
+    return Scan("t", "dual", ch, 60000.0)
+
+
+def test_count_patches_skips_air():
+    kept, total = count_patches(_scan(), PatchConfig(size=64, stride=32))
+    assert total == 3 * 5
+    # grid patches whose 64x64 window overlaps the block enough to fall below 95 % transmission
+    assert kept == 9
+    kept_all, _ = count_patches(_scan(), PatchConfig(size=64, stride=32, skip_air=False))
+    assert kept_all == 15
+
+
+def test_tiling_preview_shades_air_and_draws_grid():
+    scan = _scan()
+    rgb = np.full((scan.height, scan.width, 3), 255, np.uint8)
+    out = tiling_preview(rgb, scan, PatchConfig(size=64, stride=32))
+    assert out.shape == rgb.shape
+    assert tuple(out[0, 5]) == (0, 170, 255)           # grid line
+    assert out[10, 10].sum() < 255 * 3                 # air patch shaded
+    assert tuple(out[50, 80]) == (255, 255, 255)       # patch over the block untouched

@@ -1,0 +1,251 @@
+"""The training wizard's logic without Qt: scan inventory, patch estimates, page gates, run config.
+
+Every page of ``gui/training_wizard.py`` is enabled by ``page_errors(state, page) == []``, so the
+gating rules are tested here without a display.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from xscreen.config import NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
+
+PAGES = ("data", "patches", "model", "train", "calibrate", "save")
+MIN_SCANS = 3  # at least two for training and one held out for validation/calibration
+MIN_PATCHES = 64
+PATCH_SIZES = (32, 64, 128)
+ESTIMATE_SAMPLE = 8  # scans read to estimate the patch count; the rest are extrapolated by area
+
+# Size presets: "paper" is the published model; the smaller ones trade accuracy for CPU time.
+PRESETS: dict[str, dict[str, int]] = {
+    "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64},
+    "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64},
+    "paper": {"ngf": 64, "ndf": 64, "epochs": 15, "batch_size": 64},
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    path: Path
+    kind: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the chosen benign inputs hold: readable scans by kind, and unreadable files with reasons."""
+
+    scans: tuple[ScanInfo, ...] = ()
+    unreadable: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.scans:
+            out[s.kind] = out.get(s.kind, 0) + 1
+        return out
+
+    @property
+    def kind(self) -> str | None:
+        kinds = self.kinds
+        return next(iter(kinds)) if len(kinds) == 1 else None
+
+
+@dataclass(frozen=True)
+class WizardState:
+    benign: tuple[Path, ...] = ()
+    threat: Path | None = None
+    inventory: Inventory = Inventory()
+    patch: PatchConfig = PatchConfig()
+    patch_estimate: int = 0
+    preset: str = "standard"
+    net: NetConfig = NetConfig(ngf=32, ndf=32)
+    train: TrainConfig = TrainConfig(epochs=10)
+    trained_model: Path | None = None
+    training: bool = False
+    name: str = ""
+    description: str = ""
+
+
+def expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """Files stay, folders become the scans in them (recursively; TIFF pairs grouped)."""
+    from xscreen.scan import list_scans
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(list_scans(p, recursive=True) if p.is_dir() else [p])
+    return sorted(dict.fromkeys(out))
+
+
+def take_inventory(paths: Iterable[Path]) -> Iterator[tuple[int, int, Inventory]]:
+    """Yield (done, total, inventory so far) while reading every scan once; unreadable ones listed."""
+    from xscreen.scan import ScanError, load_scan
+
+    files = expand_inputs(paths)
+    scans: list[ScanInfo] = []
+    bad: list[tuple[Path, str]] = []
+    for i, f in enumerate(files):
+        try:
+            s = load_scan(f)
+            scans.append(ScanInfo(f, s.kind, s.width, s.height))
+        except ScanError as exc:
+            bad.append((f, exc.fault))
+        yield i + 1, len(files), Inventory(tuple(scans), tuple(bad))
+    if not files:
+        yield 0, 0, Inventory()
+
+
+def count_patches(scan, patch: PatchConfig) -> tuple[int, int]:
+    """(kept, total) patches of one scan on the training grid; air patches are not kept."""
+    t = scan.transmission().mean(axis=0)  # (H, W) mean over channels
+    s, st = patch.size, patch.stride
+    if t.shape[0] < s or t.shape[1] < s:
+        return 0, 0
+    # Integral image: mean transmission of every grid patch in O(H·W).
+    ii = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    ys = np.arange(0, t.shape[0] - s + 1, st)
+    xs = np.arange(0, t.shape[1] - s + 1, st)
+    y0, x0 = np.meshgrid(ys, xs, indexing="ij")
+    sums = ii[y0 + s, x0 + s] - ii[y0, x0 + s] - ii[y0 + s, x0] + ii[y0, x0]
+    means = sums / (s * s)
+    kept = int((means < patch.air_threshold).sum()) if patch.skip_air else means.size
+    return kept, int(means.size)
+
+
+def estimate_patches(inventory: Inventory, patch: PatchConfig) -> int:
+    """Patch count over all scans: exact on a sample of scans, extrapolated by pixel area."""
+    from xscreen.scan import ScanError, load_scan
+
+    if not inventory.scans:
+        return 0
+    step = max(1, len(inventory.scans) // ESTIMATE_SAMPLE)
+    sample = inventory.scans[::step][:ESTIMATE_SAMPLE]
+    kept, area = 0, 0
+    for info in sample:
+        try:
+            kept += count_patches(load_scan(info.path), patch)[0]
+        except ScanError:
+            continue
+        area += info.width * info.height
+    total_area = sum(s.width * s.height for s in inventory.scans)
+    return int(round(kept * total_area / area)) if area else 0
+
+
+def apply_preset(state: WizardState, preset: str) -> WizardState:
+    p = PRESETS[preset]
+    net = dataclasses.replace(state.net, ngf=p["ngf"], ndf=p["ndf"])
+    train = dataclasses.replace(state.train, epochs=p["epochs"], batch_size=p["batch_size"])
+    return dataclasses.replace(state, preset=preset, net=net, train=train)
+
+
+def page_errors(state: WizardState, page: str) -> list[str]:
+    """Why Next is disabled on ``page`` (empty list: the page is complete)."""
+    checks = {"data": _data_errors, "patches": _patch_errors, "model": _model_errors,
+              "train": _train_errors, "calibrate": _calibrate_errors, "save": _save_errors}
+    return checks[page](state)
+
+
+def _data_errors(s: WizardState) -> list[str]:
+    inv = s.inventory
+    if not s.benign:
+        return ["choose at least one folder or file of benign scans"]
+    errors = []
+    if len(inv.kinds) > 1:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(inv.kinds.items()))
+        errors.append(f"mixed scan kinds ({kinds}): a model is trained for one kind; choose one")
+    if len(inv.scans) < MIN_SCANS:
+        errors.append(f"{len(inv.scans)} readable scan(s): at least {MIN_SCANS} are needed "
+                      "(some for training, some held out for calibration)")
+    if s.threat is not None and not Path(s.threat).is_dir():
+        errors.append(f"threat folder {s.threat} does not exist")
+    return errors
+
+
+def _patch_errors(s: WizardState) -> list[str]:
+    p, errors = s.patch, []
+    if p.size not in PATCH_SIZES:
+        errors.append(f"patch size must be one of {PATCH_SIZES}")
+    if not 8 <= p.stride <= p.size:
+        errors.append(f"stride must be between 8 and the patch size ({p.size})")
+    if not 0.0 < p.air_threshold <= 1.0:
+        errors.append("air threshold must be in (0, 1]")
+    if s.patch_estimate < MIN_PATCHES:
+        errors.append(f"about {s.patch_estimate} patches: at least {MIN_PATCHES} are needed; "
+                      "add scans, lower the stride or raise the air threshold")
+    return errors
+
+
+def _model_errors(s: WizardState) -> list[str]:
+    t, errors = s.train, []
+    if t.epochs < 1:
+        errors.append("at least one epoch")
+    if t.batch_size < 2:
+        errors.append("batch size must be at least 2 (BatchNorm needs two samples)")
+    if not 0.0 <= t.lam <= 1.0:
+        errors.append("λ must be in [0, 1]")
+    if min(t.w_adv, t.w_con, t.w_lat) < 0:
+        errors.append("loss weights must not be negative")
+    if s.net.ngf < 4 or s.net.ndf < 4:
+        errors.append("ngf and ndf must be at least 4")
+    return errors
+
+
+def _train_errors(s: WizardState) -> list[str]:
+    if s.training:
+        return ["training is running"]
+    if s.trained_model is None or not Path(s.trained_model).is_file():
+        return ["train a model first (or resume the last run)"]
+    return []
+
+
+def _calibrate_errors(s: WizardState) -> list[str]:
+    t = s.train
+    if not 0.0 < t.patch_far < 0.5 or not 0.0 < t.scan_far < 0.5:
+        return ["false-alarm rates must be between 0 and 0.5"]
+    return _train_errors(s)
+
+
+def _save_errors(s: WizardState) -> list[str]:
+    if not _NAME_RE.match(s.name or ""):
+        return ["name: 1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit"]
+    return []
+
+
+def to_run_config(state: WizardState, output: Path) -> RunConfig:
+    """The config file the wizard saves; ``xscreen train --config FILE`` reruns it headless."""
+    kind = state.inventory.kind or "dual"
+    return RunConfig(
+        benign=tuple(str(p) for p in state.benign),
+        threat=(str(state.threat),) if state.threat else (),
+        output=str(output), name=state.name, description=state.description,
+        preprocess=Preprocess(kind=kind), patch=state.patch,
+        net=dataclasses.replace(state.net, size=state.patch.size, channels=Preprocess(kind=kind).channels),
+        train=state.train,
+    )
+
+
+def safe_model_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("_") + ".xsm"
+
+
+def tiling_preview(rgb: np.ndarray, scan, patch: PatchConfig) -> np.ndarray:
+    """(H, W, 3) uint8: the scan's rendering with the patch grid drawn and air patches shaded."""
+    out = rgb.copy()
+    t = scan.transmission().mean(axis=0)
+    s, st = patch.size, patch.stride
+    for y in range(0, scan.height - s + 1, st):
+        for x in range(0, scan.width - s + 1, st):
+            if patch.skip_air and t[y:y + s, x:x + s].mean() >= patch.air_threshold:
+                region = out[y:y + st, x:x + st]
+                region[...] = (region * 0.45 + np.array([40, 40, 90]) * 0.55).astype(np.uint8)
+    out[::st, :, :] = (0, 170, 255)
+    out[:, ::st, :] = (0, 170, 255)
+    return out
+
