@@ -1,0 +1,165 @@
+"""audit.py: durable, hash-chained decision log; tampering is caught at the right row."""
+import csv
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from xscreen.audit import GENESIS, AuditError, AuditLog, Decision
+from xscreen.cli import main as cli_main
+
+
+def _decision(i: int, operator: str = "ana", decision: str = "clear", secs: float = 2.0) -> Decision:
+    return Decision(operator=operator, scan_id=f"bag{i:03d}", file_sha256=f"{i:064x}",
+                    model_id="tiny-0123456789ab", threshold=0.125, decision=decision,
+                    decision_seconds=secs, regions_shown=[1, 2] if decision == "suspect" else [])
+
+
+def _filled(path, n=5) -> AuditLog:
+    log = AuditLog(path)
+    for i in range(1, n + 1):
+        assert log.record(_decision(i, decision="suspect" if i % 2 else "clear")) == i
+    return log
+
+
+def _tamper(path, *sql: str) -> None:
+    """What someone with sqlite3 and intent would do: drop the guard triggers, then edit."""
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER decisions_no_update")
+    db.execute("DROP TRIGGER decisions_no_delete")
+    for s in sql:
+        db.execute(s)
+    db.commit()
+    db.close()
+
+
+def test_records_chain_and_verify_ok(tmp_path):
+    log = _filled(tmp_path / "a.sqlite")
+    res = log.verify()
+    assert (res.ok, res.n_rows, res.first_bad_row) == (True, 5, None)
+    rows = log.rows()
+    assert rows[0]["prev_hash"] == GENESIS
+    assert [r["prev_hash"] for r in rows[1:]] == [r["row_hash"] for r in rows[:-1]]
+    assert res.head_hash == rows[-1]["row_hash"]
+    assert rows[0]["time"].endswith("+00:00")  # filled in UTC when not given
+    assert log._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_accidental_update_and_delete_are_refused(tmp_path):
+    path = tmp_path / "a.sqlite"
+    _filled(path, 2).close()
+    db = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE decisions SET decision='clear' WHERE id=1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM decisions WHERE id=2")
+
+
+@pytest.mark.parametrize("sql, bad_row, words", [
+    (["UPDATE decisions SET decision='clear' WHERE id=3"], 3, "edited"),
+    (["UPDATE decisions SET decision_seconds=1.5 WHERE id=1"], 1, "edited"),
+    (["DELETE FROM decisions WHERE id=2"], 3, "deleted"),
+    (["DELETE FROM decisions WHERE id=5"], 5, "missing at the end"),
+    # swap rows 3 and 4 (ids exchanged, so id order now shows 4's content before 3's)
+    (["UPDATE decisions SET id=100 WHERE id=3", "UPDATE decisions SET id=3 WHERE id=4",
+      "UPDATE decisions SET id=4 WHERE id=100"], 3, "previous row"),
+])
+def test_tampering_is_caught_at_first_bad_row(tmp_path, sql, bad_row, words):
+    path = tmp_path / "a.sqlite"
+    _filled(path).close()
+    _tamper(path, *sql)
+    res = AuditLog(path).verify()
+    assert not res.ok
+    assert res.first_bad_row == bad_row
+    assert words in res.reason
+
+
+def test_cli_verify_names_bad_row_and_exits_nonzero(tmp_path, capsys):
+    path = tmp_path / "a.sqlite"
+    _filled(path).close()
+    assert cli_main(["audit", "verify", str(path)]) == 0
+    assert "OK, 5 rows" in capsys.readouterr().out
+    _tamper(path, "UPDATE decisions SET operator='mallory' WHERE id=2")
+    assert cli_main(["audit", "verify", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "row 2" in err
+
+
+def test_cli_missing_or_foreign_db_is_a_clean_error(tmp_path, capsys):
+    assert cli_main(["audit", "verify", str(tmp_path / "none.sqlite")]) == 2
+    assert "no such audit database" in capsys.readouterr().err
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    assert cli_main(["audit", "stats", str(junk)]) == 2
+    assert "not a usable audit database" in capsys.readouterr().err
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_decision_survives_sigkill_right_after_record(tmp_path):
+    path = tmp_path / "crash.sqlite"
+    code = textwrap.dedent(f"""
+        import os, signal
+        from xscreen.audit import AuditLog, Decision
+        log = AuditLog({str(path)!r})
+        rid = log.record(Decision("bob", "bagX", "ab" * 32, "m-1", 0.5, "suspect", 3.25, [7]))
+        print(rid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint, no atexit
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == -9, res.stderr
+    assert res.stdout.strip() == "1"
+    log = AuditLog(path)
+    rows = log.rows()
+    assert len(rows) == 1 and rows[0]["scan_id"] == "bagX" and rows[0]["decision"] == "suspect"
+    assert log.verify().ok
+
+
+def test_stats_and_export(tmp_path, capsys):
+    log = AuditLog(tmp_path / "a.sqlite")
+    for i, (d, s) in enumerate([("suspect", 4.0), ("clear", 2.0), ("clear", 9.0), ("clear", 1.0)]):
+        log.record(_decision(i, "ana", d, s))
+    log.record(_decision(9, "bo", "unresolved", 5.0))
+    stats = {s.operator: s for s in log.stats()}
+    assert stats["ana"].bags == 4 and stats["ana"].suspect_rate == 0.25
+    assert stats["ana"].median_decision_seconds == 3.0
+    assert (stats["bo"].bags, stats["bo"].suspect_rate) == (1, 0.0)
+    out = tmp_path / "x" / "audit.csv"
+    assert log.export_csv(out) == 5
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 5 and rows[4]["operator"] == "bo" and len(rows[4]["row_hash"]) == 64
+    log.close()
+    assert cli_main(["audit", "stats", str(tmp_path / "a.sqlite")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["operator", "bags", "suspect", "median", "s"]
+    assert table[1].split() == ["ana", "4", "25.0%", "3.0"]
+    assert cli_main(["audit", "export", "--out", str(tmp_path / "b.csv"), str(tmp_path / "a.sqlite")]) == 0
+    assert len((tmp_path / "b.csv").read_text().splitlines()) == 6
+
+
+def test_bad_decision_is_refused(tmp_path):
+    log = AuditLog(tmp_path / "a.sqlite")
+    with pytest.raises(ValueError, match="decision must be one of"):
+        log.record(_decision(1, decision="maybe"))
+    with pytest.raises(ValueError, match="operator"):
+        log.record(_decision(1, operator="  "))
+    assert log.rows() == []
+
+
+def test_two_connections_gui_writer_and_cli_reader(tmp_path):
+    """A GUI holding the log open and a CLI verifying/writing at the same time keep one chain."""
+    path = tmp_path / "a.sqlite"
+    gui, cli = AuditLog(path), AuditLog(path)
+    for i in range(6):
+        (gui if i % 2 else cli).record(_decision(i))
+        assert cli.verify().ok and gui.verify().n_rows == i + 1
+    assert AuditLog(path).verify().n_rows == 6
+
+
+def test_default_path_is_under_user_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("XSCREEN_HOME", str(tmp_path / "home"))
+    log = AuditLog()
+    assert log.path == tmp_path / "home" / "audit.sqlite"
+    with pytest.raises(AuditError):
+        AuditLog(tmp_path / "nope.sqlite", create=False)
