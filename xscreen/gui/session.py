@@ -1,0 +1,121 @@
+"""An operator's session without Qt: the bag queue, recent files, decision timing, what to score.
+
+The main window holds one of each and only forwards events to them, so everything an operator
+does to the queue or a decision is tested headless.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unresolved": "unresolved"}
+MAX_RECENT = 10
+
+
+@dataclass
+class BagQueue:
+    """Scans to review in order; ``index`` is the bag on screen (-1 before the first)."""
+
+    paths: list[Path] = field(default_factory=list)
+    index: int = -1
+
+    @classmethod
+    def from_folder(cls, folder: Path, lister: Callable[[Path], list[Path]] | None = None) -> "BagQueue":
+        """Queue of the scans in ``folder`` (``scan.list_scans`` by default), positioned on the first."""
+        if lister is None:
+            from xscreen.scan import list_scans as lister  # type: ignore[no-redef]
+        paths = [Path(p) for p in lister(Path(folder))]
+        return cls(paths, 0 if paths else -1)
+
+    @property
+    def current(self) -> Path | None:
+        return self.paths[self.index] if 0 <= self.index < len(self.paths) else None
+
+    def peek_next(self) -> Path | None:
+        return self.paths[self.index + 1] if self.index + 1 < len(self.paths) else None
+
+    def step(self, delta: int) -> Path | None:
+        """Move by ``delta`` bags; stays put (returns None) at either end."""
+        new = self.index + delta
+        if not 0 <= new < len(self.paths):
+            return None
+        self.index = new
+        return self.paths[new]
+
+    def position(self) -> str:
+        return f"{self.index + 1}/{len(self.paths)}" if self.paths else "-"
+
+
+def add_recent(recent: list[str], path: str | Path, limit: int = MAX_RECENT) -> list[str]:
+    """Most-recent-first list with ``path`` on top, no duplicates, at most ``limit`` entries."""
+    p = str(Path(path))
+    return ([p] + [r for r in recent if r != p])[:limit]
+
+
+class DecisionTimer:
+    """Seconds from the bag being shown to the operator's decision (a monotonic clock, so a
+    wall-clock change mid-bag cannot produce a negative or inflated time)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._shown_at: float | None = None
+        self.scan_key: str | None = None
+
+    def start(self, scan_key: str) -> None:
+        self._shown_at = self._clock()
+        self.scan_key = scan_key
+
+    def elapsed(self) -> float | None:
+        return None if self._shown_at is None else max(0.0, self._clock() - self._shown_at)
+
+
+def make_decision(action: str, *, operator: str, scan_id: str, file_sha256: str, model_id: str,
+                  threshold: float, regions_shown: list[Any], seconds: float) -> Any:
+    """``audit.Decision`` for a decide.* action; ValueError for a missing operator or action.
+    The time stamp is left for ``AuditLog.record`` to fill at the moment of commit."""
+    from xscreen.audit import Decision
+
+    if action not in DECISIONS:
+        raise ValueError(f"not a decision action: {action!r}")
+    if not operator.strip():
+        raise ValueError("an operator name is required to record a decision")
+    return Decision(operator=operator.strip(), scan_id=scan_id, file_sha256=file_sha256,
+                    model_id=model_id, threshold=float(threshold), regions_shown=list(regions_shown),
+                    decision=DECISIONS[action], decision_seconds=round(float(seconds), 3))
+
+
+class ResultCache:
+    """The last few screenings by (path, model) so going back a bag or a pre-scored next bag
+    shows at once. Small: a Screening of an 8000x3000 scan holds ~200 MB of float maps."""
+
+    def __init__(self, size: int = 3):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def get(self, path: Path | str, model: str) -> Any | None:
+        key = (str(path), model)
+        if key in self._items:
+            self._items.move_to_end(key)
+        return self._items.get(key)
+
+    def put(self, path: Path | str, model: str, value: Any) -> None:
+        self._items[(str(path), model)] = value
+        self._items.move_to_end((str(path), model))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def plan_scoring(target: str, cached: bool, running: str | None) -> str:
+    """What to do when the operator needs ``target`` scored.
+
+    ``show`` (already cached), ``wait`` (the worker is already on it, e.g. pre-scoring),
+    ``preempt`` (the worker is busy with another bag: cancel it, then start), ``start``.
+    """
+    if cached:
+        return "show"
+    if running == target:
+        return "wait"
+    return "preempt" if running is not None else "start"
