@@ -1,0 +1,244 @@
+"""``screen(scan, scorer, cfg) -> Screening``: the one path that the CLI, the GUI and tests share.
+
+scan -> model input on the device (once) -> unfold view -> air mask -> batches of non-air patches
+scored and scattered into per-pixel accumulators -> score grid, heat, residual, reconstruction ->
+regions and the scan-level alarm. ``screen_paths`` runs it over files and folders as a generator.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from xscreen.config import ScreenConfig
+from xscreen.heatmap import Region, find_regions, scan_alarm
+from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, tile
+from xscreen.preprocess import model_input
+from xscreen.scan import Scan, ScanError
+from xscreen.scoring import Scorer
+
+
+@dataclass
+class Timings:
+    """Seconds per stage. ``load``: file read (screen_paths) + model input + transfer to device."""
+
+    load: float = 0.0
+    tile: float = 0.0
+    score: float = 0.0
+    stitch: float = 0.0
+    regions: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class Screening:
+    """Everything the GUI, reports and CLI show about one screened scan. Grids are (rows, cols)
+    over patch origins (row * stride, col * stride); maps are (H, W) in scan pixels."""
+
+    scan_id: str
+    path: str | None
+    sha256: str | None
+    kind: str
+    width: int
+    height: int
+    model_id: str
+    model_checksum: str
+    threshold: float  # raw patch threshold used (calibrated, or the override)
+    threshold_far: float | None  # its calibrated patch false-alarm rate (None for an override)
+    scan_threshold: float
+    scan_aggregation: str
+    stride: int
+    patch_size: int
+    score_grid: np.ndarray  # (rows, cols) float32 raw A, 0 for air
+    recon_grid: np.ndarray  # (rows, cols) float32 R per patch, 0 for air
+    latent_grid: np.ndarray  # (rows, cols) float32 L per patch, 0 for air
+    air_grid: np.ndarray  # (rows, cols) bool
+    heat: np.ndarray  # (H, W) float32 rel score, mean of covering patches
+    residual: np.ndarray  # (H, W) float32 mean|x - x_hat| over channels, mean of covering patches
+    reconstruction: np.ndarray  # (C, H, W) float32 model space [-1, 1]
+    regions: list[Region]
+    scan_score: float
+    alarm: bool
+    device: str = "cpu"
+    precision: str = "fp32"
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def n_patches(self) -> int:
+        return int(self.air_grid.size)
+
+    @property
+    def n_scored(self) -> int:
+        return int((~self.air_grid).sum())
+
+    @property
+    def scan_rel(self) -> float:
+        return self.scan_score / self.scan_threshold if self.scan_threshold > 0 else float("inf")
+
+    def to_summary(self) -> dict[str, Any]:
+        """JSON/CSV-ready scalars and regions (no maps)."""
+        keys = ("scan_id", "path", "sha256", "kind", "width", "height", "model_id", "model_checksum",
+                "threshold", "threshold_far", "scan_threshold", "scan_aggregation", "stride",
+                "patch_size", "scan_score", "alarm", "device", "precision")
+        out: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        out.update(scan_rel=self.scan_rel, n_patches=self.n_patches, n_scored=self.n_scored,
+                   n_regions=len(self.regions), timings=asdict(self.timings),
+                   regions=[asdict(r) for r in self.regions])
+        return out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    patch: float
+    patch_far: float | None
+    scan: float
+    aggregation: str
+    top_k: int
+
+
+def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
+    """cfg overrides win; else the model's calibration. An uncalibrated model needs a threshold;
+    without a scan threshold the scan alarms when its max patch score reaches the patch threshold."""
+    cal = scorer.calibration
+    patch = cfg.threshold if cfg.threshold is not None else scorer.threshold
+    if patch is None or not patch > 0:
+        raise ValueError(f"model {scorer.model_id} has no calibrated threshold: pass a positive threshold")
+    far = cal.patch_far if (cal is not None and cfg.threshold is None) else None
+    if cfg.scan_threshold is not None:
+        scan, agg = cfg.scan_threshold, cal.scan_aggregation if cal else "max"
+    elif cal is not None and cfg.threshold is None:
+        scan, agg = cal.scan_threshold, cal.scan_aggregation
+    else:
+        scan, agg = patch, "max"
+    top_k = cal.top_k if cal is not None else cfg.top_k
+    return Thresholds(float(patch), far, float(scan), str(agg), int(top_k))
+
+
+def _sha256(path: Path | None) -> str | None:
+    if path is None or not Path(path).is_file():
+        return None
+    from xscreen.scan import file_sha256
+
+    return file_sha256(path)
+
+
+def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
+           load_seconds: float = 0.0) -> Screening:
+    """Screen one scan. Raises ValueError when the scan's kind is not the model's."""
+    th = resolve_thresholds(scorer, cfg)
+    t = Timings(load=load_seconds)
+    t0 = time.perf_counter()
+    x = torch.from_numpy(model_input(scan, scorer.preprocess)).to(scorer.device)
+    t.load += _lap(t0, scorer)
+    t1 = time.perf_counter()
+    tiling = tile(x, scorer.patch_size, cfg.stride, air_value(scorer.preprocess))
+    del x  # the padded copy inside the tiling is the only one kept
+    air = air_mask(tiling, cfg.air_threshold, scorer.preprocess) if cfg.skip_air else \
+        torch.zeros(tiling.grid, dtype=torch.bool, device=scorer.device)
+    t.tile = _lap(t1, scorer)
+    grids, recon, residual = _score_stream(tiling, air, scorer, t)
+    t3 = time.perf_counter()
+    score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
+    heat = grid_to_pixels(torch.from_numpy(score_grid / th.patch).to(scorer.device), tiling)
+    regions = find_regions(score_grid, th.patch, tiling, cfg.min_region_patches)
+    air_np = air.cpu().numpy()
+    s_score, alarm = scan_alarm(score_grid[~air_np], th.scan, th.aggregation, th.top_k)
+    t.regions = time.perf_counter() - t3
+    t.total = load_seconds + time.perf_counter() - t0
+    return Screening(
+        scan_id=scan.scan_id, path=str(scan.path) if scan.path else None, sha256=_sha256(scan.path),
+        kind=scan.kind, width=scan.width, height=scan.height, model_id=scorer.model_id,
+        model_checksum=scorer.checksum, threshold=th.patch, threshold_far=th.patch_far,
+        scan_threshold=th.scan, scan_aggregation=th.aggregation, stride=cfg.stride,
+        patch_size=scorer.patch_size, score_grid=score_grid, recon_grid=recon_grid,
+        latent_grid=latent_grid, air_grid=air_np, heat=heat.cpu().numpy(),
+        residual=residual.cpu().numpy(), reconstruction=recon.cpu().numpy(), regions=regions,
+        scan_score=s_score, alarm=alarm, device=str(scorer.device), precision=scorer.precision.name,
+        timings=t)
+
+
+def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
+    """Score non-air patches batch by batch; -> ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W))."""
+    dev = scorer.device
+    grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
+    acc = StitchAccumulator(tiling)
+    todo = torch.nonzero(~air.reshape(-1)).reshape(-1)
+    for chunk in todo.split(scorer.batch_size):
+        ts = time.perf_counter()
+        batch = tiling.gather(chunk)
+        ps = scorer.score(batch)
+        for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
+            g[chunk] = v
+        t.score += time.perf_counter() - ts
+        ts = time.perf_counter()
+        acc.add(chunk, batch, ps.reconstructions)
+        t.stitch += time.perf_counter() - ts
+    ts = time.perf_counter()
+    recon, residual = acc.result()
+    t.stitch += _lap(ts, scorer)
+    return grids, recon, residual
+
+
+def _lap(start: float, scorer: Scorer) -> float:
+    if scorer.device.type == "cuda":
+        torch.cuda.synchronize(scorer.device)  # stage timings must include queued kernels
+    return time.perf_counter() - start
+
+
+# --- batch screening ---------------------------------------------------------------------------
+@dataclass
+class ScreenResult:
+    path: Path
+    scan: Scan
+    screening: Screening
+
+
+@dataclass
+class ScreenFailure:
+    path: Path
+    fault: str  # "<file>: <fault>"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' (0 <= i < n) -> (i, n)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def collect_paths(paths: Iterable[str | Path], shard: tuple[int, int] = (0, 1)) -> list[Path]:
+    """Files as given, folders expanded recursively (TIFF pairs grouped), sorted, de-duplicated,
+    then shard i of n = every n-th file from the i-th: disjoint, complete, deterministic."""
+    from xscreen.scan import list_scans
+
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        found.update(list_scans(p, recursive=True) if p.is_dir() else [p])
+    i, n = shard
+    return [p for k, p in enumerate(sorted(found, key=str)) if k % n == i]
+
+
+def screen_paths(paths: Iterable[str | Path], scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
+                 shard: tuple[int, int] = (0, 1)) -> Iterator[ScreenResult | ScreenFailure]:
+    """Yield one result or failure per scan file; bad files are reported and skipped."""
+    from xscreen.scan import load_scan
+
+    for path in collect_paths(paths, shard):
+        t0 = time.perf_counter()
+        try:
+            scan = load_scan(path)
+            result = screen(scan, scorer, cfg, load_seconds=time.perf_counter() - t0)
+        except ScanError as exc:
+            yield ScreenFailure(path, str(exc))
+        except (ValueError, OSError) as exc:
+            yield ScreenFailure(path, f"{path}: {exc}")
+        else:
+            yield ScreenResult(path, scan, result)

@@ -1,0 +1,158 @@
+"""``Scorer``: a Skip-GANomaly model resident on its device, patches -> anomaly scores.
+
+A(x) = lam * R(x) + (1 - lam) * L(x) (DESIGN.md 'Score'), R = mean |x - x_hat| (l1) or mean
+(x - x_hat)^2 (l2) over the patch, L = mean (f(x) - f(x_hat))^2 over the discriminator features.
+Both networks run in eval mode - the reference code left BatchNorm in train mode at test time, so
+its scores depended on what else was in the batch; here a patch's score is a function of the patch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xscreen.config import Preprocess
+from xscreen.runtime import precision_for, resolve_device
+
+CPU_BATCH = 64  # measured best on a 2-core CPU (benchmarks/RESULTS.md); larger gains nothing
+_CUDA_BYTES_PER_PATCH = 48 * 2**20  # conservative activation footprint of G + 2 D passes, ngf 64
+_MAX_CUDA_BATCH = 2048
+
+
+@dataclass
+class PatchScores:
+    """Per-patch results for a batch of n patches."""
+
+    scores: torch.Tensor  # (n,) float32 A = lam R + (1 - lam) L
+    recon_error: torch.Tensor  # (n,) float32 R
+    latent_error: torch.Tensor  # (n,) float32 L
+    reconstructions: torch.Tensor | None  # (n, C, S, S) model space, or None when not kept
+
+
+def _load(model: Any, device: torch.device) -> Any:
+    if isinstance(model, (str, Path)):
+        from xscreen.checkpoint import load_model  # lazy: keeps scoring importable on its own
+
+        return load_model(model, map_location=str(device))
+    return model
+
+
+class Scorer:
+    """Loads a model once and scores batches of patches on its device.
+
+    ``model``: a model file path or a ``checkpoint.LoadedModel`` (anything with ``generator``,
+    ``discriminator``, ``meta``, ``model_id``, ``checksum``).
+    """
+
+    def __init__(self, model: Any, device: str = "auto", precision: str = "auto",
+                 batch_size: int | None = None, compile: bool = False):
+        self.device = resolve_device(device)
+        self.loaded = _load(model, self.device)
+        self.precision = precision_for(self.device, precision)
+        meta = self.loaded.meta
+        self.lam = float(meta.train.lam)
+        self.recon = str(meta.train.recon)
+        self.generator = self._prepare(self.loaded.generator, compile)
+        self.discriminator = self._prepare(self.loaded.discriminator, compile)
+        self.batch_size = int(batch_size) if batch_size else self._default_batch()
+
+    def _prepare(self, net: torch.nn.Module, compile: bool) -> torch.nn.Module:
+        # channels-last lets oneDNN / cuDNN pick NHWC conv kernels without reorders per layer
+        net = net.to(self.device, memory_format=torch.channels_last).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return torch.compile(net) if compile else net
+
+    def _default_batch(self) -> int:
+        if self.device.type != "cuda":
+            return CPU_BATCH
+        free, _ = torch.cuda.mem_get_info(self.device)
+        scale = (self.patch_size / 64) ** 2 * (self.loaded.meta.net.ngf / 64)
+        return int(max(16, min(_MAX_CUDA_BATCH, free * 0.5 // (_CUDA_BYTES_PER_PATCH * scale / 16))))
+
+    # --- what the pipeline, GUI and reports read -------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return str(self.loaded.model_id)
+
+    @property
+    def checksum(self) -> str:
+        return str(self.loaded.checksum)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.loaded.meta.preprocess
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.loaded.meta.net.size)
+
+    @property
+    def calibration(self):
+        return self.loaded.meta.calibration
+
+    @property
+    def threshold(self) -> float | None:
+        """Calibrated raw patch threshold, None for an uncalibrated model."""
+        cal = self.calibration
+        return None if cal is None else float(cal.patch_threshold)
+
+    @property
+    def scan_threshold(self) -> float | None:
+        cal = self.calibration
+        return None if cal is None else float(cal.scan_threshold)
+
+    # --- scoring -----------------------------------------------------------------------------
+    def score(self, patches: torch.Tensor, keep_reconstructions: bool = True) -> PatchScores:
+        """patches (N, C, S, S) in [-1, 1] -> PatchScores, in chunks of ``batch_size``.
+
+        On CUDA out-of-memory the batch size is halved and the chunk retried.
+        """
+        parts: list[PatchScores] = []
+        i = 0
+        while i < patches.shape[0]:
+            chunk = patches[i: i + self.batch_size]
+            try:
+                parts.append(self._score_batch(chunk, keep_reconstructions))
+            except torch.OutOfMemoryError:
+                if self.batch_size <= 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.batch_size //= 2
+                continue
+            i += chunk.shape[0]
+        return _concat(parts, keep_reconstructions)
+
+    @torch.inference_mode()
+    def _score_batch(self, x: torch.Tensor, keep: bool) -> PatchScores:
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast():
+            x_hat = self.generator(x)
+            # one discriminator pass over [x; x_hat]: a bigger GEMM, and eval-mode BN makes the
+            # features of each half identical to two separate passes
+            _, feats = self.discriminator(torch.cat([x, x_hat.to(x.dtype)], dim=0))
+        x_hat = x_hat.float()
+        f = feats.float().flatten(1)
+        f_x, f_xh = f[: x.shape[0]], f[x.shape[0]:]
+        diff = x.float() - x_hat
+        r = diff.abs() if self.recon == "l1" else diff.square()
+        recon_err = r.flatten(1).mean(dim=1)
+        latent_err = (f_x - f_xh).square().mean(dim=1)
+        scores = self.lam * recon_err + (1.0 - self.lam) * latent_err
+        return PatchScores(scores, recon_err, latent_err, x_hat if keep else None)
+
+
+def _concat(parts: list[PatchScores], keep: bool) -> PatchScores:
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        z = torch.zeros(0)
+        return PatchScores(z, z, z, None)
+    return PatchScores(
+        torch.cat([p.scores for p in parts]),
+        torch.cat([p.recon_error for p in parts]),
+        torch.cat([p.latent_error for p in parts]),
+        torch.cat([p.reconstructions for p in parts]) if keep else None,  # type: ignore[misc]
+    )
