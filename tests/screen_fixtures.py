@@ -2,47 +2,28 @@
 test_pipeline, test_cli_screen)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig
+from xscreen.checkpoint import LoadedModel, ModelCard, ModelMeta, save_model
 from xscreen.network import Discriminator, Generator
 from xscreen.scan import Scan
 
 
-@dataclass
-class TinyMeta:
-    net: NetConfig
-    preprocess: Preprocess
-    patch: PatchConfig
-    train: TrainConfig
-    calibration: Calibration | None
-    card: Any = None
-
-
-@dataclass
-class TinyLoaded:
-    generator: torch.nn.Module
-    discriminator: torch.nn.Module
-    meta: TinyMeta
-    model_id: str
-    checksum: str
-    path: Path | None = None
-
-
 def tiny_meta(kind: str = "dual", size: int = 32, calibration: Calibration | None = None,
-              recon: str = "l1") -> TinyMeta:
+              recon: str = "l1") -> ModelMeta:
     pre = Preprocess(kind=kind)
     net = NetConfig(size=size, channels=pre.channels, ngf=8, ndf=8, nz=16)
-    return TinyMeta(net, pre, PatchConfig(size=size, stride=size // 2), TrainConfig(recon=recon), calibration)
+    return ModelMeta(net, pre, PatchConfig(size=size, stride=size // 2), TrainConfig(recon=recon),
+                     calibration, ModelCard(name="tiny"))
 
 
 def tiny_model(kind: str = "dual", size: int = 32, seed: int = 0, calibration: Calibration | None = None,
-               recon: str = "l1") -> TinyLoaded:
+               recon: str = "l1") -> LoadedModel:
     """Random-init ngf = ndf = 8 model in eval mode, with BN running stats made non-trivial so that a
     train-mode BN would give visibly different (batch-dependent) scores."""
     torch.manual_seed(seed)
@@ -52,11 +33,17 @@ def tiny_model(kind: str = "dual", size: int = 32, seed: int = 0, calibration: C
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    return TinyLoaded(g.eval(), d.eval(), meta, f"tiny-{seed:012d}", "0" * 64)
+    return LoadedModel(g.eval(), d.eval(), meta, f"tiny-{seed:012d}", "0" * 64, Path("tiny.xsm"))
 
 
-def with_calibration(model: TinyLoaded, patch_threshold: float, scan_threshold: float,
-                     aggregation: str = "max") -> TinyLoaded:
+def save_tiny_model(path: Path, **kwargs) -> Path:
+    model = tiny_model(**kwargs)
+    save_model(path, model.generator, model.discriminator, model.meta)
+    return path
+
+
+def with_calibration(model: LoadedModel, patch_threshold: float, scan_threshold: float,
+                     aggregation: str = "max") -> LoadedModel:
     cal = Calibration(patch_threshold, 0.01, scan_threshold, 0.05, aggregation)  # type: ignore[arg-type]
     return replace(model, meta=replace(model.meta, calibration=cal))
 
