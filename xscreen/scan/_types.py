@@ -1,6 +1,6 @@
-"""Scans and every reader/writer (DESIGN.md 'Scan formats in').
+"""The Scan type and ScanError (the contract every reader fills).
 
-CONTRACT (other modules rely on this; the readers below fill it):
+CONTRACT (other modules rely on this):
     Scan.channels : np.ndarray (C, H, W), integer dtype (uint8 or uint16), raw detector/display values.
         dual: C = 2, order [high, low]; rgb: C = 3 (R, G, B); gray: C = 1.
     Scan.i0       : float, the air level: the value a pixel has with nothing in the beam

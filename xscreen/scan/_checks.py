@@ -1,0 +1,138 @@
+"""Checks every reader shares: header size limits, pixel types, the air level, Scan assembly.
+
+Each reader turns its format into (C, H, W) arrays and hands them to ``make_scan``, so every
+format is validated the same way and a Scan is only ever built from fully checked data.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xscreen.config import ScanKind
+from xscreen.scan._types import MIN_SIDE, Scan, ScanError
+
+_UINT16_MAX = 65535
+# Air is the brightest common value in a bag image; a high percentile rather than the max keeps
+# a few hot pixels or noise spikes from setting I0 (Poisson noise on ~60k counts is ~250 counts).
+_I0_PERCENTILE = 99.5
+_I0_SAMPLES = 1_000_000
+
+
+def check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
+    """Reject from header dimensions, before any pixel is read."""
+    if height * width > max_pixels:
+        raise ScanError(path, f"image {width}x{height} = {height * width:,} pixels exceeds the limit of "
+                              f"{max_pixels:,} pixels")
+    check_min_side(path, height, width)
+
+
+def check_min_side(path: Path, height: int, width: int) -> None:
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise ScanError(path, f"image {width}x{height} is smaller than one {MIN_SIDE}x{MIN_SIDE} patch")
+
+
+def to_counts(path: Path, data: np.ndarray, what: str = "image") -> np.ndarray:
+    """Any pixel array -> uint8/uint16, or a ScanError saying why it cannot be mapped.
+
+    Float data are accepted when they map without guessing: [0, 1] is read as transmission
+    (scaled to the full 16-bit range), [0, 65535] as detector counts (rounded).
+    """
+    dt = data.dtype
+    if dt in (np.uint8, np.uint16):
+        return data
+    if dt.kind == "f":
+        return _float_to_counts(path, data, what)
+    if dt.kind == "b":
+        raise ScanError(path, f"{what} is 1-bit (black/white); an X-ray scan needs 8 or 16 bits")
+    if dt.kind in "iu" and dt.itemsize <= 2:
+        # Signed 8/16-bit (e.g. DICOM PixelRepresentation = 1) is fine when nothing is negative.
+        if data.size and int(data.min()) < 0:
+            raise ScanError(path, f"{what} is signed {8 * dt.itemsize}-bit with negative values")
+        return data.astype(np.uint8 if dt.itemsize == 1 else np.uint16)
+    raise ScanError(path, f"{what} has unsupported bit depth: {8 * dt.itemsize}-bit "
+                          f"{'integer' if dt.kind in 'iu' else dt.name} (expected 8 or 16-bit)")
+
+
+def _float_to_counts(path: Path, data: np.ndarray, what: str) -> np.ndarray:
+    if not np.isfinite(data).all():
+        raise ScanError(path, f"{what} is float data containing NaN or Inf")
+    lo, hi = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if lo < 0.0 or hi > _UINT16_MAX:
+        raise ScanError(path, f"{what} is float data in [{lo:g}, {hi:g}], which maps neither to "
+                              f"transmission [0, 1] nor to 16-bit counts [0, 65535]")
+    scale = _UINT16_MAX if hi <= 1.0 else 1.0
+    return np.rint(data.astype(np.float64) * scale).astype(np.uint16)
+
+
+def estimate_i0(channels: np.ndarray) -> float:
+    """Air level of (C, H, W) integer data that records none: 255 for 8-bit, else a high percentile."""
+    if channels.dtype == np.uint8:
+        return 255.0
+    step = max(1, int(math.sqrt(channels[0].size / _I0_SAMPLES)))
+    sample = channels[:, ::step, ::step]
+    i0 = float(np.percentile(sample, _I0_PERCENTILE))
+    return i0 if i0 > 0 else float(channels.max())
+
+
+def check_i0(path: Path, value: Any) -> float:
+    try:
+        i0 = float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ScanError(path, f"air level i0 = {value!r} is not a number") from exc
+    if not math.isfinite(i0) or i0 <= 0:
+        raise ScanError(path, f"air level i0 = {i0} is not a positive number")
+    return i0
+
+
+def check_pitch(path: Path, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        pitch = float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ScanError(path, f"pixel_pitch_mm = {value!r} is not a number") from exc
+    if not math.isfinite(pitch) or pitch <= 0:
+        raise ScanError(path, f"pixel_pitch_mm = {pitch} is not a positive number")
+    return pitch
+
+
+def make_scan(path: Path, kind: ScanKind, channels: np.ndarray, *, scan_id: str | None = None,
+              i0: Any = None, pixel_pitch_mm: Any = None, metadata: dict | None = None) -> Scan:
+    """Validate (C, H, W) integer channels and assemble the Scan; the last step of every reader."""
+    _, h, w = channels.shape
+    check_min_side(path, h, w)
+    if not channels.any():
+        raise ScanError(path, "all pixels are zero (no signal)")
+    return Scan(
+        scan_id=str(scan_id) if scan_id else path.stem,
+        kind=kind,
+        channels=np.ascontiguousarray(channels),
+        i0=check_i0(path, i0) if i0 is not None else estimate_i0(channels),
+        path=path,
+        pixel_pitch_mm=check_pitch(path, pixel_pitch_mm),
+        metadata=dict(metadata or {}),
+    )
+
+
+def header_json(scan: Scan, **extra: Any) -> str:
+    """The JSON that TIFF descriptions and PNG text chunks carry (i0, id, pitch, metadata)."""
+    return json.dumps({"xscreen": {"scan_id": scan.scan_id, "kind": scan.kind, "i0": scan.i0,
+                                   "pixel_pitch_mm": scan.pixel_pitch_mm,
+                                   "metadata": scan.metadata, **extra}})
+
+
+def parse_header_json(text: Any) -> dict:
+    """Inverse of ``header_json``; {} for foreign or absent descriptions (never an error)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return {}
+    try:
+        info = json.loads(text).get("xscreen", {})
+    except (ValueError, AttributeError):
+        return {}
+    return info if isinstance(info, dict) else {}

@@ -1,0 +1,97 @@
+"""DICOS / DICOM digital X-ray (DX, CR) through pydicom.
+
+DICOS (NEMA IIC 1) is DICOM for security screening; its DX image classes hold one projection
+image, like a line-scan baggage image. CT volumes and threat reports (TDR) are not scans we
+can screen, and say so.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from xscreen.scan._checks import check_size, make_scan, to_counts
+from xscreen.scan._types import Scan, ScanError
+
+DICOM_SUFFIXES = (".dcs", ".dcm", ".dicom")
+_DX = {
+    "1.2.840.10008.5.1.4.1.1.501.2.1": "DICOS DX image for presentation",
+    "1.2.840.10008.5.1.4.1.1.501.2.2": "DICOS DX image for processing",
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX image for presentation",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX image for processing",
+    "1.2.840.10008.5.1.4.1.1.1": "CR image",
+}
+_OTHER = {
+    "1.2.840.10008.5.1.4.1.1.501.1": "DICOS CT image",
+    "1.2.840.10008.5.1.4.1.1.501.3": "DICOS threat detection report (TDR)",
+    "1.2.840.10008.5.1.4.1.1.501.4": "DICOS 2-D AIT image",
+    "1.2.840.10008.5.1.4.1.1.501.5": "DICOS 3-D AIT image",
+}
+
+
+def read_dicom(path: Path, max_pixels: int) -> Scan:
+    """(1, H, W) grey (or (3, H, W) RGB) from a DX file; the header is checked before decoding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every vendor quirk
+        # Large elements (the pixel data) stay on disk until asked for, after the size check.
+        ds = pydicom.dcmread(path, defer_size="64 KB")
+        _check_dx(path, ds)
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        check_size(path, rows, cols, max_pixels)
+        channels = _to_channels(path, ds, _pixel_array(path, ds))
+        spacing = ds.get("ImagerPixelSpacing") or ds.get("PixelSpacing")
+        metadata = _metadata(ds)
+    return make_scan(path, "gray" if channels.shape[0] == 1 else "rgb", channels,
+                     pixel_pitch_mm=float(spacing[0]) if spacing else None, metadata=metadata)
+
+
+def _check_dx(path: Path, ds: pydicom.Dataset) -> None:
+    sop = str(ds.get("SOPClassUID", ""))
+    modality = str(ds.get("Modality", ""))
+    if sop in _DX or (sop not in _OTHER and modality in ("DX", "CR")):
+        if int(ds.get("NumberOfFrames") or 1) > 1:
+            raise ScanError(path, f"DX file holds {ds.NumberOfFrames} frames; expected one image")
+        if "PixelData" not in ds:
+            raise ScanError(path, "DX file has no pixel data")
+        return
+    what = _OTHER.get(sop) or f"SOP class {sop or 'unknown'}, modality {modality or 'unknown'}"
+    raise ScanError(path, f"not a DX image: {what}")
+
+
+def _pixel_array(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # pydicom raises RuntimeError/ValueError/NotImplementedError here
+        if syntax is not None and syntax.is_compressed:
+            raise ScanError(path, f"pixel data are compressed ({syntax.name}) and cannot be decoded "
+                                  f"here: no decoder installed (pip install pylibjpeg "
+                                  f"pylibjpeg-libjpeg, or python-gdcm) [{type(exc).__name__}]") from exc
+        raise ScanError(path, f"cannot decode DICOM pixel data ({type(exc).__name__}: {exc})") from exc
+
+
+def _to_channels(path: Path, ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
+    """(C, H, W) counts, bright = air: MONOCHROME1 (white = attenuating) is inverted."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return np.moveaxis(to_counts(path, pixels), -1, 0)
+    if pixels.ndim != 2:
+        raise ScanError(path, f"unsupported DX pixel layout {pixels.shape} ({photometric})")
+    counts = to_counts(path, pixels)
+    if photometric == "MONOCHROME1":
+        top = min(2 ** int(ds.get("BitsStored") or 8 * counts.itemsize) - 1, np.iinfo(counts.dtype).max)
+        counts = (top - np.minimum(counts, top)).astype(counts.dtype)
+    return counts[None]
+
+
+def _metadata(ds: pydicom.Dataset) -> dict[str, str]:
+    sop = str(ds.get("SOPClassUID", ""))
+    meta = {"format": "DICOS" if ".501." in sop else "DICOM", "sop_class": _DX.get(sop, sop)}
+    for key in ("Modality", "Manufacturer", "PhotometricInterpretation", "SOPInstanceUID",
+                "SeriesDescription", "BitsStored"):
+        value = ds.get(key)
+        if value not in (None, ""):
+            meta[key] = str(value)
+    return meta

@@ -1,0 +1,94 @@
+"""The native format: HDF5 with ``high`` and ``low`` (H, W) uint16 datasets and attrs
+``i0``, ``pixel_pitch_mm``, ``scan_id`` and ``metadata`` (a JSON object; other attrs of a
+foreign file are kept as metadata too)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xscreen.atomic import atomic_path
+from xscreen.scan._checks import check_size, make_scan, to_counts
+from xscreen.scan._types import Scan, ScanError
+
+_KNOWN = {"i0", "pixel_pitch_mm", "scan_id", "metadata", "kind"}
+
+
+def read_h5(path: Path, max_pixels: int) -> Scan:
+    """(2, H, W) dual scan; shapes, types and size are checked before any pixel is read."""
+    with h5py.File(path, "r") as f:
+        high, low = _dataset(f, path, "high"), _dataset(f, path, "low")
+        if high.shape != low.shape:
+            raise ScanError(path, f"high {high.shape} and low {low.shape} differ in shape")
+        if high.dtype != low.dtype:
+            raise ScanError(path, f"high ({high.dtype}) and low ({low.dtype}) differ in pixel type")
+        check_size(path, high.shape[0], high.shape[1], max_pixels)
+        channels = np.stack([to_counts(path, high[()], "high"), to_counts(path, low[()], "low")])
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    metadata = _metadata(attrs)
+    return make_scan(path, "dual", channels, scan_id=attrs.get("scan_id"), i0=attrs.get("i0"),
+                     pixel_pitch_mm=attrs.get("pixel_pitch_mm"), metadata=metadata)
+
+
+def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
+    obj = f.get(name)
+    if obj is None:
+        raise ScanError(path, f"HDF5 file has no '{name}' dataset (expected 'high' and 'low')")
+    if not isinstance(obj, h5py.Dataset) or obj.ndim != 2:
+        shape = getattr(obj, "shape", "a group")
+        raise ScanError(path, f"'{name}' is {shape}, expected a 2-D image dataset")
+    return obj
+
+
+def _plain(value: Any) -> Any:
+    """h5py attribute -> JSON-able Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _metadata(attrs: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    raw = attrs.get("metadata")
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+            meta.update(parsed if isinstance(parsed, dict) else {"metadata": parsed})
+        except ValueError:
+            meta["metadata"] = raw
+    meta.update({k: v for k, v in attrs.items() if k not in _KNOWN})
+    return meta
+
+
+def save_h5(scan: Scan, path: str | Path) -> Path:
+    """Write a dual scan atomically (gzip + shuffle: ~2-3x smaller on detector noise, fast to read)."""
+    path = Path(path)
+    if scan.kind != "dual":
+        raise ScanError(path, f"HDF5 scans are dual-energy; this scan is '{scan.kind}' (use save_image)")
+    metadata = json.dumps(scan.metadata, default=_json_default)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, data in (("high", scan.high), ("low", scan.low)):
+                f.create_dataset(name, data=data, compression="gzip", compression_opts=4, shuffle=True)
+            f.attrs["i0"] = float(scan.i0)
+            f.attrs["scan_id"] = scan.scan_id
+            f.attrs["kind"] = scan.kind
+            if scan.pixel_pitch_mm is not None:
+                f.attrs["pixel_pitch_mm"] = float(scan.pixel_pitch_mm)
+            f.attrs["metadata"] = metadata
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,139 @@
+"""TIFF: dual-energy pairs ``NAME_high.tif`` + ``NAME_low.tif`` and single grey/RGB images.
+
+Our own files carry i0, scan id, pixel pitch and metadata as JSON in the ImageDescription tag.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from xscreen.atomic import atomic_path
+from xscreen.scan._checks import check_size, header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._types import Scan, ScanError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PAIR_TAGS = ("_high", "_low")
+_PHOTO = tifffile.PHOTOMETRIC
+
+
+def pair_stem(path: Path) -> Path | None:
+    """'d/X_high.tif' or 'd/X_low.tiff' -> 'd/X'; None when the name is not a pair member."""
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    for tag in PAIR_TAGS:
+        if path.stem.lower().endswith(tag) and len(path.stem) > len(tag):
+            return path.with_name(path.stem[: -len(tag)])
+    return None
+
+
+def pair_files(stem: Path) -> tuple[Path | None, Path | None]:
+    """The existing (high, low) files of a pair stem; a half that is absent is None."""
+    def find(tag: str) -> Path | None:
+        for ext in (".tif", ".tiff", ".TIF", ".TIFF"):
+            candidate = stem.with_name(stem.name + tag + ext)
+            if candidate.is_file():
+                return candidate
+        return None
+    return find("_high"), find("_low")
+
+
+def read_tiff_pair(stem: Path, max_pixels: int, asked: Path) -> Scan:
+    """(2, H, W) dual scan from a pair; both headers are checked before either is read."""
+    high, low = pair_files(stem)
+    if high is None or low is None:
+        missing = f"{stem.name}_high.tif" if high is None else f"{stem.name}_low.tif"
+        raise ScanError(asked, f"TIFF pair is incomplete: {missing} is missing")
+    with tifffile.TiffFile(high) as th, tifffile.TiffFile(low) as tl:
+        ph, pl = _page(high, th), _page(low, tl)
+        for path, page in ((high, ph), (low, pl)):
+            if page.samplesperpixel != 1:
+                raise ScanError(path, f"a pair half must be one grey channel, found {page.samplesperpixel}")
+        if ph.shape != pl.shape:
+            raise ScanError(asked, f"high {ph.shape} and low {pl.shape} differ in shape")
+        if ph.dtype != pl.dtype:
+            raise ScanError(asked, f"high ({ph.dtype}) and low ({pl.dtype}) differ in pixel type")
+        check_size(asked, ph.imagelength, ph.imagewidth, max_pixels)
+        info = parse_header_json(ph.description)
+        channels = np.stack([_grey(high, ph, "high"), _grey(low, pl, "low")])
+    return make_scan(high, "dual", channels, scan_id=info.get("scan_id") or stem.name,
+                     i0=info.get("i0"), pixel_pitch_mm=info.get("pixel_pitch_mm"),
+                     metadata=info.get("metadata"))
+
+
+def read_tiff_image(path: Path, max_pixels: int) -> Scan:
+    """(1, H, W) grey or (3, H, W) RGB from a single TIFF (alpha dropped)."""
+    with tifffile.TiffFile(path) as tif:
+        page = _page(path, tif)
+        check_size(path, page.imagelength, page.imagewidth, max_pixels)
+        samples = page.samplesperpixel
+        if page.photometric in (_PHOTO.MINISBLACK, _PHOTO.MINISWHITE) and samples == 1:
+            kind, channels = "gray", _grey(path, page)[None]
+        elif page.photometric == _PHOTO.RGB and samples in (3, 4):
+            data = to_counts(path, _read(path, page))
+            hwc = data if page.planarconfig == tifffile.PLANARCONFIG.CONTIG else np.moveaxis(data, 0, -1)
+            kind, channels = "rgb", np.moveaxis(hwc[..., :3], -1, 0)
+        else:
+            raise ScanError(path, f"unsupported TIFF layout: {page.photometric.name} with {samples} "
+                                  f"channel(s) (expected grey, RGB or RGBA)")
+        info = parse_header_json(page.description)
+    return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
+                     pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))
+
+
+def _page(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPage:
+    if not tif.pages or not tif.series:
+        raise ScanError(path, "TIFF holds no image")
+    series = tif.series[0]
+    if len(series.pages) > 1:
+        raise ScanError(path, f"TIFF holds a stack of {len(series.pages)} images; expected one")
+    page = series.keyframe
+    if page.is_tiled and page.imagedepth > 1:
+        raise ScanError(path, "TIFF holds a volume; expected one 2-D image")
+    return page
+
+
+def _read(path: Path, page: tifffile.TiffPage) -> np.ndarray:
+    """Pixels of one page; a page whose data run past the end of the file is truncated, not zeros."""
+    size = path.stat().st_size
+    ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
+    if not ends or max(ends) > size or min(page.databytecounts) <= 0:
+        raise ScanError(path, "TIFF is truncated: pixel data run past the end of the file")
+    return page.asarray()
+
+
+def _grey(path: Path, page: tifffile.TiffPage, what: str = "image") -> np.ndarray:
+    """(H, W) uint8/uint16; MINISWHITE is inverted so bright = air as everywhere else."""
+    data = to_counts(path, _read(path, page).reshape(page.imagelength, page.imagewidth), what)
+    if page.photometric == _PHOTO.MINISWHITE:
+        data = np.iinfo(data.dtype).max - data
+    return data
+
+
+def save_tiff_pair(scan: Scan, stem: str | Path) -> tuple[Path, Path]:
+    """Write NAME_high.tif and NAME_low.tif (zlib) for a dual scan; returns (high, low) paths.
+
+    ``stem`` may be 'd/NAME', 'd/NAME.tif' or either half's file name.
+    """
+    stem = Path(stem)
+    stem = pair_stem(stem) or (stem.with_suffix("") if stem.suffix.lower() in TIFF_SUFFIXES else stem)
+    if scan.kind != "dual":
+        raise ScanError(stem, f"a TIFF pair holds a dual-energy scan; this scan is '{scan.kind}'")
+    high, low = stem.with_name(stem.name + "_high.tif"), stem.with_name(stem.name + "_low.tif")
+    # Nested temps: a write that fails part-way leaves neither half behind.
+    with atomic_path(high) as tmp_high, atomic_path(low) as tmp_low:
+        for tmp, data, channel in ((tmp_high, scan.high, "high"), (tmp_low, scan.low, "low")):
+            tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib",
+                             description=header_json(scan, channel=channel), metadata=None)
+    return high, low
+
+
+def save_tiff_image(scan: Scan, path: Path) -> Path:
+    """Single grey (H, W) or RGB (H, W, 3) TIFF, 8 or 16 bit."""
+    rgb = scan.kind == "rgb"
+    data = np.moveaxis(scan.channels, 0, -1) if rgb else scan.channels[0]
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data, photometric="rgb" if rgb else "minisblack", compression="zlib",
+                         description=header_json(scan), metadata=None)
+    return path
