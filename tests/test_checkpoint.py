@@ -1,0 +1,113 @@
+"""The model file: round trip, safe loading, refusal of tampered / truncated / foreign files."""
+import json
+import os
+
+import pytest
+import torch
+
+from xscreen.checkpoint import (
+    FORMAT, ModelCard, ModelError, ModelMeta, library_versions, load_model, read_meta, save_model,
+    update_model_meta, utc_now,
+)
+from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig
+from xscreen.network import Discriminator, Generator
+
+NET = NetConfig(size=32, channels=2, ngf=4, ndf=4, nz=8)
+
+
+def _meta(calibration=None):
+    card = ModelCard(name="tiny", created=utc_now(), seed=3, data_manifest_sha256="ab" * 32,
+                     n_train_patches=10, n_val_patches=4, n_train_scans=2, n_val_scans=1,
+                     versions=library_versions(), train_seconds=1.5, command="xscreen train x")
+    return ModelMeta(NET, Preprocess(kind="dual"), PatchConfig(size=32, stride=16), TrainConfig(epochs=2),
+                     calibration, card)
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    torch.manual_seed(0)
+    g, d = Generator(NET), Discriminator(NET)
+    g(torch.rand(4, 2, 32, 32))  # move BN running stats off their defaults so they must round-trip
+    path = tmp_path / "m.xsm"
+    cal = Calibration(patch_threshold=0.3, patch_far=0.01, scan_threshold=0.5, scan_far=0.05,
+                      quantiles={"0.5": 0.1, "0.99": 0.3}, n_patches=100, n_scans=5)
+    checksum = save_model(path, g.to(memory_format=torch.channels_last), d, _meta(cal))
+    return path, g, d, checksum
+
+
+def test_round_trip(model_file):
+    path, g, d, checksum = model_file
+    m = load_model(path)
+    assert m.checksum == checksum and m.model_id == f"tiny-{checksum[:12]}"
+    assert not m.generator.training and not m.discriminator.training
+    for a, b in [(g.state_dict(), m.generator.state_dict()), (d.state_dict(), m.discriminator.state_dict())]:
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert m.meta == _meta(m.meta.calibration)
+    assert m.meta.calibration.quantiles == {"0.5": 0.1, "0.99": 0.3}
+    assert m.meta.patch.stride == 16 and m.meta.train.epochs == 2
+
+
+def test_update_meta_rewrites_and_rechecksums(model_file):
+    path, _, _, checksum = model_file
+    new_cal = Calibration(patch_threshold=0.7, patch_far=0.02, scan_threshold=0.9, scan_far=0.1)
+    new = update_model_meta(path, calibration=new_cal, evaluation={"patch_auc": 0.91}, description="x")
+    meta, ck = read_meta(path)
+    assert ck == new != checksum
+    assert meta.calibration == new_cal and meta.card.evaluation == {"patch_auc": 0.91}
+    assert meta.card.description == "x" and meta.card.seed == 3
+    with pytest.raises(ValueError, match="bogus"):
+        update_model_meta(path, bogus=1)
+
+
+def _corrupt(path, data):
+    path.write_bytes(data)
+    with pytest.raises(ModelError) as err:
+        load_model(path)
+    assert str(path) in str(err.value)
+    return err.value.fault
+
+
+def test_corrupted_files_are_refused(model_file, tmp_path):
+    path, g, _, _ = model_file
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) - 50] ^= 0x01  # one bit in the tensor data
+    assert "checksum mismatch" in _corrupt(tmp_path / "flip.xsm", bytes(flipped))
+    assert "truncated" in _corrupt(tmp_path / "trunc.xsm", data[: len(data) - 100])
+    assert "not a readable" in _corrupt(tmp_path / "rand.xsm", os.urandom(4096))
+    pickle = tmp_path / "pickle.pt"
+    torch.save(g.state_dict(), pickle)
+    assert "not a readable" in _corrupt(tmp_path / "pickle.xsm", pickle.read_bytes())
+    with pytest.raises(ModelError, match="no such model file"):
+        load_model(tmp_path / "absent.xsm")
+
+
+def test_metadata_tamper_is_detected(model_file, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    path = model_file[0]
+    with safe_open(str(path), framework="pt") as fh:
+        header = dict(fh.metadata())
+    tensors = load_file(str(path))
+    meta = json.loads(header["meta"])
+    meta["calibration"]["patch_threshold"] = 99.0  # loosen the threshold without re-signing
+    header["meta"] = json.dumps(meta, sort_keys=True)
+    save_file(tensors, str(tmp_path / "t.xsm"), metadata=header)
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        load_model(tmp_path / "t.xsm")
+
+
+def test_foreign_safetensors_files_are_refused(model_file, tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ModelError, match="not an xscreen model file"):
+        load_model(tmp_path / "other.safetensors")
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "v2.xsm"), metadata={"xscreen_format": "xscreen-model/2"})
+    with pytest.raises(ModelError, match="xscreen-model/2"):
+        load_model(tmp_path / "v2.xsm")
+    save_file({"generator.w": torch.zeros(3)}, str(tmp_path / "half.xsm"),
+              metadata={"xscreen_format": FORMAT, "meta": "{}", "checksum": "0"})
+    with pytest.raises(ModelError, match="lacks generator or discriminator"):
+        load_model(tmp_path / "half.xsm")

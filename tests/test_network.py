@@ -1,0 +1,70 @@
+"""Architecture of the Skip-GANomaly networks (DESIGN.md 'Model')."""
+import pytest
+import torch
+
+from xscreen.config import NetConfig
+from xscreen.network import Discriminator, Generator, UnetBlock, count_parameters, init_weights
+
+
+def test_paper_architecture_parameter_counts_and_bottleneck():
+    net = NetConfig(size=64, channels=3, ngf=64, ndf=64, nz=100)
+    g, d = Generator(net), Discriminator(net)
+    assert count_parameters(g) == 29_244_035  # ≈ 29.2 M, the pix2pix UNet at ngf 64
+    assert count_parameters(d) == 3_576_677  # ≈ 3.6 M: DCGAN encoder to nz = 100 + 1×1 head
+    seen = {}
+    blocks = [m for m in g.modules() if isinstance(m, UnetBlock)]
+    assert len(blocks) == 6  # log2(64) down-steps
+    innermost = blocks[-1]  # modules() is depth-first: the last block is the deepest
+    innermost.model[0].register_forward_hook(lambda m, i, o: seen.update(z=o.shape))
+    g.eval()
+    with torch.no_grad():
+        g(torch.zeros(1, 3, 64, 64))
+    assert seen["z"] == (1, 512, 1, 1)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_shapes_and_ranges(size, channels):
+    net = NetConfig(size=size, channels=channels, ngf=4, ndf=4, nz=10)
+    g, d = Generator(net), Discriminator(net)
+    x = torch.rand(2, channels, size, size) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+        prob, feat = d(x)
+    assert y.shape == x.shape and float(y.abs().max()) <= 1.0
+    assert prob.shape == (2,) and feat.shape == (2, 10, 1, 1)
+    assert float(prob.min()) >= 0.0 and float(prob.max()) <= 1.0
+
+
+def test_unsupported_sizes_are_refused():
+    with pytest.raises(ValueError, match="patch size 48"):
+        Generator(NetConfig(size=48, channels=2))
+    with pytest.raises(ValueError, match="4 input channels"):
+        Discriminator(NetConfig(size=64, channels=4))
+
+
+def test_init_statistics():
+    torch.manual_seed(0)
+    g = Generator(NetConfig(size=64, channels=2, ngf=32))
+    init_weights(g)
+    convs = [m.weight for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    bns = [m.weight for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    w = torch.cat([c.detach().flatten() for c in convs])
+    b = torch.cat([c.detach().flatten() for c in bns])
+    assert abs(float(w.mean())) < 1e-3 and abs(float(w.std()) - 0.02) < 1e-3
+    assert abs(float(b.mean()) - 1.0) < 5e-3 and abs(float(b.std()) - 0.02) < 5e-3
+
+
+def test_channels_last_gives_the_same_output():
+    torch.manual_seed(0)
+    net = NetConfig(size=32, channels=2, ngf=8, ndf=8)
+    g, d = Generator(net).eval(), Discriminator(net).eval()
+    x = torch.rand(3, 2, 32, 32) * 2 - 1
+    with torch.no_grad():
+        y0, (p0, f0) = g(x), d(x)
+        g.to(memory_format=torch.channels_last)
+        d.to(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        y1, (p1, f1) = g(xc), d(xc)
+    assert torch.allclose(y0, y1, atol=1e-5) and torch.allclose(p0, p1, atol=1e-5)
+    assert torch.allclose(f0, f1, atol=1e-5)

@@ -1,0 +1,211 @@
+"""The model file (``.xsm``): one safetensors file, weights + metadata + checksum; never unpickled.
+
+Layout: tensors ``generator.<name>`` and ``discriminator.<name>`` (float32, contiguous); the
+safetensors string header holds ``xscreen_format`` (FORMAT), ``meta`` (ModelMeta as JSON) and
+``checksum`` = sha256 over every tensor (name, dtype, shape, bytes, in name order) and the meta
+JSON. A file that fails any of these checks raises ``ModelError(path, fault)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from xscreen.atomic import atomic_path
+from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig, from_dict, to_dict
+from xscreen.network import Discriminator, Generator
+
+FORMAT = "xscreen-model/1"
+_PREFIXES = ("generator.", "discriminator.")
+
+
+class ModelError(Exception):
+    """A model file that cannot be used. ``str(err)`` is '<file>: <fault>'."""
+
+    def __init__(self, path: str | Path, fault: str):
+        self.path = str(path)
+        self.fault = fault
+        super().__init__(f"{self.path}: {fault}")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str = ""
+    description: str = ""
+    created: str = ""  # ISO 8601 UTC
+    seed: int = 0
+    data_manifest_sha256: str = ""
+    n_train_patches: int = 0
+    n_val_patches: int = 0
+    n_train_scans: int = 0
+    n_val_scans: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    command: str = ""
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    net: NetConfig
+    preprocess: Preprocess
+    patch: PatchConfig
+    train: TrainConfig
+    calibration: Calibration | None
+    card: ModelCard
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMeta":
+        raw = json.loads(text)
+        cal = raw.get("calibration")
+        return cls(net=from_dict(NetConfig, raw["net"]), preprocess=from_dict(Preprocess, raw["preprocess"]),
+                   patch=from_dict(PatchConfig, raw["patch"]), train=from_dict(TrainConfig, raw["train"]),
+                   calibration=None if cal is None else from_dict(Calibration, cal),
+                   card=from_dict(ModelCard, raw["card"]))
+
+
+@dataclass
+class LoadedModel:
+    generator: Generator
+    discriminator: Discriminator
+    meta: ModelMeta
+    model_id: str
+    checksum: str
+    path: Path
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+
+    from xscreen import __version__
+    return {"xscreen": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "safetensors": safetensors.__version__, "python": platform.python_version()}
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _checksum(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+    h.update(meta_json.encode())
+    return h.hexdigest()
+
+
+def _flat_state(generator: nn.Module, discriminator: nn.Module) -> dict[str, torch.Tensor]:
+    """Both state dicts as one flat dict of contiguous CPU tensors (safetensors needs contiguous,
+    unshared storage; channels_last weights are made contiguous here)."""
+    out = {}
+    for prefix, module in zip(_PREFIXES, (generator, discriminator)):
+        module = getattr(module, "module", module)  # unwrap DistributedDataParallel
+        for k, v in module.state_dict().items():
+            out[prefix + k] = v.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> str:
+    from safetensors.torch import save_file
+
+    meta_json = meta.to_json()
+    checksum = _checksum(tensors, meta_json)
+    header = {"xscreen_format": FORMAT, "meta": meta_json, "checksum": checksum}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return checksum
+
+
+def save_model(path: str | Path, generator: nn.Module, discriminator: nn.Module, meta: ModelMeta) -> str:
+    """Write the model file atomically; returns its checksum."""
+    return _write(Path(path), _flat_state(generator, discriminator), meta)
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta, str]:
+    """Tensors, meta and checksum of a verified file; ModelError on any fault."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ModelError(path, "no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types for every malformed layout
+        raise ModelError(path, f"not a readable model file (truncated or not safetensors): {exc}") from None
+    if header.get("xscreen_format") != FORMAT:
+        found = header.get("xscreen_format", "none")
+        raise ModelError(path, f"not an xscreen model file (format {found!r}, expected {FORMAT!r})")
+    if "meta" not in header or "checksum" not in header:
+        raise ModelError(path, "model file lacks its metadata or checksum")
+    if not any(k.startswith(_PREFIXES[0]) for k in tensors) or not any(k.startswith(_PREFIXES[1]) for k in tensors):
+        raise ModelError(path, "model file lacks generator or discriminator weights")
+    if _checksum(tensors, header["meta"]) != header["checksum"]:
+        raise ModelError(path, "checksum mismatch: the file was modified or corrupted")
+    try:
+        meta = ModelMeta.from_json(header["meta"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(path, f"invalid model metadata: {exc}") from None
+    return tensors, meta, header["checksum"]
+
+
+def _build(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> tuple[Generator, Discriminator]:
+    try:
+        g, d = Generator(meta.net), Discriminator(meta.net)
+    except ValueError as exc:
+        raise ModelError(path, f"unsupported architecture: {exc}") from None
+    for prefix, module in zip(_PREFIXES, (g, d)):
+        part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(part, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(path, f"weights do not match the recorded architecture: {exc}") from None
+    return g.eval(), d.eval()
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """Load and verify a model file; both networks returned in eval mode on ``map_location``."""
+    path = Path(path)
+    tensors, meta, checksum = _read(path)
+    g, d = _build(path, tensors, meta)
+    name = meta.card.name or path.stem
+    return LoadedModel(g.to(map_location), d.to(map_location), meta, f"{name}-{checksum[:12]}", checksum, path)
+
+
+def read_meta(path: str | Path) -> tuple[ModelMeta, str]:
+    """(meta, checksum) of a verified model file, without building the networks."""
+    _, meta, checksum = _read(Path(path))
+    return meta, checksum
+
+
+def update_model_meta(path: str | Path, *, calibration: Calibration | None = None,
+                      evaluation: dict[str, Any] | None = None, **card_changes: Any) -> str:
+    """Rewrite calibration, the card's evaluation dict and/or card fields; re-checksummed, atomic.
+
+    Returns the new checksum. Unknown card fields raise ValueError.
+    """
+    path = Path(path)
+    tensors, meta, _ = _read(path)
+    names = {f.name for f in dataclasses.fields(ModelCard)}
+    unknown = sorted(set(card_changes) - names)
+    if unknown:
+        raise ValueError(f"unknown model card field(s): {', '.join(unknown)}")
+    if evaluation is not None:
+        card_changes["evaluation"] = {**meta.card.evaluation, **evaluation}
+    card = dataclasses.replace(meta.card, **card_changes)
+    meta = dataclasses.replace(meta, card=card, calibration=calibration or meta.calibration)
+    return _write(path, tensors, meta)

@@ -1,0 +1,126 @@
+"""Skip-GANomaly networks (Akçay et al., IJCNN 2019): a UNet generator and a DCGAN discriminator.
+
+Generator: pix2pix UNet with log2(S) stride-2 down-steps to a 1×1 bottleneck, channel-concatenation
+skips, BatchNorm, LeakyReLU(0.2) down / ReLU up, Tanh out. Discriminator: DCGAN encoder whose last
+conv gives the feature f(x) (nz channels at 1×1) followed by a 1×1 conv head and a sigmoid.
+Both are plain conv/BN stacks, so they run unchanged in ``torch.channels_last`` memory format.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from xscreen.config import NetConfig
+
+SIZES = (32, 64, 128)
+
+
+def _check(net: NetConfig) -> int:
+    if net.size not in SIZES:
+        raise ValueError(f"patch size {net.size} not supported (use one of {SIZES})")
+    if net.channels not in (1, 2, 3):
+        raise ValueError(f"{net.channels} input channels not supported (use 1, 2 or 3)")
+    return int(math.log2(net.size))
+
+
+class UnetBlock(nn.Module):
+    """One UNet level: x (N, outer, H, W) -> (N, 2·outer, H, W) (the activated input concatenated
+    with its reconstruction), or -> (N, out, H, W) for the outermost level (no skip, Tanh).
+
+    BatchNorm is skipped on the outermost and innermost down-convs (pix2pix: the 1×1 bottleneck has
+    one value per channel and sample, BN there would zero it at N = 1). Convs feeding a BN carry no
+    bias (the BN shift makes it redundant), as in pix2pix.
+    """
+
+    def __init__(self, outer: int, inner: int, sub: nn.Module | None = None, *,
+                 in_ch: int | None = None, outermost: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        in_ch = outer if in_ch is None else in_ch
+        down: list[nn.Module] = [nn.Conv2d(in_ch, inner, 4, 2, 1, bias=False)]
+        if not outermost and sub is not None:
+            down.append(nn.BatchNorm2d(inner))
+        up_in = inner if sub is None else inner * 2
+        if outermost:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, outer, 4, 2, 1), nn.Tanh()]
+        else:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)]
+        # pix2pix applies an in-place LeakyReLU to the block input, so its skip carries the
+        # *activated* input. We keep that function but without the in-place aliasing, which is
+        # fragile under autograd, channels_last and torch.compile.
+        self.act = nn.Identity() if outermost else nn.LeakyReLU(0.2)
+        self.model = nn.Sequential(*down, *([sub] if sub is not None else []), *up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        h = self.act(x)
+        return torch.cat([h, self.model(h)], 1)
+
+
+class Generator(nn.Module):
+    """UNet G: x (N, C, S, S) in [-1, 1] -> x̂ (N, C, S, S) in [-1, 1]; bottleneck (N, 8·ngf, 1, 1)."""
+
+    def __init__(self, net: NetConfig):
+        super().__init__()
+        downs = _check(net)
+        g = net.ngf
+        block = UnetBlock(g * 8, g * 8)  # innermost: 2×2 -> 1×1
+        for _ in range(downs - 5):
+            block = UnetBlock(g * 8, g * 8, block)
+        block = UnetBlock(g * 4, g * 8, block)
+        block = UnetBlock(g * 2, g * 4, block)
+        block = UnetBlock(g, g * 2, block)
+        self.model = UnetBlock(net.channels, g, block, in_ch=net.channels, outermost=True)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class Discriminator(nn.Module):
+    """DCGAN D: x (N, C, S, S) -> (prob (N,), features f(x) (N, nz, 1, 1)).
+
+    ``logits_features`` returns the pre-sigmoid logit instead, so losses can use the numerically
+    stable (and autocast-safe) BCE-with-logits.
+    """
+
+    def __init__(self, net: NetConfig):
+        super().__init__()
+        downs = _check(net)
+        d = net.ndf
+        layers: list[nn.Module] = [nn.Conv2d(net.channels, d, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for i in range(downs - 3):  # S/2 -> 4 in stride-2 steps, doubling channels
+            layers += [nn.Conv2d(d * 2**i, d * 2 ** (i + 1), 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(d * 2 ** (i + 1)), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(d * 2 ** (downs - 3), net.nz, 4, 1, 0, bias=False))  # 4×4 -> 1×1: f(x)
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Conv2d(net.nz, 1, 1)
+        init_weights(self)
+
+    def logits_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, C, S, S) -> (logit (N,), f(x) (N, nz, 1, 1))."""
+        f = self.features(x)
+        return self.classifier(f).reshape(-1), f
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logit, f = self.logits_features(x)
+        return torch.sigmoid(logit), f
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init, applied recursively: conv weights N(0, 0.02), BN weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
