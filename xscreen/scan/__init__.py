@@ -52,8 +52,10 @@ def _load(path: Path, max_pixels: int) -> Scan:
     if path.is_dir():
         raise ScanError(path, "is a folder, not a scan file (list_scans lists the scans in it)")
     stem = pair_stem(path)
-    if stem is None and not path.exists() and any(pair_files(path)):
-        stem = path  # the pair's stem path, 'd/NAME' for d/NAME_high.tif + d/NAME_low.tif
+    if stem is None and not path.exists():
+        # A pair's stem path: 'd/NAME' (or 'd/NAME.tif') for d/NAME_high.tif + d/NAME_low.tif.
+        bare = path.with_suffix("") if path.suffix.lower() in TIFF_SUFFIXES else path
+        stem = bare if any(pair_files(bare)) else None
     if stem is not None:
         if not path.exists() and not any(pair_files(stem)):
             raise ScanError(path, "file not found")

@@ -19,7 +19,7 @@ from xscreen.scan._types import Scan, ScanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Only the formats we claim: random bytes must never reach e.g. the EPS plugin (Ghostscript).
-_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB")
+_FORMATS = ("PNG", "JPEG", "BMP")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TO_RGB = {"P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBa", "RGBX"}
 
