@@ -119,11 +119,15 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
 
 
 def _sha256(path: Path | None) -> str | None:
-    if path is None or not Path(path).is_file():
+    """Hash of the scan's file (a TIFF pair's stem hashes its _high file); None for in-memory scans."""
+    if path is None:
         return None
     from xscreen.scan import file_sha256
 
-    return file_sha256(path)
+    try:
+        return file_sha256(path)
+    except ScanError:
+        return None
 
 
 def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
@@ -167,7 +171,7 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
     grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
     acc = StitchAccumulator(tiling)
     todo = torch.nonzero(~air.reshape(-1)).reshape(-1)
-    for chunk in todo.split(scorer.batch_size):
+    for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
         ts = time.perf_counter()
         batch = tiling.gather(chunk)
         ps = scorer.score(batch)

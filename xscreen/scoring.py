@@ -147,9 +147,9 @@ class Scorer:
 def _concat(parts: list[PatchScores], keep: bool) -> PatchScores:
     if len(parts) == 1:
         return parts[0]
-    if not parts:
+    if not parts:  # no patches: empty results of the documented shapes
         z = torch.zeros(0)
-        return PatchScores(z, z, z, None)
+        return PatchScores(z, z, z, torch.zeros(0, 1, 1, 1) if keep else None)
     return PatchScores(
         torch.cat([p.scores for p in parts]),
         torch.cat([p.recon_error for p in parts]),
