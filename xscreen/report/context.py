@@ -1,0 +1,147 @@
+"""What every report format says, computed once: labelled facts, per-region rows, flagged patches.
+
+The HTML, PDF, CSV and JSON writers only lay this out, so the formats cannot disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from xscreen import __version__
+from xscreen.audit import Decision
+
+APP_NAME = "xscreen"
+OPERATOR_ALARM = {"suspect": "ALARM", "clear": "NO_ALARM", "unresolved": "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class AppMeta:
+    """Who produced the report, and when (ISO 8601 UTC; empty = now)."""
+
+    name: str = APP_NAME
+    version: str = __version__
+    generated: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlaggedPatch:
+    """One grid cell at or above the threshold; (x, y, w, h) in scan pixels, clipped to the scan."""
+
+    row: int
+    col: int
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+    rel: float
+    rank: int | None  # of its region; None if the cell is in no region (e.g. min_region_patches)
+    region_id: int | None
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    screening: Any  # pipeline.Screening
+    decision: Decision | None
+    app: AppMeta
+    patches: list[FlaggedPatch]
+
+    @property
+    def machine_alarm(self) -> str:
+        return "ALARM" if self.screening.alarm else "NO_ALARM"
+
+    @property
+    def final_alarm(self) -> str:
+        """The operator's call when there is one (suspect -> ALARM, clear -> NO_ALARM,
+        unresolved -> UNKNOWN), else the machine's."""
+        return OPERATOR_ALARM[self.decision.decision] if self.decision else self.machine_alarm
+
+    @property
+    def report_type(self) -> str:
+        return "OPERATOR" if self.decision else "MACHINE"
+
+    def facts(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Sections of (label, value) text for the header of HTML and PDF."""
+        s, d = self.screening, self.decision
+        scan_rel = s.scan_score / s.scan_threshold if s.scan_threshold else float("nan")
+        result = [("Machine decision", self.machine_alarm),
+                  ("Scan score", f"{s.scan_score:.5g} ({scan_rel:.2f} x scan threshold {s.scan_threshold:.5g})"),
+                  ("Regions", str(len(s.regions))), ("Flagged patches", str(len(self.patches)))]
+        if d is None:
+            operator = [("Operator decision", "none recorded")]
+        else:
+            operator = [("Operator decision", d.decision.upper()), ("Operator", d.operator),
+                        ("Decided at", d.time or "-"), ("Decision time", f"{d.decision_seconds:.1f} s")]
+        return [
+            ("Scan", [("Scan id", str(s.scan_id)), ("File", str(s.path or "-")), ("SHA-256", s.sha256 or "-"),
+                      ("Kind", str(s.kind)), ("Size", f"{s.width} x {s.height} px")]),
+            ("Result", result),
+            ("Operator", operator),
+            ("Model", [("Model id", str(s.model_id)), ("Checksum", str(s.model_checksum)),
+                       ("Patch threshold", f"{s.threshold:.5g} (false-alarm rate {_far(s.threshold_far)})"),
+                       ("Patch size / stride", f"{s.patch_size} / {s.stride} px")]),
+            ("Report", [("Application", f"{self.app.name} {self.app.version}"),
+                        ("Generated", self.app.generated), ("Report type", self.report_type)]),
+        ]
+
+    def region_rows(self) -> list[dict[str, Any]]:
+        """One dict per region, in rank order, with display-ready numbers."""
+        return [{"rank": r.rank, "region_id": r.region_id, "box": (r.x, r.y, r.w, r.h),
+                 "max_score": r.max_score, "mean_score": r.mean_score, "max_rel": r.max_rel,
+                 "mean_rel": r.mean_rel, "n_patches": len(r.patches),
+                 "probability": assessment_probability(r.max_rel)}
+                for r in sorted(self.screening.regions, key=lambda r: r.rank)]
+
+
+def assessment_probability(rel: float) -> float:
+    """Map score / threshold (rel >= 0) to [0, 1) for the DICOS 'assessment probability' field.
+
+    p = rel**2 / (1 + rel**2): the odds are the squared threshold ratio, so p = 0.5 exactly at the
+    calibrated threshold, 0.8 at twice it, 0.9 at three times, 0.2 at half. Monotone, so ranking by
+    p equals ranking by score. It is NOT a calibrated probability that a threat is present: the model
+    only knows how unlike benign training data a patch is.
+    """
+    rel = max(0.0, float(rel)) if np.isfinite(rel) else 0.0
+    return rel * rel / (1.0 + rel * rel)
+
+
+def build_context(screening: Any, decision: Decision | None = None,
+                  app_meta: AppMeta | dict[str, Any] | None = None) -> ReportContext:
+    if isinstance(app_meta, dict):
+        known = {k: app_meta[k] for k in ("name", "version", "generated") if k in app_meta}
+        rest = {k: v for k, v in app_meta.items() if k not in known}
+        app_meta = AppMeta(**known, extra=rest)
+    app = app_meta or AppMeta()
+    if not app.generated:
+        app = AppMeta(app.name, app.version, utc_now(), app.extra)
+    return ReportContext(screening, decision, app, flagged_patches(screening))
+
+
+def flagged_patches(s: Any) -> list[FlaggedPatch]:
+    """Every non-air cell of ``s.score_grid`` with score >= ``s.threshold``, in (row, col) order."""
+    grid = np.asarray(s.score_grid, dtype=np.float64)
+    flagged = grid >= s.threshold
+    if getattr(s, "air_grid", None) is not None:
+        flagged &= ~np.asarray(s.air_grid, dtype=bool)
+    owner = {(int(r), int(c)): reg for reg in s.regions for r, c in reg.patches}
+    out = []
+    for r, c in zip(*np.nonzero(flagged)):
+        x, y = int(c) * s.stride, int(r) * s.stride
+        reg = owner.get((int(r), int(c)))
+        out.append(FlaggedPatch(int(r), int(c), x, y, min(s.patch_size, s.width - x),
+                                min(s.patch_size, s.height - y), float(grid[r, c]),
+                                float(grid[r, c] / s.threshold), reg.rank if reg else None,
+                                reg.region_id if reg else None))
+    return out
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _far(far: float | None) -> str:
+    return "n/a" if far is None else f"{100.0 * far:.3g} % of benign patches"

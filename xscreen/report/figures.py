@@ -1,0 +1,144 @@
+"""Report images: scan and heatmap thumbnails with numbered boxes, and per-region crops.
+
+All arrays are RGB uint8 (H, W, 3). Crops of the original, the reconstruction, the residual and
+the heatmap share one window per region so they line up side by side.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from xscreen.config import Preprocess
+from xscreen.heatmap import overlay
+from xscreen.materials import render
+from xscreen.preprocess import to_transmission
+from xscreen.scan import Scan
+
+THUMB_SIDE = 1400  # longest side of the scan thumbnails (px)
+CROP_SIDE = 200  # longest side of a region crop as embedded (px)
+BOX_RGB = (255, 230, 0)
+CROP_NAMES = ("original", "reconstruction", "residual", "heatmap")
+
+
+@dataclass(frozen=True)
+class RegionCrops:
+    """Crops for one region; ``None`` where the screening did not keep that layer (re-rendered
+    from JSON without a model). ``window``: (x, y, w, h) in scan pixels."""
+
+    rank: int
+    window: tuple[int, int, int, int]
+    original: np.ndarray
+    reconstruction: np.ndarray | None
+    residual: np.ndarray | None
+    heatmap: np.ndarray
+
+
+@dataclass(frozen=True)
+class Figures:
+    thumbnail: np.ndarray  # (h, w, 3) scan with numbered region boxes
+    heat_thumbnail: np.ndarray  # (h, w, 3) heatmap overlay with boxes
+    crops: list[RegionCrops]
+
+
+def display_rgb(scan: Scan) -> np.ndarray:
+    """(C, H, W) scan -> (H, W, 3) uint8: the operator's default view (pseudo-colour for dual,
+    the image's own colours for rgb, grey for gray)."""
+    return render(scan, "gray" if scan.kind == "gray" else "pseudo")
+
+
+def reconstruction_rgb(screening: Any, scan: Scan) -> np.ndarray | None:
+    """The reconstruction shown exactly like the original: back to detector values with the
+    scan's own i0 and dtype, then through the same renderer."""
+    recon = getattr(screening, "reconstruction", None)
+    if recon is None:
+        return None
+    t = to_transmission(np.asarray(recon), Preprocess(kind=screening.kind))
+    top = float(np.iinfo(scan.channels.dtype).max)
+    values = np.clip(t * float(scan.i0) + 0.5, 0, top).astype(scan.channels.dtype)
+    return display_rgb(Scan(scan.scan_id, scan.kind, values, scan.i0))
+
+
+def residual_rgb(residual: np.ndarray, vmax: float) -> np.ndarray:
+    """(H, W) |x - x_hat| -> (H, W, 3) inferno, one scale ``vmax`` for every crop of a scan."""
+    level = np.clip(np.asarray(residual, np.float32) / max(vmax, 1e-6) * 255.0, 0, 255)
+    return cv2.applyColorMap(level.astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
+
+
+def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
+    base = display_rgb(scan)
+    if base.shape[:2] != (screening.height, screening.width):
+        raise ValueError(f"{scan.scan_id}: scan is {base.shape[1]}x{base.shape[0]} but the screening "
+                         f"is {screening.width}x{screening.height}: not the screened file")
+    heat = overlay(base, np.asarray(screening.heat, np.float32), "fill", 0.6)
+    regions = sorted(screening.regions, key=lambda r: r.rank)
+    recon = reconstruction_rgb(screening, scan)
+    resid = getattr(screening, "residual", None)
+    vmax = float(np.percentile(resid, 99.9)) if resid is not None else 1.0
+    crops = []
+    for r in regions[:max_regions]:
+        x, y, w, h = win = crop_window(r, screening.patch_size, screening.width, screening.height)
+        cut = (slice(y, y + h), slice(x, x + w))
+        crops.append(RegionCrops(
+            r.rank, win, _fit(base[cut]), None if recon is None else _fit(recon[cut]),
+            None if resid is None else _fit(residual_rgb(np.asarray(resid)[cut], vmax)),
+            _fit(heat[cut])))
+    return Figures(boxed_thumbnail(base, regions), boxed_thumbnail(heat, regions), crops)
+
+
+def crop_window(region: Any, patch: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """The region box grown by half a patch of context on each side (at least 2 patches wide),
+    clipped to the scan: (x, y, w, h)."""
+    side_w, side_h = max(region.w + patch, 2 * patch), max(region.h + patch, 2 * patch)
+    cx, cy = region.x + region.w / 2, region.y + region.h / 2
+    x0, y0 = int(max(0, min(cx - side_w / 2, width - side_w))), int(max(0, min(cy - side_h / 2, height - side_h)))
+    return x0, y0, int(min(side_w, width - x0)), int(min(side_h, height - y0))
+
+
+def boxed_thumbnail(rgb: np.ndarray, regions: list[Any], side: int = THUMB_SIDE) -> np.ndarray:
+    """Scale to ``side`` then draw boxes and rank numbers at thumbnail scale (legible)."""
+    h, w = rgb.shape[:2]
+    # Small scans are enlarged (nearest, up to 4x) so labels and boxes stay legible on the page.
+    k = min(4.0, side / max(h, w))
+    resample = Image.NEAREST if k > 1 else Image.LANCZOS
+    img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), resample)
+    draw = ImageDraw.Draw(img)
+    font = _font(max(14, img.height // 18))
+    for r in regions:
+        box = [r.x * k, r.y * k, (r.x + r.w) * k - 1, (r.y + r.h) * k - 1]
+        draw.rectangle(box, outline=BOX_RGB, width=3)
+        label = str(r.rank)
+        tw, th = draw.textbbox((0, 0), label, font=font)[2:]
+        tx, ty = box[0], box[1] - th - 6 if box[1] - th - 6 >= 0 else box[3] + 2
+        draw.rectangle([tx, ty, tx + tw + 6, ty + th + 6], fill=(0, 0, 0))
+        draw.text((tx + 3, ty + 1), label, fill=BOX_RGB, font=font)
+    return np.asarray(img)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _fit(rgb: np.ndarray, side: int = CROP_SIDE) -> np.ndarray:
+    """Scale a crop so its longest side is ``side``; nearest-neighbour when enlarging keeps
+    patch-level structure honest (no invented smoothness)."""
+    h, w = rgb.shape[:2]
+    k = side / max(h, w)
+    interp = cv2.INTER_NEAREST if k > 1 else cv2.INTER_AREA
+    return cv2.resize(np.ascontiguousarray(rgb), (max(1, round(w * k)), max(1, round(h * k))),
+                      interpolation=interp)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    for name in ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf"):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)

@@ -1,0 +1,132 @@
+"""Self-contained HTML report: one file, images embedded as base64 PNG, every text escaped.
+
+No template engine: every piece of text from a scan, a model or an operator goes through ``_e``
+(``html.escape`` with quotes), so a scan named ``<script>...`` renders as text.
+"""
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Any, Iterable
+
+from xscreen.report.context import ReportContext
+from xscreen.report.figures import CROP_NAMES, Figures, png_bytes
+
+CSS = """
+body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#111;max-width:1200px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:22px 0 8px;border-bottom:2px solid #333}
+h3{font-size:15px;margin:14px 0 6px}
+.badge{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:bold;color:#fff;margin-right:8px}
+.ALARM{background:#c0392b}.NO_ALARM{background:#27ae60}.UNKNOWN{background:#7f8c8d}
+.facts{display:grid;grid-template-columns:1fr 1fr;gap:4px 28px}.facts table{width:100%}
+.facts th{width:34%}
+table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #bbb;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}
+img.scan{width:100%;max-width:1000px;border:1px solid #333}
+.crops img{border:1px solid #333}
+.crops{display:flex;gap:8px;flex-wrap:wrap}.crops figure{margin:0}
+.crops figcaption{font-size:12px;text-align:center}
+.missing{width:200px;height:120px;border:1px dashed #999;display:flex;align-items:center;
+ justify-content:center;font-size:12px;color:#666;text-align:center}
+.region{page-break-inside:avoid;margin-bottom:10px}
+footer{margin-top:24px;font-size:11px;color:#555}
+"""
+
+LONG_VALUES = {"SHA-256", "Checksum", "File"}
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _img(rgb: Any, alt: str, cls: str = "") -> str:
+    data = base64.b64encode(png_bytes(rgb)).decode("ascii")
+    return f'<img class="{cls}" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(ctx: ReportContext, figs: Figures) -> str:
+    s = ctx.screening
+    title = f"Screening report: {s.scan_id}"
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>',
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p><span class="badge {_e(ctx.final_alarm)}">{_e(ctx.final_alarm)}</span>'
+        f"{_e(ctx.report_type.lower())} decision &middot; machine: {_e(ctx.machine_alarm)}"
+        f" &middot; {len(s.regions)} region(s)</p>",
+        _facts(ctx),
+        "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan"),
+        "<h2>Heatmap (score / threshold)</h2>",
+        _img(figs.heat_thumbnail, "heatmap overlay", "scan"),
+        "<p>Colour: score / threshold from 0.5 (transparent) through 1 (flagged) to 2 and above "
+        "(red).</p>",
+        "<h2>Regions</h2>", _region_table(ctx),
+        *(_region_detail(c, row) for c, row in zip(figs.crops, ctx.region_rows())),
+        _more_note(len(s.regions), len(figs.crops)),
+        f"<footer>{_e(ctx.app.name)} {_e(ctx.app.version)} &middot; generated {_e(ctx.app.generated)}"
+        " &middot; scores are relative to the model's calibrated threshold; the assessment "
+        "probability is p = r&sup2;/(1+r&sup2;) of r = score/threshold, not a calibrated threat "
+        "probability.</footer></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _facts(ctx: ReportContext) -> str:
+    blocks = []
+    for section, pairs in ctx.facts():
+        rows = "".join(f"<tr><th>{_e(k)}</th><td class=\"{'mono' if k in LONG_VALUES else ''}\">"
+                       f"{_e(v)}</td></tr>" for k, v in pairs)
+        blocks.append(f"<div><h3>{_e(section)}</h3><table>{rows}</table></div>")
+    return f'<div class="facts">{"".join(blocks)}</div>'
+
+
+def _region_table(ctx: ReportContext) -> str:
+    rows = ctx.region_rows()
+    if not rows:
+        return "<p>No region reached the threshold.</p>"
+    head = ("<tr><th>Rank</th><th>Region id</th><th>Box x, y, w, h (px)</th><th>Max score</th>"
+            "<th>Max score / threshold</th><th>Mean score / threshold</th><th>Patches</th>"
+            "<th>Assessment p</th></tr>")
+    body = "".join(
+        f"<tr><td class=num>{r['rank']}</td><td class=num>{r['region_id']}</td>"
+        f"<td>{_e(', '.join(map(str, r['box'])))}</td><td class=num>{r['max_score']:.5g}</td>"
+        f"<td class=num>{r['max_rel']:.2f}</td><td class=num>{r['mean_rel']:.2f}</td>"
+        f"<td class=num>{r['n_patches']}</td><td class=num>{r['probability']:.2f}</td></tr>"
+        for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _region_detail(crops: Any, row: dict[str, Any]) -> str:
+    figs = []
+    for name in CROP_NAMES:
+        img = getattr(crops, name)
+        body = (_img(img, f"region {row['rank']} {name}") if img is not None else
+                f'<div class="missing">{_e(name)} not stored;<br>re-render with --model</div>')
+        figs.append(f"<figure>{body}<figcaption>{_e(name)}</figcaption></figure>")
+    x, y, w, h = crops.window
+    return (f'<div class="region"><h3>Region {row["rank"]}: max {row["max_rel"]:.2f} x threshold '
+            f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
+            f'<div class="crops">{"".join(figs)}</div>'
+            f"<p style='font-size:12px'>crop window x={x} y={y} w={w} h={h} px</p></div>")
+
+
+def _more_note(n_regions: int, n_shown: int) -> str:
+    if n_regions <= n_shown:
+        return ""
+    return f"<p>{n_regions - n_shown} lower-ranked region(s) are listed in the table only.</p>"
+
+
+def render_session_html(title: str, summary: Iterable[tuple[str, str]], header: list[str],
+                        rows: list[list[str]], thumbs: list[Any | None], generated: str) -> str:
+    """All bags of a session: a summary table and one row per bag (thumbnail when available)."""
+    facts = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["", *header])
+    body = "".join(
+        "<tr><td>" + (_img(t, "bag") if t is not None else "") + "</td>"
+        + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r, t in zip(rows, thumbs))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1><table>{facts}</table>"
+            f"<h2>Bags</h2><table><tr>{head}</tr>{body}</table>"
+            f"<footer>generated {_e(generated)}</footer></body></html>")

@@ -1,0 +1,152 @@
+"""A4 PDF report with reportlab (no browser): the same facts, figures and crops as the HTML.
+
+reportlab's Paragraph parses a small XML markup, so every text goes through ``_x`` (XML escape);
+a scan named ``<script>`` is printed, not parsed.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
+                                TableStyle)
+
+from xscreen.report.context import ReportContext
+from xscreen.report.figures import CROP_NAMES, Figures, png_bytes
+
+MARGIN = 14 * mm
+FRAME_W = A4[0] - 2 * MARGIN
+FIG_MAX_H = 78 * mm  # scan and heatmap both fit on page 1 under the header
+BADGE = {"ALARM": colors.HexColor("#c0392b"), "NO_ALARM": colors.HexColor("#27ae60"),
+         "UNKNOWN": colors.HexColor("#7f8c8d")}
+GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                   ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                   ("FONTSIZE", (0, 0), (-1, -1), 8),
+                   ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)])
+
+
+def _x(value: Any) -> str:
+    return escape(str(value))
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    base = getSampleStyleSheet()
+    small = ParagraphStyle("small", parent=base["BodyText"], fontSize=8, leading=10)
+    return {"h1": ParagraphStyle("h1", parent=base["Heading1"], fontSize=15, spaceAfter=4),
+            "h2": ParagraphStyle("h2", parent=base["Heading2"], fontSize=11.5, spaceBefore=8, spaceAfter=3),
+            "body": base["BodyText"], "small": small,
+            "mono": ParagraphStyle("mono", parent=small, fontName="Courier", fontSize=7, leading=9)}
+
+
+def _image(rgb: Any, width: float, max_height: float | None = None) -> Image:
+    """Scaled to ``width``, or smaller if that would exceed ``max_height`` (aspect kept)."""
+    h, w = rgb.shape[:2]
+    if max_height is not None and width * h / w > max_height:
+        width = max_height * w / h
+    return Image(io.BytesIO(png_bytes(rgb)), width=width, height=width * h / w)
+
+
+def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
+    st, s = _styles(), ctx.screening
+    story: list[Any] = [Paragraph(_x(f"Screening report: {s.scan_id}"), st["h1"]), _badge(ctx, st)]
+    story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
+    story += [Paragraph("Scan with numbered regions", st["h2"]), _image(figs.thumbnail, FRAME_W, FIG_MAX_H)]
+    story += [Paragraph("Heatmap (score / threshold: transparent below 0.5, flagged at 1, red at 2)",
+                        st["h2"]), _image(figs.heat_thumbnail, FRAME_W, FIG_MAX_H)]
+    story += [Paragraph("Regions", st["h2"]), _region_table(ctx, st)]
+    for crops, row in zip(figs.crops, ctx.region_rows()):
+        story.append(_region_block(crops, row, st))
+    if len(s.regions) > len(figs.crops):
+        story.append(Paragraph(f"{len(s.regions) - len(figs.crops)} lower-ranked region(s) are "
+                               "listed in the table only.", st["small"]))
+    story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph(_x(
+        f"{ctx.app.name} {ctx.app.version}, generated {ctx.app.generated}. Scores are relative "
+        "to the model's calibrated threshold; assessment p = r^2/(1+r^2) of r = score/threshold "
+        "(0.5 at the threshold), not a calibrated threat probability."), st["small"]))
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
+                            bottomMargin=MARGIN, title=f"Screening report {s.scan_id}",
+                            author=f"{ctx.app.name} {ctx.app.version}")
+    doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return buf.getvalue()
+
+
+def _badge(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Table:
+    text = Paragraph(f'<font color="white"><b>{_x(ctx.final_alarm)}</b></font>', st["body"])
+    note = Paragraph(_x(f"{ctx.report_type.lower()} decision; machine: {ctx.machine_alarm}; "
+                        f"{len(ctx.screening.regions)} region(s)"), st["body"])
+    t = Table([[text, note]], colWidths=[32 * mm, FRAME_W - 32 * mm])
+    t.setStyle(TableStyle([("BACKGROUND", (0, 0), (0, 0), BADGE[ctx.final_alarm]),
+                           ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return t
+
+
+def _facts_table(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Table:
+    """Scan and Result on the left, Operator, Model and Report on the right, sections kept whole."""
+    sections = ctx.facts()
+    col = FRAME_W / 2 - 2 * mm
+    halves = [_section_table(sections[:2], st, col), _section_table(sections[2:], st, col)]
+    t = Table([halves], colWidths=[FRAME_W / 2] * 2)
+    t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    return t
+
+
+def _section_table(sections: list, st: dict[str, ParagraphStyle], width: float) -> Table:
+    cells, heads = [], []
+    for section, pairs in sections:
+        heads.append(len(cells))
+        cells.append([Paragraph(f"<b>{_x(section)}</b>", st["small"]), ""])
+        for k, v in pairs:
+            style = st["mono"] if k in ("SHA-256", "Checksum", "File") else st["small"]
+            cells.append([Paragraph(_x(k), st["small"]), Paragraph(_x(v), style)])
+    t = Table(cells, colWidths=[0.3 * width, 0.7 * width])
+    t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                           ("LINEBELOW", (0, 0), (-1, -1), 0.2, colors.lightgrey),
+                           ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                           *(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#eeeeee")) for i in heads)]))
+    return t
+
+
+def _region_table(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Any:
+    rows = ctx.region_rows()
+    if not rows:
+        return Paragraph("No region reached the threshold.", st["body"])
+    data = [["Rank", "Region id", "Box x, y, w, h (px)", "Max score", "Max / thr", "Mean / thr",
+             "Patches", "Assessment p"]]
+    data += [[r["rank"], r["region_id"], ", ".join(map(str, r["box"])), f"{r['max_score']:.5g}",
+              f"{r['max_rel']:.2f}", f"{r['mean_rel']:.2f}", r["n_patches"], f"{r['probability']:.2f}"]
+             for r in rows]
+    t = Table(data, repeatRows=1)
+    t.setStyle(GRID)
+    t.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee"))]))
+    return t
+
+
+def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle]) -> KeepTogether:
+    cell_w = (FRAME_W - 6 * mm) / len(CROP_NAMES)
+    images, captions = [], []
+    for name in CROP_NAMES:
+        img = getattr(crops, name)
+        images.append(_image(img, cell_w - 2 * mm) if img is not None else
+                      Paragraph(_x(f"{name} not stored; re-render with --model"), st["small"]))
+        captions.append(Paragraph(_x(name), st["small"]))
+    t = Table([images, captions], colWidths=[cell_w] * len(CROP_NAMES))
+    t.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    title = (f"Region {row['rank']}: max {row['max_rel']:.2f} x threshold (score "
+             f"{row['max_score']:.5g}), {row['n_patches']} patch(es), window x={crops.window[0]} "
+             f"y={crops.window[1]} w={crops.window[2]} h={crops.window[3]} px")
+    return KeepTogether([Paragraph(_x(title), st["h2"]), t])
+
+
+def _footer(canvas: Any, doc: Any) -> None:
+    canvas.saveState()
+    canvas.setFont("Helvetica", 7)
+    canvas.drawRightString(A4[0] - MARGIN, 8 * mm, f"page {doc.page}")
+    canvas.drawString(MARGIN, 8 * mm, doc.title[:110])
+    canvas.restoreState()
