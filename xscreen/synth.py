@@ -178,8 +178,15 @@ def _image(areal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     counts = np.empty(t.shape, np.uint16)
     for c in range(2):
         expected = cv2.GaussianBlur(t[c], (0, 0), BLUR_SIGMA) * np.float32(I0)
-        noisy = rng.poisson(expected).astype(np.float32)
-        noisy += rng.normal(0.0, ELECTRONIC_NOISE, noisy.shape).astype(np.float32)
+        # Photon noise: Gaussian with variance = mean (plus electronic) wherever the count is large
+        # enough for that to be exact to well under a count; true Poisson for the few dark pixels.
+        noisy = rng.standard_normal(expected.shape, dtype=np.float32)
+        noisy *= np.sqrt(expected + np.float32(ELECTRONIC_NOISE ** 2))
+        noisy += expected
+        dark = expected < 50.0
+        if dark.any():
+            lam = expected[dark]
+            noisy[dark] = rng.poisson(lam) + rng.normal(0.0, ELECTRONIC_NOISE, lam.shape)
         counts[c] = np.clip(np.rint(noisy), 0, 65535).astype(np.uint16)
     return counts
 
