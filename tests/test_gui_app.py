@@ -1,0 +1,235 @@
+"""The operator GUI end to end (pytest-qt, offscreen): synthetic threat scan, tiny model, keys,
+decisions in the audit log, bad files, settings."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QKeySequence  # noqa: E402
+
+from xscreen import materials  # noqa: E402
+from xscreen.audit import AuditLog  # noqa: E402
+from xscreen.gui import probe, shortcuts  # noqa: E402
+from xscreen.gui.app import MainWindow  # noqa: E402
+
+TIMEOUT = 120_000  # ms; the machine is shared, the tests assert outcomes, not speed
+
+
+@pytest.fixture(scope="module")
+def bag_dir(tmp_path_factory):
+    """Two small synthetic bags (the first with a threat) as HDF5 files."""
+    from xscreen.scan import save_scan
+    from xscreen.synth import synth_bag
+
+    d = tmp_path_factory.mktemp("bags")
+    save_scan(synth_bag(3, threat=True, width=256).scan, d / "a_threat.h5")
+    save_scan(synth_bag(4, threat=False, width=192).scan, d / "b_benign.h5")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_model(bag_dir, tmp_path_factory):
+    """Untrained ngf = ndf = 8 model whose calibrated threshold is set to the 80th percentile of
+    the threat bag's patch scores, so regions are guaranteed to appear."""
+    import torch
+
+    from xscreen.checkpoint import ModelCard, ModelMeta, save_model, update_model_meta
+    from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, ScreenConfig, TrainConfig
+    from xscreen.network import Discriminator, Generator, init_weights
+    from xscreen.pipeline import screen
+    from xscreen.scan import load_scan
+    from xscreen.scoring import Scorer
+
+    torch.manual_seed(0)
+    net = NetConfig(size=64, channels=2, ngf=8, ndf=8)
+    g, d = Generator(net), Discriminator(net)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    path = tmp_path_factory.mktemp("models") / "tiny.xsm"
+    save_model(path, g, d, ModelMeta(net, Preprocess(), PatchConfig(), TrainConfig(), None, ModelCard(name="tiny")))
+    s = screen(load_scan(bag_dir / "a_threat.h5"), Scorer(path, device="cpu"), ScreenConfig(threshold=1.0))
+    q = float(np.quantile(s.score_grid[~s.air_grid], 0.8))
+    update_model_meta(path, calibration=Calibration(q, 0.01, q, 0.05))
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(settings_path=tmp_path / "gui.ini", audit_path=tmp_path / "audit.sqlite")
+    win.put_setting("operator/name", "ana")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    yield win
+    win.runner.cancel()
+    win.runner.wait()
+
+
+def _screened(qtbot, win, path, model=None):
+    if model is not None:
+        win.set_model(str(model))
+    win.open_path(path)
+    qtbot.waitUntil(lambda: win.tab.screening is not None and win.runner.running is None, timeout=TIMEOUT)
+    return win.tab
+
+
+def test_threat_scan_scored_shows_heatmap_and_ranked_regions(qtbot, window, bag_dir, tiny_model):
+    tab = _screened(qtbot, window, bag_dir / "a_threat.h5", tiny_model)
+    s = tab.screening
+    assert s.model_id.startswith("tiny-")
+    assert window.tab.models.current() == str(tiny_model)
+    assert "tiny" in window.tab.models.card.text()
+    # heatmap layer: an RGBA image the size of the scan, visible, with opaque pixels where flagged
+    layer = tab.view.layer.image
+    assert tab.view.layer.isVisible() and layer.shape == (s.height, s.width, 4)
+    assert (layer[..., 3][s.heat >= 1.0] > 0).all()
+    # ranked regions: ranks 1..n by descending max score, boxes and list entries for each
+    ranks = [r.rank for r in tab.regions]
+    assert len(ranks) >= 1 and ranks == list(range(1, len(ranks) + 1))
+    assert all(a.max_rel >= b.max_rel >= 1.0 for a, b in zip(tab.regions, tab.regions[1:]))
+    assert tab.view.n_boxes == len(ranks) == tab.region_panel.list.count()
+    # live re-threshold: fewer (or as many) regions, exactly heatmap.find_regions on the stored grid
+    for _ in range(5):
+        window.dispatch("threshold.up")
+    assert tab.state.rel_threshold == pytest.approx(1.1 ** 5)
+    assert [r.max_score for r in tab.regions] == [r.max_score for r in probe.rethreshold(s, 1.1 ** 5)]
+    assert sum(len(r.patches) for r in tab.regions) <= sum(len(r.patches) for r in s.regions)
+    window.dispatch("threshold.reset")
+    assert len(tab.regions) == len(s.regions)
+    # J selects region 1: zoomed to it, inspector shows same-size crops of the three images
+    window.dispatch("region.next")
+    r1 = tab.regions[0]
+    assert tab.selected == 1 and tab.region_panel.list.currentRow() == 0
+    x, y, w, h = tab.view.visible_rect()
+    assert x <= r1.x and y <= r1.y and x + w >= r1.x + r1.w and y + h >= r1.y + r1.h
+    assert w < s.width or h < s.height
+    ins = tab.inspection
+    assert ins.original.shape == ins.reconstruction.shape == ins.residual.shape == (r1.h, r1.w, 3)
+    assert not tab.region_panel.crops[2].pixmap().isNull()
+
+
+def test_keys_switch_views_and_toggle_layers(qtbot, window, bag_dir, tiny_model):
+    tab = _screened(qtbot, window, bag_dir / "a_threat.h5", tiny_model)
+    scan = tab.outcome.scan
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert tab.state.view == "gray"
+    assert np.array_equal(tab.view.image.image, materials.render(scan, "gray"))
+    qtbot.keyClick(window, Qt.Key.Key_5)
+    assert tab.state.view == "organic"
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    assert tab.state.edge and np.array_equal(tab.view.image.image, materials.render(scan, "organic", edge=True))
+    assert tab.view.layer.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert tab.state.overlay is False and not tab.view.layer.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert tab.state.overlay and tab.view.layer.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    assert tab.state.overlay_mode == "contour"
+    assert set(np.unique(tab.view.layer.image[..., 3])) <= {0, 255}
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
+    assert tab.state.opacity == pytest.approx(0.4) and tab.view.layer.opacity() == pytest.approx(0.4)
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    assert tab.state.layer == "residual" and not tab.view.layer.isVisible()
+    assert np.array_equal(tab.view.image.image, probe.residual_rgb(tab.screening.residual))
+    qtbot.keyClick(window, Qt.Key.Key_V)
+    assert tab.state.layer == "side" and tab.view.side_shown
+    qtbot.keyClick(window, Qt.Key.Key_V)
+    assert tab.state.layer == "image" and not tab.view.side_shown
+    before = tab.view.visible_rect()
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    assert tab.view.visible_rect()[2] < before[2]
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert tab.view.visible_rect()[2] >= scan.width
+
+
+def test_decisions_land_in_the_audit_log_with_a_valid_chain(qtbot, window, bag_dir, tiny_model, tmp_path):
+    tab = _screened(qtbot, window, bag_dir, tiny_model)  # the folder is the queue
+    assert window.queue.position() == "1/2"
+    first = tab.outcome
+    shown = tab.regions_shown()
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: tab.outcome is not None and tab.outcome.path != first.path, timeout=TIMEOUT)
+    assert window.queue.position() == "2/2"
+    qtbot.waitUntil(lambda: tab.screening is not None, timeout=TIMEOUT)
+    qtbot.keyClick(window, Qt.Key.Key_C)
+    with AuditLog(tmp_path / "audit.sqlite") as log:
+        rows = log.rows()
+        assert [r["decision"] for r in rows] == ["suspect", "clear"]
+        assert rows[0]["operator"] == "ana" and rows[0]["scan_id"] == first.scan.scan_id
+        assert rows[0]["file_sha256"] == first.sha256 and rows[0]["model_id"] == first.screening.model_id
+        assert rows[0]["decision_seconds"] >= 0
+        assert str(shown[0]) in str(rows[0]["regions_shown"])
+        assert log.verify().ok
+        stats = log.stats()
+    assert stats[0].operator == "ana" and stats[0].bags == 2 and stats[0].suspect_rate == 0.5
+    window.dispatch("audit.stats")
+    assert window.dialog.table.rowCount() == 1 and "chain OK" in window.dialog.chain.text()
+
+
+def test_corrupt_file_shows_an_error_and_the_window_carries_on(qtbot, window, bag_dir, tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: window.error is not None, timeout=TIMEOUT)
+    assert "broken.h5" in window.error.text()
+    assert window.tab.outcome is None and "could not open" in window.tab.title.text()
+    window.error.close()
+    window.open_path(tmp_path / "missing_folder_or_file.h5")
+    qtbot.waitUntil(lambda: "missing_folder_or_file" in window.error.text(), timeout=TIMEOUT)
+    # without a model the scan is shown unscored; the window still works
+    window.set_model("")
+    window.open_path(bag_dir / "b_benign.h5")
+    qtbot.waitUntil(lambda: window.tab.outcome is not None and window.runner.running is None, timeout=TIMEOUT)
+    assert window.tab.screening is None and window.tab.view.image.image.shape[2] == 3
+    window.dispatch("view.negative")
+    assert window.tab.state.view == "negative"
+
+
+def test_bad_model_file_is_refused_with_a_dialog(qtbot, window, tmp_path):
+    bad = tmp_path / "fake.xsm"
+    bad.write_bytes(b"not a model")
+    window.set_model(str(bad))
+    assert window.error is not None and "fake.xsm" in window.error.text()
+    assert window.model_path != str(bad)
+
+
+def test_every_registry_action_is_bound_once(qtbot, window):
+    seen = {}
+    for sc in shortcuts.SHORTCUTS:
+        act = window.actions_by_id[sc.action]
+        key = act.shortcut().toString(QKeySequence.SequenceFormat.PortableText)
+        assert key, f"{sc.keys!r} did not parse"
+        assert key not in seen, f"{key} bound to {seen.get(key)} and {sc.action}"
+        seen[key] = sc.action
+    window.dispatch("help.keys")
+    assert window.dialog.table.rowCount() == len(shortcuts.SHORTCUTS)
+
+
+def test_settings_persist_between_runs(qtbot, tmp_path, bag_dir):
+    ini = tmp_path / "gui.ini"
+    win = MainWindow(settings_path=ini, audit_path=tmp_path / "a.sqlite")
+    qtbot.addWidget(win)
+    win.tab.handle("view.negative")
+    win.tab.handle("layer.opacity_up")
+    win.tab.handle("layer.mode")
+    win.put_setting("operator/name", "bo")
+    win.open_path(bag_dir)
+    win.close()
+    again = MainWindow(settings_path=ini, audit_path=tmp_path / "a.sqlite")
+    qtbot.addWidget(again)
+    s = again.tab.state
+    assert (s.view, s.opacity, s.overlay_mode) == ("negative", pytest.approx(0.6), "contour")
+    assert again.ask_operator() == "bo" and again.setting("files/last_folder") == str(bag_dir)
+    again.close()
+
+
+def test_cli_gui_rejects_missing_paths(capsys):
+    from xscreen.cli import main
+
+    assert main(["gui", "/no/such/scan.h5"]) == 2
+    assert "error: /no/such/scan.h5" in capsys.readouterr().err

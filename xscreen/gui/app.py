@@ -1,0 +1,227 @@
+"""Main window: tabs, menus and toolbar generated from the shortcut registry, the bag queue,
+scoring in a worker thread, decisions into the audit log, settings that persist."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QInputDialog, QLabel, QMainWindow, QTabWidget, QWidget
+
+from xscreen import paths
+from xscreen.gui import dialogs, probe, session, shortcuts
+from xscreen.gui import state as st
+from xscreen.gui.files import FileHandling
+from xscreen.gui.screening_tab import ScreeningTab
+from xscreen.gui.worker import JobRunner
+
+TrainingFactory = Callable[[QWidget], QWidget]
+TOOLBAR = ("file.open", "file.open_folder", "queue.prev", "queue.next", "nav.fit", "layer.overlay",
+           "layer.residual", "layer.side", "decide.clear", "decide.suspect", "decide.unresolved", "help.keys")
+
+
+def default_training_factory(parent: QWidget) -> QWidget:
+    """The training wizard's widget when its module provides ``create_training_widget(parent)``,
+    else a placeholder - the wizard plugs in without touching this window."""
+    try:
+        from xscreen.gui import training_wizard
+        return training_wizard.create_training_widget(parent)
+    except (ImportError, AttributeError):
+        label = QLabel("Training wizard: not installed in this build.\n"
+                       "Train from the command line: xscreen train --help", parent)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return label
+
+
+class MainWindow(FileHandling, QMainWindow):
+    def __init__(self, settings_path: str | Path | None = None, training_factory: TrainingFactory | None = None,
+                 audit_path: str | Path | None = None):
+        super().__init__()
+        self.setWindowTitle("xscreen - X-ray baggage screening")
+        path = Path(settings_path) if settings_path else paths.user_data_dir() / "gui.ini"
+        self.settings = QSettings(str(path), QSettings.Format.IniFormat)
+        self.audit_path = Path(audit_path) if audit_path else None
+        self.queue = session.BagQueue()
+        self.cache = session.ResultCache()
+        self.timer = session.DecisionTimer()
+        self.runner = JobRunner(self)
+        self.model_path = self.setting("model/path")
+        self.extra_models: list[str] = [self.model_path] if self.model_path else []
+        self._scorers: dict[str, object] = {}
+        self.error: object | None = None  # the last error dialog (tests inspect it)
+        self.dialog: object | None = None
+        self.tab = ScreeningTab(st.state_from_settings(self._stored_view()))
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.tab, "Screening")
+        self.tabs.addTab((training_factory or default_training_factory)(self), "Training")
+        self.setCentralWidget(self.tabs)
+        self.cursor_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.cursor_label, 1)
+        self.actions_by_id = self._build_actions()
+        self.setAcceptDrops(True)
+        self._connect()
+        self.refresh_models()
+        self.resize(1400, 860)
+
+    # --- settings --------------------------------------------------------------------------
+    def setting(self, key: str):
+        return st.coerce_setting(key, self.settings.value(key))
+
+    def put_setting(self, key: str, value) -> None:
+        self.settings.setValue(key, value)
+
+    def _stored_view(self) -> dict:
+        return {k: self.settings.value(k) for k in st.SETTINGS_SCHEMA if k.startswith("view/")}
+
+    def _on_tab_state_changed(self, s: st.ViewState) -> None:
+        for key, value in st.state_to_settings(s).items():
+            self.settings.setValue(key, value)
+
+    # --- actions from the registry -------------------------------------------------------------
+    def _build_actions(self) -> dict[str, QAction]:
+        out: dict[str, QAction] = {}
+        menus = {}
+        for sc in shortcuts.SHORTCUTS:
+            act = QAction(sc.label, self)
+            act.setShortcut(QKeySequence(sc.keys))
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.setToolTip(f"{sc.label} ({sc.keys})")
+            act.triggered.connect(lambda _=False, a=sc.action: self.dispatch(a))
+            if sc.group not in menus:
+                menus[sc.group] = self.menuBar().addMenu(sc.group)
+            menus[sc.group].addAction(act)
+            self.addAction(act)  # shortcuts work whatever has focus in the window
+            out[sc.action] = act
+        self.recent_menu = menus["File"].addMenu("Recent files")
+        bar = self.addToolBar("Operator")
+        bar.setObjectName("operator-toolbar")
+        for action in TOOLBAR:
+            bar.addAction(out[action])
+        return out
+
+    def _connect(self) -> None:
+        self.tab.status.connect(self.cursor_label.setText)
+        self.tab.state_changed.connect(self._on_tab_state_changed)
+        self.tab.decisions.action.connect(self.dispatch)
+        self.tab.progress.cancel.connect(lambda: self.dispatch("score.cancel"))
+        self.tab.models.chosen.connect(self.set_model)
+        self.runner.item.connect(self._on_job_item)
+        self.runner.done.connect(self._on_job_done)
+        self.runner.failed.connect(self._on_job_failed)
+        self.runner.cancelled.connect(self._on_job_cancelled)
+        self.runner.idle.connect(self._prescore_next)  # the next bag is scored while this one is reviewed
+        self._update_recent_menu()
+
+    def dispatch(self, action: str) -> None:
+        """Run a registry action (keys, menus, toolbar and buttons all come here)."""
+        simple = {
+            "file.open": self.ask_open_file, "file.open_folder": self.ask_open_folder,
+            "file.open_model": self.ask_open_model, "file.quit": self.close,
+            "queue.next": lambda: self.step_queue(1), "queue.prev": lambda: self.step_queue(-1),
+            "score.run": self.rescore, "score.cancel": self.cancel_scoring,
+            "tab.screening": lambda: self.tabs.setCurrentIndex(0),
+            "tab.training": lambda: self.tabs.setCurrentIndex(1),
+            "model.card": self.show_model_card, "audit.stats": self.show_stats,
+            "operator.change": lambda: self.ask_operator(force=True), "help.keys": self.show_cheat_sheet,
+        }
+        if action in simple:
+            simple[action]()
+        elif action in session.DECISIONS:
+            self.decide(action)
+        elif not self.tab.handle(action):
+            self.statusBar().showMessage(f"unknown action {action}", 3000)
+
+    # --- models ----------------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        found = probe.list_models(paths.model_dirs(), self.extra_models)
+        self.tab.models.set_models(found, self.model_path)
+        self._show_card()
+
+    def set_model(self, path: str) -> None:
+        """Select a model ('' = none); the bag on screen is scored with it."""
+        if path:
+            try:
+                probe.describe_model(path)
+            except Exception as exc:  # ModelError / OSError: name the file, keep the old model
+                self.show_error("Cannot use model", str(exc))
+                self.refresh_models()
+                return
+            if path not in self.extra_models:
+                self.extra_models.append(path)
+        self.model_path = path
+        self.put_setting("model/path", path)
+        self.refresh_models()
+        if self.queue.current is not None:
+            self.request(self.queue.current)
+
+    def _show_card(self) -> None:
+        try:
+            text = probe.describe_model(self.model_path) if self.model_path else \
+                "no model: scans are shown without scoring"
+        except Exception as exc:
+            text = f"cannot read model: {exc}"
+        self.tab.models.set_card(text)
+
+    def show_model_card(self) -> None:
+        self._show_card()
+        self.dialog = dialogs.info_box(self, "Model card", self.tab.models.card.text())
+
+    def scorer_factory(self):
+        if not self.model_path:
+            return None
+        model = self.model_path
+
+        def make():  # runs on the worker thread; one job at a time, so no lock is needed
+            if model not in self._scorers:
+                from xscreen.scoring import Scorer
+                self._scorers[model] = Scorer(model)
+            return self._scorers[model]
+        return make
+
+    # --- errors and dialogs ------------------------------------------------------------------------
+    def show_error(self, title: str, text: str) -> None:
+        self.statusBar().showMessage(f"error: {text}", 10000)
+        self.error = dialogs.error_box(self, title, text)
+
+    def show_cheat_sheet(self) -> None:
+        self.dialog = dialogs.CheatSheet(self)
+        self.dialog.open()
+
+    def show_stats(self) -> None:
+        from xscreen.audit import AuditLog
+
+        with AuditLog(self.audit_path) as log:
+            self.dialog = dialogs.StatsDialog(log.stats(), log.verify(), str(log.path), self)
+        self.dialog.open()
+
+    def ask_operator(self, force: bool = False) -> str:
+        """The operator's name: asked once, then kept in settings."""
+        name = self.setting("operator/name")
+        if name and not force:
+            return name
+        text, ok = QInputDialog.getText(self, "Operator", "Your name (recorded with each decision):", text=name)
+        if ok and text.strip():
+            name = text.strip()
+            self.put_setting("operator/name", name)
+        return name
+
+    def closeEvent(self, event) -> None:
+        self.runner.cancel()
+        self.runner.wait(10000)
+        self.settings.sync()
+        super().closeEvent(event)
+
+
+def run_app(paths_in: list[str] | None = None, model: str | None = None) -> int:
+    """Open the main window (optionally a scan or folder and a model) and run the event loop."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("xscreen")
+    win = MainWindow()
+    if model:
+        win.set_model(str(Path(model).resolve()))
+    win.show()
+    for p in paths_in or []:
+        win.open_path(p)
+    return int(app.exec())

@@ -1,0 +1,183 @@
+"""The main window's bag flow (a mixin of ``MainWindow``): opening files, folders and drops, the
+queue with background pre-scoring of the next bag, worker results, and decisions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from xscreen.gui import probe, session
+
+SCAN_FILTER = "Scans (*.h5 *.hdf5 *.tif *.tiff *.png *.jpg *.jpeg *.bmp *.dcs *.dcm);;All files (*)"
+
+
+class FileHandling:
+    """Expects the attributes MainWindow sets up (queue, cache, runner, tab, timer, settings...)."""
+
+    # --- opening -------------------------------------------------------------------------------
+    def ask_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open scan", self.setting("files/last_folder"), SCAN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def ask_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder of scans", self.setting("files/last_folder"))
+        if path:
+            self.open_path(path)
+
+    def ask_open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.xsm);;All files (*)")
+        if path:
+            self.set_model(path)
+
+    def open_path(self, path: str | Path) -> None:
+        """A folder becomes the bag queue; a file a one-bag queue. A missing or empty folder is an
+        error dialog, never an exception."""
+        p = Path(path)
+        if p.is_dir():
+            try:
+                queue = session.BagQueue.from_folder(p)
+            except Exception as exc:  # ScanError / OSError naming the folder
+                self.show_error("Cannot open folder", str(exc))
+                return
+            if not queue.paths:
+                self.show_error("Cannot open folder", f"{p}: no scan files in this folder")
+                return
+            self.put_setting("files/last_folder", str(p))
+        else:
+            queue = session.BagQueue([p], 0)
+            self.put_setting("files/last_folder", str(p.parent))
+            self.put_setting("files/recent", session.add_recent(self.setting("files/recent"), p))
+            self._update_recent_menu()
+        self.queue = queue
+        self.request(queue.current)
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Dropped items: one folder opens as a queue, several files become the queue."""
+        if len(paths) == 1:
+            self.open_path(paths[0])
+        elif paths:
+            self.queue = session.BagQueue([Path(p) for p in paths], 0)
+            self.request(self.queue.current)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        self.open_paths([Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()])
+        event.acceptProposedAction()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for p in self.setting("files/recent"):
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, path=p: self.open_path(path))
+        self.recent_menu.setEnabled(bool(self.setting("files/recent")))
+
+    def step_queue(self, delta: int) -> None:
+        path = self.queue.step(delta)
+        if path is None:
+            self.statusBar().showMessage("no more bags in this direction", 3000)
+            return
+        self.request(path)
+
+    # --- scoring -----------------------------------------------------------------------------------
+    def job_key(self, path: Path | str) -> str:
+        return f"{path}|{self.model_path}"
+
+    def request(self, path: Path | str | None, force: bool = False) -> None:
+        """Show ``path``: from the cache, by waiting for the pre-scoring job, or by starting a job."""
+        if path is None:
+            return
+        self.target = self.job_key(path)
+        cached = None if force else self.cache.get(path, self.model_path)
+        plan = session.plan_scoring(self.target, cached is not None, self.runner.running)
+        if plan == "show":
+            self._show(cached)
+            self._prescore_next()
+            return
+        self.tab.set_outcome(None, f"loading {Path(path).name} …")
+        if plan != "wait":
+            self.runner.start(self.target, lambda: probe.screen_job(path, self.scorer_factory()))
+        self.tab.progress.set_busy(f"{Path(path).name}", 0.0)
+
+    def rescore(self) -> None:
+        self.request(self.queue.current, force=True)
+
+    def cancel_scoring(self) -> None:
+        self.runner.cancel()
+        self.tab.progress.set_busy(None)
+
+    def _prescore_next(self) -> None:
+        nxt = self.queue.peek_next()
+        if nxt is not None and self.runner.running is None and self.cache.get(nxt, self.model_path) is None:
+            self.runner.start(self.job_key(nxt), lambda: probe.screen_job(nxt, self.scorer_factory()))
+
+    def _on_job_item(self, key: str, item) -> None:
+        if key != getattr(self, "target", None):
+            return  # pre-scoring in the background: nothing to show yet
+        if isinstance(item, probe.JobStep):
+            stage = {"load": "loading", "score": "scoring", "done": "done"}[item.stage]
+            self.tab.progress.set_busy(f"{stage} {Path(item.path).name}", None if item.stage == "score" else item.fraction)
+        elif isinstance(item, probe.Outcome) and item.screening is None and self.tab.outcome is None:
+            self._show(item)  # the plain image first, the detector's layers when scoring ends
+
+    def _on_job_done(self, key: str, outcome) -> None:
+        if isinstance(outcome, probe.Outcome):
+            self.cache.put(outcome.path, key.rsplit("|", 1)[1], outcome)
+            if key == getattr(self, "target", None):
+                self._show(outcome)
+                self.tab.progress.set_busy(None)
+
+    def _on_job_failed(self, key: str, message: str) -> None:
+        if key != getattr(self, "target", None):
+            return  # a bad next bag is reported when the operator gets to it
+        self.tab.progress.set_busy(None)
+        self.tab.set_outcome(None, f"could not open: {message}")
+        self.show_error("Cannot open scan", message)
+
+    def _on_job_cancelled(self, key: str) -> None:
+        if key == getattr(self, "target", None):
+            self.tab.progress.set_busy(None)
+            self.statusBar().showMessage("scoring cancelled", 3000)
+
+    def _show(self, outcome: probe.Outcome) -> None:
+        first_view = self.tab.outcome is None or self.tab.outcome.path != outcome.path
+        s = outcome.screening
+        verdict = "" if s is None else (f"  -  ALARM ({s.scan_rel:.2f}x)" if s.alarm else f"  -  no alarm ({s.scan_rel:.2f}x)")
+        info = f"{outcome.scan.scan_id}   [{self.queue.position()}]{verdict}"
+        self.tab.set_outcome(outcome, info)
+        if first_view:
+            self.timer.start(outcome.path)  # the clock runs from the bag first being shown
+
+    # --- decisions -----------------------------------------------------------------------------------
+    def decide(self, action: str) -> int | None:
+        """Record the operator's decision on the bag on screen; returns the audit row id."""
+        outcome = self.tab.outcome
+        if outcome is None:
+            self.statusBar().showMessage("no bag on screen to decide on", 3000)
+            return None
+        operator = self.ask_operator()
+        if not operator:
+            self.statusBar().showMessage("decision not recorded: no operator name", 5000)
+            return None
+        from xscreen.audit import AuditLog
+
+        s = outcome.screening
+        decision = session.make_decision(
+            action, operator=operator, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
+            model_id=s.model_id if s is not None else "", threshold=s.threshold * self.tab.state.rel_threshold
+            if s is not None else 0.0, regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0)
+        try:
+            with AuditLog(self.audit_path) as log:
+                row = log.record(decision)
+        except Exception as exc:  # AuditError: say so loudly - a lost decision must be noticed
+            self.show_error("Decision NOT recorded", str(exc))
+            return None
+        self.statusBar().showMessage(f"recorded #{row}: {decision.decision} by {operator} "
+                                     f"({decision.decision_seconds:.1f} s)", 5000)
+        self.last_decision = row
+        if self.queue.peek_next() is not None:
+            self.step_queue(1)
+        return row

@@ -1,0 +1,252 @@
+"""What the screening tab computes, as plain functions over core results (no Qt).
+
+Each function here is one GUI action's core: re-thresholding (via ``heatmap.find_regions``), the
+overlay layer, reconstruction/residual images, the patch inspector's crops, the status-bar probe
+and the scoring job the worker thread pulls.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from xscreen import heatmap
+from xscreen.scan import Scan
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """Progress of a scoring job: ``stage`` in load | score | done, ``fraction`` in [0, 1]."""
+
+    path: str
+    stage: str
+    fraction: float
+
+
+@dataclass
+class Outcome:
+    """A loaded (and, with a model, screened) scan: what the tab shows.
+    ``classes`` (H, W) uint8 material classes (None for rgb/gray); ``screening`` None without a model."""
+
+    path: str
+    scan: Scan
+    sha256: str
+    classes: np.ndarray | None
+    screening: Any | None = None
+    preprocess: Any | None = None  # the model's Preprocess (maps the reconstruction back)
+
+
+def material_map(scan: Scan) -> np.ndarray | None:
+    """(H, W) uint8 material class per pixel for dual-energy scans, else None."""
+    if scan.kind != "dual":
+        return None
+    from xscreen import materials
+
+    a = materials.attenuation(scan)  # (2, H, W): [high, low]
+    return materials.material_classes(a[1], a[0])
+
+
+def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | None = None) -> Iterator[JobStep | Outcome]:
+    """Generator the worker pulls: JobStep(load), Outcome (image only), [JobStep(score)],
+    JobStep(done), Outcome (screened when a model is given; the last item is the result).
+    ``scorer`` is a zero-argument factory so a model loads on the worker thread too.
+    Raises ScanError/ModelError naming the file."""
+    from xscreen.scan import file_sha256, load_scan
+
+    key = str(path)
+    yield JobStep(key, "load", 0.0)
+    scan = load_scan(path)
+    out = Outcome(key, scan, file_sha256(path), material_map(scan))
+    yield out  # the plain image can be shown while the model works
+    if scorer is not None:
+        yield JobStep(key, "score", 0.2)
+        from xscreen import pipeline
+        from xscreen.config import ScreenConfig
+
+        model = scorer()
+        screening = pipeline.screen(scan, model, cfg or ScreenConfig())
+        out = dataclasses.replace(out, screening=screening, preprocess=model.preprocess)
+    yield JobStep(key, "done", 1.0)
+    yield out
+
+
+def geometry(screening: Any) -> heatmap.GridGeometry:
+    return heatmap.GridGeometry(size=int(screening.patch_size), stride=int(screening.stride),
+                                height=int(screening.height), width=int(screening.width))
+
+
+def rethreshold(screening: Any, rel_threshold: float, min_patches: int = 1) -> list[heatmap.Region]:
+    """Regions at ``rel_threshold`` x the model's threshold, from the stored score grid (no rescoring).
+    rel 1.0 reproduces the screening's own regions."""
+    if rel_threshold <= 0:
+        raise ValueError(f"relative threshold must be > 0, got {rel_threshold}")
+    return heatmap.find_regions(screening.score_grid, float(screening.threshold) * rel_threshold,
+                                geometry(screening), min_patches=min_patches)
+
+
+def overlay_rgba(heat: np.ndarray, rel_threshold: float = 1.0, mode: str = "fill") -> np.ndarray:
+    """heat (H, W) rel scores -> (H, W, 4) uint8 RGBA layer at full strength (the view sets the
+    layer's opacity, so the opacity slider never recomputes). ``contour`` outlines rel >= threshold."""
+    rel = np.asarray(heat, dtype=np.float32) / np.float32(rel_threshold)
+    if mode == "fill":
+        return heatmap.colormap(rel, opacity=1.0)
+    lines = heatmap.overlay(np.zeros(rel.shape + (3,), np.uint8), rel, mode=mode, opacity=1.0)
+    alpha = (lines.max(axis=2) > 0).astype(np.uint8) * 255
+    return np.dstack([lines, alpha])
+
+
+def residual_rgb(residual: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """residual (H, W) float -> (H, W, 3) uint8, black = reconstructed exactly; scaled so the 99.9th
+    percentile is white (one hot pixel must not darken the rest)."""
+    import cv2
+
+    r = np.nan_to_num(np.asarray(residual, dtype=np.float32))
+    top = float(vmax) if vmax else float(np.percentile(r, 99.9)) or 1.0
+    level = np.clip(r / top * 255.0, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1])
+
+
+def reconstruction_scan(scan: Scan, reconstruction: np.ndarray, pre: Any) -> Scan:
+    """The model's reconstruction (C, H, W) in model space as a Scan of the same kind and air level,
+    so every image view renders it exactly like the original."""
+    from xscreen.preprocess import to_transmission
+
+    t = to_transmission(reconstruction, pre)
+    limit = np.iinfo(scan.channels.dtype).max
+    channels = np.clip(np.rint(t * scan.i0), 0, limit).astype(scan.channels.dtype)
+    return Scan(scan_id=scan.scan_id + ":reconstruction", kind=scan.kind, channels=channels, i0=scan.i0)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Patch inspector content for one region: crops (h, w, 3) uint8 of the same box."""
+
+    box: tuple[int, int, int, int]
+    original: np.ndarray
+    reconstruction: np.ndarray | None
+    residual: np.ndarray | None
+    max_rel: float
+    mean_rel: float
+
+
+def inspect_region(region: heatmap.Region, original: np.ndarray, reconstruction: np.ndarray | None,
+                   residual: np.ndarray | None) -> Inspection:
+    """Crops of the region's box from full-size (H, W, 3) images."""
+    y, x, h, w = region.y, region.x, region.h, region.w
+
+    def crop(img: np.ndarray | None) -> np.ndarray | None:
+        return None if img is None else np.ascontiguousarray(img[y:y + h, x:x + w])
+
+    return Inspection((x, y, w, h), crop(original), crop(reconstruction), crop(residual),  # type: ignore[arg-type]
+                      region.max_rel, region.mean_rel)
+
+
+def zoom_rect(region: heatmap.Region, width: int, height: int, margin: float = 0.75) -> tuple[float, float, float, float]:
+    """(x, y, w, h) to zoom to: the box grown by ``margin`` x its size on each side, inside the scan."""
+    mx, my = region.w * margin, region.h * margin
+    x0, y0 = max(0.0, region.x - mx), max(0.0, region.y - my)
+    x1, y1 = min(float(width), region.x + region.w + mx), min(float(height), region.y + region.h + my)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+@dataclass(frozen=True)
+class CursorInfo:
+    """What the status bar shows for the pixel under the cursor. ``values``: raw channel values
+    (high, low for dual scans); ``rel_score``: heat (score / threshold) there, None before scoring."""
+
+    x: int
+    y: int
+    values: tuple[int, ...]
+    material: str | None
+    rel_score: float | None
+
+    def text(self, kind: str = "dual") -> str:
+        names = ("high", "low") if kind == "dual" else ("R", "G", "B") if kind == "rgb" else ("grey",)
+        parts = [f"x {self.x}  y {self.y}"]
+        parts.append("  ".join(f"{n} {v}" for n, v in zip(names, self.values)))
+        if self.material is not None:
+            parts.append(self.material)
+        parts.append("score -" if self.rel_score is None else f"score {self.rel_score:.2f}x thr")
+        return "   |   ".join(parts)
+
+
+def cursor_info(scan: Scan, x: float, y: float, classes: np.ndarray | None = None,
+                heat: np.ndarray | None = None, rel_threshold: float = 1.0) -> CursorInfo | None:
+    """Probe at scan pixel (x, y); None outside the scan. The score is heat / rel_threshold, i.e.
+    relative to the threshold the operator has set."""
+    xi, yi = int(np.floor(x)), int(np.floor(y))
+    if not (0 <= xi < scan.width and 0 <= yi < scan.height):
+        return None
+    material = None
+    if classes is not None:
+        from xscreen.materials import MATERIAL_NAMES
+
+        material = str(MATERIAL_NAMES[int(classes[yi, xi])])
+    rel = None if heat is None else float(heat[yi, xi]) / rel_threshold
+    return CursorInfo(xi, yi, tuple(int(v) for v in scan.channels[:, yi, xi]), material, rel)
+
+
+class Renderer:
+    """Display images for one scan with the expensive part cached: the colour-table lookup per
+    view is done once, window/level/gamma (a 256-entry LUT) and edge enhancement per change."""
+
+    def __init__(self, scan: Scan):
+        self.scan = scan
+        self._base: dict[str, np.ndarray] = {}
+
+    def base(self, view: str) -> np.ndarray:
+        """(H, W, 3) uint8 of ``view`` before window/level; ViewUnavailable for a view the scan lacks."""
+        from xscreen import materials
+
+        if view not in self._base:
+            self._base[view] = materials.render(self.scan, view)
+        return self._base[view]
+
+    def image(self, view: str, window: float | None = None, level: float | None = None,
+              gamma: float = 1.0, edge: bool = False) -> np.ndarray:
+        """Same result as ``materials.render(scan, view, window=, level=, gamma=, edge=)``."""
+        from xscreen import materials
+
+        rgb = materials.tone(self.base(view), window=window, level=level, gamma=gamma)
+        return materials.unsharp(rgb) if edge else rgb
+
+    def histogram(self, view: str, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(counts (bins,), edges (bins + 1,)) of display brightness in [0, 1] for the histogram
+        control; a strided sample keeps it instant on 8000x3000 scans."""
+        rgb = self.base(view)
+        step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+        lum = rgb[::step, ::step].mean(axis=2) / 255.0
+        return np.histogram(lum, bins=bins, range=(0.0, 1.0))
+
+
+def describe_model(path: str | Path) -> str:
+    """Model card as text for the selector (reads the verified header only, builds no network).
+    Raises ModelError naming the file for a foreign or tampered file."""
+    from xscreen.checkpoint import read_meta
+
+    meta, checksum = read_meta(path)
+    card, cal = meta.card, meta.calibration
+    lines = [f"{card.name or Path(path).stem}  ({checksum[:12]})", card.description or "",
+             f"input: {meta.preprocess.kind}, patch {meta.patch.size}px, ngf {meta.net.ngf}",
+             f"created: {card.created}  seed {card.seed}",
+             f"trained on {card.n_train_scans} scans / {card.n_train_patches} patches "
+             f"(val {card.n_val_scans} / {card.n_val_patches})"]
+    if cal is not None:
+        lines.append(f"threshold {cal.patch_threshold:.4g} at patch FAR {cal.patch_far:.3g}; "
+                     f"scan threshold {cal.scan_threshold:.4g} ({cal.scan_aggregation})")
+    else:
+        lines.append("not calibrated: set a threshold before screening")
+    for key, value in sorted(card.evaluation.items()):
+        if isinstance(value, (int, float, str)):
+            lines.append(f"{key}: {value}")
+    return "\n".join(line for line in lines if line)
+
+
+def list_models(dirs: list[Path], extra: list[str | Path] = ()) -> list[Path]:  # type: ignore[assignment]
+    """Model files (*.xsm) in ``dirs`` plus ``extra`` opened files; sorted, no duplicates."""
+    found = {p.resolve() for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.xsm")}
+    found.update(Path(p).resolve() for p in extra if Path(p).is_file())
+    return sorted(found, key=lambda p: (p.name, str(p)))

@@ -1,0 +1,242 @@
+"""The screening tab: one bag, its views and the detector's layers, driven by ``ViewState``.
+
+The tab owns the display state and the current ``probe.Outcome``; each change goes through
+``set_view_state`` which redraws only what the change touches (a new threshold re-runs
+``heatmap.find_regions`` on the stored grid - no rescoring; an opacity change only sets the
+layer's opacity).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
+
+from xscreen.gui import probe
+from xscreen.gui import state as st
+from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow
+from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
+from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
+
+_IMAGE_FIELDS = ("view", "edge", "window", "level", "gamma", "layer")
+_NAV = {"nav.zoom_in": ("zoom", ZOOM_STEP), "nav.zoom_out": ("zoom", 1 / ZOOM_STEP),
+        "nav.pan_left": ("pan", (-PAN_FRACTION, 0)), "nav.pan_right": ("pan", (PAN_FRACTION, 0)),
+        "nav.pan_up": ("pan", (0, -PAN_FRACTION)), "nav.pan_down": ("pan", (0, PAN_FRACTION))}
+
+
+class ScreeningTab(QWidget):
+    status = Signal(str)  # cursor probe text for the status bar
+    state_changed = Signal(object)  # ViewState, so the window can persist preferences
+
+    def __init__(self, state: st.ViewState | None = None, parent=None):
+        super().__init__(parent)
+        self.state = state or st.ViewState()
+        self.outcome: probe.Outcome | None = None
+        self.renderer: probe.Renderer | None = None
+        self.recon_renderer: probe.Renderer | None = None
+        self.regions: list = []
+        self.selected: int | None = None
+        self._residual_rgb: np.ndarray | None = None
+        self._build()
+        self._sync_panels()
+
+    def _build(self) -> None:
+        self.view = ScanView()
+        self.title = QLabel("Open a scan (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here")
+        self.title.setStyleSheet("font-weight: bold; padding: 4px;")
+        self.models, self.display = ModelPanel(), DisplayPanel()
+        self.detector, self.region_panel = DetectorPanel(), RegionPanel()
+        self.progress, self.decisions = ProgressRow(), DecisionBar()
+        side = QWidget()
+        col = QVBoxLayout(side)
+        for w in (self.models, self.display, self.detector, self.region_panel):
+            col.addWidget(w)
+        col.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(400)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        left = QWidget()
+        lcol = QVBoxLayout(left)
+        lcol.setContentsMargins(0, 0, 0, 0)
+        lcol.addWidget(self.title)
+        lcol.addWidget(self.view, 1)
+        lcol.addWidget(self.progress)
+        lcol.addWidget(self.decisions)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(scroll)
+        split.setStretchFactor(0, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(split)
+        self.display.edit.connect(self._on_panel_edit)
+        self.display.action.connect(self.handle)
+        self.detector.edit.connect(self._on_panel_edit)
+        self.region_panel.selected.connect(self.select_region)
+        self.view.cursor_moved.connect(self._on_view_cursor_moved)
+
+    # --- data down -----------------------------------------------------------------------------
+    def set_outcome(self, outcome: probe.Outcome | None, info: str = "") -> None:
+        """Show a loaded (and possibly screened) scan; None clears the tab."""
+        self.outcome = outcome
+        self.selected = None
+        self._residual_rgb = None
+        self.renderer = self.recon_renderer = None
+        if outcome is None:
+            self.regions = []
+            self.view.set_image(None)
+            self.view.set_side(None)
+            self.region_panel.set_regions([])
+            self.title.setText(info or "no scan")
+            return
+        from xscreen.materials import available_views
+
+        self.renderer = probe.Renderer(outcome.scan)
+        views = available_views(outcome.scan)
+        self.display.set_available(views)
+        self.state = st.for_scan(self.state, views)
+        s = outcome.screening
+        if s is not None and outcome.preprocess is not None:
+            recon = probe.reconstruction_scan(outcome.scan, s.reconstruction, outcome.preprocess)
+            self.recon_renderer = probe.Renderer(recon)
+        self.title.setText(info or outcome.scan.scan_id)
+        self._redraw(image=True, layer=True, regions=True)
+        self.view.fit()
+
+    @property
+    def screening(self):
+        return self.outcome.screening if self.outcome is not None else None
+
+    # --- intent from keys and panels ----------------------------------------------------------------
+    def handle(self, action: str) -> bool:
+        """Apply a registry action that concerns this tab; False if it is not one of ours."""
+        if action in _NAV:
+            kind, arg = _NAV[action]
+            self.view.zoom(arg) if kind == "zoom" else self.view.pan(*arg)
+        elif action == "nav.fit":
+            self.view.fit()
+        elif action in ("region.next", "region.prev"):
+            self._step_region(1 if action == "region.next" else -1)
+        elif action.split(".")[0] in ("view", "layer", "threshold"):
+            views = self.display_views()
+            self.set_view_state(st.apply_action(self.state, action, views))
+        else:
+            return False
+        return True
+
+    def display_views(self) -> tuple[str, ...]:
+        if self.outcome is None:
+            return st.IMAGE_VIEWS
+        from xscreen.materials import available_views
+
+        return available_views(self.outcome.scan)
+
+    def set_view_state(self, new: st.ViewState) -> None:
+        old, self.state = self.state, new
+        changed = {f.name for f in dataclasses.fields(new) if getattr(old, f.name) != getattr(new, f.name)}
+        if not changed:
+            return
+        if changed == {"opacity"}:
+            self.view.set_layer_opacity(new.opacity)
+        else:
+            self._redraw(image=bool(changed & set(_IMAGE_FIELDS)),
+                         layer=bool(changed & {"overlay", "overlay_mode", "rel_threshold", "layer"}),
+                         regions=bool(changed & {"rel_threshold", "boxes"}))
+        self._sync_panels()
+        self.state_changed.emit(new)
+
+    def _on_panel_edit(self, changes: dict) -> None:
+        self.set_view_state(dataclasses.replace(self.state, **changes))
+
+    def _sync_panels(self) -> None:
+        self.display.set_state(self.state)
+        s = self.screening
+        self.detector.set_state(self.state, None if s is None else s.threshold)
+
+    # --- drawing ---------------------------------------------------------------------------------
+    def _redraw(self, image: bool, layer: bool, regions: bool) -> None:
+        if self.outcome is None:
+            return
+        if image:
+            self._draw_image()
+        if layer:
+            self._draw_layer()
+        if regions:
+            s = self.screening
+            self.regions = probe.rethreshold(s, self.state.rel_threshold) if s is not None else []
+            self.selected = None
+            self.region_panel.set_regions(self.regions)
+            self.view.set_regions(self.regions, self.state.boxes)
+        self._sync_panels()
+
+    def _display(self, renderer: probe.Renderer) -> np.ndarray:
+        s = self.state
+        return renderer.image(s.view, s.window, s.level, s.gamma, s.edge)
+
+    def current_image(self) -> np.ndarray:
+        """(H, W, 3) uint8 shown in the main view for the current layer."""
+        layer = self.state.layer if self.screening is not None else "image"
+        if layer == "reconstruction" and self.recon_renderer is not None:
+            return self._display(self.recon_renderer)
+        if layer == "residual":
+            return self.residual_image()
+        return self._display(self.renderer)
+
+    def residual_image(self) -> np.ndarray:
+        if self._residual_rgb is None:
+            self._residual_rgb = probe.residual_rgb(self.screening.residual)
+        return self._residual_rgb
+
+    def _draw_image(self) -> None:
+        self.view.set_image(self.current_image())
+        side = self.state.layer == "side" and self.recon_renderer is not None
+        self.view.set_side(self._display(self.recon_renderer) if side else None)
+        if self.renderer is not None:
+            self.display.set_histogram(*self.renderer.histogram(self.state.view))
+
+    def overlay_shown(self) -> bool:
+        return self.screening is not None and self.state.overlay and self.state.layer != "residual"
+
+    def _draw_layer(self) -> None:
+        if not self.overlay_shown():
+            self.view.set_layer(None)
+            return
+        rgba = probe.overlay_rgba(self.screening.heat, self.state.rel_threshold, self.state.overlay_mode)
+        self.view.set_layer(rgba, self.state.opacity)
+
+    # --- regions ---------------------------------------------------------------------------------
+    def _step_region(self, delta: int) -> None:
+        if not self.regions:
+            return
+        rank = 1 if self.selected is None else (self.selected - 1 + delta) % len(self.regions) + 1
+        self.select_region(rank)
+
+    def select_region(self, rank: int) -> None:
+        """Zoom to region ``rank`` (1-based) and show it in the patch inspector."""
+        region = next((r for r in self.regions if r.rank == rank), None)
+        if region is None:
+            return
+        self.selected = rank
+        s = self.screening
+        self.view.zoom_to(*probe.zoom_rect(region, s.width, s.height))
+        self.view.set_regions(self.regions, self.state.boxes, selected=rank)
+        self.region_panel.select_rank(rank)
+        recon = self._display(self.recon_renderer) if self.recon_renderer is not None else None
+        self.inspection = probe.inspect_region(region, self._display(self.renderer), recon, self.residual_image())
+        self.region_panel.set_inspection(self.inspection)
+
+    def regions_shown(self) -> list[int]:
+        """Ranks of the regions on screen (for the audit row)."""
+        return [r.rank for r in self.regions]
+
+    def _on_view_cursor_moved(self, x: float, y: float) -> None:
+        if self.outcome is None:
+            return
+        s = self.screening
+        info = probe.cursor_info(self.outcome.scan, x, y, self.outcome.classes,
+                                 None if s is None else s.heat, self.state.rel_threshold)
+        if info is not None:
+            self.status.emit(info.text(self.outcome.scan.kind))
