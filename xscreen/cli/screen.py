@@ -1,0 +1,177 @@
+"""``xscreen screen PATH... --model M --out DIR``: batch screening of files and folders.
+
+Per scan: ``<out>/<scan>.json`` (summary, regions) and ``<out>/<scan>.png`` (overlay); across scans:
+``<out>/summary.csv`` (``summary-<i>of<n>.csv`` for a shard, so job-array tasks sharing one output
+folder never overwrite each other). Bad files are reported (``error: <file>: <fault>``) and skipped;
+the exit code is 1 when any failed. All writes are atomic.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from xscreen.atomic import atomic_write_bytes, atomic_write_text
+from xscreen.config import ScreenConfig
+
+CSV_FIELDS = ("scan_id", "path", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
+              "threshold", "n_regions", "top_region_rel", "n_patches", "n_scored", "width",
+              "height", "kind", "sha256", "model_id", "seconds", "error")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("screen", help="screen scan files/folders with a model (batch, shardable)",
+                       description="Screen scans (files or folders, recursive): per-scan JSON and "
+                       "overlay PNG, and a summary CSV, into --out.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scan files or folders")
+    p.add_argument("--model", help="model file (.xsm); default: the shipped default model")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--stride", type=int, default=32, help="patch stride in pixels, 8-64 (default 32)")
+    p.add_argument("--threshold", type=float, help="raw patch threshold (default: the model's calibrated one)")
+    p.add_argument("--scan-threshold", type=float, help="raw scan threshold (default: calibrated)")
+    p.add_argument("--air-threshold", type=float, default=0.95,
+                   help="patches with mean transmission >= this are air and not scored (default 0.95)")
+    p.add_argument("--no-air-skip", action="store_true", help="score air patches too")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--batch-size", type=int, help="patches per forward pass (default: sized to the device)")
+    p.add_argument("--shard", default="0/1", help="i/n: screen only the i-th of n disjoint parts")
+    p.add_argument("--overlay", default="fill", choices=("fill", "contour", "none"))
+    p.add_argument("--report", default="", help="also write reports: comma list of html,pdf,csv,json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xscreen.pipeline import parse_shard, resolve_thresholds
+
+    try:
+        shard = parse_shard(args.shard)
+        cfg = ScreenConfig(stride=args.stride, air_threshold=args.air_threshold,
+                           skip_air=not args.no_air_skip, threshold=args.threshold,
+                           scan_threshold=args.scan_threshold, device=args.device,
+                           precision=args.precision, batch_size=args.batch_size)
+        scorer = _scorer(args, cfg)
+        resolve_thresholds(scorer, cfg)
+        if not 8 <= cfg.stride <= min(64, scorer.patch_size):
+            raise ValueError(f"--stride {cfg.stride} out of range [8, {min(64, scorer.patch_size)}]")
+    except _Fail as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {args.model or 'model'}: {exc}", file=sys.stderr)
+        return 2
+    return _screen_all(args, scorer, cfg, shard)
+
+
+class _Fail(Exception):
+    """A setup fault already phrased as '<file>: <fault>'."""
+
+
+def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
+    from xscreen.checkpoint import ModelError
+    from xscreen.paths import default_model
+    from xscreen.scoring import Scorer
+
+    model = args.model or default_model()
+    if model is None:
+        raise _Fail("--model: no model given and no shipped model found")
+    try:
+        return Scorer(model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size)
+    except ModelError as exc:
+        raise _Fail(str(exc)) from None
+    except OSError as exc:
+        raise _Fail(f"{model}: cannot read model ({exc.strerror or exc})") from None
+
+
+def _screen_all(args, scorer, cfg, shard) -> int:
+    from tqdm import tqdm
+
+    from xscreen.pipeline import ScreenFailure, collect_paths, screen_paths
+
+    out = Path(args.out)
+    files = collect_paths(args.paths, shard)
+    rows, names, failed = [], set(), 0
+    with tqdm(total=len(files), unit="scan", file=sys.stderr, disable=None) as bar:
+        for item in screen_paths(files, scorer, cfg):
+            if isinstance(item, ScreenFailure):
+                failed += 1
+                tqdm.write(f"error: {item.fault}", file=sys.stderr)
+                rows.append({"path": str(item.path), "status": "error", "error": item.fault})
+            else:
+                try:
+                    rows.append(_write_outputs(item, out, _unique(item.screening.scan_id, names), args))
+                except (OSError, ValueError) as exc:
+                    failed += 1
+                    tqdm.write(f"error: {item.path}: cannot write outputs: {exc}", file=sys.stderr)
+                    rows.append({"path": str(item.path), "status": "error", "error": str(exc)})
+            bar.update(1)
+    csv_name = "summary.csv" if shard == (0, 1) else f"summary-{shard[0]}of{shard[1]}.csv"
+    atomic_write_text(out / csv_name, _csv(rows))
+    n_alarm = sum(1 for r in rows if r.get("alarm"))
+    print(f"screened {len(files) - failed} of {len(files)} scans ({n_alarm} alarms, {failed} failed); "
+          f"summary: {out / csv_name}")
+    return 1 if failed else 0
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """Output stem for a scan; two scans with one id (same name in two folders) get -2, -3..."""
+    stem, k = name, 1
+    while stem in taken:
+        k += 1
+        stem = f"{name}-{k}"
+    taken.add(stem)
+    return stem
+
+
+def _write_outputs(item, out: Path, stem: str, args) -> dict:
+    s = item.screening
+    summary = s.to_summary()
+    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=2))
+    if args.overlay != "none":
+        from xscreen.heatmap import overlay
+
+        img = overlay(render_rgb(item.scan), s.heat, args.overlay, regions=s.regions)
+        ok, png = cv2.imencode(".png", img[..., ::-1])  # OpenCV writes BGR
+        if not ok:
+            raise ValueError("PNG encoding failed")
+        atomic_write_bytes(out / f"{stem}.png", png.tobytes())
+    if args.report:
+        write_reports_hook(s, item.scan, out / stem, args.report)
+    top = max((r.max_rel for r in s.regions), default=0.0)
+    return {**{k: summary[k] for k in CSV_FIELDS if k in summary}, "status": "ok",
+            "top_region_rel": top, "seconds": s.timings.total}
+
+
+def write_reports_hook(screening, scan, out_dir: Path, formats: str) -> list[Path]:
+    """Reports through ``xscreen.report`` (imported here: the report area is optional)."""
+    from xscreen.report import write_reports
+
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    return write_reports(screening, scan, out_dir, wanted)
+
+
+def render_rgb(scan) -> np.ndarray:
+    """(H, W, 3) uint8 display image: the material pseudo-colour view (rgb scans: their own
+    colours; gray: grey) when ``xscreen.materials`` is installed, else a plain grey render."""
+    try:
+        from xscreen.materials import available_views, render
+    except ImportError:
+        t = scan.transmission()
+        if scan.kind == "rgb":
+            return np.ascontiguousarray((t.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        return np.repeat((t[0] * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+    return render(scan, available_views(scan)[0])
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
