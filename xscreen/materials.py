@@ -180,9 +180,10 @@ def _render_dual(scan: Scan, view: str) -> np.ndarray:
     bins = _value_to_bin_cached(float(scan.i0))
     high, low = scan.channels[0], scan.channels[1]
     if view not in ("gray", "negative"):
-        # Material colour comes from a ratio of two noisy channels; a 3x3 mean (as consoles do)
-        # keeps mixtures from dithering between hues. Grey views keep the full resolution.
-        high, low = cv2.blur(high, (3, 3)), cv2.blur(low, (3, 3))
+        # Material colour comes from a ratio of two noisy channels; a 3x3 median keeps mixtures from
+        # dithering between hues without the false colour fringes a mean makes at sharp edges
+        # (air next to steel would average to an 'organic' ratio). Grey views keep full resolution.
+        high, low = cv2.medianBlur(high, 3), cv2.medianBlur(low, 3)
     idx = bins[high].astype(np.int32)
     idx *= NB
     idx += bins[low]
