@@ -204,3 +204,29 @@ def test_image_folder_layout(tmp_path):
     (tmp_path / "test/1.abnormal/9.png").write_bytes(b"broken")
     with pytest.raises(ScanError, match="9.png: cannot decode"):
         ImageFolderPatches(tmp_path, "test", size=32)[6]
+
+
+def test_cli_patches_build_and_info(tmp_path, capsys):
+    from xscreen.cli import main
+    from xscreen.scan import file_sha256, save_h5
+
+    folder = tmp_path / "benign"
+    for i in range(5):
+        save_h5(dual_scan(i, h=64, w=96), folder / "sub" / f"bag{i}.h5")
+    out = tmp_path / "store.h5"
+    code = main(["patches", "build", str(folder), "-o", str(out), "--size", "16", "--stride", "8",
+                 "--val-fraction", "0.4", "--max-per-scan", "7", "-q"])
+    assert code == 0, capsys.readouterr().err
+    info = store_info(out)
+    assert info.n_train == 3 * 7 and info.n_val == 2 * 7 and info.patch == PatchConfig(16, 8)
+    assert sorted(s.name for s in info.scans) == [f"bag{i}.h5" for i in range(5)]
+    assert {s.sha256 for s in info.scans} == {file_sha256(folder / "sub" / f"bag{i}.h5") for i in range(5)}
+    assert info.manifest_sha256 in capsys.readouterr().out
+    assert main(["patches", "info", str(out)]) == 0
+    assert "train: 21 patches from 3 scans" in capsys.readouterr().out
+    (folder / "broken.h5").write_bytes(b"junk")
+    assert main(["patches", "build", str(folder), "-o", str(tmp_path / "x.h5"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken.h5" in err and not (tmp_path / "x.h5").exists()
+    assert main(["patches", "info", str(tmp_path / "nothing.h5")]) == 2
+    assert "cannot open patch store" in capsys.readouterr().err
