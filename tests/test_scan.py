@@ -242,3 +242,21 @@ def test_file_sha256(tmp_path):
     assert file_sha256(tmp_path / "p") == want  # a pair's stem hashes its _high file
     with pytest.raises(ScanError, match="nope.h5"):
         file_sha256(tmp_path / "nope.h5")
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".tif", ".png"])
+def test_numpy_metadata_is_stored_as_plain_json(tmp_path, suffix):
+    meta = {"kv": np.float32(140.0), "lines": np.arange(3), "when": "2026-11-28"}
+    scan = dual(metadata=meta) if suffix == ".h5" else single("gray", np.uint16, metadata=meta)
+    got = load_scan(save_scan(scan, tmp_path / f"m{suffix}")[0])
+    assert got.metadata == {"kv": 140.0, "lines": [0, 1, 2], "when": "2026-11-28"}
+
+
+def test_upper_case_pair_names(tmp_path):
+    scan = dual()
+    tifffile.imwrite(tmp_path / "SCAN_HIGH.TIF", scan.high)
+    tifffile.imwrite(tmp_path / "SCAN_LOW.TIF", scan.low)
+    assert [p.name for p in list_scans(tmp_path)] == ["SCAN_HIGH.TIF"]
+    got = load_scan(tmp_path / "SCAN")
+    assert got.scan_id == "SCAN"
+    np.testing.assert_array_equal(got.channels, scan.channels)

@@ -30,7 +30,8 @@ def _corpus() -> dict[str, tuple[bytes, np.ndarray]]:
         d = Path(tmp)
         files = {
             "dual.h5": (save_h5(Scan("d", "dual", np.stack([g16, g16 // 2]), 65535.0), d / "dual.h5"),),
-            "pair_high.tif": save_tiff_pair(Scan("p", "dual", np.stack([g16, g16 // 2]), 65535.0), d / "pair"),
+            "pair_high.tif": save_tiff_pair(Scan("p", "dual", np.stack([g16, g16 // 3]), 65535.0),
+                                            d / "pair"),
             "g16.tif": (save_image(Scan("g", "gray", g16[None], 65535.0), d / "g16.tif"),),
             "rgb.tif": (save_image(Scan("r", "rgb", rgb, 255.0), d / "rgb.tif"),),
             "g8.png": (save_image(Scan("g", "gray", g8[None], 255.0), d / "g8.png"),),

@@ -122,7 +122,16 @@ def header_json(scan: Scan, **extra: Any) -> str:
     """The JSON that TIFF descriptions and PNG text chunks carry (i0, id, pitch, metadata)."""
     return json.dumps({"xscreen": {"scan_id": scan.scan_id, "kind": scan.kind, "i0": scan.i0,
                                    "pixel_pitch_mm": scan.pixel_pitch_mm,
-                                   "metadata": scan.metadata, **extra}})
+                                   "metadata": scan.metadata, **extra}}, default=json_default)
+
+
+def json_default(value: Any) -> Any:
+    """Metadata values JSON cannot hold natively: numpy arrays and scalars; anything else as text."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def parse_header_json(text: Any) -> dict:

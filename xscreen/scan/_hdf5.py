@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from xscreen.atomic import atomic_path
-from xscreen.scan._checks import check_size, make_scan, to_counts
+from xscreen.scan._checks import check_size, json_default, make_scan, to_counts
 from xscreen.scan._types import Scan, ScanError
 
 _KNOWN = {"i0", "pixel_pitch_mm", "scan_id", "metadata", "kind"}
@@ -72,7 +72,7 @@ def save_h5(scan: Scan, path: str | Path) -> Path:
     path = Path(path)
     if scan.kind != "dual":
         raise ScanError(path, f"HDF5 scans are dual-energy; this scan is '{scan.kind}' (use save_image)")
-    metadata = json.dumps(scan.metadata, default=_json_default)
+    metadata = json.dumps(scan.metadata, default=json_default)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for name, data in (("high", scan.high), ("low", scan.low)):
@@ -84,11 +84,3 @@ def save_h5(scan: Scan, path: str | Path) -> Path:
                 f.attrs["pixel_pitch_mm"] = float(scan.pixel_pitch_mm)
             f.attrs["metadata"] = metadata
     return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

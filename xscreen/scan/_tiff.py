@@ -31,10 +31,10 @@ def pair_stem(path: Path) -> Path | None:
 def pair_files(stem: Path) -> tuple[Path | None, Path | None]:
     """The existing (high, low) files of a pair stem; a half that is absent is None."""
     def find(tag: str) -> Path | None:
-        for ext in (".tif", ".tiff", ".TIF", ".TIFF"):
-            candidate = stem.with_name(stem.name + tag + ext)
-            if candidate.is_file():
-                return candidate
+        exts = (".tif", ".tiff", ".TIF", ".TIFF")
+        for name in (stem.name + t + ext for t in (tag, tag.upper()) for ext in exts):
+            if stem.with_name(name).is_file():
+                return stem.with_name(name)
         return None
     return find("_high"), find("_low")
 
