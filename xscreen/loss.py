@@ -1,0 +1,84 @@
+"""Skip-GANomaly losses and the anomaly score (DESIGN.md 'Model', 'Score').
+
+Generator:     L_G = w_adv·BCE(D(x̂), real) + w_con·mean|x − x̂| + w_lat·mean (f(x) − f(x̂))²
+Discriminator: L_D = BCE(D(x), real) + BCE(D(x̂), fake)  (the reference code also added the
+               generator's latent term here; that term is what broke its update order, and it is
+               not part of the paper's discriminator objective, so it is left out)
+Score:         A(x) = λ·R(x) + (1 − λ)·L(x), R = mean |x − x̂| (l1, paper) or mean (x − x̂)² (l2,
+               reference code), L = mean (f(x) − f(x̂))², both per sample.
+The adversarial terms take logits (BCE-with-logits): numerically stable and allowed under autocast,
+where plain BCE on probabilities is refused. Every loss is computed in fp32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class GLoss:
+    """Weighted terms; ``total`` = adv + con + lat (each already multiplied by its weight)."""
+
+    total: torch.Tensor
+    adv: torch.Tensor
+    con: torch.Tensor
+    lat: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DLoss:
+    total: torch.Tensor
+    real: torch.Tensor
+    fake: torch.Tensor
+
+
+def generator_loss(x: torch.Tensor, x_hat: torch.Tensor, fake_logit: torch.Tensor, f_x: torch.Tensor,
+                   f_xhat: torch.Tensor, *, w_adv: float = 1.0, w_con: float = 50.0,
+                   w_lat: float = 1.0) -> GLoss:
+    """x, x_hat (N, C, S, S); fake_logit (N,) = D's logit for x̂; f_x, f_xhat (N, nz, 1, 1).
+
+    ``f_x`` should be detached by the caller: the generator step must not move D.
+    """
+    adv = w_adv * F.binary_cross_entropy_with_logits(fake_logit.float(), torch.ones_like(fake_logit, dtype=torch.float32))
+    con = w_con * (x.float() - x_hat.float()).abs().mean()
+    lat = w_lat * (f_x.float() - f_xhat.float()).pow(2).mean()
+    return GLoss(adv + con + lat, adv, con, lat)
+
+
+def discriminator_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> DLoss:
+    """real_logit, fake_logit (N,): D's logits for x and for a detached x̂."""
+    real = F.binary_cross_entropy_with_logits(real_logit.float(), torch.ones_like(real_logit, dtype=torch.float32))
+    fake = F.binary_cross_entropy_with_logits(fake_logit.float(), torch.zeros_like(fake_logit, dtype=torch.float32))
+    return DLoss(real + fake, real, fake)
+
+
+@dataclass(frozen=True)
+class ScoreParts:
+    """Per-sample score and its two terms, each (N,)."""
+
+    score: torch.Tensor
+    recon: torch.Tensor
+    latent: torch.Tensor
+
+
+def score_parts(x: torch.Tensor, x_hat: torch.Tensor, f_x: torch.Tensor, f_xhat: torch.Tensor,
+                lam: float = 0.9, recon: Literal["l1", "l2"] = "l1") -> ScoreParts:
+    """x, x_hat (N, C, S, S); f_x, f_xhat (N, nz, 1, 1) -> ScoreParts of (N,) fp32 tensors."""
+    diff = x.float() - x_hat.float()
+    if recon == "l1":
+        r = diff.abs().flatten(1).mean(1)
+    elif recon == "l2":
+        r = diff.pow(2).flatten(1).mean(1)
+    else:
+        raise ValueError(f"recon must be 'l1' or 'l2', not {recon!r}")
+    lat = (f_x.float() - f_xhat.float()).pow(2).flatten(1).mean(1)
+    return ScoreParts(lam * r + (1.0 - lam) * lat, r, lat)
+
+
+def anomaly_score(x: torch.Tensor, x_hat: torch.Tensor, f_x: torch.Tensor, f_xhat: torch.Tensor,
+                  lam: float = 0.9, recon: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+    """A = λ·R + (1 − λ)·L per sample: (N,) fp32."""
+    return score_parts(x, x_hat, f_x, f_xhat, lam, recon).score

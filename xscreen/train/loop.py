@@ -1,0 +1,210 @@
+"""``fit``: the training loop as a generator of small reports (DESIGN.md 'Long jobs are generators').
+
+Per epoch: train steps (ProgressReport every ``log_every`` steps), then the held-out *benign*
+validation objective (mean anomaly score, eval-mode BatchNorm; lower is better), LR schedulers
+stepped, the training state written atomically, an EpochReport. Model selection and early
+stopping use only that benign objective - never test data. At the end the best epoch's weights are
+saved to the model file and calibrated on the validation scans (finish.py).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+
+from xscreen.config import RunConfig
+from xscreen.loss import score_parts
+from xscreen.runtime import Precision
+from xscreen.train.session import Session, build_session, deterministic_mode, fingerprint
+from xscreen.train.state import Progress, cpu_state, load_state, restore, save_state
+from xscreen.train.step import StepResult, broadcast_module, distributed, train_step
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    epoch: int  # 1-based
+    step: int  # steps done in this epoch
+    steps: int
+    g_loss: float
+    d_loss: float
+    patches_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int  # 1-based
+    epochs: int
+    g_loss: float  # epoch means of the weighted terms
+    g_adv: float
+    g_con: float
+    g_lat: float
+    d_loss: float
+    d_reinits: int  # in this epoch
+    patches_per_s: float
+    val_score_mean: float
+    val_score_std: float
+    val_objective: float
+    lr: float
+    seconds: float
+    checkpoint: Path
+    best: bool
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Provenance for the model card, and how validation patches group into scans."""
+
+    manifest_sha256: str = ""
+    n_train_scans: int = 0
+    n_val_scans: int = 0
+    val_scan_index: np.ndarray | None = field(default=None, compare=False)  # (N_val,)
+    command: str = ""
+
+
+def _batch(item) -> torch.Tensor:
+    return item[0] if isinstance(item, (list, tuple)) else item
+
+
+@torch.no_grad()
+def validation_scores(generator: torch.nn.Module, discriminator: torch.nn.Module, data: Dataset,
+                      precision: Precision, *, lam: float, recon: str, batch_size: int = 64) -> np.ndarray:
+    """Anomaly scores (N,) float64 of every patch of ``data``, in order, with both networks in eval
+    mode (restored to their previous mode after): a patch's score does not depend on its batch."""
+    modes = generator.training, discriminator.training
+    generator.eval(), discriminator.eval()
+    out = []
+    try:
+        for item in DataLoader(data, batch_size=batch_size, shuffle=False):
+            x = _batch(item).to(precision.device).contiguous(memory_format=torch.channels_last)
+            with precision.autocast():
+                x_hat = generator(x)
+                _, f_x = discriminator(x)
+                _, f_xh = discriminator(x_hat)
+            out.append(score_parts(x, x_hat, f_x, f_xh, lam, recon).score.double().cpu())
+    finally:
+        generator.train(modes[0]), discriminator.train(modes[1])
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def _set_epoch(loader: DataLoader, epoch: int) -> None:
+    for s in (loader.batch_sampler, loader.sampler):
+        if hasattr(s, "set_epoch"):
+            s.set_epoch(epoch)
+
+
+def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float]) -> Iterator[ProgressReport]:
+    """Runs one epoch, accumulating loss sums, step count, patches and D re-inits into ``sums``."""
+    t = run.train
+    _set_epoch(s.loader, epoch)
+    noise_gen = torch.Generator().manual_seed(t.seed * 100_003 + epoch * 1009 + s.rank)
+    steps, start = len(s.loader), time.perf_counter()
+    for i, item in enumerate(s.loader, 1):
+        x = _batch(item)
+        r: StepResult = train_step(s.pair, x, s.precision, s.weights, noise_std=t.input_noise,
+                                   noise_gen=noise_gen, d_reinit_below=t.d_reinit_below)
+        for k in ("g_loss", "g_adv", "g_con", "g_lat", "d_loss"):
+            sums[k] += getattr(r, k)
+        sums["steps"] += 1
+        sums["patches"] += x.shape[0] * s.world
+        sums["d_reinits"] += int(r.d_reinit)
+        if i % max(1, t.log_every) == 0 or i == steps:
+            rate = sums["patches"] / max(time.perf_counter() - start, 1e-9)
+            yield ProgressReport(epoch + 1, i, steps, r.g_loss, r.d_loss, rate)
+    sums["train_seconds"] = time.perf_counter() - start
+
+
+def _objective(s: Session, run: RunConfig, val_data: Dataset) -> np.ndarray:
+    if distributed():
+        # BN running statistics are per rank; take rank 0's so every rank scores (and decides) alike
+        broadcast_module(s.generator)
+        broadcast_module(s.discriminator)
+    return validation_scores(s.generator, s.discriminator, val_data, s.precision, lam=run.train.lam,
+                             recon=run.train.recon, batch_size=run.train.batch_size)
+
+
+def _agreed(value: float) -> float:
+    """Rank 0's value on every rank (early stopping must stop all ranks on the same epoch)."""
+    if not distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.broadcast(t, 0)
+    return float(t)
+
+
+def _epoch_report(run: RunConfig, s: Session, epoch: int, sums: dict[str, float], scores: np.ndarray,
+                  objective: float, lr: float, seconds: float, ckpt: Path, best: bool) -> EpochReport:
+    n = max(sums["steps"], 1)
+    rate = sums["patches"] / max(sums["train_seconds"], 1e-9)
+    return EpochReport(epoch + 1, run.train.epochs, sums["g_loss"] / n, sums["g_adv"] / n, sums["g_con"] / n,
+                       sums["g_lat"] / n, sums["d_loss"] / n, int(sums["d_reinits"]), rate,
+                       float(scores.mean()), float(scores.std()), objective, lr, seconds, ckpt, best)
+
+
+def _save(s: Session, path: Path, progress: Progress, best: dict, fp: str) -> None:
+    if s.rank == 0:
+        save_state(path, generator=s.generator, discriminator=s.discriminator, opt_g=s.pair.opt_g,
+                   opt_d=s.pair.opt_d, sched_g=s.sched_g, sched_d=s.sched_d, scaler=s.pair.scaler,
+                   progress=progress, best=best, fingerprint=fp)
+    if distributed():
+        dist.barrier()
+
+
+def fit(run: RunConfig, train_data: Dataset, val_data: Dataset, *, out: str | Path, workdir: str | Path,
+        resume: bool = False, info: DataInfo = DataInfo()) -> Iterator[object]:
+    """Train on ``train_data`` (items (C,S,S) in [-1,1]), select/calibrate on benign ``val_data``.
+
+    Yields ProgressReport, EpochReport, and finally a TrainResult (finish.py) after the model file
+    ``out`` is written. ``workdir`` holds ``state.pt``; ``resume`` continues from it exactly.
+    """
+    if len(val_data) == 0:  # type: ignore[arg-type]
+        raise ValueError("no validation patches: calibration needs held-out benign scans")
+    if len(train_data) == 0:  # type: ignore[arg-type]
+        raise ValueError("no training patches")
+    with deterministic_mode(run.train.deterministic):
+        yield from _fit(run, train_data, val_data, Path(out), Path(workdir), resume, info)
+
+
+def _fit(run: RunConfig, train_data: Dataset, val_data: Dataset, out: Path, workdir: Path, resume: bool,
+         info: DataInfo) -> Iterator[object]:
+    from xscreen.train.finish import finish
+
+    s = build_session(run, train_data)
+    state_path = workdir / "state.pt"
+    fp = fingerprint(run, len(train_data), len(val_data), info.manifest_sha256)  # type: ignore[arg-type]
+    progress, best = Progress(), {}
+    if resume and state_path.is_file():
+        progress, best = restore(load_state(state_path, fp), generator=s.generator,
+                                 discriminator=s.discriminator, opt_g=s.pair.opt_g, opt_d=s.pair.opt_d,
+                                 sched_g=s.sched_g, sched_d=s.sched_d, scaler=s.pair.scaler)
+    stopped_early = False
+    for epoch in range(progress.epoch, run.train.epochs):
+        if run.train.patience and progress.bad_epochs >= run.train.patience:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        sums = dict.fromkeys(("g_loss", "g_adv", "g_con", "g_lat", "d_loss", "steps", "patches", "d_reinits",
+                              "train_seconds"), 0.0)
+        yield from _train_epoch(s, run, epoch, sums)
+        scores = _objective(s, run, val_data)
+        objective = _agreed(float(scores.mean()))
+        lr = s.pair.opt_g.param_groups[0]["lr"]
+        s.sched_g.step(), s.sched_d.step()
+        is_best = objective < progress.best_objective
+        if is_best:
+            best = {"generator": cpu_state(s.generator), "discriminator": cpu_state(s.discriminator)}
+            progress.best_epoch, progress.best_objective, progress.bad_epochs = epoch + 1, objective, 0
+        else:
+            progress.bad_epochs += 1
+        progress.epoch, progress.d_reinits = epoch + 1, progress.d_reinits + int(sums["d_reinits"])
+        progress.train_seconds += time.perf_counter() - t0
+        progress.history.append({"epoch": epoch + 1, "val_objective": objective, "g_loss": sums["g_loss"]})
+        _save(s, state_path, progress, best, fp)
+        yield _epoch_report(run, s, epoch, sums, scores, objective, lr, time.perf_counter() - t0, state_path,
+                            is_best)
+    yield finish(run, s, best, progress, val_data, out, info, stopped_early)
