@@ -18,8 +18,11 @@ from xscreen.gui.screening_tab import ScreeningTab
 from xscreen.gui.worker import JobRunner
 
 TrainingFactory = Callable[[QWidget], QWidget]
-TOOLBAR = ("file.open", "file.open_folder", "queue.prev", "queue.next", "nav.fit", "layer.overlay",
-           "layer.residual", "layer.side", "decide.clear", "decide.suspect", "decide.unresolved", "help.keys")
+# Toolbar: short labels (the menus carry the long ones); decisions live in the big buttons.
+TOOLBAR = {"file.open": "Open", "file.open_folder": "Folder", "queue.prev": "◀ Prev", "queue.next": "Next ▶",
+           "nav.fit": "Fit", "layer.overlay": "Heatmap", "layer.reconstruction": "Reconstruction",
+           "layer.residual": "Residual", "layer.side": "Side by side", "score.cancel": "Cancel",
+           "audit.stats": "Statistics", "help.keys": "Keys (F1)"}
 
 
 def default_training_factory(parent: QWidget) -> QWidget:
@@ -97,7 +100,8 @@ class MainWindow(FileHandling, QMainWindow):
         self.recent_menu = menus["File"].addMenu("Recent files")
         bar = self.addToolBar("Operator")
         bar.setObjectName("operator-toolbar")
-        for action in TOOLBAR:
+        for action, short in TOOLBAR.items():
+            out[action].setIconText(short)
             bar.addAction(out[action])
         return out
 

@@ -22,7 +22,7 @@ class ModelPanel(QGroupBox):
         self.card = QLabel("no model: scans are shown without scoring")
         self.card.setWordWrap(True)
         self.card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.card.setStyleSheet("font-size: 10px; color: #bbb;")
+        self.card.setStyleSheet("font-size: 11px;")
         lay = QVBoxLayout(self)
         lay.addWidget(self.combo)
         lay.addWidget(self.card)
@@ -70,6 +70,7 @@ class ProgressRow(QWidget):
         """None = idle; fraction None = busy with unknown progress (the bar pulses)."""
         busy = text is not None
         self.label.setText(text or "idle")
+        self.bar.setTextVisible(busy and fraction is not None)
         self.button.setEnabled(busy)
         if not busy:
             self.bar.setRange(0, 100)

@@ -50,7 +50,7 @@ class ScreeningTab(QWidget):
         self.progress, self.decisions = ProgressRow(), DecisionBar()
         side = QWidget()
         col = QVBoxLayout(side)
-        for w in (self.models, self.display, self.detector, self.region_panel):
+        for w in (self.models, self.detector, self.region_panel, self.display):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()

@@ -1,0 +1,131 @@
+"""The screening tab's computations without Qt (gui/probe.py)."""
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from xscreen import heatmap, materials
+from xscreen.config import Preprocess
+from xscreen.gui import probe
+from xscreen.preprocess import model_input
+from xscreen.scan import Scan, ScanError
+
+
+def _scan(h=96, w=128, seed=0) -> Scan:
+    rng = np.random.default_rng(seed)
+    high = np.full((h, w), 60000, np.uint16)
+    low = np.full((h, w), 60000, np.uint16)
+    high[20:70, 30:100] = rng.integers(8000, 30000, (50, 70))
+    low[20:70, 30:100] = rng.integers(3000, 20000, (50, 70))
+    return Scan("t", "dual", np.stack([high, low]), 60000.0)
+
+
+def _screening(grid, threshold=1.0):
+    grid = np.asarray(grid, np.float32)
+    return SimpleNamespace(score_grid=grid, threshold=threshold, patch_size=64, stride=32,
+                           height=32 * grid.shape[0] + 32, width=32 * grid.shape[1] + 32)
+
+
+def test_probe_imports_without_qt():
+    code = "import sys, xscreen.gui.probe\nassert not [m for m in sys.modules if m.startswith(('PySide6','pyqtgraph'))]"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_rethreshold_uses_the_stored_grid():
+    grid = [[0.5, 2.0, 0.1, 0.0], [0.2, 1.2, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0]]
+    s = _screening(grid, threshold=1.0)
+    at_one = probe.rethreshold(s, 1.0)
+    assert [r.max_score for r in at_one] == [3.0, 2.0]  # ranked; (0,1)+(1,1) connected
+    assert at_one[1].patches and sorted(at_one[1].patches) == [(0, 1), (1, 1)]
+    assert at_one[0].max_rel == pytest.approx(3.0)
+    higher = probe.rethreshold(s, 1.5)
+    assert [r.max_score for r in higher] == [3.0, 2.0] and len(higher[1].patches) == 1
+    assert higher[0].max_rel == pytest.approx(2.0)  # relative to the threshold in force
+    assert probe.rethreshold(s, 4.0) == []
+    with pytest.raises(ValueError):
+        probe.rethreshold(s, 0)
+
+
+def test_overlay_layer_fill_and_contour():
+    heat = np.zeros((40, 50), np.float32)
+    heat[10:30, 10:30] = 1.5
+    fill = probe.overlay_rgba(heat, 1.0, "fill")
+    assert fill.shape == (40, 50, 4) and fill.dtype == np.uint8
+    assert fill[0, 0, 3] == 0 and fill[20, 20, 3] == 255
+    # raising the threshold to 2x makes the same heat sub-threshold: weaker alpha
+    assert probe.overlay_rgba(heat, 2.0, "fill")[20, 20, 3] < 255
+    contour = probe.overlay_rgba(heat, 1.0, "contour")
+    assert contour[10, 20, 3] == 255 and contour[20, 20, 3] == 0 and contour[0, 0, 3] == 0
+    with pytest.raises(ValueError):
+        probe.overlay_rgba(heat, 1.0, "glow")
+
+
+def test_residual_and_reconstruction_images():
+    r = np.zeros((10, 10), np.float32)
+    r[5, 5] = 1.0
+    rgb = probe.residual_rgb(r)
+    assert rgb.shape == (10, 10, 3) and rgb[5, 5].sum() > rgb[0, 0].sum()
+    scan = _scan()
+    pre = Preprocess()
+    back = probe.reconstruction_scan(scan, model_input(scan, pre), pre)
+    assert back.kind == "dual" and back.channels.dtype == np.uint16 and back.i0 == scan.i0
+    # an exact reconstruction maps back to the scan (to within rounding of the fixed map)
+    assert np.abs(back.channels.astype(int) - scan.channels.astype(int)).max() <= scan.i0 * 1e-3
+
+
+def test_renderer_matches_materials_render():
+    scan = _scan()
+    r = probe.Renderer(scan)
+    for view, kw in (("pseudo", {}), ("gray", {"window": 0.5, "level": 0.4}), ("organic", {"gamma": 1.5, "edge": True})):
+        assert np.array_equal(r.image(view, **kw), materials.render(scan, view, **kw))
+    counts, edges = r.histogram("pseudo", bins=16)
+    assert counts.sum() == scan.width * scan.height and edges[0] == 0 and edges[-1] == 1
+
+
+def test_inspection_zoom_and_cursor():
+    region = heatmap.Region(rank=1, region_id=1, x=10, y=20, w=30, h=16, max_score=2, mean_score=1.5,
+                            max_rel=2.0, mean_rel=1.5, patches=[(0, 0)])
+    img = np.arange(60 * 80 * 3, dtype=np.uint32).astype(np.uint8).reshape(60, 80, 3)
+    ins = probe.inspect_region(region, img, img, None)
+    assert ins.original.shape == (16, 30, 3) and ins.residual is None
+    assert np.array_equal(ins.original, img[20:36, 10:40]) and ins.box == (10, 20, 30, 16)
+    assert probe.zoom_rect(region, 80, 60, margin=0.5) == (0.0, 12.0, 55.0, 32.0)
+    scan = _scan()
+    classes = materials.material_classes(*materials.attenuation(scan)[::-1])
+    heat = np.full((scan.height, scan.width), 0.5, np.float32)
+    info = probe.cursor_info(scan, 40.7, 30.2, classes, heat, rel_threshold=0.5)
+    assert (info.x, info.y) == (40, 30) and info.rel_score == pytest.approx(1.0)
+    assert info.values == tuple(int(v) for v in scan.channels[:, 30, 40])
+    assert info.material in materials.MATERIAL_NAMES
+    assert "high" in info.text("dual") and "score 1.00x thr" in info.text("dual")
+    assert probe.cursor_info(scan, -1, 5) is None and probe.cursor_info(scan, 5, scan.height) is None
+    assert probe.cursor_info(scan, 1, 1).rel_score is None
+
+
+def test_screen_job_loads_and_reports_bad_files(tmp_path):
+    from xscreen.scan import save_scan
+
+    path = tmp_path / "bag.h5"
+    save_scan(_scan(), path)
+    items = list(probe.screen_job(path, scorer=None))
+    assert [type(i).__name__ for i in items] == ["JobStep", "Outcome", "JobStep", "Outcome"]
+    out = items[-1]
+    assert out.screening is None and out.scan.width == 128 and len(out.sha256) == 64
+    assert out.classes.shape == (96, 128)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"nope")
+    with pytest.raises(ScanError, match="bad.h5"):
+        list(probe.screen_job(bad, scorer=None))
+
+
+def test_model_listing_and_card_errors(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "m1.xsm").write_bytes(b"x")
+    other = tmp_path / "m0.xsm"
+    other.write_bytes(b"y")
+    found = probe.list_models([tmp_path / "a", tmp_path / "missing"], [other, tmp_path / "gone.xsm"])
+    assert [p.name for p in found] == ["m0.xsm", "m1.xsm"]
+    with pytest.raises(Exception, match="m0.xsm"):
+        probe.describe_model(other)
