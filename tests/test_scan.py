@@ -260,3 +260,12 @@ def test_upper_case_pair_names(tmp_path):
     got = load_scan(tmp_path / "SCAN")
     assert got.scan_id == "SCAN"
     np.testing.assert_array_equal(got.channels, scan.channels)
+
+
+def test_our_pixel_limit_replaces_pillows_bomb_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse 100x100
+    Image.fromarray(np.full((100, 100), 9, np.uint8)).save(tmp_path / "p.png")
+    assert load_scan(tmp_path / "p.png").channels.shape == (1, 100, 100)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored for everyone else
+    with pytest.raises(ScanError, match="exceeds the limit of 5,000 pixels"):
+        load_scan(tmp_path / "p.png", max_pixels=5000)

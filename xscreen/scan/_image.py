@@ -5,10 +5,9 @@ Our own PNGs carry i0, scan id, pixel pitch and metadata as JSON in an iTXt chun
 """
 from __future__ import annotations
 
-import contextlib
+import threading
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -24,29 +23,28 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TO_RGB = {"P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBa", "RGBX"}
 
 
-@contextlib.contextmanager
-def _no_pil_bomb_limit() -> Iterator[None]:
-    """Pillow refuses > ~179 MP at open(); our own header check (max_pixels) replaces it."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path: Path) -> Image.Image:
+    """Header only. Pillow refuses > ~179 MP inside open(); our own check (max_pixels) replaces
+    it, so its global limit is lifted just for this call (locked: GUI workers load in threads)."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path, formats=_FORMATS)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def read_image(path: Path, max_pixels: int) -> Scan:
     """(1, H, W) grey or (3, H, W) RGB; the size is checked from the header before decoding."""
-    with _no_pil_bomb_limit(), Image.open(path, formats=_FORMATS) as im:
+    with _open(path) as im:
         width, height = im.size
         check_size(path, height, width, max_pixels)
         info = parse_header_json(im.info.get("xscreen"))
-        if _is_png_rgb16(path):
-            channels = _png_rgb16(path)
-        else:
-            channels = _pixels(path, im)
+        channels = _png_rgb16(path) if _is_png_rgb16(path) else _pixels(path, im)
     kind = "gray" if channels.shape[0] == 1 else "rgb"
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
                      pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))
