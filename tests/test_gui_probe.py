@@ -49,6 +49,8 @@ def test_rethreshold_uses_the_stored_grid():
 
 
 def test_overlay_layer_fill_and_contour():
+    assert probe.layer_step(3000, 8000) == 4 and probe.layer_step(500, 700) == 1
+    assert probe.overlay_rgba(np.zeros((3000, 8000), np.float32), step=4).shape == (750, 2000, 4)
     heat = np.zeros((40, 50), np.float32)
     heat[10:30, 10:30] = 1.5
     fill = probe.overlay_rgba(heat, 1.0, "fill")
@@ -80,6 +82,15 @@ def test_renderer_matches_materials_render():
     r = probe.Renderer(scan)
     for view, kw in (("pseudo", {}), ("gray", {"window": 0.5, "level": 0.4}), ("organic", {"gamma": 1.5, "edge": True})):
         assert np.array_equal(r.image(view, **kw), materials.render(scan, view, **kw))
+    box = (30, 20, 40, 25)
+    full = materials.render(scan, "gray", window=0.6, level=0.5)
+    # inspector crops: from the cached base (exact) and from the crop alone (no full render)
+    assert np.array_equal(r.crop(box, "gray", 0.6, 0.5), full[20:45, 30:70])
+    fresh = probe.Renderer(scan).crop(box, "gray", 0.6, 0.5)
+    assert fresh.shape == (25, 40, 3) and np.abs(fresh.astype(int) - full[20:45, 30:70]).mean() < 8
+    assert not r.has("negative")
+    r.prepare("negative")
+    assert r.has("negative")
     counts, edges = r.histogram("pseudo", bins=16)
     assert counts.sum() == scan.width * scan.height and edges[0] == 0 and edges[-1] == 1
 
@@ -87,18 +98,16 @@ def test_renderer_matches_materials_render():
 def test_inspection_zoom_and_cursor():
     region = heatmap.Region(rank=1, region_id=1, x=10, y=20, w=30, h=16, max_score=2, mean_score=1.5,
                             max_rel=2.0, mean_rel=1.5, patches=[(0, 0)])
-    img = np.arange(60 * 80 * 3, dtype=np.uint32).astype(np.uint8).reshape(60, 80, 3)
-    ins = probe.inspect_region(region, img, img, None)
-    assert ins.original.shape == (16, 30, 3) and ins.residual is None
-    assert np.array_equal(ins.original, img[20:36, 10:40]) and ins.box == (10, 20, 30, 16)
     assert probe.zoom_rect(region, 80, 60, margin=0.5) == (0.0, 12.0, 55.0, 32.0)
     scan = _scan()
     classes = materials.material_classes(*materials.attenuation(scan)[::-1])
     heat = np.full((scan.height, scan.width), 0.5, np.float32)
-    info = probe.cursor_info(scan, 40.7, 30.2, classes, heat, rel_threshold=0.5)
+    info = probe.cursor_info(scan, 40.7, 30.2, heat, rel_threshold=0.5)
     assert (info.x, info.y) == (40, 30) and info.rel_score == pytest.approx(1.0)
     assert info.values == tuple(int(v) for v in scan.channels[:, 30, 40])
-    assert info.material in materials.MATERIAL_NAMES
+    # the per-pixel class is the whole-scan class map's value there
+    for (x, y) in ((40, 30), (0, 0), (99, 69)):
+        assert probe.pixel_material(scan, x, y) == materials.MATERIAL_NAMES[classes[y, x]]
     assert "high" in info.text("dual") and "score 1.00x thr" in info.text("dual")
     assert probe.cursor_info(scan, -1, 5) is None and probe.cursor_info(scan, 5, scan.height) is None
     assert probe.cursor_info(scan, 1, 1).rel_score is None
@@ -113,7 +122,7 @@ def test_screen_job_loads_and_reports_bad_files(tmp_path):
     assert [type(i).__name__ for i in items] == ["JobStep", "Outcome", "JobStep", "Outcome"]
     out = items[-1]
     assert out.screening is None and out.scan.width == 128 and len(out.sha256) == 64
-    assert out.classes.shape == (96, 128)
+    assert out.renderer.has("pseudo")  # the job renders the view so the GUI thread does not
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"nope")
     with pytest.raises(ScanError, match="bad.h5"):

@@ -99,8 +99,12 @@ class FileHandling:
             return
         self.tab.set_outcome(None, f"loading {Path(path).name} …")
         if plan != "wait":
-            self.runner.start(self.target, lambda: probe.screen_job(path, self.scorer_factory()))
+            self.runner.start(self.target, self._job(path))
         self.tab.progress.set_busy(f"{Path(path).name}", 0.0)
+
+    def _job(self, path):
+        scorer, view = self.scorer_factory(), self.tab.state.view
+        return lambda: probe.screen_job(path, scorer, view=view)
 
     def rescore(self) -> None:
         self.request(self.queue.current, force=True)
@@ -112,7 +116,7 @@ class FileHandling:
     def _prescore_next(self) -> None:
         nxt = self.queue.peek_next()
         if nxt is not None and self.runner.running is None and self.cache.get(nxt, self.model_path) is None:
-            self.runner.start(self.job_key(nxt), lambda: probe.screen_job(nxt, self.scorer_factory()))
+            self.runner.start(self.job_key(nxt), self._job(nxt))
 
     def _on_job_item(self, key: str, item) -> None:
         if key != getattr(self, "target", None):

@@ -28,28 +28,20 @@ class JobStep:
 
 @dataclass
 class Outcome:
-    """A loaded (and, with a model, screened) scan: what the tab shows.
-    ``classes`` (H, W) uint8 material classes (None for rgb/gray); ``screening`` None without a model."""
+    """A loaded (and, with a model, screened) scan: what the tab shows. ``screening`` is None
+    without a model; ``renderer``/``recon_renderer`` come with the job's view already rendered
+    (on an 8000x3000 scan that is seconds of work the GUI thread must not do)."""
 
     path: str
     scan: Scan
     sha256: str
-    classes: np.ndarray | None
+    renderer: "Renderer"
     screening: Any | None = None
-    preprocess: Any | None = None  # the model's Preprocess (maps the reconstruction back)
+    recon_renderer: "Renderer | None" = None
 
 
-def material_map(scan: Scan) -> np.ndarray | None:
-    """(H, W) uint8 material class per pixel for dual-energy scans, else None."""
-    if scan.kind != "dual":
-        return None
-    from xscreen import materials
-
-    a = materials.attenuation(scan)  # (2, H, W): [high, low]
-    return materials.material_classes(a[1], a[0])
-
-
-def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | None = None) -> Iterator[JobStep | Outcome]:
+def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | None = None,
+               view: str = "pseudo") -> Iterator[JobStep | Outcome]:
     """Generator the worker pulls: JobStep(load), Outcome (image only), [JobStep(score)],
     JobStep(done), Outcome (screened when a model is given; the last item is the result).
     ``scorer`` is a zero-argument factory so a model loads on the worker thread too.
@@ -59,7 +51,9 @@ def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | No
     key = str(path)
     yield JobStep(key, "load", 0.0)
     scan = load_scan(path)
-    out = Outcome(key, scan, file_sha256(path), material_map(scan))
+    renderer = Renderer(scan)
+    renderer.prepare(view)
+    out = Outcome(key, scan, file_sha256(path), renderer)
     yield out  # the plain image can be shown while the model works
     if scorer is not None:
         yield JobStep(key, "score", 0.2)
@@ -68,7 +62,9 @@ def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | No
 
         model = scorer()
         screening = pipeline.screen(scan, model, cfg or ScreenConfig())
-        out = dataclasses.replace(out, screening=screening, preprocess=model.preprocess)
+        recon = Renderer(reconstruction_scan(scan, screening.reconstruction, model.preprocess))
+        recon.prepare(view)
+        out = dataclasses.replace(out, screening=screening, recon_renderer=recon)
     yield JobStep(key, "done", 1.0)
     yield out
 
@@ -87,10 +83,21 @@ def rethreshold(screening: Any, rel_threshold: float, min_patches: int = 1) -> l
                                 geometry(screening), min_patches=min_patches)
 
 
-def overlay_rgba(heat: np.ndarray, rel_threshold: float = 1.0, mode: str = "fill") -> np.ndarray:
-    """heat (H, W) rel scores -> (H, W, 4) uint8 RGBA layer at full strength (the view sets the
-    layer's opacity, so the opacity slider never recomputes). ``contour`` outlines rel >= threshold."""
-    rel = np.asarray(heat, dtype=np.float32) / np.float32(rel_threshold)
+LAYER_PIXELS = 2_000_000
+
+
+def layer_step(height: int, width: int, max_pixels: int = LAYER_PIXELS) -> int:
+    """Decimation for the heatmap layer: the heat map is constant over stride-sized cells (32 px),
+    so drawing it at 1/step resolution (<= ``max_pixels``) loses nothing visible and keeps the live
+    threshold slider fast on 8000x3000 scans."""
+    return max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
+
+
+def overlay_rgba(heat: np.ndarray, rel_threshold: float = 1.0, mode: str = "fill", step: int = 1) -> np.ndarray:
+    """heat (H, W) rel scores -> (ceil(H/step), ceil(W/step), 4) uint8 RGBA layer at full strength
+    (the view sets the layer's opacity, so the opacity slider never recomputes). ``contour``
+    outlines rel >= threshold."""
+    rel = np.asarray(heat, dtype=np.float32)[::step, ::step] / np.float32(rel_threshold)
     if mode == "fill":
         return heatmap.colormap(rel, opacity=1.0)
     lines = heatmap.overlay(np.zeros(rel.shape + (3,), np.uint8), rel, mode=mode, opacity=1.0)
@@ -104,9 +111,16 @@ def residual_rgb(residual: np.ndarray, vmax: float | None = None) -> np.ndarray:
     import cv2
 
     r = np.nan_to_num(np.asarray(residual, dtype=np.float32))
-    top = float(vmax) if vmax else float(np.percentile(r, 99.9)) or 1.0
+    top = float(vmax) if vmax else residual_scale(r)
     level = np.clip(r / top * 255.0, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1])
+
+
+def residual_scale(residual: np.ndarray) -> float:
+    """99.9th percentile of the residual (from a strided sample: exact enough, 100x faster on big scans)."""
+    r = np.asarray(residual, dtype=np.float32)
+    step = max(1, int(np.sqrt(r.size / 1_000_000)))
+    return float(np.percentile(np.nan_to_num(r[::step, ::step]), 99.9)) or 1.0
 
 
 def reconstruction_scan(scan: Scan, reconstruction: np.ndarray, pre: Any) -> Scan:
@@ -130,18 +144,6 @@ class Inspection:
     residual: np.ndarray | None
     max_rel: float
     mean_rel: float
-
-
-def inspect_region(region: heatmap.Region, original: np.ndarray, reconstruction: np.ndarray | None,
-                   residual: np.ndarray | None) -> Inspection:
-    """Crops of the region's box from full-size (H, W, 3) images."""
-    y, x, h, w = region.y, region.x, region.h, region.w
-
-    def crop(img: np.ndarray | None) -> np.ndarray | None:
-        return None if img is None else np.ascontiguousarray(img[y:y + h, x:x + w])
-
-    return Inspection((x, y, w, h), crop(original), crop(reconstruction), crop(residual),  # type: ignore[arg-type]
-                      region.max_rel, region.mean_rel)
 
 
 def zoom_rect(region: heatmap.Region, width: int, height: int, margin: float = 0.75) -> tuple[float, float, float, float]:
@@ -173,18 +175,25 @@ class CursorInfo:
         return "   |   ".join(parts)
 
 
-def cursor_info(scan: Scan, x: float, y: float, classes: np.ndarray | None = None,
-                heat: np.ndarray | None = None, rel_threshold: float = 1.0) -> CursorInfo | None:
+def pixel_material(scan: Scan, x: int, y: int) -> str | None:
+    """Material class name at one pixel of a dual scan (computed for that pixel only: a whole-scan
+    class map of 8000x3000 takes tens of seconds and the status bar needs one value)."""
+    if scan.kind != "dual":
+        return None
+    from xscreen import materials
+
+    a = materials.attenuation(scan.channels[:, y:y + 1, x:x + 1].astype(np.float32) / np.float32(scan.i0))
+    return str(materials.MATERIAL_NAMES[int(materials.material_classes(a[1], a[0])[0, 0])])
+
+
+def cursor_info(scan: Scan, x: float, y: float, heat: np.ndarray | None = None,
+                rel_threshold: float = 1.0) -> CursorInfo | None:
     """Probe at scan pixel (x, y); None outside the scan. The score is heat / rel_threshold, i.e.
     relative to the threshold the operator has set."""
     xi, yi = int(np.floor(x)), int(np.floor(y))
     if not (0 <= xi < scan.width and 0 <= yi < scan.height):
         return None
-    material = None
-    if classes is not None:
-        from xscreen.materials import MATERIAL_NAMES
-
-        material = str(MATERIAL_NAMES[int(classes[yi, xi])])
+    material = pixel_material(scan, xi, yi)
     rel = None if heat is None else float(heat[yi, xi]) / rel_threshold
     return CursorInfo(xi, yi, tuple(int(v) for v in scan.channels[:, yi, xi]), material, rel)
 
@@ -196,6 +205,35 @@ class Renderer:
     def __init__(self, scan: Scan):
         self.scan = scan
         self._base: dict[str, np.ndarray] = {}
+
+    def has(self, view: str) -> bool:
+        return view in self._base
+
+    def prepare(self, view: str) -> None:
+        """Render ``view`` now (on a worker thread) if the scan has it; other views stay lazy."""
+        from xscreen import materials
+
+        if view in materials.available_views(self.scan):
+            self.base(view)
+
+    def crop(self, box: tuple[int, int, int, int], view: str, window: float | None = None,
+             level: float | None = None, gamma: float = 1.0, edge: bool = False) -> np.ndarray:
+        """(h, w, 3) display of box (x, y, w, h): from the cached full image when there is one,
+        else rendered from the crop alone (the inspector must not render a whole 8000x3000 scan)."""
+        x, y, w, h = box
+        if view in self._base:
+            return self._tone_crop(self._base[view][y:y + h, x:x + w], window, level, gamma, edge)
+        from xscreen import materials
+
+        sub = Scan(self.scan.scan_id, self.scan.kind, self.scan.channels[:, y:y + h, x:x + w], self.scan.i0)
+        return materials.render(sub, view, window=window, level=level, gamma=gamma, edge=edge)
+
+    @staticmethod
+    def _tone_crop(rgb: np.ndarray, window, level, gamma, edge) -> np.ndarray:
+        from xscreen import materials
+
+        out = materials.tone(np.ascontiguousarray(rgb), window=window, level=level, gamma=gamma)
+        return materials.unsharp(out) if edge else out
 
     def base(self, view: str) -> np.ndarray:
         """(H, W, 3) uint8 of ``view`` before window/level; ViewUnavailable for a view the scan lacks."""

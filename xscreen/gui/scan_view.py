@@ -66,13 +66,17 @@ class ScanView(pg.GraphicsLayoutWidget):
             self._size = new_size
             self.fit()
 
-    def set_layer(self, rgba: np.ndarray | None, opacity: float = 0.5) -> None:
-        """Heatmap layer (H, W, 4) uint8 at full strength; ``opacity`` scales the whole layer."""
+    def set_layer(self, rgba: np.ndarray | None, opacity: float = 0.5,
+                  size: tuple[int, int] | None = None) -> None:
+        """Heatmap layer (h, w, 4) uint8 at full strength, stretched over ``size`` (W, H) scan pixels
+        when drawn decimated; ``opacity`` scales the whole layer."""
         if rgba is None:
             self.layer.clear()
             self.layer.setVisible(False)
             return
         self.layer.setImage(rgba, levels=(0, 255))
+        w, h = size if size is not None else (rgba.shape[1], rgba.shape[0])
+        self.layer.setRect(QRectF(0, 0, w, h))
         self.layer.setOpacity(float(opacity))
         self.layer.setVisible(True)
 

@@ -38,6 +38,7 @@ class ScreeningTab(QWidget):
         self.regions: list = []
         self.selected: int | None = None
         self._residual_rgb: np.ndarray | None = None
+        self._residual_scale: float | None = None
         self._build()
         self._sync_panels()
 
@@ -83,7 +84,7 @@ class ScreeningTab(QWidget):
         """Show a loaded (and possibly screened) scan; None clears the tab."""
         self.outcome = outcome
         self.selected = None
-        self._residual_rgb = None
+        self._residual_rgb = self._residual_scale = None
         self.renderer = self.recon_renderer = None
         if outcome is None:
             self.regions = []
@@ -94,14 +95,10 @@ class ScreeningTab(QWidget):
             return
         from xscreen.materials import available_views
 
-        self.renderer = probe.Renderer(outcome.scan)
+        self.renderer, self.recon_renderer = outcome.renderer, outcome.recon_renderer
         views = available_views(outcome.scan)
         self.display.set_available(views)
         self.state = st.for_scan(self.state, views)
-        s = outcome.screening
-        if s is not None and outcome.preprocess is not None:
-            recon = probe.reconstruction_scan(outcome.scan, s.reconstruction, outcome.preprocess)
-            self.recon_renderer = probe.Renderer(recon)
         self.title.setText(info or outcome.scan.scan_id)
         self._redraw(image=True, layer=True, regions=True)
         self.view.fit()
@@ -187,8 +184,13 @@ class ScreeningTab(QWidget):
 
     def residual_image(self) -> np.ndarray:
         if self._residual_rgb is None:
-            self._residual_rgb = probe.residual_rgb(self.screening.residual)
+            self._residual_rgb = probe.residual_rgb(self.screening.residual, self.residual_scale())
         return self._residual_rgb
+
+    def residual_scale(self) -> float:
+        if self._residual_scale is None:
+            self._residual_scale = probe.residual_scale(self.screening.residual)
+        return self._residual_scale
 
     def _draw_image(self) -> None:
         self.view.set_image(self.current_image())
@@ -204,8 +206,10 @@ class ScreeningTab(QWidget):
         if not self.overlay_shown():
             self.view.set_layer(None)
             return
-        rgba = probe.overlay_rgba(self.screening.heat, self.state.rel_threshold, self.state.overlay_mode)
-        self.view.set_layer(rgba, self.state.opacity)
+        s = self.screening
+        step = probe.layer_step(s.height, s.width)
+        rgba = probe.overlay_rgba(s.heat, self.state.rel_threshold, self.state.overlay_mode, step)
+        self.view.set_layer(rgba, self.state.opacity, (s.width, s.height))
 
     # --- regions ---------------------------------------------------------------------------------
     def _step_region(self, delta: int) -> None:
@@ -224,9 +228,17 @@ class ScreeningTab(QWidget):
         self.view.zoom_to(*probe.zoom_rect(region, s.width, s.height))
         self.view.set_regions(self.regions, self.state.boxes, selected=rank)
         self.region_panel.select_rank(rank)
-        recon = self._display(self.recon_renderer) if self.recon_renderer is not None else None
-        self.inspection = probe.inspect_region(region, self._display(self.renderer), recon, self.residual_image())
+        self.inspection = self.inspect(region)
         self.region_panel.set_inspection(self.inspection)
+
+    def inspect(self, region) -> probe.Inspection:
+        """Patch inspector content, rendered from the region's box only."""
+        st_, box = self.state, (region.x, region.y, region.w, region.h)
+        args = (st_.view, st_.window, st_.level, st_.gamma, st_.edge)
+        recon = self.recon_renderer.crop(box, *args) if self.recon_renderer is not None else None
+        x, y, w, h = box
+        resid = probe.residual_rgb(self.screening.residual[y:y + h, x:x + w], self.residual_scale())
+        return probe.Inspection(box, self.renderer.crop(box, *args), recon, resid, region.max_rel, region.mean_rel)
 
     def regions_shown(self) -> list[int]:
         """Ranks of the regions on screen (for the audit row)."""
@@ -236,7 +248,7 @@ class ScreeningTab(QWidget):
         if self.outcome is None:
             return
         s = self.screening
-        info = probe.cursor_info(self.outcome.scan, x, y, self.outcome.classes,
-                                 None if s is None else s.heat, self.state.rel_threshold)
+        info = probe.cursor_info(self.outcome.scan, x, y, None if s is None else s.heat,
+                                 self.state.rel_threshold)
         if info is not None:
             self.status.emit(info.text(self.outcome.scan.kind))
