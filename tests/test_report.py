@@ -200,3 +200,124 @@ def test_batch_summary_and_session_report(tmp_path):
     assert html.count("<tr><td>") == 3 and html.count("data:image/png;base64,") == 2
     assert "suspect 1" in html and "2 of 2" in html  # operator agreed with the machine twice
     assert len(list(csv.DictReader(csv_path.open()))) == 3
+
+
+# --- re-rendering and the `xscreen report` command ------------------------------------------------
+from dataclasses import replace  # noqa: E402
+
+from xscreen.audit import AuditLog  # noqa: E402
+from xscreen.cli import main as cli_main  # noqa: E402
+from xscreen.report.load import heat_from_grid, load_screening_json  # noqa: E402
+from xscreen.scan import file_sha256, save_h5  # noqa: E402
+
+
+@pytest.fixture
+def saved_bag(tmp_path):
+    """A threat bag on disk, its screening (sha256 and path of that file) and a full report set."""
+    scan = threat_scan()
+    path = save_h5(scan, tmp_path / "bag-001.h5")
+    s = replace(make_screening(scan), path=str(path), sha256=file_sha256(path))
+    write_reports(s, scan, tmp_path / "first")
+    return path, s
+
+
+def test_heat_from_grid_matches_pipeline_definition(bag):
+    _, s = bag
+    heat = heat_from_grid(s.score_grid, s.threshold, SIZE, STRIDE, H, W)
+    assert np.allclose(heat, s.heat, atol=1e-6)
+
+
+def test_rerender_from_report_json(tmp_path, saved_bag, capsys):
+    path, s = saved_bag
+    rc = cli_main(["report", str(tmp_path / "first" / "report.json"), "--out", str(tmp_path / "again")])
+    assert rc == 0, capsys.readouterr().err
+    first = json.loads((tmp_path / "first" / "report.json").read_text())
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    for key in ("tdr", "scan", "model"):
+        first[key].pop("alarm_decision_time", None), again[key].pop("alarm_decision_time", None)
+        assert again[key] == first[key]
+    assert again["screening"]["score_grid"] == first["screening"]["score_grid"]
+    assert (tmp_path / "again" / "patches.csv").read_text().count("\n") == 1 + 5
+    html = (tmp_path / "again" / "report.html").read_text()
+    assert html.count("reconstruction not stored") == 3 and html.count("residual not stored") == 3
+    assert (tmp_path / "again" / "report.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_rerender_from_screen_summary_json(tmp_path, saved_bag):
+    """`xscreen screen` writes Screening.to_summary(): regions but no score grid."""
+    _, s = saved_bag
+    (tmp_path / "bag.json").write_text(json.dumps(s.to_summary(), default=str))
+    loaded, decision = load_screening_json(tmp_path / "bag.json")
+    assert decision is None and [r.rank for r in loaded.regions] == [1, 2, 3]
+    assert cli_main(["report", str(tmp_path / "bag.json"), "--out", str(tmp_path / "r"),
+                     "--formats", "csv,json,html"]) == 0
+    rows = list(csv.DictReader((tmp_path / "r" / "patches.csv").open()))
+    assert len(rows) == 5 and {r["score"] for r in rows} == {""}  # cells known, scores not stored
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    jsonschema.validate(doc, load_schema(), cls=jsonschema.Draft202012Validator)
+    assert doc["screening"]["score_grid"] is None and len(doc["tdr"]["ptos"]) == 3
+    assert "No heat map stored" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_report_includes_latest_audit_decision(tmp_path, saved_bag):
+    path, s = saved_bag
+    with AuditLog(tmp_path / "audit.sqlite") as log:
+        log.record(replace(decision("clear", "ana"), file_sha256=s.sha256))
+        log.record(replace(decision("suspect", "bo"), file_sha256=s.sha256))
+    assert cli_main(["report", str(tmp_path / "first" / "report.json"), "--out", str(tmp_path / "r"),
+                     "--formats", "json", "--audit", str(tmp_path / "audit.sqlite")]) == 0
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["tdr"]["report_type"] == "OPERATOR" and doc["tdr"]["operator"]["name"] == "bo"
+    # and a re-render of that report keeps the operator decision
+    assert cli_main(["report", str(tmp_path / "r" / "report.json"), "--out", str(tmp_path / "r2"),
+                     "--formats", "json"]) == 0
+    assert json.loads((tmp_path / "r2" / "report.json").read_text())["tdr"]["operator"]["decision"] == "suspect"
+
+
+def test_cli_report_errors_are_clean(tmp_path, saved_bag, capsys):
+    path, s = saved_bag
+    assert cli_main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: ") 
+    (tmp_path / "junk.json").write_text('{"hello": 1}')
+    assert cli_main(["report", str(tmp_path / "junk.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "not an xscreen report.json" in capsys.readouterr().err
+    assert cli_main(["report", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    other = save_h5(threat_scan(seed=5), tmp_path / "other.h5")
+    assert cli_main(["report", str(tmp_path / "first" / "report.json"), "--scan", str(other),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "not the screened file" in capsys.readouterr().err
+    assert cli_main(["report", str(tmp_path / "first" / "report.json"), "--formats", "docx",
+                     "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_screen_and_report_a_synthetic_threat_bag_end_to_end(tmp_path, capsys):
+    """The real path: synth bag -> file -> `xscreen report SCAN --model` (tiny random model) ->
+    every format agrees with the screening on regions and flagged patches."""
+    from screen_fixtures import save_tiny_model
+
+    from xscreen.config import Calibration, ScreenConfig
+    from xscreen.pipeline import screen
+    from xscreen.scoring import Scorer
+    from xscreen.synth import synth_bag
+
+    bag = synth_bag(3, threat=True, width=160)
+    path = save_h5(bag.scan, tmp_path / "threat.h5")
+    model = save_tiny_model(tmp_path / "tiny.xsm", calibration=Calibration(1.0, 0.01, 1.0, 0.05))
+    probe = screen(bag.scan, Scorer(model, device="cpu"), ScreenConfig(stride=16, device="cpu"))
+    scores = probe.score_grid[~probe.air_grid]
+    threshold = float(np.quantile(scores, 0.9))  # a random model: flag its top 10 % of patches
+    assert cli_main(["report", str(path), "--model", str(model), "--out", str(tmp_path / "r"),
+                     "--stride", "16", "--threshold", str(threshold), "--device", "cpu"]) == 0, \
+        capsys.readouterr().err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    jsonschema.validate(doc, load_schema(), cls=jsonschema.Draft202012Validator)
+    n_flagged = int((scores >= threshold).sum())
+    assert n_flagged >= 2 and doc["screening"]["n_flagged_patches"] == n_flagged
+    n_regions = len(doc["tdr"]["ptos"])
+    assert n_regions >= 1 and sum(len(p["patches"]) for p in doc["tdr"]["ptos"]) == n_flagged
+    assert len(list(csv.DictReader((tmp_path / "r" / "patches.csv").open()))) == n_flagged
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert html.count('class="region"') == min(n_regions, 12) and "not stored" not in html
+    assert doc["scan"]["sha256"] == file_sha256(path) and doc["model"]["stride"] == 16

@@ -158,6 +158,17 @@ class AuditLog:
         cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions ORDER BY id")
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
+    def latest(self, file_sha256: str) -> Decision | None:
+        """The most recent decision on the file with this hash (for reports), or None."""
+        cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions WHERE file_sha256=? "
+                               "ORDER BY id DESC LIMIT 1", (file_sha256,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        r = dict(zip(COLUMNS, row))
+        return Decision(r["operator"], r["scan_id"], r["file_sha256"], r["model_id"], r["threshold"],
+                        r["decision"], r["decision_seconds"], json.loads(r["regions_shown"]), r["time"])
+
     def verify(self) -> VerifyResult:
         """Walk the chain; the first row whose link or hash fails is named."""
         rows = self.rows()

@@ -122,14 +122,21 @@ def build_context(screening: Any, decision: Decision | None = None,
 
 
 def flagged_patches(s: Any) -> list[FlaggedPatch]:
-    """Every non-air cell of ``s.score_grid`` with score >= ``s.threshold``, in (row, col) order."""
-    grid = np.asarray(s.score_grid, dtype=np.float64)
-    flagged = grid >= s.threshold
-    if getattr(s, "air_grid", None) is not None:
-        flagged &= ~np.asarray(s.air_grid, dtype=bool)
+    """Every non-air cell of ``s.score_grid`` with score >= ``s.threshold``, in (row, col) order.
+    Without a stored grid (a re-rendered summary): the regions' cells, scores unknown (NaN)."""
     owner = {(int(r), int(c)): reg for reg in s.regions for r, c in reg.patches}
+    if s.score_grid is None:
+        cells = sorted(owner)
+        grid = np.full((max((r for r, _ in cells), default=0) + 1,
+                        max((c for _, c in cells), default=0) + 1), np.nan)
+    else:
+        grid = np.asarray(s.score_grid, dtype=np.float64)
+        flagged = grid >= s.threshold
+        if getattr(s, "air_grid", None) is not None:
+            flagged &= ~np.asarray(s.air_grid, dtype=bool)
+        cells = list(zip(*np.nonzero(flagged)))
     out = []
-    for r, c in zip(*np.nonzero(flagged)):
+    for r, c in cells:
         x, y = int(c) * s.stride, int(r) * s.stride
         reg = owner.get((int(r), int(c)))
         out.append(FlaggedPatch(int(r), int(c), x, y, min(s.patch_size, s.width - x),

@@ -35,13 +35,13 @@ class RegionCrops:
     original: np.ndarray
     reconstruction: np.ndarray | None
     residual: np.ndarray | None
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
 
 
 @dataclass(frozen=True)
 class Figures:
     thumbnail: np.ndarray  # (h, w, 3) scan with numbered region boxes
-    heat_thumbnail: np.ndarray  # (h, w, 3) heatmap overlay with boxes
+    heat_thumbnail: np.ndarray | None  # (h, w, 3) heatmap overlay with boxes; None: no heat map
     crops: list[RegionCrops]
 
 
@@ -74,7 +74,8 @@ def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
     if base.shape[:2] != (screening.height, screening.width):
         raise ValueError(f"{scan.scan_id}: scan is {base.shape[1]}x{base.shape[0]} but the screening "
                          f"is {screening.width}x{screening.height}: not the screened file")
-    heat = overlay(base, np.asarray(screening.heat, np.float32), "fill", 0.6)
+    heat = None if screening.heat is None else overlay(base, np.asarray(screening.heat, np.float32),
+                                                         "fill", 0.6)
     regions = sorted(screening.regions, key=lambda r: r.rank)
     recon = reconstruction_rgb(screening, scan)
     resid = getattr(screening, "residual", None)
@@ -86,8 +87,9 @@ def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
         crops.append(RegionCrops(
             r.rank, win, _fit(base[cut]), None if recon is None else _fit(recon[cut]),
             None if resid is None else _fit(residual_rgb(np.asarray(resid)[cut], vmax)),
-            _fit(heat[cut])))
-    return Figures(boxed_thumbnail(base, regions), boxed_thumbnail(heat, regions), crops)
+            None if heat is None else _fit(heat[cut])))
+    heat_thumb = None if heat is None else boxed_thumbnail(heat, regions)
+    return Figures(boxed_thumbnail(base, regions), heat_thumb, crops)
 
 
 def crop_window(region: Any, patch: int, width: int, height: int) -> tuple[int, int, int, int]:

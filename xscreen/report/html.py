@@ -59,7 +59,8 @@ def render_html(ctx: ReportContext, figs: Figures) -> str:
         _facts(ctx),
         "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan"),
         "<h2>Heatmap (score / threshold)</h2>",
-        _img(figs.heat_thumbnail, "heatmap overlay", "scan"),
+        _img(figs.heat_thumbnail, "heatmap overlay", "scan") if figs.heat_thumbnail is not None
+        else "<p>No heat map stored in the saved screening; re-render with --model.</p>",
         "<p>Colour: score / threshold from 0.5 (transparent) through 1 (flagged) to 2 and above "
         "(red).</p>",
         "<h2>Regions</h2>", _region_table(ctx),

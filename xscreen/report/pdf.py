@@ -57,7 +57,9 @@ def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
     story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
     story += [Paragraph("Scan with numbered regions", st["h2"]), _image(figs.thumbnail, FRAME_W, FIG_MAX_H)]
     story += [Paragraph("Heatmap (score / threshold: transparent below 0.5, flagged at 1, red at 2)",
-                        st["h2"]), _image(figs.heat_thumbnail, FRAME_W, FIG_MAX_H)]
+                        st["h2"]),
+              _image(figs.heat_thumbnail, FRAME_W, FIG_MAX_H) if figs.heat_thumbnail is not None else
+              Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
     story += [Paragraph("Regions", st["h2"]), _region_table(ctx, st)]
     for crops, row in zip(figs.crops, ctx.region_rows()):
         story.append(_region_block(crops, row, st))

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from xscreen.audit import Decision
-from xscreen.report.context import ReportContext, assessment_probability
+from xscreen.report.context import ReportContext, assessment_probability, flagged_patches
 
 FORMAT = "xscreen-threat-detection-report"
 FORMAT_VERSION = 1
@@ -58,19 +58,15 @@ SUMMARY_COLUMNS = tuple(f.name for f in dataclasses.fields(SummaryRow))
 
 
 def summary_row(screening: Any, decision: Decision | None = None) -> SummaryRow:
-    s = screening
-    grid = np.asarray(s.score_grid, dtype=np.float64)
-    flagged = grid >= s.threshold
-    if getattr(s, "air_grid", None) is not None:
-        flagged &= ~np.asarray(s.air_grid, dtype=bool)
-    d = decision
+    s, d = screening, decision
+    n_flagged = len(flagged_patches(s))
     return SummaryRow(
         file=str(s.path or ""), scan_id=str(s.scan_id), sha256=s.sha256 or "", kind=s.kind, width=s.width,
         height=s.height, model_id=s.model_id, threshold=s.threshold, scan_score=s.scan_score,
         scan_threshold=s.scan_threshold,
         scan_score_over_threshold=s.scan_score / s.scan_threshold if s.scan_threshold else None,
         alarm="ALARM" if s.alarm else "NO_ALARM", n_regions=len(s.regions),
-        n_flagged_patches=int(flagged.sum()),
+        n_flagged_patches=n_flagged,
         top_region_score_over_threshold=max((r.max_rel for r in s.regions), default=None),
         decision=d.decision if d else "", operator=d.operator if d else "",
         decision_seconds=d.decision_seconds if d else None, decision_time=d.time if d else "")
@@ -145,8 +141,11 @@ def _pto(r: Any) -> dict[str, Any]:
     }
 
 
-def score_grid_json(s: Any) -> list[list[float | None]]:
-    """(rows, cols) raw scores; ``null`` for air cells (not scored), 7 significant digits."""
+def score_grid_json(s: Any) -> list[list[float | None]] | None:
+    """(rows, cols) raw scores; ``null`` for air cells (not scored), 7 significant digits.
+    None when the screening carries no grid (re-rendered from a summary)."""
+    if s.score_grid is None:
+        return None
     grid = np.asarray(s.score_grid, dtype=np.float64)
     air = np.asarray(s.air_grid, dtype=bool) if getattr(s, "air_grid", None) is not None else \
         np.zeros(grid.shape, bool)
@@ -167,8 +166,8 @@ def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(v: Any) -> Any:
-    """Empty for None; text that a spreadsheet would run as a formula gets a leading quote."""
-    if v is None:
+    """Empty for None/NaN (unknown); text that a spreadsheet would run as a formula gets a leading quote."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + v
