@@ -163,3 +163,27 @@ def test_default_path_is_under_user_data_dir(tmp_path, monkeypatch):
     assert log.path == tmp_path / "home" / "audit.sqlite"
     with pytest.raises(AuditError):
         AuditLog(tmp_path / "nope.sqlite", create=False)
+
+
+def test_unknown_hash_and_numpy_ids_still_recorded(tmp_path):
+    import numpy as np
+
+    log = AuditLog(tmp_path / "a.sqlite")
+    d = Decision("ana", "mem-scan", None, None, np.float32(0.5), "suspect", 1.0, [np.int64(3)])
+    assert log.record(d) == 1
+    row = log.rows()[0]
+    assert (row["file_sha256"], row["model_id"], row["regions_shown"]) == ("", "", "[3]")
+    assert log.latest("") .regions_shown == [3] and log.latest("ff" * 32) is None
+    assert log.verify().ok
+
+
+def test_locked_database_is_an_audit_error_not_a_crash(tmp_path):
+    path = tmp_path / "a.sqlite"
+    log = AuditLog(path)
+    log._db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # someone else holds the write lock
+    with pytest.raises(AuditError, match="NOT recorded"):
+        log.record(_decision(1))
+    other.execute("ROLLBACK")
+    assert log.record(_decision(1)) == 1 and log.verify().ok

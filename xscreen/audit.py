@@ -13,6 +13,7 @@ never fork the chain by reading the same previous hash.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -133,10 +134,17 @@ class AuditLog:
             raise ValueError(f"decision must be one of {DECISIONS}, got {d.decision!r}")
         if not d.operator.strip():
             raise ValueError("operator name is empty")
-        values = {"time": d.time or utc_now(), "operator": d.operator, "scan_id": d.scan_id,
-                  "file_sha256": d.file_sha256, "model_id": d.model_id,
-                  "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown),
+        # An unknown hash or model (in-memory scan) is recorded as "" rather than losing the decision.
+        values = {"time": d.time or utc_now(), "operator": d.operator, "scan_id": str(d.scan_id),
+                  "file_sha256": d.file_sha256 or "", "model_id": d.model_id or "",
+                  "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown, default=_plain),
                   "decision": d.decision, "decision_seconds": float(d.decision_seconds)}
+        try:
+            return self._append(values)
+        except sqlite3.Error as exc:
+            raise AuditError(f"{self.path}: decision NOT recorded ({exc})") from exc
+
+    def _append(self, values: dict[str, Any]) -> int:
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")  # take the write lock before reading the chain head
         try:
@@ -149,7 +157,8 @@ class AuditLog:
                         f"({','.join('?' * len(COLUMNS))})", [values[k] for k in COLUMNS])
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                cur.execute("ROLLBACK")
             raise
         return int(values["id"])
 
@@ -208,6 +217,11 @@ class AuditLog:
         writer.writerows(rows)
         atomic_write_text(path, buf.getvalue())
         return len(rows)
+
+
+def _plain(o: Any) -> Any:
+    """numpy scalars (region ids from a grid) -> Python numbers for JSON."""
+    return o.item() if hasattr(o, "item") else str(o)
 
 
 def _bad(rows: list[dict[str, Any]], row_id: int, reason: str) -> VerifyResult:
