@@ -86,25 +86,21 @@ def material_classes(a_low: np.ndarray, a_high: np.ndarray) -> np.ndarray:
 
 def _bin_centres() -> np.ndarray:
     """(NB,) attenuation at the centre of each table bin (bins uniform in sqrt(a))."""
-    return ((np.arange(NB) + 0.5) / NB) ** 2 * A_MAX
+    return (np.arange(NB) / NB) ** 2 * A_MAX
 
 
 def _table_coords(channel: np.ndarray, i0: float) -> np.ndarray:
     """(H, W) float32 column/row coordinate into the colour tables for raw values (H, W) uint16.
 
-    bin = sqrt(a / A_MAX) * NB with a = ln(i0) - ln(value); OpenCV's SIMD log/sqrt keep this at a
-    fraction of a millisecond per megapixel, where a 65536-entry numpy gather costs tens of ms.
+    u = sqrt(a / A_MAX) * NB with a = -ln(value / i0), in five vectorised passes (OpenCV's SIMD log
+    and sqrt); remap's nearest-neighbour rounding then picks the table row whose centre is nearest.
+    A 65536-entry numpy gather does the same in 3-5x the time (index conversion dominates).
     """
-    f = channel.astype(np.float32)
-    np.maximum(f, np.float32(i0 * _T_MIN), out=f)
-    f = cv2.log(f)
-    np.subtract(np.float32(np.log(i0)), f, out=f)
-    np.clip(f, 0.0, A_MAX, out=f)
-    f *= np.float32(1.0 / A_MAX)
-    f = cv2.sqrt(f)
-    f *= np.float32(NB)
-    f -= np.float32(0.5)  # remap's nearest neighbour rounds: this makes it floor to the bin
-    return f
+    t = np.multiply(channel, np.float32(1.0 / i0), dtype=np.float32)
+    f = cv2.log(t)  # value 0 gives -inf/huge: clipped to the table's last row below
+    f *= np.float32(-NB * NB / A_MAX)
+    np.clip(f, 0.0, float(NB * NB), out=f)
+    return cv2.sqrt(f)
 
 
 def _hue(a_low: np.ndarray, a_high: np.ndarray, cls: np.ndarray) -> np.ndarray:
@@ -233,7 +229,11 @@ def tone(rgb: np.ndarray, *, window: float | None = None, level: float | None = 
     return cv2.LUT(np.ascontiguousarray(rgb), lut)
 
 
-def unsharp(rgb: np.ndarray, sigma: float = 2.0, amount: float = 1.0) -> np.ndarray:
-    """(H, W, 3) uint8 edge enhancement: rgb + amount * (rgb - blur(rgb))."""
-    blur = cv2.GaussianBlur(rgb, (0, 0), sigma)
+def unsharp(rgb: np.ndarray, size: int = 5, amount: float = 1.0) -> np.ndarray:
+    """(H, W, 3) uint8 edge enhancement: rgb + amount * (rgb - blur(rgb)).
+
+    A box blur (constant cost per pixel) rather than a Gaussian: 3-4x faster at this radius and
+    indistinguishable for edge emphasis.
+    """
+    blur = cv2.blur(rgb, (size, size))
     return cv2.addWeighted(rgb, 1.0 + amount, blur, -amount, 0)
