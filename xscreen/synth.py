@@ -127,7 +127,7 @@ def _zip(cv: Canvas, path_px: np.ndarray, rng: np.random.Generator) -> None:
     pts = np.stack([np.interp(s, cum, closed[:, 0]), np.interp(s, cum, closed[:, 1])], 1)
     p0 = Pose(0, 0, 0, 1.0)
     for a, b in zip(pts[0::2], pts[1::2]):
-        line(cv, p0, [a, b], 0.6 / cv.pitch_cm, mat, 0.35, "flat")
+        line(cv, p0, [a, b], 0.35 / cv.pitch_cm, mat, 0.3, "flat")
     k = int(rng.integers(0, len(pts)))
     rect(cv, Pose(*pts[k], 0, cv.pitch_cm), 0, 0, 2.5, 1.2, "fe", 1.5)
 

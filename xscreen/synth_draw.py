@@ -147,10 +147,12 @@ def line(canvas: Canvas, pose: Pose, pts_cm, width_cm: float, material: str, g_c
 
 
 def blob(rng: np.random.Generator, radius: float, n: int = 14, rough: float = 0.35) -> np.ndarray:
-    """(n, 2) random star-shaped polygon (cm) of mean radius ``radius``: folded clothes, food, fabric."""
-    t = np.sort(rng.uniform(0, 2 * np.pi, n))
-    r = radius * (1 + rough * rng.uniform(-1, 1, n))
-    r = (r + np.roll(r, 1) + np.roll(r, -1)) / 3  # smooth the outline a little
+    """(4n, 2) random smooth star-shaped polygon (cm) of mean radius ``radius``: clothes, food, fabric."""
+    t = np.linspace(0, 2 * np.pi, 4 * n, endpoint=False)
+    knots = radius * (1 + rough * rng.uniform(-1, 1, n))
+    # Periodic interpolation of n random radii: a rounded outline, not a jagged star.
+    r = np.interp(t, np.linspace(0, 2 * np.pi, n + 1), np.append(knots, knots[0]))
+    r = (np.roll(r, 1) + 2 * r + np.roll(r, -1)) / 4
     return np.stack([r * np.cos(t), r * np.sin(t) * rng.uniform(0.6, 1.0)], axis=1)
 
 
