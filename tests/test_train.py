@@ -1,0 +1,238 @@
+"""Training: steps learn, scores are batch-independent, resume is exact, DDP trains and saves."""
+import copy
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import TensorDataset
+
+from xscreen.checkpoint import load_model
+from xscreen.config import NetConfig, PatchConfig, RunConfig, TrainConfig
+from xscreen.network import Discriminator, Generator
+from xscreen.runtime import precision_for
+from xscreen.train import DataInfo, EpochReport, GanPair, TrainResult, fit, train_step, validation_scores
+from xscreen.train import loop as loop_module
+
+NET = NetConfig(size=32, channels=2, ngf=4, ndf=4, nz=8)
+FP32 = precision_for("cpu", "fp32")
+
+
+def _patches(n, seed):
+    """(n, 2, 32, 32) smooth random patches in [-1, 1] (a learnable, image-like distribution)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 2, 4, 4, generator=g)
+    return (torch.nn.functional.interpolate(low, size=32, mode="bilinear", align_corners=False) * 1.6 - 0.8)
+
+
+def _pair(seed=0):
+    torch.manual_seed(seed)
+    g = Generator(NET).to(memory_format=torch.channels_last)
+    d = Discriminator(NET).to(memory_format=torch.channels_last)
+    return GanPair(g, d, torch.optim.Adam(g.parameters(), 2e-3, betas=(0.5, 0.999)),
+                   torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999)),
+                   torch.amp.GradScaler("cpu", enabled=False))
+
+
+def _run(**train):
+    t = dict(epochs=2, batch_size=8, log_every=2, precision="fp32", device="cpu", deterministic=True)
+    t.update(train)
+    return RunConfig(net=NET, patch=PatchConfig(size=32, stride=16), train=TrainConfig(**t))
+
+
+def _fit(tmp, run, name="m", resume=False, n_train=32, n_val=12):
+    info = DataInfo(manifest_sha256="x" * 64, n_train_scans=4, n_val_scans=3,
+                    val_scan_index=np.repeat([0, 1, 2], n_val // 3))
+    return fit(run, TensorDataset(_patches(n_train, 1)), TensorDataset(_patches(n_val, 2)),
+               out=tmp / f"{name}.xsm", workdir=tmp / name, resume=resume, info=info)
+
+
+def test_a_few_steps_lower_the_contextual_loss_on_a_fixed_batch():
+    pair, x = _pair(), _patches(8, 0)
+    first = train_step(pair, x, FP32)
+    for _ in range(15):
+        last = train_step(pair, x, FP32)
+    assert np.isfinite([last.g_loss, last.d_loss]).all()
+    assert last.g_con < 0.7 * first.g_con  # w_con·|x − x̂|₁ falls: G learns to reconstruct
+
+
+def test_input_noise_is_real_seeded_gaussian():
+    x = _patches(8, 0)
+    runs = []
+    for noise in (0.0, 0.3, 0.3):
+        pair = _pair(5)
+        runs.append(train_step(pair, x, FP32, noise_std=noise, noise_gen=torch.Generator().manual_seed(7)))
+    assert runs[1] == runs[2]  # same seed, same noise: reproducible (the reference's was uninitialised)
+    assert runs[0].g_con != runs[1].g_con
+
+
+def test_bf16_autocast_step_on_cpu_keeps_fp32_weights():
+    pair = _pair()
+    r = train_step(pair, _patches(8, 0), precision_for("cpu", "bf16"))
+    assert np.isfinite([r.g_loss, r.d_loss]).all()
+    assert all(p.dtype == torch.float32 for p in pair.generator.parameters())
+
+
+def test_discriminator_reinitialised_below_threshold_and_counted():
+    pair = _pair()
+    before = copy.deepcopy(pair.discriminator.state_dict())
+    r = train_step(pair, _patches(8, 0), FP32, d_reinit_below=1e9)  # force the trigger
+    assert r.d_reinit
+    after = pair.discriminator.state_dict()
+    assert not torch.equal(before["features.0.weight"], after["features.0.weight"])
+    assert abs(float(after["features.0.weight"].std()) - 0.02) < 0.005  # fresh N(0, 0.02) draw
+
+
+def test_validation_scores_do_not_depend_on_batch_order_or_size():
+    pair, x = _pair(), _patches(8, 0)
+    for _ in range(3):  # move BN running statistics away from their initial values
+        train_step(pair, x, FP32)
+    data = _patches(20, 3)
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(0))
+    a = validation_scores(pair.generator, pair.discriminator, TensorDataset(data), FP32, lam=0.9, recon="l1",
+                          batch_size=20)
+    b = validation_scores(pair.generator, pair.discriminator, TensorDataset(data[perm]), FP32, lam=0.9,
+                          recon="l1", batch_size=3)
+    assert a.shape == (20,) and np.allclose(a[perm.numpy()], b, rtol=0, atol=1e-6)
+    assert pair.generator.training and pair.discriminator.training  # mode restored
+
+
+def test_fit_reports_schedule_and_reinit_counts(tmp_path):
+    run = _run(lr_schedule="step", lr_step_epochs=1, lr_gamma=0.5, d_reinit_below=1e9)
+    reports = list(_fit(tmp_path, run))
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert [e.lr for e in epochs] == pytest.approx([2e-4, 1e-4])  # the scheduler is actually stepped
+    assert [e.d_reinits for e in epochs] == [4, 4]  # 32 patches / batch 8, trigger forced every step
+    assert all(e.checkpoint.is_file() and np.isfinite(e.val_objective) for e in epochs)
+    result = reports[-1]
+    assert isinstance(result, TrainResult) and result.d_reinits == 8
+    cal = result.calibration
+    assert cal.n_patches == 12 and cal.n_scans == 3 and cal.patch_threshold > 0
+    model = load_model(result.model_path)
+    assert model.meta.calibration == cal and model.meta.card.n_val_scans == 3
+    assert model.meta.card.evaluation["training"]["best_epoch"] == result.best_epoch
+
+
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path):
+    run = _run(epochs=3, input_noise=0.05, lr_schedule="cosine")
+    list(_fit(tmp_path, run, "full"))
+    gen = _fit(tmp_path, run, "cut")
+    for r in gen:  # the interrupted run: stop pulling after epoch 1 (what cancel / Ctrl-C does)
+        if isinstance(r, EpochReport):
+            break
+    gen.close()
+    resumed = list(_fit(tmp_path, run, "cut", resume=True))
+    assert [r.epoch for r in resumed if isinstance(r, EpochReport)] == [2, 3]
+    full = torch.load(tmp_path / "full" / "state.pt", weights_only=True)
+    cut = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
+    for part in ("generator", "discriminator"):
+        assert full[part].keys() == cut[part].keys()
+        assert all(torch.equal(full[part][k], cut[part][k]) for k in full[part])
+    a, b = load_file(tmp_path / "full.xsm"), load_file(tmp_path / "cut.xsm")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_selects_the_best_benign_epoch(tmp_path, monkeypatch):
+    calls = []
+
+    def rising(*args, **kwargs):  # validation objective gets worse every epoch after the first
+        calls.append(1)
+        return np.full(12, float(len(calls)))
+
+    monkeypatch.setattr(loop_module, "validation_scores", rising)
+    reports = list(_fit(tmp_path, _run(epochs=6, patience=2)))
+    result = reports[-1]
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    assert [r.best for r in reports if isinstance(r, EpochReport)] == [True, False, False]
+    state = torch.load(tmp_path / "m" / "state.pt", weights_only=True)
+    saved = load_file(tmp_path / "m.xsm")
+    best_w = state["best"]["generator"]["model.model.0.weight"]
+    assert torch.equal(saved["generator.model.model.0.weight"], best_w)
+    assert not torch.equal(best_w, state["generator"]["model.model.0.weight"])
+
+
+def test_resume_refuses_a_state_from_different_settings(tmp_path):
+    list(_fit(tmp_path, _run(epochs=1)))
+    with pytest.raises(ValueError, match="different settings"):
+        list(_fit(tmp_path, _run(epochs=2, lr=1e-3), resume=True))
+
+
+DDP_SCRIPT = """
+import hashlib, sys, torch, torch.distributed as dist
+from pathlib import Path
+from xscreen.config import RunConfig
+from xscreen.train.run import distributed_context, train_model
+run = RunConfig.load(sys.argv[1])
+with distributed_context("cpu") as device:
+    result = list(train_model(run, Path(sys.argv[2])))[-1]
+    rank = dist.get_rank()
+    from xscreen.train.session import Session
+    h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
+                                 torch.load(Path(sys.argv[2]) / "state.pt", weights_only=True)["generator"].values()))
+    Path(sys.argv[2], f"rank{rank}.txt").write_text(f"{dist.get_world_size()} {result.model_id}")
+"""
+
+
+@pytest.fixture
+def scan_dir(tmp_path):
+    from xscreen.scan import Scan, save_scan
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "benign"
+    for i in range(5):
+        t = rng.uniform(0.05, 0.6, (2, 64, 64))
+        save_scan(Scan(f"s{i}", "dual", (t * 60000).astype(np.uint16), 60000.0), folder / f"s{i}.h5")
+    return folder
+
+
+def test_two_process_gloo_ddp_trains_and_saves(tmp_path, scan_dir):
+    run = dataclasses.replace(_run(epochs=1, batch_size=4, deterministic=False), benign=(str(scan_dir),),
+                              output=str(tmp_path / "ddp.xsm"))
+    run.save(tmp_path / "run.json")
+    (tmp_path / "ddp_worker.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(tmp_path / "ddp_worker.py"), str(tmp_path / "run.json"), str(tmp_path / "work")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [(tmp_path / "work" / f"rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert ranks[0][0] == ranks[1][0] == "2" and ranks[0][1] == ranks[1][1]  # both ranks agree on the file
+    model = load_model(tmp_path / "ddp.xsm")
+    assert model.model_id == ranks[0][1] and model.meta.calibration is not None
+    assert model.meta.card.n_train_scans == 4 and model.meta.card.n_val_scans == 1
+
+
+def test_cli_train_with_config_file_and_model_info(tmp_path, scan_dir, capsys):
+    from xscreen.cli import main
+
+    cfg = dataclasses.replace(_run(epochs=3), benign=(str(scan_dir),), name="tiny")
+    cfg.save(tmp_path / "run.json")
+    out = tmp_path / "cli.xsm"
+    assert main(["train", "--config", str(tmp_path / "run.json"), "-o", str(out), "--epochs", "1", "-q",
+                 "--save-config", str(tmp_path / "eff.json")]) == 0
+    eff = RunConfig.load(tmp_path / "eff.json")
+    assert eff.train.epochs == 1 and eff.net.ngf == 4 and eff.output == str(out)  # flag beats file
+    capsys.readouterr()
+    assert main(["model", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model_id"].startswith("tiny-") and info["card"]["n_train_scans"] == 4
+    assert info["train"]["epochs"] == 1 and info["calibration"]["n_scans"] == 1
+    assert main(["model", "info", str(out)]) == 0
+    assert "threshold  patch" in capsys.readouterr().out
+
+
+def test_cli_errors_name_the_file(tmp_path, capsys):
+    from xscreen.cli import main
+
+    assert main(["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.xsm"), "-q"]) == 2
+    assert f"error: {tmp_path / 'missing'}: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "bad.xsm").write_bytes(b"not a model")
+    assert main(["model", "info", str(tmp_path / "bad.xsm")]) == 2
+    assert f"error: {tmp_path / 'bad.xsm'}:" in capsys.readouterr().err

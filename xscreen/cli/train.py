@@ -1,0 +1,143 @@
+"""``xscreen train BENIGN... -o model.xsm``: patch store -> fit -> calibrated model file.
+
+Settings come from ``--config FILE`` (a RunConfig JSON, as the training wizard writes it), then
+from explicit flags, which win. Works under ``torchrun --nproc_per_node N -m xscreen train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+from xscreen.config import RunConfig
+
+_TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on benign scans",
+                       description="Train a Skip-GANomaly model on benign (threat-free) scans, select the "
+                       "best epoch on held-out benign scans, calibrate its threshold and save the model file.")
+    p.add_argument("benign", nargs="*", metavar="BENIGN", help="benign scan files or folders")
+    p.add_argument("-o", "--output", type=Path, default=None, help="model file to write (.xsm)")
+    p.add_argument("--val", action="append", default=None, metavar="DIR",
+                   help="held-out benign scans for validation/calibration (default: a share of BENIGN)")
+    p.add_argument("--config", type=Path, default=None, help="RunConfig JSON (the wizard writes one)")
+    p.add_argument("--save-config", type=Path, default=None, help="write the effective settings here")
+    p.add_argument("--workdir", type=Path, default=None, help="patch stores + training state (default: OUTPUT.work)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its work dir")
+    p.add_argument("--name", default=None, help="model name shown in the model card")
+    p.add_argument("--size", type=int, choices=(32, 64, 128), default=None, help="patch size (default 64)")
+    p.add_argument("--stride", type=int, default=None, help="tiling stride (default: size / 2)")
+    p.add_argument("--ngf", type=int, default=None, help="network width (generator and discriminator; paper 64)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs (0 = off)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--num-workers", type=int, default=None, help="data-loading worker processes")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def effective_config(args: argparse.Namespace) -> RunConfig:
+    """RunConfig from --config (or defaults), overridden by every flag given explicitly."""
+    run = RunConfig.load(args.config) if args.config else RunConfig()
+    t = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.deterministic:
+        t["deterministic"] = True
+    patch = {k: v for k, v in (("size", args.size), ("stride", args.stride)) if v is not None}
+    if "size" in patch and "stride" not in patch:
+        patch["stride"] = max(1, patch["size"] // 2)
+    net = {"ngf": args.ngf, "ndf": args.ngf} if args.ngf else {}
+    top = {"benign": tuple(args.benign) or run.benign, "val": tuple(args.val or ()) or run.val}
+    if args.output is not None:
+        top["output"] = str(args.output)
+    if args.name is not None:
+        top["name"] = args.name
+    return dataclasses.replace(run, train=dataclasses.replace(run.train, **t),
+                               patch=dataclasses.replace(run.patch, **patch),
+                               net=dataclasses.replace(run.net, **net), **top)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xscreen.checkpoint import ModelError
+    from xscreen.scan import ScanError
+
+    try:
+        cfg = effective_config(args)
+        if not cfg.benign:
+            raise ValueError("no benign scans given (BENIGN... or 'benign' in --config)")
+        if args.save_config:
+            cfg.save(args.save_config)
+        return _train(cfg, args)
+    except (ScanError, ModelError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(cfg: RunConfig, args: argparse.Namespace) -> int:
+    from xscreen.train.run import distributed_context, train_model
+
+    out = Path(cfg.output)
+    workdir = args.workdir or out.with_name(out.name + ".work")
+    command = "xscreen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with distributed_context(cfg.train.device) as device:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+        import torch.distributed as dist
+
+        quiet = args.quiet or (dist.is_initialized() and dist.get_rank() != 0)
+        result = _consume(train_model(cfg, workdir, resume=args.resume, command=command), quiet)
+    if not quiet and result is not None:
+        cal = result.calibration
+        print(f"{result.model_path}: {result.model_id}; best epoch {result.best_epoch}/{result.epochs_run} "
+              f"(val objective {result.best_objective:.5f}); patch threshold {cal.patch_threshold:.5f} "
+              f"@ FAR {cal.patch_far:g}; scan threshold {cal.scan_threshold:.5f} @ FAR {cal.scan_far:g}")
+    return 0
+
+
+def _consume(reports, quiet: bool):
+    """Drive the generator; a tqdm bar per store build / epoch, one summary line per epoch."""
+    from tqdm import tqdm
+
+    from xscreen.dataset import StoreProgress
+    from xscreen.train import EpochReport, ProgressReport, TrainResult
+
+    bar, result, epoch = None, None, 0
+    for r in reports:
+        if isinstance(r, StoreProgress) and not r.done:
+            if bar is None:
+                bar = tqdm(total=r.n_scans, desc="patches", unit="scan", disable=quiet, file=sys.stderr)
+            bar.update(1)
+            bar.set_postfix(train=r.n_train, val=r.n_val)
+        elif isinstance(r, ProgressReport):
+            if bar is None or epoch != r.epoch:
+                bar = _close(bar) or tqdm(total=r.steps, desc=f"epoch {r.epoch}", unit="step", disable=quiet,
+                                          file=sys.stderr)
+                epoch = r.epoch
+            bar.update(r.step - bar.n)
+            bar.set_postfix(g=f"{r.g_loss:.3f}", d=f"{r.d_loss:.3f}", pps=f"{r.patches_per_s:.0f}")
+        elif isinstance(r, EpochReport):
+            bar, epoch = _close(bar), 0
+            if not quiet:
+                print(f"epoch {r.epoch}/{r.epochs}: G {r.g_loss:.4f} (adv {r.g_adv:.3f} con {r.g_con:.3f} "
+                      f"lat {r.g_lat:.4f}) D {r.d_loss:.4f} re-inits {r.d_reinits} | val {r.val_objective:.5f}"
+                      f"±{r.val_score_std:.5f}{' *best*' if r.best else ''} | {r.patches_per_s:.0f} patches/s "
+                      f"lr {r.lr:.2e} {r.seconds:.0f}s", file=sys.stderr)
+        elif isinstance(r, TrainResult):
+            result = r
+        elif isinstance(r, StoreProgress) and r.done:
+            bar = _close(bar)
+    _close(bar)
+    return result
+
+
+def _close(bar):
+    if bar is not None:
+        bar.close()
+    return None

@@ -1,0 +1,133 @@
+"""``train_model``: benign scans -> patch store(s) -> ``fit`` -> calibrated model file.
+
+What ``xscreen train`` and the training wizard both run. Under ``torchrun`` (WORLD_SIZE > 1) wrap
+the call in ``distributed_context()``: rank 0 builds the patch store, every rank trains on its
+DistributedSampler shard, rank 0 writes the files.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+from xscreen.config import Preprocess, RunConfig
+from xscreen.train.loop import DataInfo, fit
+from xscreen.train.step import distributed
+
+
+@contextlib.contextmanager
+def distributed_context(device: str = "auto") -> Iterator[str]:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on CUDA).
+
+    Yields the device this rank should use (``cuda:<LOCAL_RANK>`` under multi-GPU torchrun).
+    Outside torchrun it does nothing and yields ``device`` unchanged.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or dist.is_initialized():
+        yield device
+        return
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        yield device
+    finally:
+        dist.destroy_process_group()
+
+
+def expand_scans(items: tuple[str, ...] | list[str]) -> list[Path]:
+    """Scan files and folders (each folder's scans, TIFF pairs grouped) -> sorted unique paths."""
+    from xscreen.scan import ScanError, list_scans
+
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = list_scans(p, recursive=True)
+            if not found:
+                raise ScanError(p, "folder holds no scan files")
+            out += found
+        elif p.exists() or Path(str(p) + "_high.tif").exists():
+            out.append(p)
+        else:
+            raise ScanError(p, "no such file or folder")
+    return list(dict.fromkeys(out))
+
+
+def _kind_preprocess(run: RunConfig, first: Path) -> Preprocess:
+    """The model input kind is the data's: taken from the first scan, keeping the config's a_max."""
+    from xscreen.scan import load_scan
+
+    return Preprocess(kind=load_scan(first).kind, a_max=run.preprocess.a_max)
+
+
+def _build(scans: list[Path], out: Path, run: RunConfig, pre: Preprocess, val_fraction: float) -> Iterator:
+    from xscreen.dataset import build_patch_store
+
+    yield from build_patch_store(scans, out, run.patch, pre, val_fraction=val_fraction, seed=run.train.seed)
+
+
+def prepare_stores(run: RunConfig, workdir: Path, reuse: bool) -> Iterator:
+    """Build the patch store(s) in ``workdir`` (rank 0 only), yielding StoreProgress.
+
+    ``run.val`` given: training store from ``run.benign``, validation store from ``run.val``;
+    otherwise one store split by scan with ``train.val_fraction``.
+    """
+    benign = expand_scans(run.benign)
+    if not benign:
+        raise ValueError("no benign scans to train on")
+    val = expand_scans(run.val) if run.val else []
+    pre = _kind_preprocess(run, benign[0])
+    jobs = [(benign, workdir / "patches.h5", 0.0 if val else run.train.val_fraction)]
+    if val:
+        jobs.append((val, workdir / "val_patches.h5", 0.0))
+    for scans, path, fraction in jobs:
+        if reuse and path.is_file():
+            continue  # a resumed run must see exactly the patches it started with
+        yield from _build(scans, path, run, pre, fraction)
+
+
+def open_data(run: RunConfig, workdir: Path, command: str) -> tuple[RunConfig, object, object, DataInfo]:
+    """(run with net/preprocess set from the store, train dataset, val dataset, DataInfo)."""
+    from xscreen.dataset import PatchStoreDataset, store_info
+
+    main = store_info(workdir / "patches.h5")
+    split_val = not (workdir / "val_patches.h5").is_file()
+    train = PatchStoreDataset(workdir / "patches.h5", "train", augment=run.train.augment)
+    if split_val:
+        val, val_info = PatchStoreDataset(workdir / "patches.h5", "val"), main
+        manifest = main.manifest_sha256
+    else:
+        val_info = store_info(workdir / "val_patches.h5")
+        val = PatchStoreDataset(workdir / "val_patches.h5", "train")  # a val-only store keeps all in 'train'
+        manifest = hashlib.sha256((main.manifest_sha256 + val_info.manifest_sha256).encode()).hexdigest()
+    n_val_scans = val_info.n_val_scans if split_val else val_info.n_train_scans
+    net = dataclasses.replace(run.net, size=main.patch.size, channels=main.preprocess.channels)
+    run = dataclasses.replace(run, net=net, preprocess=main.preprocess, patch=main.patch)
+    info = DataInfo(manifest, main.n_train_scans, n_val_scans, val.scan_index, command)
+    return run, train, val, info
+
+
+def train_model(run: RunConfig, workdir: str | Path, resume: bool = False, command: str = "") -> Iterator[object]:
+    """Yields StoreProgress (store building), ProgressReport, EpochReport, then a TrainResult.
+
+    The model file goes to ``run.output``; ``workdir`` keeps the patch stores and ``state.pt``.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rank = dist.get_rank() if distributed() else 0
+    if rank == 0:
+        yield from prepare_stores(run, workdir, reuse=resume)
+    if distributed():
+        dist.barrier()
+    run, train, val, info = open_data(run, workdir, command)
+    yield from fit(run, train, val, out=Path(run.output), workdir=workdir, resume=resume, info=info)
