@@ -132,13 +132,13 @@ def _dual_table(view: str) -> np.ndarray:
     a = _bin_centres()
     a_h, a_l = np.meshgrid(a, a, indexing="ij")
     cls = material_classes(a_l, a_h)
-    sat = (1.0 - np.exp(-a_h / 0.25))[..., None]  # thin objects pale, saturated from ~0.5 attenuation
+    sat = (1.0 - np.exp(-a_h / 0.4))[..., None]  # thin objects pale, saturated from ~0.8 attenuation
     if view == "high_pen":
         # Spend the whole brightness range on the dense end, where the normal view is near black.
         value = 1.0 - 0.92 * np.clip((a_h - 1.2) / (A_MAX - 2.5), 0.0, 1.0)
         cls = np.where(cls == IMPENETRABLE, METAL, cls)
     else:
-        value = np.exp(-0.33 * a_h)
+        value = np.exp(-0.25 * a_h)
     rgb = (255.0 * (1.0 - sat) + _hue(a_l, a_h, cls) * sat) * value[..., None]
     if view in ("organic", "inorganic"):
         keep = cls == ORGANIC if view == "organic" else cls >= INORGANIC

@@ -107,7 +107,7 @@ def _bag_shell(cv: Canvas, rng: np.random.Generator, outer) -> None:
     rod_side = rng.random() < 0.5
     for ry in rods_y:  # telescopic trolley tubes along the bag, aluminium with steel joints
         xa, xb = (x0 + 0.02 * w, x0 + 0.75 * (x1 - x0)) if rod_side else (x1 - 0.75 * (x1 - x0), x1 - 0.02 * w)
-        line(cv, Pose(0, 0, 0, 1.0), [(xa, ry), (xb, ry)], 2.2 / cv.pitch_cm, "al", 0.9, "tube")
+        line(cv, Pose(0, 0, 0, 1.0), [(xa, ry), (xb, ry)], 3.0 / cv.pitch_cm, "al", 1.6, "tube")
         for xj in (xa, (xa + xb) / 2, xb):  # steel collars where the tube sections telescope
             rect(cv, Pose(xj, ry, 0, cv.pitch_cm), 0, 0, 1.2, 2.6, "fe", 0.5, "round")
     for wy in (y0 + 2 / cv.pitch_cm, y1 - 2 / cv.pitch_cm):  # wheels with steel axles
