@@ -155,3 +155,18 @@ def test_truth_files(tmp_path):
     cv2.imwrite(str(tmp_path / "m.png"), np.zeros((10, 20), np.uint8))
     with pytest.raises(ScanError, match="mask is 20x10 but the scan is 30x10"):
         truth.read_mask(tmp_path / "m.png", (10, 30))
+
+
+def test_cli_records_headline_numbers_in_the_model_card(dataset, tmp_path, capsys):
+    from xscreen.checkpoint import read_meta
+
+    model = save_tiny_model(tmp_path / "tiny.xsm", size=32)
+    code = main(["evaluate", "--model", str(model), "--benign", str(dataset / "benign"), "--threat",
+                 str(dataset / "threat"), "--out", str(tmp_path / "o"), "--device", "cpu", "-q",
+                 "--threshold", "0.2", "--record-in-model", "synthetic-v1"])
+    assert code == 0, capsys.readouterr().err
+    meta, _ = read_meta(model)
+    record = meta.card.evaluation["synthetic-v1"]
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert record["scan_max_auc"] == data["levels"][1]["auc"] and set(record["threat_types"]) == {"gun", "knife"}
+    assert data["settings"]["stride"] == 32 and data["threshold"] == 0.2 and data["target_patch_far"] is None

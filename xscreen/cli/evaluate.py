@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, help="override the calibrated patch threshold")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--record-in-model", metavar="NAME", default=None,
+                   help="also store the headline numbers in the model card's evaluation under NAME "
+                   "(rewrites the model file, so its checksum and model id change)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         assert result is not None
         write_outputs(result, args.out)
+        if args.record_in_model:
+            from xscreen.checkpoint import update_model_meta
+
+            update_model_meta(args.model, evaluation={args.record_in_model: result.summary()})
     except (ModelError, ScanError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -124,7 +124,8 @@ def extract_patches(scan: Scan, patch: PatchConfig, max_per_scan: int | None, rn
     origins = tile_origins(chans.shape[1], chans.shape[2], patch.size, patch.stride)
     skipped = 0
     if patch.skip_air:
-        t = np.clip(chans.astype(np.float64) / scan.i0, 0.0, 1.0).mean(axis=0)
+        # float32 transmission, float64 only for the (H, W) mean whose running sums need it
+        t = np.clip(chans.astype(np.float32) / np.float32(scan.i0), 0.0, 1.0).mean(axis=0, dtype=np.float64)
         integral = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # patch means in O(1) each
         y, x, s = origins[:, 0], origins[:, 1], patch.size
         means = (integral[y + s, x + s] - integral[y, x + s] - integral[y + s, x] + integral[y, x]) / (s * s)

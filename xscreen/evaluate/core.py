@@ -110,7 +110,7 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
 
 def _truth_for(path: Path, s: Screening, masks_dir: Path | None, boxes_dir: Path | None,
                labels: dict[str, list[str]]) -> tuple[np.ndarray | None, list[str]]:
-    stems = [path.stem, s.scan_id]
+    stems = [path.stem, s.scan_id, path.stem.removesuffix("_high").removesuffix("_low")]  # TIFF pairs
     types = next((labels[k] for k in stems if k in labels), [])
     if boxes_dir is not None:
         box = next((boxes_dir / f"{k}.json" for k in stems if (boxes_dir / f"{k}.json").is_file()), None)
@@ -159,7 +159,12 @@ def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
             if fault:
                 acc.failures.append(fault)
             yield EvalProgress(n, total, str(item.path), ("benign", "threat")[label], not fault, fault)
-    yield _result(acc, scorer, screen_cfg, calibrated, cfg, time.perf_counter() - t0)
+    result = _result(acc, scorer, screen_cfg, calibrated, cfg, time.perf_counter() - t0)
+    result.settings = {"benign": str(benign_dir), "threat": str(threat_dir), "masks": str(masks) if masks else None,
+                       "stride": screen_cfg.stride, "overlap": cfg.overlap, "top_k": cfg.top_k,
+                       "pixels_per_scan": cfg.pixels_per_scan, "device": str(scorer.device),
+                       "precision": scorer.precision.name}
+    yield result
 
 
 def _level(name: str, neg: np.ndarray, pos: np.ndarray, note: str = "") -> tuple[LevelResult, Any]:
@@ -200,6 +205,7 @@ def _result(acc: _Acc, scorer: Scorer, scfg: ScreenConfig, calibrated: bool, cfg
         n_masked_threat_scans=acc.masked_threat_scans,
         levels=[lv for lv, _ in levels], types=_types(acc) if calibrated else [],
         benign_patch_far=_rate(benign_p >= th.patch, calibrated),
+        threat_patch_detection=_rate(threat_p >= th.patch, calibrated),
         benign_scan_far=_rate(alarms[neg], calibrated), threat_scan_detection=_rate(alarms[pos], calibrated),
         failures=acc.failures, seconds=seconds,
         curves={lv.level: c for lv, c in levels if c is not None},

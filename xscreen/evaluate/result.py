@@ -57,6 +57,7 @@ class EvalResult:
     levels: list[LevelResult]
     types: list[TypeResult]
     benign_patch_far: float | None  # measured share of benign patches >= threshold
+    threat_patch_detection: float | None  # share of threat patches >= threshold
     benign_scan_far: float | None  # measured share of benign scans that alarm
     threat_scan_detection: float | None  # share of threat scans that alarm
     failures: list[str]
@@ -65,6 +66,7 @@ class EvalResult:
     benign_patch_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     threat_patch_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     files: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # inputs and options, for the record
 
     def level(self, name: str) -> LevelResult:
         return next(lv for lv in self.levels if lv.level == name)
@@ -73,6 +75,16 @@ class EvalResult:
         skip = {"curves", "benign_patch_scores", "threat_patch_scores"}
         out = {k: v for k, v in asdict(self).items() if k not in skip}
         out["types"] = [dict(asdict(t), instance_rate=t.instance_rate, scan_rate=t.scan_rate) for t in self.types]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers, small enough for the model card's evaluation record."""
+        out: dict[str, Any] = {f"{lv.level}_auc": lv.auc for lv in self.levels}
+        out.update({f"{lv.level}_ap": lv.ap for lv in self.levels})
+        out.update(n_benign_scans=self.n_benign_scans, n_threat_scans=self.n_threat_scans,
+                   benign_scan_far=self.benign_scan_far, threat_scan_detection=self.threat_scan_detection,
+                   benign_patch_far=self.benign_patch_far, threat_patch_detection=self.threat_patch_detection,
+                   threat_types={t.type: t.instance_rate for t in self.types})
         return out
 
     def to_json(self) -> str:
@@ -91,6 +103,7 @@ class EvalResult:
                   f" {self.aggregation}):", "", "| measure | target | measured |", "|---|---|---|",
                   f"| benign patch false-alarm rate | {_p(self.target_patch_far)} | {_p(self.benign_patch_far)} |",
                   f"| benign scan false-alarm rate | {_p(self.target_scan_far)} | {_p(self.benign_scan_far)} |",
+                  f"| threat patch detection rate | | {_p(self.threat_patch_detection)} |",
                   f"| threat scan detection rate | | {_p(self.threat_scan_detection)} |"]
         if self.types:
             lines += ["", "| threat type | instances detected | rate | scans alarmed | rate |",
