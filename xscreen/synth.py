@@ -64,9 +64,11 @@ def synth_bag(seed: int, *, threat: bool = False, width: int | None = None) -> S
     cv = Canvas(height, width, pitch_cm=bag_cm / (0.88 * width))
     outer, box = _bag_box(cv, rng)
     _fill(cv, rng, box)
-    infos = _add_threats(cv, rng, box) if threat else []
+    kinds = _add_threats(cv, rng, box) if threat else []
     _clip_to_bag(cv, outer)
-    infos = [ThreatInfo(t.type, _box(cv.mask == k)) for k, t in enumerate(infos, start=1)]
+    # Boxes from the final mask: after clipping, and after a later threat may have covered a few
+    # pixels of an earlier one (overlapping pixels carry the later threat's number).
+    infos = [ThreatInfo(kind, _box(cv.mask == k)) for k, kind in enumerate(kinds, start=1)]
     _bag_shell(cv, rng, outer)
     counts = _image(cv.areal, rng)
     meta = {"generator": "xscreen.synth", "seed": int(seed), "threat": bool(threat),
@@ -147,12 +149,17 @@ def _fill(cv: Canvas, rng: np.random.Generator, box) -> None:
         BENIGN[name][0](cv, _random_pose(cv, rng, box), rng)
 
 
-def _add_threats(cv: Canvas, rng: np.random.Generator, box) -> list[ThreatInfo]:
-    """1-2 threats at random pose and scale; 40 % get an item laid on top of them (occlusion)."""
-    kinds = []
+def _add_threats(cv: Canvas, rng: np.random.Generator, box) -> list[str]:
+    """1-2 threats (types returned in mask order 1, 2) at random pose and scale, 15+ cm apart so one
+    never hides the other's mask; 40 % get a benign item laid on top of them (occlusion)."""
+    kinds: list[str] = []
+    centres: list[tuple[float, float]] = []
     for k in range(1, int(rng.integers(1, 3)) + 1):
         kind = str(rng.choice(THREAT_MIX))
-        pose = _random_pose(cv, rng, box, margin=0.2)
+        for _ in range(20):
+            pose = _random_pose(cv, rng, box, margin=0.2)
+            if all(np.hypot(pose.cx - x, pose.cy - y) * cv.pitch_cm > 15 for x, y in centres):
+                break
         cv.tag = k
         THREATS[kind](cv, pose, rng)
         cv.tag = 0
@@ -160,8 +167,8 @@ def _add_threats(cv: Canvas, rng: np.random.Generator, box) -> list[ThreatInfo]:
             name = str(rng.choice(["clothes", "book", "cable", "charger"]))
             BENIGN[name][0](cv, Pose(pose.cx, pose.cy, rng.uniform(0, 6.3), cv.pitch_cm), rng)
         kinds.append(kind)
-    # Boxes after all threats are drawn: a later threat may cover part of an earlier one's mask.
-    return [ThreatInfo(kind, _box(cv.mask == k)) for k, kind in enumerate(kinds, start=1)]
+        centres.append((pose.cx, pose.cy))
+    return kinds
 
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
