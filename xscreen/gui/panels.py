@@ -21,6 +21,7 @@ VIEW_LABELS = {"pseudo": "Pseudo-colour", "gray": "Grey", "negative": "Negative"
                "high_pen": "High penetration", "organic": "Organic only", "inorganic": "Inorganic only"}
 LAYER_LABELS = {"image": "Scan", "reconstruction": "Reconstruction", "residual": "Residual",
                 "side": "Scan | reconstruction"}
+MAX_LISTED = 100
 _T_LO, _T_HI = (math.log(v) for v in st.THRESHOLD_RANGE)
 
 
@@ -200,11 +201,13 @@ class RegionPanel(QGroupBox):
     def set_regions(self, regions: list) -> None:
         self.list.blockSignals(True)
         self.list.clear()
-        for r in regions:
+        for r in regions[:MAX_LISTED]:
             item = QListWidgetItem(f"#{r.rank}  {r.max_rel:.2f}x thr  ({r.x}, {r.y}) {r.w}x{r.h}  "
                                    f"{len(r.patches)} patch{'es' if len(r.patches) != 1 else ''}")
             item.setData(Qt.ItemDataRole.UserRole, r.rank)
             self.list.addItem(item)
+        if len(regions) > MAX_LISTED:
+            self.list.addItem(f"… {len(regions) - MAX_LISTED} more (raise the threshold)")
         self.list.blockSignals(False)
         self.set_inspection(None)
 
@@ -225,5 +228,6 @@ class RegionPanel(QGroupBox):
         self.score.setText(f"max {insp.max_rel:.2f}x thr, mean {insp.mean_rel:.2f}x  at ({x}, {y}) {w}x{h}")
 
     def _on_list_row_changed(self, row: int) -> None:
-        if row >= 0:
-            self.selected.emit(int(self.list.item(row).data(Qt.ItemDataRole.UserRole)))
+        rank = self.list.item(row).data(Qt.ItemDataRole.UserRole) if row >= 0 else None
+        if rank is not None:
+            self.selected.emit(int(rank))

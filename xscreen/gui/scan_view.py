@@ -18,6 +18,7 @@ BOX_COLOUR = QColor(255, 230, 0)
 SELECTED_COLOUR = QColor(0, 255, 255)
 ZOOM_STEP = 1.25
 PAN_FRACTION = 0.15
+MAX_BOXES = 50  # an operator steps through a handful; thousands of text items would stall pan/zoom
 
 
 def _view_box() -> pg.ViewBox:
@@ -36,13 +37,13 @@ class ScanView(pg.GraphicsLayoutWidget):
         self.setAcceptDrops(False)  # drops go to the main window
         self.view = _view_box()
         self.addItem(self.view, row=0, col=0)
-        self.image = pg.ImageItem(autoDownsample=True)
-        self.layer = pg.ImageItem(autoDownsample=True)
+        self.image = pg.ImageItem(autoDownsample=False)
+        self.layer = pg.ImageItem(autoDownsample=False)
         self.layer.setZValue(5)
         self.view.addItem(self.image)
         self.view.addItem(self.layer)
         self.side_view = _view_box()
-        self.side_image = pg.ImageItem(autoDownsample=True)
+        self.side_image = pg.ImageItem(autoDownsample=False)
         self.side_view.addItem(self.side_image)
         self.side_view.setXLink(self.view)
         self.side_view.setYLink(self.view)
@@ -61,7 +62,7 @@ class ScanView(pg.GraphicsLayoutWidget):
             self._size = (0, 0)
             return
         new_size = rgb.shape[:2]
-        self.image.setImage(rgb, levels=(0, 255))
+        self.image.setImage(rgb, autoLevels=False, levels=None)
         if new_size != self._size:
             self._size = new_size
             self.fit()
@@ -74,7 +75,7 @@ class ScanView(pg.GraphicsLayoutWidget):
             self.layer.clear()
             self.layer.setVisible(False)
             return
-        self.layer.setImage(rgba, levels=(0, 255))
+        self.layer.setImage(rgba, autoLevels=False, levels=None)
         w, h = size if size is not None else (rgba.shape[1], rgba.shape[0])
         self.layer.setRect(QRectF(0, 0, w, h))
         self.layer.setOpacity(float(opacity))
@@ -90,21 +91,20 @@ class ScanView(pg.GraphicsLayoutWidget):
                 self.removeItem(self.side_view)
                 self._side_shown = False
             return
-        self.side_image.setImage(rgb, levels=(0, 255))
+        self.side_image.setImage(rgb, autoLevels=False, levels=None)
         if not self._side_shown:
             self.addItem(self.side_view, row=0, col=1)
             self._side_shown = True
 
     def set_regions(self, regions: list, visible: bool = True, selected: int | None = None) -> None:
-        """Ranked boxes with their rank and score (x thr); ``selected`` is a rank."""
+        """Ranked boxes with their rank and score (x thr), the top MAX_BOXES; ``selected`` is a rank."""
         for rect, label in self._boxes:
             self.view.removeItem(rect)
             self.view.removeItem(label)
         self._boxes = []
         if not visible:
             return
-        width = max(1.0, max(self._size) / 600.0) if self._size[0] else 1.0
-        for r in regions:
+        for r in regions[:MAX_BOXES]:
             colour = SELECTED_COLOUR if r.rank == selected else BOX_COLOUR
             rect = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
             pen = QPen(colour)
@@ -119,7 +119,6 @@ class ScanView(pg.GraphicsLayoutWidget):
             self.view.addItem(rect)
             self.view.addItem(label)
             self._boxes.append((rect, label))
-        del width
 
     @property
     def n_boxes(self) -> int:

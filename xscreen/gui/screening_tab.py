@@ -96,6 +96,7 @@ class ScreeningTab(QWidget):
         from xscreen.materials import available_views
 
         self.renderer, self.recon_renderer = outcome.renderer, outcome.recon_renderer
+        self._residual_rgb = outcome.residual_rgb
         views = available_views(outcome.scan)
         self.display.set_available(views)
         self.state = st.for_scan(self.state, views)
