@@ -230,3 +230,24 @@ def test_cli_patches_build_and_info(tmp_path, capsys):
     assert err.startswith("error: ") and "broken.h5" in err and not (tmp_path / "x.h5").exists()
     assert main(["patches", "info", str(tmp_path / "nothing.h5")]) == 2
     assert "cannot open patch store" in capsys.readouterr().err
+
+
+def test_real_sixray_scans_tile_and_load(realdata, tmp_path):
+    """Vendor pseudo-colour JPEGs: a store of rgb uint8 patches, white background skipped as air,
+    and the same images through the reference repo's folder layout."""
+    from xscreen.scan import list_scans
+
+    neg = list_scans(realdata / "sixray_subset" / "negative")[:3]
+    pos = list_scans(realdata / "sixray_subset" / "positive")[:2]
+    reports = build([*neg], tmp_path / "s.h5", PatchConfig(64, 64), val_fraction=0.34)
+    info = store_info(tmp_path / "s.h5")
+    assert info.kind == "rgb" and info.n_train > 50 and info.n_val > 20
+    assert sum(r.skipped_air for r in reports) > 0  # the white surround is air
+    x = PatchStoreDataset(tmp_path / "s.h5", "val")[0]
+    assert x.shape == (3, 64, 64) and -1.0 <= float(x.min()) < float(x.max()) <= 1.0
+    for folder, files in (("train/0.normal", neg), ("test/0.normal", neg[:1]), ("test/1.abnormal", pos)):
+        (tmp_path / "ref" / folder).mkdir(parents=True)
+        for f in files:
+            (tmp_path / "ref" / folder / f.name).symlink_to(f)
+    test = ImageFolderPatches(tmp_path / "ref", "test", size=64, kind="rgb")
+    assert list(test.labels) == [0, 1, 1] and test[2][0].shape == (3, 64, 64)
