@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 import zipfile
@@ -73,7 +74,7 @@ def load_cifar(zip_path: Path, per_class: tuple[int, int] | None = None) -> Cifa
         data = _decode(z, names)
     if per_class is None:
         CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = CACHE.with_suffix(".tmp.npz")
+        tmp = CACHE.with_name(f".{os.getpid()}.tmp.npz")  # two runs may fill the cache at once
         np.savez(tmp, x=data.x, y=data.y, train=data.train)
         tmp.replace(CACHE)
     return data
