@@ -174,3 +174,9 @@ def test_gray_scan_views():
     assert out[0, 1, 0] == round(100 / 60000 * 255) and out[-1, -1, 0] == 255
     with pytest.raises(mt.ViewUnavailable, match="pseudo"):
         mt.render(scan, "pseudo")
+
+
+def test_stripping_views_leave_air_white():
+    scan = _slab_scan()
+    for view in ("organic", "inorganic"):
+        assert (mt.render(scan, view)[:, :8] >= 250).all(), view

@@ -141,7 +141,7 @@ def _dual_table(view: str) -> np.ndarray:
         value = np.exp(-0.25 * a_h)
     rgb = (255.0 * (1.0 - sat) + _hue(a_l, a_h, cls) * sat) * value[..., None]
     if view in ("organic", "inorganic"):
-        keep = cls == ORGANIC if view == "organic" else cls >= INORGANIC
+        keep = (cls == ORGANIC if view == "organic" else cls >= INORGANIC) | (cls == AIR)  # air stays white
         faded = (0.75 + 0.25 * value)[..., None] * 235.0  # stripped material: pale grey ghost
         rgb = np.where(keep[..., None], rgb, faded)
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
