@@ -222,7 +222,9 @@ def to_run_config(state: WizardState, output: Path) -> RunConfig:
     """The config file the wizard saves; ``xscreen train --config FILE`` reruns it headless."""
     kind = state.inventory.kind or "dual"
     return RunConfig(
-        benign=tuple(str(p) for p in state.benign),
+        # the readable scans, not the folders: unreadable files are skipped, and the config reruns
+        # on exactly the scans the wizard trained on
+        benign=tuple(str(s.path) for s in state.inventory.scans) or tuple(str(p) for p in state.benign),
         threat=(str(state.threat),) if state.threat else (),
         output=str(output), name=state.name, description=state.description,
         preprocess=Preprocess(kind=kind), patch=state.patch,

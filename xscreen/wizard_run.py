@@ -1,0 +1,163 @@
+"""The training wizard's jobs without Qt: warm-up timing, live reconstructions, recalibration, saving.
+
+Each function is what one wizard button runs (in a worker thread); the GUI only displays results.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xscreen.config import Calibration, NetConfig, RunConfig, TrainConfig
+from xscreen.wizard import safe_model_filename
+
+PREVIEW_PATCHES = 8
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    patches_per_s: float
+    seconds_per_epoch: float
+    total_seconds: float
+    precision: str
+
+
+def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int = 3) -> SpeedEstimate:
+    """Time a few real training steps of this architecture on random data (after one warm-up step)."""
+    from xscreen.network import Discriminator, Generator, init_weights
+    from xscreen.runtime import precision_for
+    from xscreen.train import GanPair, train_step
+
+    precision = precision_for(train.device, train.precision)
+    g, d = Generator(net).to(precision.device), Discriminator(net).to(precision.device)
+    g.apply(init_weights), d.apply(init_weights)
+    pair = GanPair(g, d, torch.optim.Adam(g.parameters(), lr=train.lr), torch.optim.Adam(d.parameters(), lr=train.lr),
+                   torch.amp.GradScaler(precision.device.type, enabled=precision.dtype == torch.float16))
+    x = torch.rand(train.batch_size, net.channels, net.size, net.size) * 2 - 1
+    train_step(pair, x, precision)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(pair, x, precision)
+    rate = steps * train.batch_size / (time.perf_counter() - start)
+    # validation scoring adds roughly a forward pass over the held-out patches; training dominates
+    per_epoch = n_patches / rate
+    return SpeedEstimate(rate, per_epoch, per_epoch * train.epochs, precision.name)
+
+
+def fixed_val_patches(workdir: Path, n: int = PREVIEW_PATCHES) -> torch.Tensor:
+    """(n, C, S, S): evenly spaced held-out benign patches, the same every epoch."""
+    from xscreen.dataset import PatchStoreDataset
+
+    val = PatchStoreDataset(Path(workdir) / "patches.h5", "val")
+    try:
+        if len(val) == 0:
+            return torch.zeros(0)
+        idx = np.linspace(0, len(val) - 1, min(n, len(val))).astype(int)
+        return torch.stack([val[int(i)] for i in idx])
+    finally:
+        val.close()
+
+
+def reconstruct_from_state(state_path: Path, net: NetConfig, patches: torch.Tensor) -> torch.Tensor:
+    """Reconstructions (N, C, S, S) of ``patches`` by the generator saved in a training-state file."""
+    from xscreen.network import Generator
+
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    g = Generator(net)
+    g.load_state_dict(state["generator"])
+    g.eval()
+    with torch.inference_mode():
+        return g(patches)
+
+
+def preview_strip(patches: torch.Tensor, recon: torch.Tensor, kind: str) -> np.ndarray:
+    """(2·S, N·S, 3) uint8: originals above reconstructions, as the operator would see them."""
+    def to_rgb(x: torch.Tensor) -> np.ndarray:
+        a = ((x.float().clamp(-1, 1) + 1) * 127.5).numpy().astype(np.uint8)  # (N, C, S, S)
+        if kind == "dual":  # show the low-energy attenuation, dark = dense, like a grey scan
+            a = 255 - a[:, 1:2]
+        if a.shape[1] == 1:
+            a = np.repeat(a, 3, axis=1)
+        return np.concatenate(list(a.transpose(0, 2, 3, 1)), axis=1)
+    return np.concatenate([to_rgb(patches), to_rgb(recon)], axis=0)
+
+
+@dataclass(frozen=True)
+class ValScores:
+    patch: np.ndarray  # (N,) raw scores of held-out benign patches
+    scan_index: np.ndarray  # (N,) which held-out scan each came from
+
+
+def validation_scores(model: Path, workdir: Path, device: str = "auto") -> ValScores:
+    """Score the held-out benign patches with the saved model, exactly as screening does."""
+    from xscreen.dataset import PatchStoreDataset
+    from xscreen.train.finish import score_file
+
+    val = PatchStoreDataset(Path(workdir) / "patches.h5", "val")
+    try:
+        return ValScores(score_file(Path(model), val, device), np.asarray(val.scan_index))
+    finally:
+        val.close()
+
+
+def recalibrate(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
+    """New thresholds for the chosen false-alarm rates, written into the model file."""
+    from xscreen.checkpoint import read_meta, update_model_meta
+    from xscreen.metrics import calibrate, scan_scores_by_index
+
+    meta, _ = read_meta(model)
+    agg = meta.calibration.scan_aggregation if meta.calibration else "max"
+    k = meta.calibration.top_k if meta.calibration else 5
+    scans = scan_scores_by_index(scores.patch, scores.scan_index, agg, k)
+    cal = calibrate(scores.patch, scans, patch_far, scan_far, aggregation=agg, top_k=k)
+    update_model_meta(model, calibration=cal)
+    return cal
+
+
+def save_trained_model(model: Path, dest_dir: Path, run: RunConfig, evaluation: dict | None = None) -> Path:
+    """Copy the trained model into ``dest_dir`` under the chosen name, with its card and config file.
+
+    The copy is made atomically (temp + rename) so the screening tab never sees half a file.
+    Returns the new model path; the run config lands beside it as ``<name>.json``.
+    """
+    from xscreen.atomic import atomic_path
+    from xscreen.checkpoint import update_model_meta
+
+    dest = Path(dest_dir) / safe_model_filename(run.name)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(model, tmp)
+        update_model_meta(tmp, name=run.name, description=run.description, evaluation=evaluation)
+    dataclasses.replace(run, output=str(dest)).save(dest.with_suffix(".json"))
+    return dest
+
+
+def evaluation_dirs(folder: Path, workdir: Path, benign_inputs: tuple[Path, ...]) -> tuple[Path, Path]:
+    """(benign_dir, threat_dir) for evaluating a wizard-trained model.
+
+    A folder in the ``xscreen synth`` layout (``benign/`` + ``threat/``) is used as it is. A folder of
+    threat scans only is paired with the *held-out* benign scans of this run (never training scans),
+    linked into ``workdir/eval_benign``.
+    """
+    from xscreen.dataset import store_info
+    from xscreen.wizard import expand_inputs
+
+    folder = Path(folder)
+    if (folder / "benign").is_dir() and (folder / "threat").is_dir():
+        return folder / "benign", folder / "threat"
+    held_out = {s.name for s in store_info(Path(workdir) / "patches.h5").scans if s.split == "val"}
+    link_dir = Path(workdir) / "eval_benign"
+    shutil.rmtree(link_dir, ignore_errors=True)
+    link_dir.mkdir(parents=True)
+    for path in expand_inputs(benign_inputs):
+        if path.name not in held_out:
+            continue
+        twin = path.with_name(path.name.replace("_high.", "_low."))  # a TIFF pair travels together
+        for part in {path, twin}:
+            if part.exists():
+                (link_dir / part.name).symlink_to(part.resolve())
+    return link_dir, folder
