@@ -174,3 +174,10 @@ def test_cli_nothing_to_do_and_file_as_folder(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "file"), "--benign", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "exists and is not a folder" in err
+
+
+def test_cli_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    rc = main(["synth", str(tmp_path / "file" / "sub"), "--benign", "1", "--width", str(W)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "\nerror: " in err and "Not a directory" in err and "Traceback" not in err

@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from xscreen.scan import ScanError
     from xscreen.synth import write_dataset
 
     out = Path(args.out)
@@ -57,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
                 if args.preview:
                     _preview(step.path, out / "preview" / f"{step.stem}.png")
                 bar.update(1)
-    except OSError as exc:
+    except OSError as exc:  # unwritable folder, disk full, a file where a folder should be
         print(f"error: {exc.filename or out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (ScanError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {total} bags ({args.benign} benign, {args.threat} threat) to {out}")
     return 0
