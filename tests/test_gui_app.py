@@ -249,3 +249,62 @@ def test_qt_binding_keeps_none_alive():
     for _ in range(500):
         item.setZValue(2)
     assert sys.getrefcount(None) - before > -100, "this PySide6 build leaks None: use PySide6 < 6.12 on Python 3.11"
+
+
+def test_status_bar_histogram_recent_and_prescoring(qtbot, window, bag_dir, tiny_model):
+    tab = _screened(qtbot, window, bag_dir, tiny_model)
+    scan = tab.outcome.scan
+    x, y = scan.width // 2, scan.height // 2
+    tab._on_view_cursor_moved(x + 0.4, y + 0.4)
+    text = window.cursor_label.text()
+    assert f"x {x}  y {y}" in text and f"high {scan.channels[0, y, x]}" in text
+    assert probe.pixel_material(scan, x, y) in text and "x thr" in text
+    # the next bag of the folder is scored in the background while this one is reviewed
+    nxt = window.queue.peek_next()
+    qtbot.waitUntil(lambda: window.cache.get(nxt, window.model_path) is not None, timeout=TIMEOUT)
+    window.dispatch("queue.next")
+    assert tab.outcome.path == str(nxt) and tab.screening is not None  # shown at once, from the cache
+    window.dispatch("queue.prev")
+    assert window.queue.position() == "1/2"
+    # histogram control: dragging the window band sets window/level, reset puts them back
+    tab.display.window_region.setRegion((0.2, 0.6))
+    tab.display._on_window_region_changed()
+    assert (tab.state.window, tab.state.level) == (pytest.approx(0.4), pytest.approx(0.4))
+    s = tab.state
+    assert np.array_equal(tab.view.image.image, materials.render(scan, "pseudo", window=s.window, level=s.level))
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert (tab.state.window, tab.state.level, tab.state.gamma) == (None, None, 1.0)
+    # a single file goes to the recent-files menu
+    window.open_path(bag_dir / "b_benign.h5")
+    assert window.recent_menu.actions()[0].text() == str(bag_dir / "b_benign.h5")
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from xscreen.gui.app import MainWindow
+win = MainWindow(settings_path=sys.argv[1], audit_path=sys.argv[2])
+win.put_setting("operator/name", "kim")
+win.open_path(sys.argv[3])
+while win.tab.outcome is None or win.runner.running is not None:
+    app.processEvents()
+row = win.decide("decide.suspect")
+print(row, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no clean shutdown: the decision must already be on disk
+"""
+
+
+def test_a_decision_survives_the_process_being_killed(tmp_path, bag_dir):
+    import subprocess
+    import sys
+
+    db = tmp_path / "audit.sqlite"
+    res = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "gui.ini"), str(db),
+                          str(bag_dir / "b_benign.h5")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == -9 and res.stdout.strip() == "1", res.stderr
+    with AuditLog(db) as log:
+        rows = log.rows()
+        assert [(r["operator"], r["decision"]) for r in rows] == [("kim", "suspect")]
+        assert log.verify().ok
