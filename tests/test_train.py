@@ -158,6 +158,15 @@ def test_early_stopping_selects_the_best_benign_epoch(tmp_path, monkeypatch):
     assert not torch.equal(best_w, state["generator"]["model.model.0.weight"])
 
 
+def test_fit_refuses_inconsistent_inputs(tmp_path):
+    with pytest.raises(ValueError, match="network expects"):
+        list(fit(_run(), TensorDataset(torch.zeros(4, 3, 32, 32)), TensorDataset(_patches(4, 0)),
+                 out=tmp_path / "x.xsm", workdir=tmp_path))
+    with pytest.raises(ValueError, match="no validation patches"):
+        list(fit(_run(), TensorDataset(_patches(4, 0)), TensorDataset(torch.zeros(0, 2, 32, 32)),
+                 out=tmp_path / "x.xsm", workdir=tmp_path))
+
+
 def test_resume_refuses_a_state_from_different_settings(tmp_path):
     list(_fit(tmp_path, _run(epochs=1)))
     with pytest.raises(ValueError, match="different settings"):
@@ -165,18 +174,23 @@ def test_resume_refuses_a_state_from_different_settings(tmp_path):
 
 
 DDP_SCRIPT = """
-import hashlib, sys, torch, torch.distributed as dist
+import hashlib, sys, torch.distributed as dist
 from pathlib import Path
+import xscreen.train.loop as loop
 from xscreen.config import RunConfig
 from xscreen.train.run import distributed_context, train_model
+
+sessions = []
+build = loop.build_session
+loop.build_session = lambda *a, **k: sessions.append(build(*a, **k)) or sessions[-1]
 run = RunConfig.load(sys.argv[1])
 with distributed_context("cpu") as device:
     result = list(train_model(run, Path(sys.argv[2])))[-1]
-    rank = dist.get_rank()
-    from xscreen.train.session import Session
-    h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
-                                 torch.load(Path(sys.argv[2]) / "state.pt", weights_only=True)["generator"].values()))
-    Path(sys.argv[2], f"rank{rank}.txt").write_text(f"{dist.get_world_size()} {result.model_id}")
+    s = sessions[0]
+    params = list(s.generator.parameters()) + list(s.discriminator.parameters())
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in params)).hexdigest()
+    Path(sys.argv[2], f"rank{dist.get_rank()}.txt").write_text(
+        f"{dist.get_world_size()} {result.model_id} {digest} {len(s.loader)}")
 """
 
 
@@ -185,11 +199,11 @@ def scan_dir(tmp_path):
     from xscreen.scan import Scan, save_scan
 
     rng = np.random.default_rng(0)
-    folder = tmp_path / "benign"
-    for i in range(5):
+    for i in range(6):
         t = rng.uniform(0.05, 0.6, (2, 64, 64))
+        folder = tmp_path / ("benign" if i < 4 else "val")
         save_scan(Scan(f"s{i}", "dual", (t * 60000).astype(np.uint16), 60000.0), folder / f"s{i}.h5")
-    return folder
+    return tmp_path / "benign"
 
 
 def test_two_process_gloo_ddp_trains_and_saves(tmp_path, scan_dir):
@@ -204,9 +218,12 @@ def test_two_process_gloo_ddp_trains_and_saves(tmp_path, scan_dir):
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = [(tmp_path / "work" / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][0] == ranks[1][0] == "2" and ranks[0][1] == ranks[1][1]  # both ranks agree on the file
+    assert ranks[0][2] == ranks[1][2]  # G (DDP) and D (hand-averaged) weights identical on both ranks
+    # 3 train scans x 9 patches = 27; DistributedSampler gives each rank 13 -> 3 batches of 4 (not 6)
+    assert int(ranks[0][3]) == int(ranks[1][3]) == 3
     model = load_model(tmp_path / "ddp.xsm")
     assert model.model_id == ranks[0][1] and model.meta.calibration is not None
-    assert model.meta.card.n_train_scans == 4 and model.meta.card.n_val_scans == 1
+    assert model.meta.card.n_train_scans == 3 and model.meta.card.n_val_scans == 1  # split by scan
 
 
 def test_cli_train_with_config_file_and_model_info(tmp_path, scan_dir, capsys):
@@ -216,6 +233,7 @@ def test_cli_train_with_config_file_and_model_info(tmp_path, scan_dir, capsys):
     cfg.save(tmp_path / "run.json")
     out = tmp_path / "cli.xsm"
     assert main(["train", "--config", str(tmp_path / "run.json"), "-o", str(out), "--epochs", "1", "-q",
+                 "--val", str(scan_dir.parent / "val"),
                  "--save-config", str(tmp_path / "eff.json")]) == 0
     eff = RunConfig.load(tmp_path / "eff.json")
     assert eff.train.epochs == 1 and eff.net.ngf == 4 and eff.output == str(out)  # flag beats file
@@ -223,7 +241,8 @@ def test_cli_train_with_config_file_and_model_info(tmp_path, scan_dir, capsys):
     assert main(["model", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model_id"].startswith("tiny-") and info["card"]["n_train_scans"] == 4
-    assert info["train"]["epochs"] == 1 and info["calibration"]["n_scans"] == 1
+    assert info["train"]["epochs"] == 1 and info["calibration"]["n_scans"] == 2  # the --val scans
+    assert info["card"]["n_val_scans"] == 2
     assert main(["model", "info", str(out)]) == 0
     assert "threshold  patch" in capsys.readouterr().out
 

@@ -155,6 +155,21 @@ def _save(s: Session, path: Path, progress: Progress, best: dict, fp: str) -> No
         dist.barrier()
 
 
+def _check_inputs(run: RunConfig, train_data: Dataset, val_data: Dataset) -> None:
+    """Refuse, before any work, data and configs that would fail late or save a wrong model file."""
+    if len(val_data) == 0:  # type: ignore[arg-type]
+        raise ValueError("no validation patches: calibration needs held-out benign scans")
+    if len(train_data) == 0:  # type: ignore[arg-type]
+        raise ValueError("no training patches")
+    net = run.net
+    if run.preprocess.channels != net.channels or run.patch.size != net.size:
+        raise ValueError(f"inconsistent run: input '{run.preprocess.kind}' ({run.preprocess.channels} ch), patch "
+                         f"{run.patch.size} px, network {net.channels} ch {net.size} px")
+    shape = tuple(_batch(train_data[0]).shape)
+    if shape != (net.channels, net.size, net.size):
+        raise ValueError(f"training patches are {shape}, the network expects {(net.channels, net.size, net.size)}")
+
+
 def fit(run: RunConfig, train_data: Dataset, val_data: Dataset, *, out: str | Path, workdir: str | Path,
         resume: bool = False, info: DataInfo = DataInfo()) -> Iterator[object]:
     """Train on ``train_data`` (items (C,S,S) in [-1,1]), select/calibrate on benign ``val_data``.
@@ -162,10 +177,7 @@ def fit(run: RunConfig, train_data: Dataset, val_data: Dataset, *, out: str | Pa
     Yields ProgressReport, EpochReport, and finally a TrainResult (finish.py) after the model file
     ``out`` is written. ``workdir`` holds ``state.pt``; ``resume`` continues from it exactly.
     """
-    if len(val_data) == 0:  # type: ignore[arg-type]
-        raise ValueError("no validation patches: calibration needs held-out benign scans")
-    if len(train_data) == 0:  # type: ignore[arg-type]
-        raise ValueError("no training patches")
+    _check_inputs(run, train_data, val_data)
     with deterministic_mode(run.train.deterministic):
         yield from _fit(run, train_data, val_data, Path(out), Path(workdir), resume, info)
 

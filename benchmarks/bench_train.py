@@ -1,0 +1,113 @@
+"""Training throughput: our ``train_step`` against a reference-style loop, side by side in one run.
+
+The reference-style loop is the Skip-GANomaly reference code's step, re-expressed so it runs on
+current PyTorch: fp32, NCHW, forward G, D(x), D(x̂) with sigmoid outputs and ``BCELoss``; G's loss
+back-propagated with ``retain_graph`` (filling D's weight gradients too, which are then zeroed); G
+steps; D runs a third time on ``x̂.detach()``; D steps. (The reference also added its generator
+latent term to D's loss, which back-propagates through G's already-stepped weights and raises the
+in-place error; that term is dropped so the loop runs.)
+
+Variants are timed round-robin, one step each per round, so a busy shared machine slows them alike;
+the ratio of medians is the number to read.
+
+    python benchmarks/bench_train.py --steps 6            # ngf 64, 64×64, 2 channels, batch 64
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from xscreen.config import NetConfig
+from xscreen.network import Discriminator, Generator, init_weights
+from xscreen.runtime import cpu_supports_bf16, precision_for
+from xscreen.train.step import GanPair, train_step
+
+
+def _models(net: NetConfig, channels_last: bool, seed: int = 0):
+    torch.manual_seed(seed)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    g, d = Generator(net).to(memory_format=fmt), Discriminator(net).to(memory_format=fmt)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return g, d, opt_g, opt_d
+
+
+def reference_step(g, d, opt_g, opt_d, x: torch.Tensor) -> float:
+    """One step in the reference code's order (see module docstring). x (N, C, S, S) NCHW fp32."""
+    fake = g(x)
+    pred_real, feat_real = d(x)
+    pred_fake, feat_fake = d(fake)
+    ones, zeros = torch.ones_like(pred_real), torch.zeros_like(pred_real)
+    opt_g.zero_grad()
+    err_g = (F.binary_cross_entropy(pred_fake, ones) + 50.0 * F.l1_loss(fake, x)
+             + F.mse_loss(feat_real, feat_fake))
+    err_g.backward(retain_graph=True)
+    opt_g.step()
+    opt_d.zero_grad()
+    pred_fake_d, _ = d(fake.detach())
+    err_d = F.binary_cross_entropy(pred_real, ones) + F.binary_cross_entropy(pred_fake_d, zeros)
+    err_d.backward()
+    opt_d.step()
+    if err_d.item() < 1e-5:
+        init_weights(d)
+    return err_g.item()
+
+
+def make_variants(net: NetConfig) -> dict:
+    """name -> step(x) closure; each variant owns its own freshly initialised models."""
+    variants = {}
+    g, d, og, od = _models(net, channels_last=False)
+    variants["reference fp32 NCHW"] = lambda x, m=(g, d, og, od): reference_step(*m, x)
+    for name, prec, cl in (("ours fp32 channels_last", "fp32", True), ("ours fp32 NCHW", "fp32", False),
+                           ("ours bf16 channels_last", "bf16", True)):
+        g, d, og, od = _models(net, channels_last=cl)
+        pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
+        p = precision_for("cpu", prec)
+        variants[name] = lambda x, pair=pair, p=p, cl=cl: train_step(pair, x, p, channels_last=cl).g_loss
+    return variants
+
+
+def run(args: argparse.Namespace) -> dict[str, list[float]]:
+    net = NetConfig(size=args.size, channels=args.channels, ngf=args.ngf, ndf=args.ngf)
+    x = torch.rand(args.batch, args.channels, args.size, args.size) * 2 - 1
+    variants = make_variants(net)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(args.warmup + args.steps):
+        for name, step in variants.items():
+            t0 = time.perf_counter()
+            step(x)
+            if r >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=6, help="timed rounds")
+    ap.add_argument("--warmup", type=int, default=1)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_supports_bf16()}, "
+          f"load avg at start {os.getloadavg()[0]:.1f}")
+    print(f"model ngf=ndf={args.ngf}, {args.size}x{args.size}, {args.channels} ch, batch {args.batch}, "
+          f"{args.steps} timed rounds (+{args.warmup} warm-up), round-robin")
+    times = run(args)
+    ref = statistics.median(times["reference fp32 NCHW"])
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:26s} median {med:7.3f} s/step  {args.batch / med:7.1f} patches/s  "
+              f"x{ref / med:.2f} vs reference  (min {min(ts):.3f}, max {max(ts):.3f})")
+    print(f"load avg at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
