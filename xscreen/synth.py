@@ -54,7 +54,10 @@ class SynthProgress:
 
 
 def synth_bag(seed: int, *, threat: bool = False, width: int | None = None) -> SynthBag:
-    """One bag. ``width`` px in [64, 4000] (default: random 500-1000); height ~0.6-0.8 of it."""
+    """One bag: scan.channels (2, H, W) uint16 [high, low], mask (H, W) uint8.
+
+    ``width`` = W px in [64, 4000] (default: random 500-1000); H is 0.6-0.8 of it.
+    """
     rng = np.random.default_rng(seed)
     width = int(rng.integers(500, 1001)) if width is None else int(width)
     if not 64 <= width <= 4000:
