@@ -308,3 +308,15 @@ def test_a_decision_survives_the_process_being_killed(tmp_path, bag_dir):
         rows = log.rows()
         assert [(r["operator"], r["decision"]) for r in rows] == [("kim", "suspect")]
         assert log.verify().ok
+
+
+def test_initial_model_falls_back_when_the_stored_file_is_gone(tmp_path, monkeypatch):
+    from xscreen.gui import app
+
+    model = tmp_path / "m.xsm"
+    model.write_bytes(b"x")
+    assert app.initial_model(str(model)) == str(model)
+    monkeypatch.setattr(app.paths, "default_model", lambda: None)
+    assert app.initial_model(str(tmp_path / "gone.xsm")) == ""
+    monkeypatch.setattr(app.paths, "default_model", lambda: model)
+    assert app.initial_model("") == str(model)

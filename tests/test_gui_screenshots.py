@@ -2,6 +2,9 @@
 (the README's resources/readme/screenshot_*.png); otherwise to a temp dir and only checked.
 
     XSCREEN_SCREENSHOTS=resources/readme QT_QPA_PLATFORM=offscreen pytest tests/test_gui_screenshots.py
+
+XSCREEN_SCREENSHOT_MODEL / XSCREEN_SCREENSHOT_SCANS replace the tiny untrained model and the two
+small bags (the README pictures use a trained model on a folder of synthetic threat bags).
 """
 import os
 from pathlib import Path
@@ -32,8 +35,8 @@ def test_screenshots(qtbot, tmp_path, bag_dir, tiny_model):  # noqa: F811
     win.resize(1500, 900)
     win.show()
     qtbot.waitExposed(win)
-    win.set_model(str(tiny_model))
-    win.open_path(bag_dir)
+    win.set_model(os.environ.get("XSCREEN_SCREENSHOT_MODEL") or str(tiny_model))
+    win.open_path(os.environ.get("XSCREEN_SCREENSHOT_SCANS") or bag_dir)
     qtbot.waitUntil(lambda: win.tab.screening is not None and win.runner.running is None, timeout=TIMEOUT)
     win.dispatch("region.next")
     win.dispatch("nav.fit")

@@ -38,6 +38,14 @@ def default_training_factory(parent: QWidget) -> QWidget:
         return label
 
 
+def initial_model(stored: str) -> str:
+    """The last model used if its file is still there, else the shipped default ('' = none)."""
+    if stored and Path(stored).is_file():
+        return stored
+    default = paths.default_model()
+    return str(default) if default is not None else ""
+
+
 class MainWindow(FileHandling, QMainWindow):
     def __init__(self, settings_path: str | Path | None = None, training_factory: TrainingFactory | None = None,
                  audit_path: str | Path | None = None):
@@ -50,7 +58,7 @@ class MainWindow(FileHandling, QMainWindow):
         self.cache = session.ResultCache()
         self.timer = session.DecisionTimer()
         self.runner = JobRunner(self)
-        self.model_path = self.setting("model/path")
+        self.model_path = initial_model(self.setting("model/path"))
         self.extra_models: list[str] = [self.model_path] if self.model_path else []
         self._scorers: dict[str, object] = {}
         self.error: object | None = None  # the last error dialog (tests inspect it)
