@@ -170,3 +170,15 @@ def test_cli_records_headline_numbers_in_the_model_card(dataset, tmp_path, capsy
     data = json.loads((tmp_path / "o" / "results.json").read_text())
     assert record["scan_max_auc"] == data["levels"][1]["auc"] and set(record["threat_types"]) == {"gun", "knife"}
     assert data["settings"]["stride"] == 32 and data["threshold"] == 0.2 and data["target_patch_far"] is None
+
+
+def test_boxes_stand_in_for_missing_masks(dataset):
+    scorer = AttenuationScorer(with_calibration(tiny_model(size=32), 0.25, 0.25), device="cpu")
+    r = run_evaluation(scorer, dataset / "benign", dataset / "threat", None,
+                       EvalConfig(screen=ScreenConfig(stride=16)))
+    assert r.settings["truth"] == "boxes" and r.n_masked_threat_scans == 3
+    assert r.level("patch").auc == 1.0 and r.level("pixel").auc is None and r.level("pixel").note == "needs masks"
+    assert {(t.type, t.detected) for t in r.types} == {("gun", 2), ("knife", 1)}
+    mask = truth.mask_from_boxes([("a", (2, 1, 3, 2)), ("b", None), ("c", (3, 2, 5, 5))], (5, 6))
+    assert mask.tolist()[1] == [0, 0, 1, 1, 1, 0] and mask[2, 3] == 3 and mask[4, 5] == 3 and mask[0].sum() == 0
+    assert truth.mask_from_boxes([("a", None)], (5, 6)) is None

@@ -86,7 +86,8 @@ def _add_pixels(acc: _Acc, s: Screening, mask: np.ndarray | None, n: int, seed: 
 
 def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, types: list[str],
               cfg: EvalConfig, n: int, pixels: bool) -> None:
-    """Fold one screened scan into ``acc``; ``pixels``: masks are in use, so collect pixel scores."""
+    """Fold one screened scan into ``acc``; ``pixels``: pixel masks are in use (boxes are too coarse
+    for a pixel-level measure), so collect pixel scores."""
     scores = s.score_grid.ravel()
     non_air = ~s.air_grid.ravel()
     live = scores[non_air]
@@ -105,22 +106,29 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
     for inst in truth.instances(mask, types):
         seen = truth.instance_patches(mask, inst, origins, s.patch_size, cfg.overlap) & non_air
         acc.instances.append((inst.type, bool((scores[seen] >= s.threshold).any())))
-    _add_pixels(acc, s, mask, cfg.pixels_per_scan, cfg.seed + n)
+    if pixels:
+        _add_pixels(acc, s, mask, cfg.pixels_per_scan, cfg.seed + n)
+
+
+def _find(folder: Path | None, stems: list[str], suffix: str) -> Path | None:
+    if folder is None:
+        return None
+    return next((folder / f"{k}{suffix}" for k in stems if (folder / f"{k}{suffix}").is_file()), None)
 
 
 def _truth_for(path: Path, s: Screening, masks_dir: Path | None, boxes_dir: Path | None,
                labels: dict[str, list[str]]) -> tuple[np.ndarray | None, list[str]]:
+    """(mask or None, threat types) of one scan: the mask PNG where masks are in use, else its boxes
+    filled in (coarser: a box holds background too)."""
     stems = [path.stem, s.scan_id, path.stem.removesuffix("_high").removesuffix("_low")]  # TIFF pairs
     types = next((labels[k] for k in stems if k in labels), [])
-    if boxes_dir is not None:
-        box = next((boxes_dir / f"{k}.json" for k in stems if (boxes_dir / f"{k}.json").is_file()), None)
-        types = truth.read_box_types(box) if box is not None else types
-    if masks_dir is None:
-        return None, types
-    mask_path = next((masks_dir / f"{k}.png" for k in stems if (masks_dir / f"{k}.png").is_file()), None)
-    if mask_path is None:
-        return None, types
-    return truth.read_mask(mask_path, (s.height, s.width)), types
+    box_file = _find(boxes_dir, stems, ".json")
+    boxes = truth.read_boxes(box_file) if box_file is not None else []
+    types = [kind for kind, _ in boxes] or types
+    mask_path = _find(masks_dir, stems, ".png")
+    if mask_path is not None:
+        return truth.read_mask(mask_path, (s.height, s.width)), types
+    return (truth.mask_from_boxes(boxes, (s.height, s.width)) if masks_dir is None else None), types
 
 
 def _scorer_and_cfg(model: Any, cfg: ScreenConfig) -> tuple[Scorer, ScreenConfig, bool]:
@@ -160,11 +168,18 @@ def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
                 acc.failures.append(fault)
             yield EvalProgress(n, total, str(item.path), ("benign", "threat")[label], not fault, fault)
     result = _result(acc, scorer, screen_cfg, calibrated, cfg, time.perf_counter() - t0)
-    result.settings = {"benign": str(benign_dir), "threat": str(threat_dir), "masks": str(masks) if masks else None,
-                       "stride": screen_cfg.stride, "overlap": cfg.overlap, "top_k": cfg.top_k,
-                       "pixels_per_scan": cfg.pixels_per_scan, "device": str(scorer.device),
-                       "precision": scorer.precision.name}
+    result.settings = _settings(benign_dir, threat_dir, masks, boxes, screen_cfg, cfg, scorer)
     yield result
+
+
+def _settings(benign_dir, threat_dir, masks: Path | None, boxes: Path | None, screen_cfg: ScreenConfig,
+              cfg: EvalConfig, scorer: Scorer) -> dict[str, Any]:
+    return {"benign": str(benign_dir), "threat": str(threat_dir), "masks": str(masks) if masks else None,
+            "boxes": str(boxes) if boxes else None,
+            "truth": "masks" if masks else "boxes" if boxes else "none",
+            "stride": screen_cfg.stride, "overlap": cfg.overlap, "top_k": cfg.top_k,
+            "pixels_per_scan": cfg.pixels_per_scan, "device": str(scorer.device),
+            "precision": scorer.precision.name}
 
 
 def _level(name: str, neg: np.ndarray, pos: np.ndarray, note: str = "") -> tuple[LevelResult, Any]:
@@ -190,10 +205,10 @@ def _result(acc: _Acc, scorer: Scorer, scfg: ScreenConfig, calibrated: bool, cfg
     sc = np.array([s[:3] for s in acc.scans], dtype=np.float64).reshape(-1, 3)
     neg, pos = sc[:, 0] == 0, sc[:, 0] == 1
     pix_s, pix_y = _cat(acc.pix_scores), _cat(acc.pix_labels)
-    no_mask = "" if acc.masked_threat_scans else "no threat masks"
+    no_mask = "" if acc.masked_threat_scans else "no threat masks or boxes"
     levels = [_level("patch", benign_p, threat_p, no_mask), _level("scan_max", sc[neg, 1], sc[pos, 1]),
               _level(f"scan_top{cfg.top_k}", sc[neg, 2], sc[pos, 2]),
-              _level("pixel", pix_s[pix_y == 0], pix_s[pix_y == 1], no_mask)]
+              _level("pixel", pix_s[pix_y == 0], pix_s[pix_y == 1], "" if pix_y.size else "needs masks")]
     alarms = np.array([s[3] for s in acc.scans], bool)
     th = resolve_thresholds(scorer, scfg)
     cal = scorer.calibration if scfg.threshold is None else None  # an override has no target rate

@@ -59,9 +59,10 @@ def read_labels_csv(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def read_box_types(path: Path) -> list[str]:
-    """Threat types in mask-label order from boxes/<stem>.json: a list of threats, or an object with
-    a 'threats' (or 'boxes') list; each threat has 'type' (or 'name'/'class')."""
+def read_boxes(path: Path) -> list[tuple[str, tuple[int, int, int, int] | None]]:
+    """(type, box (x, y, w, h) or None) per threat, in mask-label order, from boxes/<stem>.json: a
+    list of threats, or an object with a 'threats' (or 'boxes') list; each threat has 'type' (or
+    'name'/'class'/'label') and optionally 'box'."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -69,8 +70,33 @@ def read_box_types(path: Path) -> list[str]:
     items = data.get("threats", data.get("boxes", [])) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ScanError(path, "boxes file holds no list of threats")
-    return [str(t.get("type") or t.get("name") or t.get("class") or "threat") if isinstance(t, dict)
-            else "threat" for t in items]
+    out: list[tuple[str, tuple[int, int, int, int] | None]] = []
+    for t in items:
+        t = t if isinstance(t, dict) else {}
+        kind = str(t.get("type") or t.get("name") or t.get("class") or t.get("label") or "threat")
+        box = t.get("box")
+        ok = isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+        out.append((kind, tuple(int(round(v)) for v in box) if ok else None))  # type: ignore[misc]
+    return out
+
+
+def read_box_types(path: Path) -> list[str]:
+    """Threat types in mask-label order (see ``read_boxes``)."""
+    return [kind for kind, _ in read_boxes(path)]
+
+
+def mask_from_boxes(boxes: list[tuple[str, tuple[int, int, int, int] | None]], shape: tuple[int, int]
+                    ) -> np.ndarray | None:
+    """(H, W) uint8 instance mask with box k filled with k (later boxes on top), for data that has
+    boxes but no pixel masks; None when no box is given."""
+    if not any(b is not None for _, b in boxes):
+        return None
+    mask = np.zeros(shape, np.uint8)
+    for k, (_, box) in enumerate(boxes, start=1):
+        if box is not None:
+            x, y, w, h = box
+            mask[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = min(k, 255)
+    return mask
 
 
 def instances(mask: np.ndarray, types: list[str]) -> list[Instance]:
