@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("/tmp/xscreen_bench/cifar10"))
     args = p.parse_args(argv)
     if args.quick:
-        args.epochs, args.ngf, args.max_train, args.pca_k = 1, 8, 256, 16
+        args.epochs, args.ngf, args.max_train, args.pca_k = 1, 8, 192, 16
         args.classes = args.classes[:1]
     return args
 
@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.time()
-    data = load_cifar(args.zip, per_class=(40, 10) if args.quick else None)
+    data = load_cifar(args.zip, per_class=(30, 6) if args.quick else None)
     log(f"loaded {len(data.y)} images from {args.zip}")
     classes = [run_class(data, c, args, args.out / "work") for c in args.classes]
     result = {"benchmark": "cifar10_one_class", "date": environment()["date"], "command": " ".join(sys.argv),
