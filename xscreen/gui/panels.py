@@ -180,6 +180,7 @@ class RegionPanel(QGroupBox):
         self.list = QListWidget()
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.list.setMinimumHeight(90)
+        self.list.setMaximumHeight(160)
         self.crops = [QLabel() for _ in range(3)]
         captions = ("scan", "reconstruction", "residual")
         grid = QHBoxLayout()
