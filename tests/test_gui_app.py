@@ -320,3 +320,19 @@ def test_initial_model_falls_back_when_the_stored_file_is_gone(tmp_path, monkeyp
     assert app.initial_model(str(tmp_path / "gone.xsm")) == ""
     monkeypatch.setattr(app.paths, "default_model", lambda: model)
     assert app.initial_model("") == str(model)
+
+
+def test_dropped_files_become_the_queue_and_no_args_opens_the_gui(qtbot, window, bag_dir):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    from xscreen.cli import build_parser, sub_actions
+
+    mime = QMimeData()
+    files = [bag_dir / "b_benign.h5", bag_dir / "a_threat.h5"]
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in files])
+    event = type("Drop", (), {"mimeData": lambda self: mime, "acceptProposedAction": lambda self: None})()
+    window.dropEvent(event)
+    assert window.queue.paths == files and window.queue.position() == "1/2"
+    qtbot.waitUntil(lambda: window.tab.outcome is not None and window.runner.running is None, timeout=TIMEOUT)
+    assert window.tab.outcome.path == str(files[0])
+    assert "gui" in sub_actions(build_parser())  # so `xscreen` with no command opens the window
