@@ -93,6 +93,7 @@ def test_reads_normalise_with_each_scans_i0(tmp_path):
             item = ds[i]
             assert item.dtype == torch.float32 and item.shape == (2, 16, 16)
             np.testing.assert_allclose(item.numpy(), want, atol=1e-6)
+            np.testing.assert_allclose(ds.read(i, i + 1)[0].numpy(), want, atol=1e-6)
         np.testing.assert_array_equal(ds.scan_index, index)
         np.testing.assert_allclose(ds.read(0, len(ds)).numpy(), torch.stack(ds.__getitems__(list(range(len(ds))))))
 

@@ -81,20 +81,25 @@ class PatchStoreDataset(Dataset):
         out: list[torch.Tensor] = [torch.empty(0)] * len(indices)
         k = 0
         for run in _runs(sorted(indices)):
-            raw = g["patches"][run[0]:run[-1] + 1]
-            rows = g["scan_index"][run[0]:run[-1] + 1]
-            for idx in run:
-                out[position[k]] = self._normalise(raw[idx - run[0]], int(rows[idx - run[0]]), self.augment)
+            x = self._normalise_run(g["patches"][run[0]:run[-1] + 1], g["scan_index"][run[0]:run[-1] + 1])
+            for j in range(len(run)):
+                out[position[k]] = augment_patch(x[j]) if self.augment else x[j]
                 k += 1
         return out
+
+    def _normalise_run(self, raw: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """(n, C, S, S) raw -> float32, one model_input call per scan in the run (a run is
+        usually a strip of one scan); model_input is element-wise, so a stack of patches is fine."""
+        x = np.empty(raw.shape, np.float32)
+        for r in np.unique(rows):
+            sel = rows == r
+            x[sel] = model_input(Scan("", self.preprocess.kind, raw[sel], self._i0[int(r)]), self.preprocess)
+        return torch.from_numpy(x)
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         """(stop - start, C, S, S) float32, never augmented: for scoring the validation split."""
         g = self._group()
-        raw, rows = g["patches"][start:stop], g["scan_index"][start:stop]
-        if not len(raw):
-            return torch.zeros((0, self.preprocess.channels, self.patch.size, self.patch.size))
-        return torch.stack([self._normalise(r, int(s), False) for r, s in zip(raw, rows)])
+        return self._normalise_run(g["patches"][start:stop], g["scan_index"][start:stop])
 
     @property
     def scan_index(self) -> np.ndarray:
