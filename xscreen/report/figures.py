@@ -75,7 +75,7 @@ def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
         raise ValueError(f"{scan.scan_id}: scan is {base.shape[1]}x{base.shape[0]} but the screening "
                          f"is {screening.width}x{screening.height}: not the screened file")
     heat = None if screening.heat is None else overlay(base, np.asarray(screening.heat, np.float32),
-                                                         "fill", 0.6)
+                                                         "fill", 0.5)
     regions = sorted(screening.regions, key=lambda r: r.rank)
     recon = reconstruction_rgb(screening, scan)
     resid = getattr(screening, "residual", None)
@@ -109,13 +109,16 @@ def boxed_thumbnail(rgb: np.ndarray, regions: list[Any], side: int = THUMB_SIDE)
     resample = Image.NEAREST if k > 1 else Image.LANCZOS
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), resample)
     draw = ImageDraw.Draw(img)
-    font = _font(max(14, img.height // 18))
+    font = _font(max(14, img.height // 24))
     for r in regions:
         box = [r.x * k, r.y * k, (r.x + r.w) * k - 1, (r.y + r.h) * k - 1]
-        draw.rectangle(box, outline=BOX_RGB, width=3)
+        lw = max(3, img.width // 350)
+        # Black under yellow: the box stays visible on light (air, organic) and dark (metal) areas.
+        draw.rectangle([box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1], outline=(0, 0, 0), width=lw + 2)
+        draw.rectangle(box, outline=BOX_RGB, width=lw)
         label = str(r.rank)
         tw, th = draw.textbbox((0, 0), label, font=font)[2:]
-        tx, ty = box[0], box[1] - th - 6 if box[1] - th - 6 >= 0 else box[3] + 2
+        tx, ty = box[0], box[1] - th - 6 if box[1] - th - 6 >= 0 else box[1] + 3  # else inside the box
         draw.rectangle([tx, ty, tx + tw + 6, ty + th + 6], fill=(0, 0, 0))
         draw.text((tx + 3, ty + 1), label, fill=BOX_RGB, font=font)
     return np.asarray(img)

@@ -110,7 +110,8 @@ def _region_detail(crops: Any, row: dict[str, Any]) -> str:
     return (f'<div class="region"><h3>Region {row["rank"]}: max {row["max_rel"]:.2f} x threshold '
             f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
             f'<div class="crops">{"".join(figs)}</div>'
-            f"<p style='font-size:12px'>crop window x={x} y={y} w={w} h={h} px</p></div>")
+            f"<p style='font-size:12px'>box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} "
+            f"h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px</p></div>")
 
 
 def _more_note(n_regions: int, n_shown: int) -> str:

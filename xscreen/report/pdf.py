@@ -21,7 +21,7 @@ from xscreen.report.figures import CROP_NAMES, Figures, png_bytes
 
 MARGIN = 14 * mm
 FRAME_W = A4[0] - 2 * MARGIN
-FIG_MAX_H = 78 * mm  # scan and heatmap both fit on page 1 under the header
+FIG_MAX_H = 68 * mm  # scan and heatmap both fit on page 1 under the header
 BADGE = {"ALARM": colors.HexColor("#c0392b"), "NO_ALARM": colors.HexColor("#27ae60"),
          "UNKNOWN": colors.HexColor("#7f8c8d")}
 GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
@@ -51,16 +51,25 @@ def _image(rgb: Any, width: float, max_height: float | None = None) -> Image:
     return Image(io.BytesIO(png_bytes(rgb)), width=width, height=width * h / w)
 
 
+def _framed(rgb: Any) -> Table:
+    """A scan figure with a thin frame: air is white and would otherwise merge with the page."""
+    t = Table([[_image(rgb, FRAME_W - 4, FIG_MAX_H)]])
+    t.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.5, colors.grey),
+                           *((side, (0, 0), (-1, -1), 1) for side in
+                             ("LEFTPADDING", "RIGHTPADDING", "TOPPADDING", "BOTTOMPADDING"))]))
+    return t
+
+
 def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
     st, s = _styles(), ctx.screening
     story: list[Any] = [Paragraph(_x(f"Screening report: {s.scan_id}"), st["h1"]), _badge(ctx, st)]
     story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
-    story += [Paragraph("Scan with numbered regions", st["h2"]), _image(figs.thumbnail, FRAME_W, FIG_MAX_H)]
+    story += [Paragraph("Scan with numbered regions", st["h2"]), _framed(figs.thumbnail)]
     story += [Paragraph("Heatmap (score / threshold: transparent below 0.5, flagged at 1, red at 2)",
                         st["h2"]),
-              _image(figs.heat_thumbnail, FRAME_W, FIG_MAX_H) if figs.heat_thumbnail is not None else
+              _framed(figs.heat_thumbnail) if figs.heat_thumbnail is not None else
               Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
-    story += [Paragraph("Regions", st["h2"]), _region_table(ctx, st)]
+    story += [KeepTogether([Paragraph("Regions", st["h2"]), _region_table(ctx, st)])]
     for crops, row in zip(figs.crops, ctx.region_rows()):
         story.append(_region_block(crops, row, st))
     if len(s.regions) > len(figs.crops):
@@ -141,9 +150,10 @@ def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle]
     t = Table([images, captions], colWidths=[cell_w] * len(CROP_NAMES))
     t.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     title = (f"Region {row['rank']}: max {row['max_rel']:.2f} x threshold (score "
-             f"{row['max_score']:.5g}), {row['n_patches']} patch(es), window x={crops.window[0]} "
-             f"y={crops.window[1]} w={crops.window[2]} h={crops.window[3]} px")
-    return KeepTogether([Paragraph(_x(title), st["h2"]), t])
+             f"{row['max_score']:.5g}), {row['n_patches']} patch(es)")
+    x, y, w, h = crops.window
+    where = f"box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px"
+    return KeepTogether([Paragraph(_x(title), st["h2"]), Paragraph(_x(where), st["small"]), t])
 
 
 def _footer(canvas: Any, doc: Any) -> None:
