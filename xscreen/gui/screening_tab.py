@@ -18,6 +18,7 @@ from xscreen.gui import state as st
 from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
+from xscreen.gui.worker import JobRunner
 
 _IMAGE_FIELDS = ("view", "edge", "window", "level", "gamma", "layer")
 _NAV = {"nav.zoom_in": ("zoom", ZOOM_STEP), "nav.zoom_out": ("zoom", 1 / ZOOM_STEP),
@@ -78,6 +79,9 @@ class ScreeningTab(QWidget):
         self.detector.edit.connect(self._on_panel_edit)
         self.region_panel.selected.connect(self.select_region)
         self.view.cursor_moved.connect(self._on_view_cursor_moved)
+        self.renderer_jobs = JobRunner(self)
+        self.renderer_jobs.done.connect(self._on_render_done)
+        self.renderer_jobs.failed.connect(lambda key, msg: self.progress.set_busy(None))
 
     # --- data down -----------------------------------------------------------------------------
     def set_outcome(self, outcome: probe.Outcome | None, info: str = "") -> None:
@@ -194,11 +198,34 @@ class ScreeningTab(QWidget):
         return self._residual_scale
 
     def _draw_image(self) -> None:
+        if self._render_in_background():
+            return
         self.view.set_image(self.current_image())
         side = self.state.layer == "side" and self.recon_renderer is not None
         self.view.set_side(self._display(self.recon_renderer) if side else None)
         if self.renderer is not None:
             self.display.set_histogram(*self.renderer.histogram(self.state.view))
+
+    def _render_in_background(self) -> bool:
+        """A view not yet rendered on a large scan is rendered on a worker thread (seconds for
+        8000x3000) while the old picture stays up; True when that was started."""
+        view = self.state.view
+        todo = [r for r in (self.renderer, self.recon_renderer) if r is not None and not r.has(view)]
+        if not todo or self.outcome.scan.width * self.outcome.scan.height <= probe.LAYER_PIXELS:
+            return False
+        self.progress.set_busy(f"rendering {view}")
+
+        def job():
+            for r in todo:
+                r.prepare(view)
+                yield view
+        self.renderer_jobs.start(f"{self.outcome.path}|{view}", job)
+        return True
+
+    def _on_render_done(self, key: str, view: object) -> None:
+        self.progress.set_busy(None)
+        if self.outcome is not None and key == f"{self.outcome.path}|{self.state.view}":
+            self._redraw(image=True, layer=False, regions=False)
 
     def overlay_shown(self) -> bool:
         return self.screening is not None and self.state.overlay and self.state.layer != "residual"
