@@ -336,3 +336,18 @@ def test_dropped_files_become_the_queue_and_no_args_opens_the_gui(qtbot, window,
     qtbot.waitUntil(lambda: window.tab.outcome is not None and window.runner.running is None, timeout=TIMEOUT)
     assert window.tab.outcome.path == str(files[0])
     assert "gui" in sub_actions(build_parser())  # so `xscreen` with no command opens the window
+
+
+def test_large_scan_views_render_off_the_gui_thread(qtbot, window, bag_dir, monkeypatch):
+    monkeypatch.setattr(probe, "LAYER_PIXELS", 1)  # treat the small bag as an 8000x3000 one
+    window.set_model("")
+    window.open_path(bag_dir / "b_benign.h5")
+    qtbot.waitUntil(lambda: window.tab.outcome is not None and window.runner.running is None, timeout=TIMEOUT)
+    tab = window.tab
+    before = tab.view.image.image.copy()
+    assert not tab.renderer.has("negative")
+    window.dispatch("view.negative")
+    assert tab.state.view == "negative" and np.array_equal(tab.view.image.image, before)  # old picture stays
+    qtbot.waitUntil(lambda: tab.renderer.has("negative") and tab.renderer_jobs.running is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: np.array_equal(tab.view.image.image, materials.render(tab.outcome.scan, "negative")),
+                    timeout=TIMEOUT)
