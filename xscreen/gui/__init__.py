@@ -1,6 +1,8 @@
 """The desktop GUI: the only package that imports PySide6/pyqtgraph (in its Qt modules).
 
-``shortcuts``, ``state``, ``session`` and ``probe`` are plain Python so their logic is tested
-without a display; ``app``, ``scan_view``, ``screening_tab``, ``panels``, ``dialogs`` and
-``worker`` are the Qt side.
+Plain Python, tested without a display: ``shortcuts`` (the one key registry), ``state`` (view
+state transitions, settings schema), ``session`` (bag queue, decision timing, scoring plan) and
+``probe`` (re-thresholding, layers, inspector crops, the scoring job). Qt side: ``app`` (main
+window), ``files`` (its bag flow), ``screening_tab``, ``scan_view``, ``panels``, ``controls``,
+``dialogs``, ``worker``; the training tab comes from ``training_wizard.create_training_widget``.
 """
