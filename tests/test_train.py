@@ -121,7 +121,7 @@ def test_fit_reports_schedule_and_reinit_counts(tmp_path):
 
 
 def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path):
-    run = _run(epochs=3, input_noise=0.05, lr_schedule="cosine")
+    run = _run(epochs=2, input_noise=0.05, lr_schedule="cosine")
     list(_fit(tmp_path, run, "full"))
     gen = _fit(tmp_path, run, "cut")
     for r in gen:  # the interrupted run: stop pulling after epoch 1 (what cancel / Ctrl-C does)
@@ -129,7 +129,7 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path):
             break
     gen.close()
     resumed = list(_fit(tmp_path, run, "cut", resume=True))
-    assert [r.epoch for r in resumed if isinstance(r, EpochReport)] == [2, 3]
+    assert [r.epoch for r in resumed if isinstance(r, EpochReport)] == [2]
     full = torch.load(tmp_path / "full" / "state.pt", weights_only=True)
     cut = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
     for part in ("generator", "discriminator"):
