@@ -172,9 +172,11 @@ class StitchAccumulator:
         self.sums.index_add_(1, flat, vals)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (reconstruction (C, H, W) in model space, residual (H, W)), both float32."""
+        """-> (reconstruction (C, H, W) in model space, residual (H, W)), float32 views of the
+        accumulator (call once: the sums are normalised in place)."""
         t = self.tiling
         hp, wp = t.padded
-        sums = self.sums.reshape(-1, hp, wp) / coverage(t)
-        recon = (t.padded_x.float() + sums[:-1])[:, : t.height, : t.width]
+        sums = self.sums.reshape(-1, hp, wp)
+        sums /= coverage(t)  # in place: for a 24-Mpixel scan a copy would be another ~300 MB
+        recon = sums[:-1].add_(t.padded_x)[:, : t.height, : t.width]
         return recon, sums[-1, : t.height, : t.width]

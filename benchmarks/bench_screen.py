@@ -1,0 +1,297 @@
+"""Screening throughput: our pipeline vs a naive reference pipeline, side by side in one process.
+
+The reference mimics the paper's code path: fp32, NCHW, numpy-loop tiling, batch 64, D run
+separately on x and x_hat, numpy-loop stitching - but with BatchNorm in eval mode (the reference
+code's train-mode BN is a defect, not a speed choice). Both score the same synthetic bags with the
+same full-size model (ngf 64, 64x64, 2 channels; a trained dual model from models/ when one exists,
+else random init - speed does not depend on the weights).
+
+Prints: tiles/s (grid cells covered per second, air included) and scored patches/s for both and
+their ratios; the model's GFLOP/s during the forward passes and that as a share of torch.mm
+throughput measured here in fp32 and bf16; the share of our pipeline time outside the forward
+passes; Spearman rank correlation of bf16 vs fp32 scores; with --memory, peak RSS of screening
+scans of growing size in fresh processes (tiny ngf-8 model: memory is about maps, not the model).
+
+    python benchmarks/bench_screen.py [--scans 2] [--width 640] [--batch 64] [--no-compile]
+                                      [--rank-patches 32] [--memory] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, ScreenConfig, TrainConfig
+from xscreen.patches import air_value, grid_extent
+from xscreen.pipeline import screen
+from xscreen.preprocess import model_input
+from xscreen.scoring import Scorer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def full_model(ngf: int = 64, size: int = 64, trained: bool = True):
+    """A trained dual 64x64 model from models/ if present, else random init (ngf, size)."""
+    from xscreen.checkpoint import LoadedModel, ModelCard, ModelMeta, load_model
+    from xscreen.network import Discriminator, Generator
+
+    if trained:
+        for path in sorted((ROOT / "models").glob("*.xsm")):
+            m = load_model(path)
+            if m.meta.preprocess.kind == "dual" and m.meta.net.size == size and m.meta.net.ngf == ngf:
+                return m, f"trained {path.name}"
+    torch.manual_seed(0)
+    net = NetConfig(size=size, channels=2, ngf=ngf, ndf=ngf, nz=100)
+    cal = Calibration(patch_threshold=1.0, patch_far=0.01, scan_threshold=1.0, scan_far=0.05)
+    meta = ModelMeta(net, Preprocess("dual"), PatchConfig(size=size), TrainConfig(), cal,
+                     ModelCard(name="bench"))
+    g, d = Generator(net).eval(), Discriminator(net).eval()
+    return LoadedModel(g, d, meta, "bench-random", "0" * 64, Path("bench.xsm")), "random init"
+
+
+def bench_scans(n: int, width: int):
+    from xscreen.synth import synth_bag
+
+    return [synth_bag(1000 + i, width=width).scan for i in range(n)]
+
+
+class Timed(torch.nn.Module):
+    """Wraps a network to add up the seconds spent inside its forward calls."""
+
+    def __init__(self, net, device):
+        super().__init__()
+        self.net, self.device, self.seconds = net, device, 0.0
+
+    def forward(self, x):
+        t = time.perf_counter()
+        out = self.net(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def flops_per_patch(loaded) -> float:
+    """Forward FLOPs of G(x) + D([x; x_hat]) per patch (torch.utils.flop_counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = loaded.meta.net
+    x = torch.zeros(1, net.channels, net.size, net.size)
+    g, d = copy.deepcopy(loaded.generator).cpu(), copy.deepcopy(loaded.discriminator).cpu()
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        d(torch.cat([x, g(x)]))
+    return float(fc.get_total_flops())
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int, min_seconds: float = 2.0) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_seconds or reps < 1:
+        torch.mm(a, b)
+        reps += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def run_ours(scans, scorer: Scorer, cfg: ScreenConfig) -> dict:
+    g, d = Timed(scorer.generator, scorer.device), Timed(scorer.discriminator, scorer.device)
+    scorer.generator, scorer.discriminator = g, d
+    t0, tiles, scored, stages = time.perf_counter(), 0, 0, {}
+    for scan in scans:
+        s = screen(scan, scorer, cfg)
+        tiles, scored = tiles + s.n_patches, scored + s.n_scored
+        for k, v in vars(s.timings).items():
+            stages[k] = stages.get(k, 0.0) + v
+    seconds = time.perf_counter() - t0
+    scorer.generator, scorer.discriminator = g.net, d.net
+    return dict(seconds=seconds, tiles=tiles, scored=scored, forward=g.seconds + d.seconds,
+                stages=stages)
+
+
+def run_reference(scans, loaded, stride: int, batch: int = 64) -> dict:
+    """The paper's code path: NCHW fp32, python loops for tiling and stitching, D twice."""
+    g, d = copy.deepcopy(loaded.generator).cpu().eval(), copy.deepcopy(loaded.discriminator).cpu().eval()
+    size, pre, lam = loaded.meta.net.size, loaded.meta.preprocess, loaded.meta.train.lam
+    t0, fwd, tiles = time.perf_counter(), 0.0, 0
+    for scan in scans:
+        x = model_input(scan, pre)
+        rows, hp = grid_extent(scan.height, size, stride)
+        cols, wp = grid_extent(scan.width, size, stride)
+        xp = np.full((x.shape[0], hp, wp), air_value(pre), np.float32)
+        xp[:, : scan.height, : scan.width] = x
+        origins = [(r * stride, c * stride) for r in range(rows) for c in range(cols)]
+        heat, count = np.zeros((hp, wp), np.float32), np.zeros((hp, wp), np.float32)
+        for i in range(0, len(origins), batch):
+            chunk = origins[i: i + batch]
+            xb = torch.from_numpy(np.stack([xp[:, y: y + size, c: c + size] for y, c in chunk]))
+            tf = time.perf_counter()
+            with torch.no_grad():
+                x_hat = g(xb)
+                _, f_real = d(xb)
+                _, f_fake = d(x_hat)
+            fwd += time.perf_counter() - tf
+            rec = (xb - x_hat).abs().flatten(1).mean(1)
+            lat = (f_real - f_fake).flatten(1).pow(2).mean(1)
+            scores = (lam * rec + (1 - lam) * lat).numpy()
+            for (y, c), s in zip(chunk, scores):
+                heat[y: y + size, c: c + size] += s
+                count[y: y + size, c: c + size] += 1
+        tiles += len(origins)
+        _ = heat / count
+    seconds = time.perf_counter() - t0
+    return dict(seconds=seconds, tiles=tiles, scored=tiles, forward=fwd)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def rank_check(scans, loaded, device: str, n: int, cfg: ScreenConfig) -> tuple[float, float, str]:
+    """(Spearman, max relative difference) of bf16 vs fp32 scores on n non-air patches."""
+    from xscreen.patches import air_mask, tile
+
+    fp32 = Scorer(loaded, device=device, precision="fp32", batch_size=16)
+    half = "bf16" if device == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
+    low = Scorer(loaded, device=device, precision=half, batch_size=16)
+    x = torch.from_numpy(model_input(scans[0], fp32.preprocess)).to(fp32.device)
+    t = tile(x, fp32.patch_size, cfg.stride, air_value(fp32.preprocess))
+    idx = torch.nonzero(~air_mask(t, cfg.air_threshold, fp32.preprocess).reshape(-1)).reshape(-1)
+    idx = idx[torch.linspace(0, len(idx) - 1, min(n, len(idx))).long()]
+    patches = t.gather(idx)
+    a, b = fp32.score(patches).scores.cpu().numpy(), low.score(patches).scores.cpu().numpy()
+    return spearman(a, b), float(np.max(np.abs(a - b) / np.abs(a))), half
+
+
+# --- memory: fresh processes, scans of growing size ----------------------------------------------
+def memory_scan(height: int, width: int):
+    """A (2, height, width) dual scan cut from 4000-px synthetic bags laid side by side, air-padded."""
+    from xscreen.scan import Scan
+    from xscreen.synth import synth_bag
+
+    bag = synth_bag(7, width=4000).scan
+    reps = -(-width // bag.width)
+    tiled = np.concatenate([bag.channels] * reps, axis=2)[:, :height, :width]
+    out = np.full((2, height, width), int(bag.i0), np.uint16)
+    out[:, : tiled.shape[1]] = tiled
+    return Scan("memory", "dual", out, bag.i0)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def memory_child(height: int, width: int, stride: int) -> None:
+    loaded, _ = full_model(ngf=8, trained=False)
+    scorer = Scorer(loaded, device="cpu", batch_size=64)
+    cfg = ScreenConfig(stride=stride)
+    screen(memory_scan(256, 256), scorer, cfg)  # warm-up: allocator pools, oneDNN primitives
+    scan = memory_scan(height, width)
+    before = rss_mb()
+    s = screen(scan, scorer, cfg)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    maps = s.heat.nbytes + s.residual.nbytes + s.reconstruction.nbytes
+    print(json.dumps(dict(height=height, width=width, before_mb=before, peak_mb=peak,
+                          scan_mb=scan.channels.nbytes / 2**20, maps_mb=maps / 2**20,
+                          tiles=s.n_patches, scored=s.n_scored, seconds=s.timings.total)))
+
+
+def memory_report(stride: int) -> None:
+    print(f"\nmemory (fresh process per size, ngf-8 model, stride {stride}, batch 64):")
+    print(f"{'H x W':>12} {'tiles':>7} {'scan MB':>8} {'maps MB':>8} {'peak-before MB':>15} {'B/pixel':>8}")
+    for h, w in ((3000, 2000), (3000, 4000), (3000, 8000)):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(h), str(w), str(stride)],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        grow = r["peak_mb"] - r["before_mb"]
+        print(f"{h:>5} x {w:<5} {r['tiles']:>7} {r['scan_mb']:>8.0f} {r['maps_mb']:>8.0f} {grow:>15.0f} "
+              f"{grow * 2**20 / (h * w):>8.1f}")
+
+
+# --- main ---------------------------------------------------------------------------------------
+def _report(args, loaded, origin, ours, eager, ref, flops, mm, prec, rank, compile_s) -> None:
+    def rates(r):
+        return r["tiles"] / r["seconds"], r["scored"] / r["seconds"]
+
+    print(f"model: ngf {loaded.meta.net.ngf}, {loaded.meta.net.size}x{loaded.meta.net.size}, "
+          f"{loaded.meta.net.channels} ch ({origin}); {flops / 1e9:.3f} GFLOP per patch (G + 2 D)")
+    print(f"scans: {args.scans} synthetic bags, width {args.width}, stride {args.stride}; "
+          f"tiles {ref['tiles']}, non-air {ours['scored']}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+          f"our precision {prec}; compile {'off' if args.no_compile else f'on ({compile_s:.0f} s once)'}")
+    print(f"matmul GFLOP/s: fp32 {mm['fp32']:.1f}, bf16 {mm['bf16']:.2f}")
+    print(f"\n{'pipeline':<34} {'s':>7} {'tiles/s':>8} {'scored/s':>9} {'fwd GFLOP/s':>12} {'outside fwd':>12}")
+    for name, r in (("reference (fp32 NCHW, loops, bs 64)", ref), ("ours eager (channels-last)", eager),
+                    ("ours" + ("" if args.no_compile else " compiled"), ours)):
+        if r is None:
+            continue
+        t, s = rates(r)
+        gf = r["scored"] * flops / r["forward"] / 1e9
+        print(f"{name:<34} {r['seconds']:>7.1f} {t:>8.2f} {s:>9.2f} {gf:>12.2f} "
+              f"{1 - r['forward'] / r['seconds']:>11.1%}")
+    (rt, rs), (ot, os_) = rates(ref), rates(ours)
+    gf = ours["scored"] * flops / ours["forward"] / 1e9
+    print(f"\nspeed-up vs reference: {ot / rt:.2f}x per scan (tiles/s), {os_ / rs:.2f}x per scored patch")
+    print(f"ours: {gf:.2f} GFLOP/s in forward = {gf / mm[prec]:.0%} of {prec} matmul, "
+          f"{gf / mm['bf16']:.0%} of bf16 matmul; {1 - ours['forward'] / ours['seconds']:.1%} of time "
+          "outside the forward passes")
+    print("our stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in ours["stages"].items()))
+    print(f"{rank[2]} vs fp32 scores on {args.rank_patches} patches: Spearman {rank[0]:.4f}, "
+          f"max relative difference {rank[1]:.2%}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scans", type=int, default=2)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--stride", type=int, default=32)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--ngf", type=int, default=64, help="model width (64 = the paper's; 8 for a smoke run)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--no-eager", action="store_true", help="skip the eager (uncompiled) run of ours")
+    p.add_argument("--rank-patches", type=int, default=32)
+    p.add_argument("--memory", action="store_true", help="also measure peak RSS vs scan size")
+    p.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_child:
+        return memory_child(*args.memory_child)
+    loaded, origin = full_model(ngf=args.ngf)
+    scans = bench_scans(args.scans, args.width)
+    cfg = ScreenConfig(stride=args.stride)
+    dev = torch.device(args.device)
+    flops = flops_per_patch(loaded)
+    mm = {"fp32": matmul_gflops(torch.float32, dev, 2048),
+          "bf16": matmul_gflops(torch.bfloat16, dev, 2048 if dev.type == "cuda" else 256),
+          "fp16": matmul_gflops(torch.float16, dev, 2048) if dev.type == "cuda" else float("nan")}
+    ref = run_reference(scans, loaded, args.stride, 64) if dev.type == "cpu" else None
+    eager = None if args.no_eager else run_ours(
+        scans, Scorer(loaded, device=args.device, batch_size=args.batch), cfg)
+    scorer = Scorer(loaded, device=args.device, batch_size=args.batch, compile=not args.no_compile)
+    t0 = time.perf_counter()
+    net = loaded.meta.net
+    scorer.score(torch.zeros(args.batch, net.channels, net.size, net.size))  # compiles here
+    compile_s = time.perf_counter() - t0
+    ours = run_ours(scans, scorer, cfg)
+    rank = rank_check(scans, loaded, args.device, args.rank_patches, cfg)
+    if ref is None:  # GPU box: no reference run, report ours against itself
+        ref = ours
+    _report(args, loaded, origin, ours, eager, ref, flops, mm, scorer.precision.name, rank, compile_s)
+    if args.memory:
+        memory_report(64)
+
+
+if __name__ == "__main__":
+    main()
