@@ -170,16 +170,19 @@ def _check_inputs(run: RunConfig, train_data: Dataset, val_data: Dataset) -> Non
         raise ValueError(f"training patches are {shape}, the network expects {(net.channels, net.size, net.size)}")
 
 
-def fit(run: RunConfig, train_data: Dataset, val_data: Dataset, *, out: str | Path, workdir: str | Path,
-        resume: bool = False, info: DataInfo = DataInfo()) -> Iterator[object]:
+def fit(run: RunConfig, train_data: Dataset, val_data: Dataset, *, out: str | Path,
+        workdir: str | Path | None = None, resume: bool = False, info: DataInfo = DataInfo()) -> Iterator[object]:
     """Train on ``train_data`` (items (C,S,S) in [-1,1]), select/calibrate on benign ``val_data``.
 
     Yields ProgressReport, EpochReport, and finally a TrainResult (finish.py) after the model file
-    ``out`` is written. ``workdir`` holds ``state.pt``; ``resume`` continues from it exactly.
+    ``out`` is written. ``workdir`` (default ``<out>.work``) holds ``state.pt``; ``resume``
+    continues from it exactly.
     """
+    out = Path(out)
+    workdir = Path(workdir) if workdir is not None else out.with_name(out.name + ".work")
     _check_inputs(run, train_data, val_data)
     with deterministic_mode(run.train.deterministic):
-        yield from _fit(run, train_data, val_data, Path(out), Path(workdir), resume, info)
+        yield from _fit(run, train_data, val_data, out, workdir, resume, info)
 
 
 def _fit(run: RunConfig, train_data: Dataset, val_data: Dataset, out: Path, workdir: Path, resume: bool,
