@@ -41,8 +41,8 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _img(rgb: Any, alt: str, cls: str = "") -> str:
-    data = base64.b64encode(png_bytes(rgb)).decode("ascii")
+def _img(rgb: Any, alt: str, cls: str = "", figs: Figures | None = None) -> str:
+    data = base64.b64encode(figs.png(rgb) if figs else png_bytes(rgb)).decode("ascii")
     return f'<img class="{cls}" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -57,14 +57,14 @@ def render_html(ctx: ReportContext, figs: Figures) -> str:
         f"{_e(ctx.report_type.lower())} decision &middot; machine: {_e(ctx.machine_alarm)}"
         f" &middot; {len(s.regions)} region(s)</p>",
         _facts(ctx),
-        "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan"),
+        "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan", figs),
         "<h2>Heatmap (score / threshold)</h2>",
-        _img(figs.heat_thumbnail, "heatmap overlay", "scan") if figs.heat_thumbnail is not None
+        _img(figs.heat_thumbnail, "heatmap overlay", "scan", figs) if figs.heat_thumbnail is not None
         else "<p>No heat map stored in the saved screening; re-render with --model.</p>",
         "<p>Colour: score / threshold from 0.5 (transparent) through 1 (flagged) to 2 and above "
         "(red).</p>",
         "<h2>Regions</h2>", _region_table(ctx),
-        *(_region_detail(c, row) for c, row in zip(figs.crops, ctx.region_rows())),
+        *(_region_detail(c, row, figs) for c, row in zip(figs.crops, ctx.region_rows())),
         _more_note(len(s.regions), len(figs.crops)),
         f"<footer>{_e(ctx.app.name)} {_e(ctx.app.version)} &middot; generated {_e(ctx.app.generated)}"
         " &middot; scores are relative to the model's calibrated threshold; the assessment "
@@ -99,17 +99,17 @@ def _region_table(ctx: ReportContext) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _region_detail(crops: Any, row: dict[str, Any]) -> str:
-    figs = []
+def _region_detail(crops: Any, row: dict[str, Any], figs: Figures) -> str:
+    cells = []
     for name in CROP_NAMES:
         img = getattr(crops, name)
-        body = (_img(img, f"region {row['rank']} {name}") if img is not None else
+        body = (_img(img, f"region {row['rank']} {name}", "", figs) if img is not None else
                 f'<div class="missing">{_e(name)} not stored;<br>re-render with --model</div>')
-        figs.append(f"<figure>{body}<figcaption>{_e(name)}</figcaption></figure>")
+        cells.append(f"<figure>{body}<figcaption>{_e(name)}</figcaption></figure>")
     x, y, w, h = crops.window
     return (f'<div class="region"><h3>Region {row["rank"]}: max {row["max_rel"]:.2f} x threshold '
             f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
-            f'<div class="crops">{"".join(figs)}</div>'
+            f'<div class="crops">{"".join(cells)}</div>'
             f"<p style='font-size:12px'>box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} "
             f"h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px</p></div>")
 

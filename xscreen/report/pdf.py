@@ -5,10 +5,12 @@ a scan named ``<script>`` is printed, not parsed.
 """
 from __future__ import annotations
 
+import contextlib
 import io
-from typing import Any
+from typing import Any, Iterator
 from xml.sax.saxutils import escape
 
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -17,7 +19,7 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
                                 TableStyle)
 
 from xscreen.report.context import ReportContext
-from xscreen.report.figures import CROP_NAMES, Figures, png_bytes
+from xscreen.report.figures import CROP_NAMES, Figures
 
 MARGIN = 14 * mm
 FRAME_W = A4[0] - 2 * MARGIN
@@ -43,17 +45,17 @@ def _styles() -> dict[str, ParagraphStyle]:
             "mono": ParagraphStyle("mono", parent=small, fontName="Courier", fontSize=7, leading=9)}
 
 
-def _image(rgb: Any, width: float, max_height: float | None = None) -> Image:
+def _image(rgb: Any, figs: Figures, width: float, max_height: float | None = None) -> Image:
     """Scaled to ``width``, or smaller if that would exceed ``max_height`` (aspect kept)."""
     h, w = rgb.shape[:2]
     if max_height is not None and width * h / w > max_height:
         width = max_height * w / h
-    return Image(io.BytesIO(png_bytes(rgb)), width=width, height=width * h / w)
+    return Image(io.BytesIO(figs.png(rgb)), width=width, height=width * h / w)
 
 
-def _framed(rgb: Any) -> Table:
+def _framed(rgb: Any, figs: Figures) -> Table:
     """A scan figure with a thin frame: air is white and would otherwise merge with the page."""
-    t = Table([[_image(rgb, FRAME_W - 4, FIG_MAX_H)]])
+    t = Table([[_image(rgb, figs, FRAME_W - 4, FIG_MAX_H)]])
     t.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.5, colors.grey),
                            *((side, (0, 0), (-1, -1), 1) for side in
                              ("LEFTPADDING", "RIGHTPADDING", "TOPPADDING", "BOTTOMPADDING"))]))
@@ -64,14 +66,14 @@ def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
     st, s = _styles(), ctx.screening
     story: list[Any] = [Paragraph(_x(f"Screening report: {s.scan_id}"), st["h1"]), _badge(ctx, st)]
     story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
-    story += [Paragraph("Scan with numbered regions", st["h2"]), _framed(figs.thumbnail)]
+    story += [Paragraph("Scan with numbered regions", st["h2"]), _framed(figs.thumbnail, figs)]
     story += [Paragraph("Heatmap (score / threshold: transparent below 0.5, flagged at 1, red at 2)",
                         st["h2"]),
-              _framed(figs.heat_thumbnail) if figs.heat_thumbnail is not None else
+              _framed(figs.heat_thumbnail, figs) if figs.heat_thumbnail is not None else
               Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
     story += [KeepTogether([Paragraph("Regions", st["h2"]), _region_table(ctx, st)])]
     for crops, row in zip(figs.crops, ctx.region_rows()):
-        story.append(_region_block(crops, row, st))
+        story.append(_region_block(crops, row, st, figs))
     if len(s.regions) > len(figs.crops):
         story.append(Paragraph(f"{len(s.regions) - len(figs.crops)} lower-ranked region(s) are "
                                "listed in the table only.", st["small"]))
@@ -81,11 +83,29 @@ def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
         "to the model's calibrated threshold; assessment p = r^2/(1+r^2) of r = score/threshold "
         "(0.5 at the threshold), not a calibrated threat probability."), st["small"]))
     buf = io.BytesIO()
+    with _binary_streams():
+        _build(buf, story, s.scan_id, ctx)
+    return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _binary_streams() -> Iterator[None]:
+    """reportlab ASCII85-encodes image streams in pure Python unless its C accelerator is
+    installed: measured 19 s of a 35 s PDF for an 8000 x 3000 scan. Binary streams are valid
+    PDF, 20 % smaller and skip that cost; the setting is restored afterwards."""
+    old = rl_config.useA85
+    rl_config.useA85 = 0
+    try:
+        yield
+    finally:
+        rl_config.useA85 = old
+
+
+def _build(buf: io.BytesIO, story: list[Any], scan_id: str, ctx: ReportContext) -> None:
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                            bottomMargin=MARGIN, title=f"Screening report {s.scan_id}",
+                            bottomMargin=MARGIN, title=f"Screening report {scan_id}",
                             author=f"{ctx.app.name} {ctx.app.version}")
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
-    return buf.getvalue()
 
 
 def _badge(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Table:
@@ -139,12 +159,13 @@ def _region_table(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Any:
     return t
 
 
-def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle]) -> KeepTogether:
+def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle],
+                  figs: Figures) -> KeepTogether:
     cell_w = (FRAME_W - 6 * mm) / len(CROP_NAMES)
     images, captions = [], []
     for name in CROP_NAMES:
         img = getattr(crops, name)
-        images.append(_image(img, cell_w - 2 * mm) if img is not None else
+        images.append(_image(img, figs, cell_w - 2 * mm) if img is not None else
                       Paragraph(_x(f"{name} not stored; re-render with --model"), st["small"]))
         captions.append(Paragraph(_x(name), st["small"]))
     t = Table([images, captions], colWidths=[cell_w] * len(CROP_NAMES))
