@@ -321,3 +321,18 @@ def test_screen_and_report_a_synthetic_threat_bag_end_to_end(tmp_path, capsys):
     html = (tmp_path / "r" / "report.html").read_text()
     assert html.count('class="region"') == min(n_regions, 12) and "not stored" not in html
     assert doc["scan"]["sha256"] == file_sha256(path) and doc["model"]["stride"] == 16
+
+
+def test_pdf_prints_hostile_text_literally(tmp_path):
+    """reportlab's Paragraph markup must not swallow or interpret a scan name (needs pdftotext)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    evil = "<script>alert(1)</script> & <b>x"
+    scan = threat_scan(scan_id=evil)
+    write_reports(make_screening(scan), scan, tmp_path, formats=("pdf",))
+    text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert f"Screening report: {evil}" in text
