@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# read once at import: os.umask() is process-wide, so toggling it later could race other threads
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -31,7 +35,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         # mkstemp makes 0600 files; a report or model must get the permissions a plain open() gives
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
