@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from xscreen.config import ScreenConfig
     from xscreen.pipeline import ScreenFailure, screen_paths
     from xscreen.report import write_batch_summary, write_reports
+    from xscreen.scan import list_scans
     from xscreen.scoring import Scorer
 
     model = Path(args.model) if args.model else paths.default_model()
@@ -47,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"samples {samples}\nreports {out.resolve()}\n")
     rows = [("scan", "kind", "size", "regions", "top score/thr", "alarm", "ms")]
     summaries, failed = [], 0
-    for item in screen_paths([samples], scorer, cfg):
+    # top level only: resources/samples/rgb holds a pseudo-colour export for rgb models
+    for item in screen_paths(list_scans(samples), scorer, cfg):
         if isinstance(item, ScreenFailure):
-            print(f"error: {item.path}: {item.fault}", file=sys.stderr)
+            print(f"error: {item.fault}", file=sys.stderr)
             failed += 1
             continue
         s = item.screening
