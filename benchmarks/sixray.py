@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import torch
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -211,6 +212,35 @@ def box_rows(named_scores: dict[str, list[np.ndarray]], thr: list[Bag], boxes: d
     return rows
 
 
+def pipeline_check(model: Path, names: list[str], args: argparse.Namespace) -> list[dict]:
+    """The same bags through the product's path (pipeline.screen, Scorer on the model file): its max
+    non-air patch score against the harness's (dataset tiler + Scorer). The tilers differ only at the
+    right/bottom edge (pipeline pads with air, the store pulls the last patch back), so the maxima
+    agree unless the most anomalous patch sits on that edge."""
+    from xscreen.config import ScreenConfig
+    from xscreen.pipeline import screen
+    from xscreen.scan import Scan, load_scan
+    from xscreen.scoring import Scorer
+
+    scorer = Scorer(model, device=args.device)
+    run = _run_config(args)
+    rows = []
+    for name in names:
+        bag = load_bag(name, int(name.startswith("positive")), args.scale, run.patch)
+        raw = load_scan(DATA / name)
+        size = (max(args.patch, round(raw.width * args.scale)), max(args.patch, round(raw.height * args.scale)))
+        small = cv2.resize(raw.channels.transpose(1, 2, 0), size, interpolation=cv2.INTER_AREA)
+        scan = Scan(raw.scan_id, "rgb", np.ascontiguousarray(small.transpose(2, 0, 1)), raw.i0)
+        sc = screen(scan, scorer, ScreenConfig(stride=args.patch // 2, air_threshold=run.patch.air_threshold))
+        x = torch.from_numpy(bag.patches).float() / 127.5 - 1.0  # as ArrayPatches
+        harness = scorer.score(x, keep_reconstructions=False).scores
+        rows.append({"bag": name, "pipeline_max": float(sc.score_grid[~sc.air_grid].max()),
+                     "harness_max": float(harness.max()), "pipeline_patches": int((~sc.air_grid).sum()),
+                     "harness_patches": len(bag.patches)})
+        log(f"pipeline check {rows[-1]}")
+    return rows
+
+
 def _run_config(args: argparse.Namespace):
     from xscreen.config import NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
 
@@ -284,6 +314,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("/tmp/xscreen_bench/sixray"))
+    p.add_argument("--check-pipeline", type=Path, default=None, metavar="MODEL",
+                   help="only compare pipeline.screen with the harness on a few bags, for a trained model file")
     args = p.parse_args(argv)
     if args.quick:
         args.n_train, args.n_val, args.epochs, args.ngf, args.max_patches, args.pca_k = 4, 2, 1, 8, 32, 16
@@ -295,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (DATA / "labels.csv").is_file():
         raise SystemExit(f"error: {DATA}: SIXray subset not found")
+    if args.check_pipeline is not None:
+        names = ["positive/P00001.jpg", "positive/P00050.jpg", "negative/N0000001.jpg", "negative/N0000002.jpg"]
+        rows = pipeline_check(args.check_pipeline, names, args)
+        write_outputs(args.out, "sixray_pipeline_check", {"date": environment()["date"], "rows": rows},
+                      md_table(list(rows[0]), [list(r.values()) for r in rows]))
+        return 0
     t0 = time.time()
     boxes = {e["file"]: e["boxes"] for e in json.loads(BOXES.read_text())["images"]}
     sp = make_splits(args, sorted(boxes))
