@@ -233,10 +233,16 @@ def pipeline_check(model: Path, names: list[str], args: argparse.Namespace) -> l
         scan = Scan(raw.scan_id, "rgb", np.ascontiguousarray(small.transpose(2, 0, 1)), raw.i0)
         sc = screen(scan, scorer, ScreenConfig(stride=args.patch // 2, air_threshold=run.patch.air_threshold))
         x = torch.from_numpy(bag.patches).float() / 127.5 - 1.0  # as ArrayPatches
-        harness = scorer.score(x, keep_reconstructions=False).scores
+        harness = scorer.score(x, keep_reconstructions=False).scores.numpy()
+        st = args.patch // 2
+        on_grid = [i for i, (y, xx) in enumerate(bag.origins) if y % st == 0 and xx % st == 0
+                   and not sc.air_grid[y // st, xx // st]]
+        diff = [abs(float(sc.score_grid[bag.origins[i][0] // st, bag.origins[i][1] // st]) - harness[i])
+                for i in on_grid]
         rows.append({"bag": name, "pipeline_max": float(sc.score_grid[~sc.air_grid].max()),
                      "harness_max": float(harness.max()), "pipeline_patches": int((~sc.air_grid).sum()),
-                     "harness_patches": len(bag.patches)})
+                     "harness_patches": len(bag.patches), "common_patches": len(on_grid),
+                     "common_max_abs_diff": max(diff) if diff else 0.0})
         log(f"pipeline check {rows[-1]}")
     return rows
 

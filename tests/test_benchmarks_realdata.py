@@ -107,3 +107,8 @@ def test_sixray_quick(realdata, tmp_path):
     within = {x["method"]: x for x in r["within_image"]}
     assert {"Skip-GANomaly", "GANomaly", "patch darkness (trivial)"} <= set(within)
     assert all(x["n_images"] >= 1 and x["n_inside"] > 0 and x["n_outside"] > 0 for x in within.values())
+    # the product's path (pipeline.screen) scores the patches it shares with the harness identically
+    model = tmp_path / "work" / "skip" / "skipganomaly.xsm"
+    assert sixray.main(["--quick", "--check-pipeline", str(model), "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "sixray_pipeline_check.json").read_text())["rows"]
+    assert len(rows) == 4 and all(r["common_patches"] > 10 and r["common_max_abs_diff"] < 1e-4 for r in rows)
