@@ -10,11 +10,12 @@ in-place error; that term is dropped so the loop runs.)
 Variants are timed round-robin, one step each per round, so a busy shared machine slows them alike;
 the ratio of medians is the number to read.
 
-    python benchmarks/bench_train.py --steps 6            # ngf 64, 64×64, 2 channels, batch 64
+    python benchmarks/bench_train.py            # ngf 64, 64×64, 2 channels, batch 64, 4 rounds
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -58,13 +59,16 @@ def reference_step(g, d, opt_g, opt_d, x: torch.Tensor) -> float:
     return err_g.item()
 
 
-def make_variants(net: NetConfig) -> dict:
+def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True) -> dict:
     """name -> step(x) closure; each variant owns its own freshly initialised models."""
     variants = {}
-    g, d, og, od = _models(net, channels_last=False)
-    variants["reference fp32 NCHW"] = lambda x, m=(g, d, og, od): reference_step(*m, x)
-    for name, prec, cl in (("ours fp32 channels_last", "fp32", True), ("ours fp32 NCHW", "fp32", False),
-                           ("ours bf16 channels_last", "bf16", True)):
+    if with_reference:
+        g, d, og, od = _models(net, channels_last=False)
+        variants["reference fp32 NCHW"] = lambda x, m=(g, d, og, od): reference_step(*m, x)
+    ours = [("ours fp32 channels_last", "fp32", True), ("ours fp32 NCHW", "fp32", False)]
+    if bf16:
+        ours.append(("ours bf16 channels_last", "bf16", True))
+    for name, prec, cl in ours:
         g, d, og, od = _models(net, channels_last=cl)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         p = precision_for("cpu", prec)
@@ -72,18 +76,25 @@ def make_variants(net: NetConfig) -> dict:
     return variants
 
 
-def run(args: argparse.Namespace) -> dict[str, list[float]]:
-    net = NetConfig(size=args.size, channels=args.channels, ngf=args.ngf, ndf=args.ngf)
-    x = torch.rand(args.batch, args.channels, args.size, args.size) * 2 - 1
-    variants = make_variants(net)
+def timed(variants: dict, x: torch.Tensor, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Round-robin: one step of every variant per round; seconds per timed step."""
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(args.warmup + args.steps):
+    for r in range(warmup + steps):
         for name, step in variants.items():
             t0 = time.perf_counter()
             step(x)
-            if r >= args.warmup:
+            if r >= warmup:
                 times[name].append(time.perf_counter() - t0)
     return times
+
+
+def report(title: str, times: dict[str, list[float]], batch: int, base: str) -> None:
+    print(title)
+    ref = statistics.median(times[base])
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {name:26s} median {med:8.3f} s/step {batch / med:8.1f} patches/s  x{ref / med:.2f} vs {base}"
+              f"  (min {min(ts):.3f}, max {max(ts):.3f})", flush=True)
 
 
 def main() -> None:
@@ -92,20 +103,32 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--channels", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=6, help="timed rounds")
+    ap.add_argument("--steps", type=int, default=4, help="timed rounds")
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--bf16-ngf", type=int, default=16, help="width of the bf16-vs-fp32 comparison [2]")
+    ap.add_argument("--only", choices=("all", "main", "bf16"), default="all", help="which comparison(s) to run")
+    ap.add_argument("--bf16-full", action="store_true",
+                    help="also time bf16 at full size on a CPU without native bf16 (very slow there)")
     args = ap.parse_args()
+    native = cpu_supports_bf16()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_supports_bf16()}, "
-          f"load avg at start {os.getloadavg()[0]:.1f}")
-    print(f"model ngf=ndf={args.ngf}, {args.size}x{args.size}, {args.channels} ch, batch {args.batch}, "
-          f"{args.steps} timed rounds (+{args.warmup} warm-up), round-robin")
-    times = run(args)
-    ref = statistics.median(times["reference fp32 NCHW"])
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"{name:26s} median {med:7.3f} s/step  {args.batch / med:7.1f} patches/s  "
-              f"x{ref / med:.2f} vs reference  (min {min(ts):.3f}, max {max(ts):.3f})")
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {native}, "
+          f"load avg at start {os.getloadavg()[0]:.1f}", flush=True)
+    net = NetConfig(size=args.size, channels=args.channels, ngf=args.ngf, ndf=args.ngf)
+    x = torch.rand(args.batch, args.channels, args.size, args.size) * 2 - 1
+    if args.only in ("all", "main"):
+        times = timed(make_variants(net, bf16=native or args.bf16_full), x, args.steps, args.warmup)
+        report(f"[1] ngf=ndf={args.ngf}, {args.size}x{args.size}, {args.channels} ch, batch {args.batch}, "
+               f"{args.steps} timed rounds (+{args.warmup} warm-up), round-robin", times, args.batch,
+               "reference fp32 NCHW")
+    if args.only in ("all", "bf16"):
+        # bf16 vs fp32 at a smaller width: without AVX-512 BF16 / AMX, oneDNN falls back to slow
+        # reference kernels and a full-size bf16 step takes minutes
+        small = dataclasses.replace(net, ngf=args.bf16_ngf, ndf=args.bf16_ngf)
+        xs = x[: args.batch // 2]
+        times = timed(make_variants(small, with_reference=False, bf16=True), xs, args.steps, args.warmup)
+        report(f"[2] bf16 vs fp32, ngf=ndf={args.bf16_ngf}, {args.size}x{args.size}, batch {xs.shape[0]}", times,
+               xs.shape[0], "ours fp32 channels_last")
     print(f"load avg at end {os.getloadavg()[0]:.1f}")
 
 
