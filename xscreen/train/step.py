@@ -7,7 +7,8 @@ it stepped G and then back-propagated a D loss whose graph still ran through G's
      (``autograd.grad`` prunes D's weight gradients, which the reference computed and threw away)
      and pushed into G with ``x̂.backward(∂L_G/∂x̂ᵈ)``. G steps.
   2. The same D(x), D(x̂ᵈ) logits give L_D (D has not moved, so they equal a fresh D(x̂.detach())
-     pass, which the reference paid for a third time). D steps; D is re-initialised when L_D < 1e-5.
+     pass, which the reference paid for a third time; only D's BatchNorm running statistics see x̂
+     once instead of twice). D steps; D is re-initialised when L_D < 1e-5.
 """
 from __future__ import annotations
 
