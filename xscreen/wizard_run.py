@@ -34,7 +34,9 @@ def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int
     from xscreen.train import GanPair, train_step
 
     precision = precision_for(train.device, train.precision)
-    g, d = Generator(net).to(precision.device), Discriminator(net).to(precision.device)
+    # the same memory format as real training (train_step defaults to channels_last)
+    g = Generator(net).to(precision.device, memory_format=torch.channels_last)
+    d = Discriminator(net).to(precision.device, memory_format=torch.channels_last)
     g.apply(init_weights), d.apply(init_weights)
     pair = GanPair(g, d, torch.optim.Adam(g.parameters(), lr=train.lr), torch.optim.Adam(d.parameters(), lr=train.lr),
                    torch.amp.GradScaler(precision.device.type, enabled=precision.dtype == torch.float16))
