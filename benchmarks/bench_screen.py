@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -202,9 +201,16 @@ def memory_scan(height: int, width: int):
     return Scan("memory", "dual", out, bag.i0)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        line = next(ln for ln in fh if ln.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Linux: restart the VmHWM (peak RSS) count, so making the scan does not count as screening."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
 
 
 def memory_child(height: int, width: int, stride: int) -> None:
@@ -213,9 +219,10 @@ def memory_child(height: int, width: int, stride: int) -> None:
     cfg = ScreenConfig(stride=stride)
     screen(memory_scan(256, 256), scorer, cfg)  # warm-up: allocator pools, oneDNN primitives
     scan = memory_scan(height, width)
-    before = rss_mb()
+    reset_peak_rss()
+    before = _status_mb("VmRSS")
     s = screen(scan, scorer, cfg)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     maps = s.heat.nbytes + s.residual.nbytes + s.reconstruction.nbytes
     print(json.dumps(dict(height=height, width=width, before_mb=before, peak_mb=peak,
                           scan_mb=scan.channels.nbytes / 2**20, maps_mb=maps / 2**20,
@@ -226,7 +233,8 @@ def memory_report(stride: int) -> None:
     print(f"\nmemory (fresh process per size, ngf-8 model, stride {stride}, batch 64):")
     print(f"{'H x W':>12} {'tiles':>7} {'scan MB':>8} {'maps MB':>8} {'peak-before MB':>15} {'B/pixel':>8}")
     for h, w in ((3000, 2000), (3000, 4000), (3000, 8000)):
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(h), str(w), str(stride)],
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(h), str(w), str(stride),
+                              "--threads", str(torch.get_num_threads())],
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         grow = r["peak_mb"] - r["before_mb"]
@@ -278,8 +286,14 @@ def main() -> None:
     p.add_argument("--no-eager", action="store_true", help="skip the eager (uncompiled) run of ours")
     p.add_argument("--rank-patches", type=int, default=32)
     p.add_argument("--memory", action="store_true", help="also measure peak RSS vs scan size")
+    p.add_argument("--memory-only", action="store_true")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_only:
+        return memory_report(64)
     if args.memory_child:
         return memory_child(*args.memory_child)
     loaded, origin = full_model(ngf=args.ngf)

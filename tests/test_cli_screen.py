@@ -34,6 +34,8 @@ def test_screens_a_folder_skipping_the_corrupt_file(archive, model, tmp_path, ca
         data = json.loads((out / f"bag{i}.json").read_text())
         assert data["scan_id"] == f"bag{i}" and data["threshold"] == 0.05 and data["stride"] == 16
         assert data["n_scored"] > 0 and len(data["sha256"]) == 64
+        grid = data["score_grid"]
+        assert sum(v is not None for row in grid for v in row) == data["n_scored"]
         assert (out / f"bag{i}.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "corrupt.json").exists()
     rows = list(csv.DictReader((out / "summary.csv").open()))

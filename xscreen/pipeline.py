@@ -69,18 +69,19 @@ class Screening:
 
     @property
     def n_patches(self) -> int:
-        return int(self.air_grid.size)
+        return 0 if self.air_grid is None else int(self.air_grid.size)
 
     @property
     def n_scored(self) -> int:
-        return int((~self.air_grid).sum())
+        return 0 if self.air_grid is None else int((~self.air_grid).sum())
 
     @property
     def scan_rel(self) -> float:
         return self.scan_score / self.scan_threshold if self.scan_threshold > 0 else float("inf")
 
-    def to_summary(self) -> dict[str, Any]:
-        """JSON/CSV-ready scalars and regions (no maps)."""
+    def to_summary(self, include_grid: bool = False) -> dict[str, Any]:
+        """JSON/CSV-ready scalars and regions; with ``include_grid`` also the (rows, cols) score
+        grid as nested lists, null for air (enough to redraw the heat map; no per-pixel maps)."""
         keys = ("scan_id", "path", "sha256", "kind", "width", "height", "model_id", "model_checksum",
                 "threshold", "threshold_far", "scan_threshold", "scan_aggregation", "stride",
                 "patch_size", "scan_score", "alarm", "device", "precision")
@@ -88,6 +89,11 @@ class Screening:
         out.update(scan_rel=self.scan_rel, n_patches=self.n_patches, n_scored=self.n_scored,
                    n_regions=len(self.regions), timings=asdict(self.timings),
                    regions=[asdict(r) for r in self.regions])
+        if include_grid and self.score_grid is not None:
+            grid = self.score_grid.astype(object)
+            if self.air_grid is not None:
+                grid[self.air_grid] = None
+            out["score_grid"] = [[None if v is None else float(v) for v in row] for row in grid]
         return out
 
 

@@ -16,7 +16,7 @@ import torch
 from xscreen.config import Preprocess
 from xscreen.runtime import precision_for, resolve_device
 
-CPU_BATCH = 64  # measured best on a 2-core CPU (benchmarks/RESULTS.md); larger gains nothing
+CPU_BATCH = 64  # 2-core CPU: 128 measured within noise of 64 (benchmarks/RESULTS.md)
 _CUDA_BYTES_PER_PATCH = 48 * 2**20  # conservative activation footprint of G + 2 D passes, ngf 64
 _MAX_CUDA_BATCH = 2048
 
@@ -45,8 +45,9 @@ class Scorer:
     ``model``: a model file path or a ``checkpoint.LoadedModel`` (anything with ``generator``,
     ``discriminator``, ``meta``, ``model_id``, ``checksum``).
     ``compile``: ``torch.compile`` both networks for one fixed batch shape (partial batches are
-    padded, so nothing recompiles). Measured ~1.5x on a 2-core CPU (benchmarks/RESULTS.md), at the
-    price of a one-off compile of 1-3 minutes; worth it for batch screening, not for a GUI start.
+    padded, so nothing recompiles). On the 2-core dev CPU it measured 0.8-1.5x of eager
+    channels-last (benchmarks/RESULTS.md) after a one-off compile of 0.2-3 minutes, so it is off by
+    default; it is meant for CUDA, where it also captures CUDA graphs.
     """
 
     def __init__(self, model: Any, device: str = "auto", precision: str = "auto",

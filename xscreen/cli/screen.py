@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--batch-size", type=int, help="patches per forward pass (default: sized to the device)")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default: all cores; 1 per job when a node runs many)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (one-off 1-3 min; faster for large batches of scans)")
     p.add_argument("--shard", default="0/1", help="i/n: screen only the i-th of n disjoint parts")
@@ -80,6 +82,12 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
     from xscreen.paths import default_model
     from xscreen.scoring import Scorer
 
+    if args.threads:
+        import torch
+
+        # on an oversubscribed node every parallel op waits for a descheduled thread
+        # (measured 15x slower for a small model, benchmarks/RESULTS.md)
+        torch.set_num_threads(max(1, args.threads))
     model = args.model or default_model()
     if model is None:
         raise _Fail("--model: no model given and no shipped model found")
@@ -135,7 +143,7 @@ def _unique(name: str, taken: set[str]) -> str:
 def _write_outputs(item, out: Path, stem: str, args) -> dict:
     s = item.screening
     summary = s.to_summary()
-    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=2))
+    atomic_write_text(out / f"{stem}.json", json.dumps(s.to_summary(include_grid=True)))
     if args.overlay != "none":
         from xscreen.heatmap import overlay
 
