@@ -242,7 +242,7 @@ def pipeline_check(model: Path, names: list[str], args: argparse.Namespace) -> l
         rows.append({"bag": name, "pipeline_max": float(sc.score_grid[~sc.air_grid].max()),
                      "harness_max": float(harness.max()), "pipeline_patches": int((~sc.air_grid).sum()),
                      "harness_patches": len(bag.patches), "common_patches": len(on_grid),
-                     "common_max_abs_diff": max(diff) if diff else 0.0})
+                     "common_max_abs_diff": float(max(diff)) if diff else 0.0})
         log(f"pipeline check {rows[-1]}")
     return rows
 
