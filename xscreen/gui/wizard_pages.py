@@ -99,7 +99,9 @@ class TrainPage(GatedPage):
         from xscreen.train import EpochReport, ProgressReport
 
         if isinstance(item, tuple) and item and item[0] == "preview":
-            self.preview.setPixmap(to_pixmap(item[1], 640))
+            strip = item[1]
+            zoom = max(1, 720 // max(strip.shape[1], 1))  # patches are small: enlarge, pixel for pixel
+            self.preview.setPixmap(to_pixmap(strip.repeat(zoom, axis=0).repeat(zoom, axis=1), 1000))
         elif isinstance(item, ProgressReport):
             done = (item.epoch - 1) * item.steps + item.step
             total = self.wiz.run.train.epochs * item.steps
@@ -239,8 +241,11 @@ class CalibratePage(GatedPage):
     def show_evaluation(self, result) -> None:
         self.evaluation = result
         self.roc.clear()
-        for name, curve in result.curves.items():
-            self.roc.plot(curve.fpr, curve.tpr, pen=pg.mkPen(width=2), name=name)
+        self.roc.addLegend(offset=(-10, 10))
+        auc = {lv.level: lv.auc for lv in result.levels}
+        for (name, curve), colour in zip(result.curves.items(), ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")):
+            label = f"{name} (AUC {auc[name]:.3f})" if auc.get(name) is not None else name
+            self.roc.plot(curve.fpr, curve.tpr, pen=pg.mkPen(colour, width=2), name=label)
         self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine))
         lines = [f"{lv.level}: AUC {lv.auc:.3f}" for lv in result.levels if lv.auc is not None]
         if result.threat_scan_detection is not None:
