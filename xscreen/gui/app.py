@@ -236,4 +236,6 @@ def run_app(paths_in: list[str] | None = None, model: str | None = None) -> int:
     win.show()
     for p in paths_in or []:
         win.open_path(p)
+    if not paths_in and paths.samples_dir().is_dir():
+        win.open_path(paths.samples_dir())  # first run: the shipped sample bags, first one on screen
     return int(app.exec())
