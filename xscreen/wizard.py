@@ -75,13 +75,10 @@ class WizardState:
 
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files stay, folders become the scans in them (recursively; TIFF pairs grouped)."""
-    from xscreen.scan import list_scans
+    """Files stay, folders become the scans in them (recursively; TIFF pairs grouped), sorted."""
+    from xscreen.pipeline import collect_paths
 
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(list_scans(p, recursive=True) if p.is_dir() else [p])
-    return sorted(dict.fromkeys(out))
+    return collect_paths(paths)
 
 
 def take_inventory(paths: Iterable[Path]) -> Iterator[tuple[int, int, Inventory]]:
