@@ -34,8 +34,11 @@ def run(args: argparse.Namespace) -> int:
 
     model = Path(args.model) if args.model else paths.default_model()
     samples = Path(args.samples) if args.samples else paths.samples_dir()
-    if model is None or not model.is_file():
-        print(f"error: no model file found (looked in {paths.models_dir()})", file=sys.stderr)
+    if model is None:
+        print(f"error: {paths.models_dir()}: no model file found", file=sys.stderr)
+        return 2
+    if not model.is_file():
+        print(f"error: {model}: no model file there", file=sys.stderr)
         return 2
     if not samples.is_dir():
         print(f"error: {samples}: sample folder not found", file=sys.stderr)
@@ -63,5 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if summaries:
         write_batch_summary(summaries, out / "summary.csv")
     print(_table(rows))
-    print(f"\n{len(summaries)} scans screened, {failed} failed; open {out / (summaries[0].scan_id if summaries else '')}/report.html")
+    print(f"\n{len(summaries)} scans screened, {failed} failed")
+    if summaries:
+        top = max(summaries, key=lambda s: s.scan_score)
+        print(f"highest-scoring bag: open {out / top.scan_id / 'report.html'}")
     return 1 if failed else 0

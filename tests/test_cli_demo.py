@@ -1,0 +1,33 @@
+"""`xscreen demo` on the shipped default model and sample bags (the README's first command)."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xscreen import paths
+
+
+@pytest.mark.skipif(paths.default_model() is None, reason="no shipped default model")
+def test_demo_screens_the_samples_and_writes_reports(tmp_path):
+    out = tmp_path / "demo"
+    res = subprocess.run([sys.executable, "-m", "xscreen", "demo", "--out", str(out), "--formats", "json,csv"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    samples = sorted(p.stem for p in paths.samples_dir().glob("*.h5"))
+    assert len(samples) == 5
+    for stem in samples:
+        report = json.loads((out / stem / "report.json").read_text())
+        assert report["tdr"]["alarm_decision"] in ("ALARM", "NO_ALARM")
+        assert stem in res.stdout
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert sorted(r["scan_id"] for r in rows) == samples
+    assert "highest-scoring bag" in res.stdout
+
+
+def test_demo_without_a_model_fails_clearly(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "xscreen", "demo", "--out", str(tmp_path / "o"),
+                          "--model", str(tmp_path / "missing.xsm")], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "missing.xsm" in res.stderr and "no model file there" in res.stderr
