@@ -193,8 +193,10 @@ def read_meta(path: str | Path) -> tuple[ModelMeta, str]:
 
 
 def update_model_meta(path: str | Path, *, calibration: Calibration | None = None,
-                      evaluation: dict[str, Any] | None = None, **card_changes: Any) -> str:
-    """Rewrite calibration, the card's evaluation dict and/or card fields; re-checksummed, atomic.
+                      evaluation: dict[str, Any] | None = None, train: TrainConfig | None = None,
+                      **card_changes: Any) -> str:
+    """Rewrite calibration, the card's evaluation dict, the training config (e.g. the score's λ,
+    which scoring reads from it) and/or card fields; re-checksummed, atomic.
 
     Returns the new checksum. Unknown card fields raise ValueError.
     """
@@ -207,5 +209,6 @@ def update_model_meta(path: str | Path, *, calibration: Calibration | None = Non
     if evaluation is not None:
         card_changes["evaluation"] = {**meta.card.evaluation, **evaluation}
     card = dataclasses.replace(meta.card, **card_changes)
-    meta = dataclasses.replace(meta, card=card, calibration=calibration or meta.calibration)
+    meta = dataclasses.replace(meta, card=card, calibration=calibration or meta.calibration,
+                               train=train or meta.train)
     return _write(path, tensors, meta)

@@ -13,6 +13,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = actions.add_parser("info", help="print a model's card, configuration and calibration")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
+    c = actions.add_parser("calibrate", help="recalibrate thresholds on held-out benign scans, screened as "
+                           "operators screen them (at the screening stride)")
+    c.add_argument("file", type=Path)
+    c.add_argument("benign", nargs="+", help="held-out benign scan files or folders (not the training scans)")
+    c.add_argument("--patch-far", type=float, default=0.01, help="target patch false-alarm rate (default 0.01)")
+    c.add_argument("--scan-far", type=float, default=0.05, help="target scan false-alarm rate (default 0.05)")
+    c.add_argument("--stride", type=int, default=32, help="screening stride to calibrate for (default 32)")
+    c.add_argument("--lam", type=float, default=None, help="score weighting λ to store (default: keep the model's)")
+    c.add_argument("--aggregation", choices=["max", "topk"], default="max")
+    c.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
 
@@ -53,7 +63,41 @@ def _text(d: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrate_cmd(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xscreen.checkpoint import ModelError
+    from xscreen.evaluate.recalibrate import CalibrationProgress, calibrate_on_scans, write_calibration
+    from xscreen.scan import ScanError
+
+    try:
+        bar, result = None, None
+        for item in calibrate_on_scans(args.file, args.benign, patch_far=args.patch_far, scan_far=args.scan_far,
+                                       stride=args.stride, lam=args.lam, aggregation=args.aggregation,
+                                       device=args.device):
+            if isinstance(item, CalibrationProgress):
+                bar = bar or tqdm(total=item.total, desc="calibrating", unit="scan", file=sys.stderr)
+                bar.update(1)
+                if item.fault:
+                    print(f"error: {item.fault} (skipped)", file=sys.stderr)
+            else:
+                result = item
+        if bar is not None:
+            bar.close()
+        checksum = write_calibration(args.file, result)
+    except (ModelError, ScanError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    c = result.calibration
+    print(f"{args.file}: λ {result.lam}, stride {result.stride}: patch threshold {c.patch_threshold:.6g} "
+          f"(FAR {c.patch_far:g}, {c.n_patches} patches), scan threshold {c.scan_threshold:.6g} "
+          f"(FAR {c.scan_far:g}, {c.n_scans} scans); new checksum {checksum[:12]}")
+    return 1 if result.failures else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.model_action == "calibrate":
+        return calibrate_cmd(args)
     from xscreen.checkpoint import ModelError
 
     try:
