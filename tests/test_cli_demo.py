@@ -23,7 +23,11 @@ def test_demo_screens_the_samples_and_writes_reports(tmp_path):
         assert stem in res.stdout
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert sorted(r["scan_id"] for r in rows) == samples
-    assert "highest-scoring bag" in res.stdout
+    assert "highest-scoring bag" in res.stdout and "bag02_handgun" in res.stdout.split("highest-scoring bag")[1]
+    alarms = {r["scan_id"]: r["alarm"] for r in rows}
+    # the shipped model on the shipped bags: the handgun alarms, the two benign bags stay clear
+    assert alarms["bag02_handgun"] in ("True", "true", "1")
+    assert alarms["bag01_benign"] in ("False", "false", "0") and alarms["bag04_benign"] in ("False", "false", "0")
 
 
 def test_demo_without_a_model_fails_clearly(tmp_path):

@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     scorer = Scorer(model, device=args.device)
     cfg = ScreenConfig(device=args.device)
-    print(f"model   {scorer.model_id}  (threshold {scorer.threshold:.4g}, device {scorer.device})")
+    print(f"model   {scorer.model_id}  (patch threshold {scorer.threshold:.4g}, scan threshold "
+          f"{scorer.scan_threshold:.4g}, device {scorer.device})")
     print(f"samples {samples}\nreports {out.resolve()}\n")
-    rows = [("scan", "kind", "size", "regions", "top score/thr", "alarm", "ms")]
+    rows = [("scan", "kind", "size", "regions", "top region / patch thr", "scan score / scan thr", "alarm", "ms")]
     summaries, failed = [], 0
     # top level only: resources/samples/rgb holds a pseudo-colour export for rgb models
     for item in screen_paths(list_scans(samples), scorer, cfg):
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(s)
         top = max((r.max_rel for r in s.regions), default=0.0)
         rows.append((s.scan_id, s.kind, f"{s.width}x{s.height}", str(len(s.regions)), f"{top:.2f}",
-                     "ALARM" if s.alarm else "clear", f"{s.timings.total * 1000:.0f}"))
+                     f"{s.scan_rel:.2f}", "ALARM" if s.alarm else "clear", f"{s.timings.total * 1000:.0f}"))
     if summaries:
         write_batch_summary(summaries, out / "summary.csv")
     print(_table(rows))
