@@ -153,6 +153,7 @@ class MainWindow(FileHandling, QMainWindow):
 
     def set_model(self, path: str) -> None:
         """Select a model ('' = none); the bag on screen is scored with it."""
+        path = str(Path(path).resolve()) if path else ""  # the selector lists absolute paths
         if path:
             try:
                 probe.describe_model(path)
