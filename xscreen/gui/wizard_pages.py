@@ -148,6 +148,15 @@ def histogram_item(values: np.ndarray, colour: str) -> pg.PlotDataItem:
                            pen=pg.mkPen(colour))
 
 
+def scan_count_warning(n_scans: int, scan_far: float) -> str:
+    """A scan threshold for rate f needs well over 1/f held-out scans to mean anything."""
+    need = int(np.ceil(2 / scan_far))
+    if n_scans >= need:
+        return ""
+    return (f"\n⚠ only {n_scans} held-out benign scan(s): a {scan_far:.0%} scan threshold needs about {need}; "
+            "add benign scans or calibrate later with `xscreen model calibrate`")
+
+
 class CalibratePage(GatedPage):
     key = "calibrate"
 
@@ -212,7 +221,7 @@ class CalibratePage(GatedPage):
         c = self.calibration
         self.summary.setText(f"patch threshold {c.patch_threshold:.4g} ({c.patch_far:.1%} of {c.n_patches} benign "
                              f"patches above) · scan threshold {c.scan_threshold:.4g} ({c.scan_far:.1%} of "
-                             f"{c.n_scans} benign scans alarm)")
+                             f"{c.n_scans} benign scans alarm)" + scan_count_warning(c.n_scans, c.scan_far))
 
     def validatePage(self) -> bool:  # noqa: N802
         """Leaving the page writes the chosen thresholds into the model file."""
