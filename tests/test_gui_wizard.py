@@ -157,3 +157,11 @@ def test_wizard_config_reruns_headless(tmp_path, benign):
     model = load_model(out)
     assert model.meta.net.ngf == 8 and model.meta.patch.size == 32 and model.meta.calibration is not None
     assert json.loads(cfg.read_text())["name"] == "cli rerun"
+
+
+def test_scan_count_warning_asks_for_enough_held_out_scans():
+    from xscreen.gui.wizard_pages import scan_count_warning
+
+    assert scan_count_warning(40, 0.05) == ""
+    text = scan_count_warning(1, 0.05)
+    assert "only 1 held-out benign scan" in text and "needs about 40" in text

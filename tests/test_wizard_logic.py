@@ -107,11 +107,3 @@ def test_tiling_preview_shades_air_and_draws_grid():
     assert tuple(out[0, 5]) == (0, 170, 255)           # grid line
     assert out[10, 10].sum() < 255 * 3                 # air patch shaded
     assert tuple(out[50, 80]) == (255, 255, 255)       # patch over the block untouched
-
-
-def test_scan_count_warning_asks_for_enough_held_out_scans():
-    from xscreen.gui.wizard_pages import scan_count_warning
-
-    assert scan_count_warning(40, 0.05) == ""
-    text = scan_count_warning(1, 0.05)
-    assert "only 1 held-out benign scan" in text and "needs about 40" in text
