@@ -100,20 +100,12 @@ def take_inventory(paths: Iterable[Path]) -> Iterator[tuple[int, int, Inventory]
 
 
 def count_patches(scan, patch: PatchConfig) -> tuple[int, int]:
-    """(kept, total) patches of one scan on the training grid; air patches are not kept."""
-    t = scan.transmission().mean(axis=0)  # (H, W) mean over channels
-    s, st = patch.size, patch.stride
-    if t.shape[0] < s or t.shape[1] < s:
-        return 0, 0
-    # Integral image: mean transmission of every grid patch in O(H·W).
-    ii = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    ys = np.arange(0, t.shape[0] - s + 1, st)
-    xs = np.arange(0, t.shape[1] - s + 1, st)
-    y0, x0 = np.meshgrid(ys, xs, indexing="ij")
-    sums = ii[y0 + s, x0 + s] - ii[y0, x0 + s] - ii[y0 + s, x0] + ii[y0, x0]
-    means = sums / (s * s)
-    kept = int((means < patch.air_threshold).sum()) if patch.skip_air else means.size
-    return kept, int(means.size)
+    """(kept, total) patches of one scan on the patch store's own grid; air patches are not kept."""
+    from xscreen.dataset import store_grid
+
+    grid = store_grid(scan, patch)
+    kept = int((~grid.air).sum()) if patch.skip_air else len(grid.air)
+    return kept, len(grid.air)
 
 
 def estimate_patches(inventory: Inventory, patch: PatchConfig) -> int:
@@ -215,6 +207,12 @@ def _save_errors(s: WizardState) -> list[str]:
     return []
 
 
+def model_net(state: WizardState) -> NetConfig:
+    """The network the wizard will train: its widths with the data's patch size and channel count."""
+    channels = Preprocess(kind=state.inventory.kind or "dual").channels
+    return dataclasses.replace(state.net, size=state.patch.size, channels=channels)
+
+
 def to_run_config(state: WizardState, output: Path) -> RunConfig:
     """The config file the wizard saves; ``xscreen train --config FILE`` reruns it headless."""
     kind = state.inventory.kind or "dual"
@@ -225,7 +223,7 @@ def to_run_config(state: WizardState, output: Path) -> RunConfig:
         threat=(str(state.threat),) if state.threat else (),
         output=str(output), name=state.name, description=state.description,
         preprocess=Preprocess(kind=kind), patch=state.patch,
-        net=dataclasses.replace(state.net, size=state.patch.size, channels=Preprocess(kind=kind).channels),
+        net=model_net(state),
         train=state.train,
     )
 
@@ -236,15 +234,15 @@ def safe_model_filename(name: str) -> str:
 
 def tiling_preview(rgb: np.ndarray, scan, patch: PatchConfig) -> np.ndarray:
     """(H, W, 3) uint8: the scan's rendering with the patch grid drawn and air patches shaded."""
+    from xscreen.dataset import store_grid
+
     out = rgb.copy()
-    t = scan.transmission().mean(axis=0)
-    s, st = patch.size, patch.stride
-    for y in range(0, scan.height - s + 1, st):
-        for x in range(0, scan.width - s + 1, st):
-            if patch.skip_air and t[y:y + s, x:x + s].mean() >= patch.air_threshold:
-                region = out[y:y + st, x:x + st]
-                region[...] = (region * 0.45 + np.array([40, 40, 90]) * 0.55).astype(np.uint8)
+    st = patch.stride
+    if patch.skip_air:
+        grid = store_grid(scan, patch)
+        for y, x in grid.origins[grid.air]:
+            region = out[y:y + st, x:x + st]
+            region[...] = (region * 0.45 + np.array([40, 40, 90]) * 0.55).astype(np.uint8)
     out[::st, :, :] = (0, 170, 255)
     out[:, ::st, :] = (0, 170, 255)
     return out
-

@@ -117,21 +117,36 @@ def _pad_to(scan: Scan, size: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class StoreGrid:
+    """The store's tiling of one scan: ``chans`` (C, H', W') air-padded to at least one patch,
+    ``origins`` (K, 2) (y, x) and ``air`` (K,) bool - mean transmission >= the air threshold."""
+
+    chans: np.ndarray
+    origins: np.ndarray
+    air: np.ndarray
+
+
+def store_grid(scan: Scan, patch: PatchConfig) -> StoreGrid:
+    """Where the store takes patches from ``scan`` and which of them are air (whatever ``skip_air``)."""
+    chans = _pad_to(scan, patch.size)
+    origins = tile_origins(chans.shape[1], chans.shape[2], patch.size, patch.stride)
+    # float32 transmission, float64 only for the (H, W) mean whose running sums need it
+    t = np.clip(chans.astype(np.float32) / np.float32(scan.i0), 0.0, 1.0).mean(axis=0, dtype=np.float64)
+    integral = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # patch means in O(1) each
+    y, x, s = origins[:, 0], origins[:, 1], patch.size
+    means = (integral[y + s, x + s] - integral[y, x + s] - integral[y + s, x] + integral[y, x]) / (s * s)
+    return StoreGrid(chans, origins, means >= patch.air_threshold)
+
+
 def extract_patches(scan: Scan, patch: PatchConfig, max_per_scan: int | None, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, int]:
     """Raw non-air patches of one scan: (K, C, S, S) source dtype, origins (K, 2), air patches skipped."""
-    chans = _pad_to(scan, patch.size)
-    origins = tile_origins(chans.shape[1], chans.shape[2], patch.size, patch.stride)
-    skipped = 0
+    grid = store_grid(scan, patch)
+    chans, origins, skipped = grid.chans, grid.origins, 0
     if patch.skip_air:
-        # float32 transmission, float64 only for the (H, W) mean whose running sums need it
-        t = np.clip(chans.astype(np.float32) / np.float32(scan.i0), 0.0, 1.0).mean(axis=0, dtype=np.float64)
-        integral = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # patch means in O(1) each
-        y, x, s = origins[:, 0], origins[:, 1], patch.size
-        means = (integral[y + s, x + s] - integral[y, x + s] - integral[y + s, x] + integral[y, x]) / (s * s)
-        keep = means < patch.air_threshold
-        skipped = int((~keep).sum())
-        origins = origins[keep]
+        skipped = int(grid.air.sum())
+        origins = origins[~grid.air]
     if max_per_scan is not None and len(origins) > max_per_scan:
         origins = origins[np.sort(rng.choice(len(origins), max_per_scan, replace=False))]
     s = patch.size

@@ -258,7 +258,7 @@ class ModelPage(GatedPage):
         from xscreen.wizard_run import measure_speed
 
         s = self.wiz.state
-        net = wz.to_run_config(s, Path("x.xsm")).net
+        net = wz.model_net(s)
         self.speed.setText("measuring a few training steps…")
         self.wiz.quick.start("speed", lambda: iter([measure_speed(net, s.train, max(s.patch_estimate, 1))]))
 
