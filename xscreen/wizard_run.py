@@ -107,16 +107,23 @@ def validation_scores(model: Path, workdir: Path, device: str = "auto") -> ValSc
         val.close()
 
 
-def recalibrate(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
-    """New thresholds for the chosen false-alarm rates, written into the model file."""
-    from xscreen.checkpoint import read_meta, update_model_meta
+def calibration_for(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
+    """Thresholds for the chosen false-alarm rates, aggregating scans as the model's calibration does."""
+    from xscreen.checkpoint import read_meta
     from xscreen.metrics import calibrate, scan_scores_by_index
 
     meta, _ = read_meta(model)
     agg = meta.calibration.scan_aggregation if meta.calibration else "max"
     k = meta.calibration.top_k if meta.calibration else 5
     scans = scan_scores_by_index(scores.patch, scores.scan_index, agg, k)
-    cal = calibrate(scores.patch, scans, patch_far, scan_far, aggregation=agg, top_k=k)
+    return calibrate(scores.patch, scans, patch_far, scan_far, aggregation=agg, top_k=k)
+
+
+def recalibrate(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
+    """``calibration_for`` written into the model file."""
+    from xscreen.checkpoint import update_model_meta
+
+    cal = calibration_for(model, scores, patch_far, scan_far)
     update_model_meta(model, calibration=cal)
     return cal
 

@@ -29,8 +29,7 @@ def training_job(run, workdir: Path, resume: bool):
         if isinstance(item, EpochReport):
             fixed = fixed_val_patches(workdir) if fixed is None else fixed
             if len(fixed):
-                net = dataclasses.replace(run.net, size=fixed.shape[-1], channels=fixed.shape[1])
-                recon = reconstruct_from_state(item.checkpoint, net, fixed)
+                recon = reconstruct_from_state(item.checkpoint, run.net, fixed)
                 yield ("preview", preview_strip(fixed, recon, run.preprocess.kind))
 
 
@@ -206,15 +205,16 @@ class CalibratePage(GatedPage):
             self.show_evaluation(item)
 
     def _on_far_changed(self, *_) -> None:
-        from xscreen.metrics import calibrate, scan_scores_by_index
+        from xscreen.wizard_run import calibration_for
 
         s = self.wiz.state
         self.wiz.update(train=dataclasses.replace(s.train, patch_far=self.patch_far.value(),
                                                   scan_far=self.scan_far.value()))
         if self.scores is None or wz.page_errors(self.wiz.state, "calibrate"):
             return
-        scans = scan_scores_by_index(self.scores.patch, self.scores.scan_index, "max", 5)
-        self.calibration = calibrate(self.scores.patch, scans, self.patch_far.value(), self.scan_far.value())
+        # the same calibration that leaving the page writes into the model file
+        self.calibration = calibration_for(self.wiz.state.trained_model, self.scores, self.patch_far.value(),
+                                           self.scan_far.value())
         self.hist.clear()
         self.hist.addItem(histogram_item(self.scores.patch, "#1b9e77"))
         self.hist.addItem(pg.InfiniteLine(self.calibration.patch_threshold, pen=pg.mkPen("#b00020", width=2)))
