@@ -78,26 +78,23 @@ def estimate_i0(channels: np.ndarray) -> float:
     return i0 if i0 > 0 else float(channels.max())
 
 
-def check_i0(path: Path, value: Any) -> float:
+def _positive(path: Path, label: str, value: Any) -> float:
+    """A file attribute that must be one finite positive number (scalar or 1-element array)."""
     try:
-        i0 = float(np.asarray(value).reshape(-1)[0])
+        number = float(np.asarray(value).reshape(-1)[0])
     except (TypeError, ValueError, IndexError) as exc:
-        raise ScanError(path, f"air level i0 = {value!r} is not a number") from exc
-    if not math.isfinite(i0) or i0 <= 0:
-        raise ScanError(path, f"air level i0 = {i0} is not a positive number")
-    return i0
+        raise ScanError(path, f"{label} = {value!r} is not a number") from exc
+    if not math.isfinite(number) or number <= 0:
+        raise ScanError(path, f"{label} = {number} is not a positive number")
+    return number
+
+
+def check_i0(path: Path, value: Any) -> float:
+    return _positive(path, "air level i0", value)
 
 
 def check_pitch(path: Path, value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        pitch = float(np.asarray(value).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise ScanError(path, f"pixel_pitch_mm = {value!r} is not a number") from exc
-    if not math.isfinite(pitch) or pitch <= 0:
-        raise ScanError(path, f"pixel_pitch_mm = {pitch} is not a positive number")
-    return pitch
+    return None if value is None else _positive(path, "pixel_pitch_mm", value)
 
 
 def make_scan(path: Path, kind: ScanKind, channels: np.ndarray, *, scan_id: str | None = None,
