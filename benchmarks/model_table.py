@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from xscreen.checkpoint import load_model
-from xscreen.evaluate import EvalResult, evaluate_model
+from xscreen.evaluate import EvalResult, run_evaluation
 from xscreen.network import count_parameters
 from xscreen.patches import tile
 from xscreen.preprocess import model_input
@@ -40,12 +40,8 @@ def speed(scorer: Scorer, threat_dir: Path, n: int = 512) -> float:
 
 
 def evaluate(scorer: Scorer, benign: Path, threat: Path) -> EvalResult:
-    result = None
     masks = threat.parent / "masks"
-    for item in evaluate_model(scorer, benign, threat, masks if masks.is_dir() else None):
-        if isinstance(item, EvalResult):
-            result = item
-    return result
+    return run_evaluation(scorer, benign, threat, masks if masks.is_dir() else None)
 
 
 def row(path: Path, benign: Path, threat: Path, lams: list[float]) -> dict:
