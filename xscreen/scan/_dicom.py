@@ -65,11 +65,21 @@ def _pixel_array(path: Path, ds: pydicom.Dataset) -> np.ndarray:
     try:
         return ds.pixel_array
     except Exception as exc:  # pydicom raises RuntimeError/ValueError/NotImplementedError here
-        if syntax is not None and syntax.is_compressed:
+        if syntax is not None and syntax.is_compressed and not _decoder_available(syntax):
             raise ScanError(path, f"pixel data are compressed ({syntax.name}) and cannot be decoded "
-                                  f"here: no decoder installed (pip install pylibjpeg "
-                                  f"pylibjpeg-libjpeg, or python-gdcm) [{type(exc).__name__}]") from exc
+                                  f"here: no decoder installed (pip install python-gdcm, "
+                                  f"or pylibjpeg pylibjpeg-libjpeg) [{type(exc).__name__}]") from exc
         raise ScanError(path, f"cannot decode DICOM pixel data ({type(exc).__name__}: {exc})") from exc
+
+
+def _decoder_available(syntax: pydicom.uid.UID) -> bool:
+    """Whether a plugin for this transfer syntax is installed: a corrupt stream that a working
+    decoder rejects must not be reported as a missing package."""
+    try:
+        from pydicom.pixels import get_decoder  # pydicom >= 3
+        return bool(get_decoder(syntax).is_available)
+    except Exception:  # older pydicom, or a syntax pydicom has no decoder class for
+        return False
 
 
 def _to_channels(path: Path, ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""TIFF: dual-energy pairs ``NAME_high.tif`` + ``NAME_low.tif`` and single grey/RGB images.
+"""TIFF: dual-energy pairs ``NAME_high.tif`` + ``NAME_low.tif`` and single grey/RGB images;
+compressed strips (LZW + predictor, Deflate, JPEG, ...) are decoded by imagecodecs through tifffile.
 
 Our own files carry i0, scan id, pixel pitch and metadata as JSON in the ImageDescription tag.
 """
@@ -70,7 +71,7 @@ def read_tiff_image(path: Path, max_pixels: int) -> Scan:
         samples = page.samplesperpixel
         if page.photometric in (_PHOTO.MINISBLACK, _PHOTO.MINISWHITE) and samples == 1:
             kind, channels = "gray", _grey(path, page)[None]
-        elif page.photometric == _PHOTO.RGB and samples in (3, 4):
+        elif _is_rgb(page) and samples in (3, 4):
             data = to_counts(path, _read(path, page))
             hwc = data if page.planarconfig == tifffile.PLANARCONFIG.CONTIG else np.moveaxis(data, 0, -1)
             kind, channels = "rgb", np.moveaxis(hwc[..., :3], -1, 0)
@@ -80,6 +81,13 @@ def read_tiff_image(path: Path, max_pixels: int) -> Scan:
         info = parse_header_json(page.description)
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
                      pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))
+
+
+def _is_rgb(page: tifffile.TiffPage) -> bool:
+    """RGB, or YCbCr inside JPEG strips: the JPEG decoder hands back RGB (tifffile and most tools
+    write colour JPEG TIFFs as YCbCr); uncompressed YCbCr would come back raw, so it stays refused."""
+    return page.photometric == _PHOTO.RGB or (
+        page.photometric == _PHOTO.YCBCR and page.compression == tifffile.COMPRESSION.JPEG)
 
 
 def _page(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPage:
