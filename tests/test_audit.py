@@ -187,3 +187,71 @@ def test_locked_database_is_an_audit_error_not_a_crash(tmp_path):
         log.record(_decision(1))
     other.execute("ROLLBACK")
     assert log.record(_decision(1)) == 1 and log.verify().ok
+
+
+def test_second_decision_is_an_explicit_amendment_linked_to_the_latest(tmp_path):
+    from xscreen.audit import AlreadyDecided
+
+    log = AuditLog(tmp_path / "a.sqlite")
+    first = _decision(1, decision="suspect")
+    assert log.record(first, exclusive=True) == 1
+    for _ in range(3):  # the same key again: refused, nothing written
+        with pytest.raises(AlreadyDecided, match="row 1") as err:
+            log.record(first, exclusive=True)
+        assert err.value.current == 1
+    assert log.record(_decision(2), exclusive=True) == 2  # another bag is independent
+    assert log.record(Decision(**{**first.__dict__, "decision": "clear", "amends": 1}), exclusive=True) == 3
+    with pytest.raises(ValueError, match="latest decision is row 3"):  # amending a replaced row
+        log.record(Decision(**{**first.__dict__, "amends": 1}))
+    with pytest.raises(ValueError, match="latest decision is none"):  # a link to another bag
+        log.record(Decision(**{**_decision(7).__dict__, "amends": 2}))
+    rows = log.rows()
+    assert [(r["id"], r["decision"], r["amends"]) for r in rows] == [(1, "suspect", None), (2, "clear", None),
+                                                                      (3, "clear", 1)]
+    assert [r["id"] for r in log.rows_for(first.file_sha256)] == [1, 3]
+    assert log.latest(first.file_sha256).decision == "clear" and log.latest(first.file_sha256).amends == 1
+    assert log.verify().ok and log.verify().n_rows == 3
+    ana = log.stats()[0]
+    assert (ana.bags, ana.suspect_rate, ana.amendments) == (2, 0.0, 1)  # row 1 was replaced by row 3
+
+
+@pytest.mark.parametrize("sql, bad_row", [
+    ("UPDATE decisions SET amends=NULL WHERE id=2", 2),  # link dropped
+    ("UPDATE decisions SET amends=1 WHERE id=3", 3),  # link added to an independent row
+])
+def test_tampering_with_an_amendment_link_is_caught(tmp_path, sql, bad_row):
+    path = tmp_path / "a.sqlite"
+    log = AuditLog(path)
+    log.record(_decision(1, decision="suspect"))
+    log.record(Decision(**{**_decision(1).__dict__, "amends": 1}))
+    log.record(_decision(2))
+    log.close()
+    _tamper(path, sql)
+    res = AuditLog(path).verify()
+    assert not res.ok and res.first_bad_row == bad_row and "edited" in res.reason
+
+
+def test_database_from_before_amendments_opens_verifies_and_takes_amendments(tmp_path):
+    from xscreen.audit import CONTENT, row_hash
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, "
+               "operator TEXT NOT NULL, scan_id TEXT NOT NULL, file_sha256 TEXT NOT NULL, model_id TEXT NOT NULL, "
+               "threshold REAL NOT NULL, regions_shown TEXT NOT NULL, decision TEXT NOT NULL, "
+               "decision_seconds REAL NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL)")
+    prev = GENESIS
+    for i in (1, 2):  # rows hashed the way the old code hashed them: content fields only
+        row = {"id": i, "time": "2026-01-01T00:00:00.000+00:00", "operator": "ana", "scan_id": "bag001",
+               "file_sha256": "ab" * 32, "model_id": "m", "threshold": 0.5, "regions_shown": "[]",
+               "decision": "suspect", "decision_seconds": 1.0}
+        h = row_hash(prev, row)
+        db.execute(f"INSERT INTO decisions ({','.join(CONTENT)}, prev_hash, row_hash) VALUES "
+                   f"({','.join('?' * (len(CONTENT) + 2))})", [row[k] for k in CONTENT] + [prev, h])
+        prev = h
+    db.commit()
+    db.close()
+    log = AuditLog(path)
+    assert log.verify().ok and log.verify().n_rows == 2
+    assert log.record(Decision("bo", "bag001", "ab" * 32, "m", 0.5, "clear", 2.0, amends=2), exclusive=True) == 3
+    assert log.verify().ok and log.rows()[-1]["amends"] == 2

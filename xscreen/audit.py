@@ -7,6 +7,13 @@ still remembers the highest id ever issued, which ``verify`` compares. An attack
 every later hash (and the counter) is not detectable from the file alone: ``verify`` reports the
 head hash so a supervisor can note it elsewhere (the usual anchor for a hash chain).
 
+A later decision on a bag already decided is an *amendment*: its ``amends`` column holds the id of
+the row it replaces (the bag's latest), and it is hashed with the row, so a link cannot be added,
+dropped or redirected unnoticed. ``record(..., exclusive=True)`` (what the GUI uses) refuses a second
+plain decision on the same file with ``AlreadyDecided``, so a repeated key never writes a second,
+unlinked row. Databases written before ``amends`` existed gain the column on open; their rows hash
+exactly as before (the field enters the hash only when set).
+
 Durability: WAL mode with ``synchronous=FULL`` and one ``BEGIN IMMEDIATE`` transaction per
 decision, so a decision is on disk when ``record`` returns and a second writer (GUI + CLI) can
 never fork the chain by reading the same previous hash.
@@ -33,7 +40,7 @@ DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved")
 GENESIS = "0" * 64  # prev_hash of the first row
 CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "threshold",
            "regions_shown", "decision", "decision_seconds")
-COLUMNS = CONTENT + ("prev_hash", "row_hash")
+COLUMNS = CONTENT + ("amends", "prev_hash", "row_hash")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -41,7 +48,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     time TEXT NOT NULL, operator TEXT NOT NULL, scan_id TEXT NOT NULL, file_sha256 TEXT NOT NULL,
     model_id TEXT NOT NULL, threshold REAL NOT NULL, regions_shown TEXT NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('clear', 'suspect', 'unresolved')),
-    decision_seconds REAL NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL);
+    decision_seconds REAL NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL,
+    amends INTEGER);
 -- Guard rails against accidental edits; verify() is what catches deliberate ones.
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
@@ -52,6 +60,15 @@ CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
 
 class AuditError(Exception):
     """An audit database that cannot be opened or written. ``str(err)`` names the file."""
+
+
+class AlreadyDecided(AuditError):
+    """The bag has a decision already and this one is not an amendment of its latest row
+    (``current``), e.g. a key pressed twice, or another console deciding the same bag meanwhile."""
+
+    def __init__(self, message: str, current: int):
+        super().__init__(message)
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class Decision:
     decision_seconds: float
     regions_shown: list[Any] = field(default_factory=list)
     time: str = ""
+    amends: int | None = None  # id of the row this decision replaces (the bag's latest); None = first
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class OperatorStats:
     bags: int  # decisions recorded
     suspect_rate: float  # share of decisions that were "suspect"
     median_decision_seconds: float
+    amendments: int = 0  # decisions of this operator that amend an earlier one
 
 
 def default_db_path() -> Path:
@@ -97,7 +116,10 @@ def utc_now() -> str:
 
 def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
     """SHA-256 hex over the previous hash and the canonical JSON of the row's content fields."""
-    canon = json.dumps([content[k] for k in CONTENT], ensure_ascii=False, separators=(",", ":"))
+    values = [content[k] for k in CONTENT]
+    if content.get("amends") is not None:  # rows without a link hash as they did before the column
+        values.append(int(content["amends"]))
+    canon = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canon).encode("utf-8")).hexdigest()
 
 
@@ -116,6 +138,8 @@ class AuditLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            if "amends" not in {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}:
+                self._db.execute("ALTER TABLE decisions ADD COLUMN amends INTEGER")
         except sqlite3.DatabaseError as exc:
             raise AuditError(f"{self.path}: not a usable audit database ({exc})") from exc
 
@@ -128,8 +152,12 @@ class AuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def record(self, d: Decision) -> int:
-        """Append one decision in its own durable transaction; returns the row id."""
+    def record(self, d: Decision, *, exclusive: bool = False) -> int:
+        """Append one decision in its own durable transaction; returns the row id.
+
+        ``d.amends`` must name the latest row on the same bag (same file hash and scan id), else
+        ValueError. ``exclusive``: a bag (non-empty file hash) already decided takes only such an
+        amendment; a plain decision raises ``AlreadyDecided`` naming the row to amend."""
         if d.decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {d.decision!r}")
         if not d.operator.strip():
@@ -138,16 +166,18 @@ class AuditLog:
         values = {"time": d.time or utc_now(), "operator": d.operator, "scan_id": str(d.scan_id),
                   "file_sha256": d.file_sha256 or "", "model_id": d.model_id or "",
                   "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown, default=_plain),
-                  "decision": d.decision, "decision_seconds": float(d.decision_seconds)}
+                  "decision": d.decision, "decision_seconds": float(d.decision_seconds),
+                  "amends": None if d.amends is None else int(d.amends)}
         try:
-            return self._append(values)
+            return self._append(values, exclusive)
         except sqlite3.Error as exc:
             raise AuditError(f"{self.path}: decision NOT recorded ({exc})") from exc
 
-    def _append(self, values: dict[str, Any]) -> int:
+    def _append(self, values: dict[str, Any], exclusive: bool) -> int:
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")  # take the write lock before reading the chain head
         try:
+            self._check_link(cur, values, exclusive)  # inside the lock: no second console can slip in
             last = cur.execute("SELECT row_hash FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
             seq = cur.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
             values["id"] = (seq[0] if seq else 0) + 1
@@ -162,21 +192,38 @@ class AuditLog:
             raise
         return int(values["id"])
 
+    def _check_link(self, cur: sqlite3.Cursor, values: dict[str, Any], exclusive: bool) -> None:
+        bag = (values["file_sha256"], values["scan_id"])
+        last = cur.execute("SELECT id, decision FROM decisions WHERE file_sha256=? AND scan_id=? "
+                           "ORDER BY id DESC LIMIT 1", bag).fetchone()
+        amends = values["amends"]
+        if amends is not None and (last is None or last[0] != amends):
+            raise ValueError(f"decision on {bag[1]} amends row {amends}, but the bag's latest decision "
+                             f"is {'none' if last is None else f'row {last[0]}'}")
+        if exclusive and amends is None and last is not None and bag[0]:
+            raise AlreadyDecided(f"{bag[1]}: already decided ({last[1]}, row {last[0]}); "
+                                 "a new decision must amend it", int(last[0]))
+
     def rows(self) -> list[dict[str, Any]]:
         """All rows in id order, as stored (``regions_shown`` is the JSON text)."""
         cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions ORDER BY id")
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
+    def rows_for(self, file_sha256: str) -> list[dict[str, Any]]:
+        """The rows on the file with this hash, in id order (its first decision and amendments)."""
+        cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions WHERE file_sha256=? "
+                               "ORDER BY id", (file_sha256,))
+        return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
+
     def latest(self, file_sha256: str) -> Decision | None:
         """The most recent decision on the file with this hash (for reports), or None."""
-        cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions WHERE file_sha256=? "
-                               "ORDER BY id DESC LIMIT 1", (file_sha256,))
-        row = cur.fetchone()
-        if row is None:
+        rows = self.rows_for(file_sha256)
+        if not rows:
             return None
-        r = dict(zip(COLUMNS, row))
+        r = rows[-1]
         return Decision(r["operator"], r["scan_id"], r["file_sha256"], r["model_id"], r["threshold"],
-                        r["decision"], r["decision_seconds"], json.loads(r["regions_shown"]), r["time"])
+                        r["decision"], r["decision_seconds"], json.loads(r["regions_shown"]), r["time"],
+                        r["amends"])
 
     def verify(self) -> VerifyResult:
         """Walk the chain; the first row whose link or hash fails is named."""
@@ -191,6 +238,8 @@ class AuditLog:
                             "a row before it was changed, deleted or reordered")
             if row_hash(prev, r) != r["row_hash"]:
                 return _bad(rows, r["id"], "row content does not match its hash: row edited")
+            if r["amends"] is not None and not 0 < r["amends"] < r["id"]:
+                return _bad(rows, r["id"], f"amends row {r['amends']}, which is not an earlier row")
             prev, expect_id = r["row_hash"], expect_id + 1
         seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
         if seq and seq[0] > len(rows):
@@ -199,14 +248,21 @@ class AuditLog:
         return VerifyResult(True, len(rows), None, "chain intact", prev)
 
     def stats(self, since: str | None = None) -> list[OperatorStats]:
-        """Per-operator totals, optionally only decisions at or after ISO time ``since``."""
-        by_op: dict[str, list[tuple[str, float]]] = {}
-        for r in self.rows():
+        """Per-operator totals, optionally only decisions at or after ISO time ``since``. A decision
+        later amended no longer counts as a bag (the amendment does, for whoever made it)."""
+        rows = self.rows()
+        replaced = {r["amends"] for r in rows if r["amends"] is not None}
+        by_op: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
             if since is None or r["time"] >= since:
-                by_op.setdefault(r["operator"], []).append((r["decision"], r["decision_seconds"]))
-        return [OperatorStats(op, len(ds), sum(d == "suspect" for d, _ in ds) / len(ds),
-                              float(statistics.median(s for _, s in ds)))
-                for op, ds in sorted(by_op.items())]
+                by_op.setdefault(r["operator"], []).append(r)
+        out = []
+        for op, rs in sorted(by_op.items()):
+            final = [r["decision"] for r in rs if r["id"] not in replaced]
+            out.append(OperatorStats(op, len(final), final.count("suspect") / max(len(final), 1),
+                                     float(statistics.median(r["decision_seconds"] for r in rs)),
+                                     sum(r["amends"] is not None for r in rs)))
+        return out
 
     def export_csv(self, path: str | Path) -> int:
         """Write every row (hashes included) to ``path`` atomically; returns the row count."""
