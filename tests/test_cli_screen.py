@@ -82,3 +82,61 @@ def test_report_hook_writes_the_requested_formats(archive, model, tmp_path):
     assert rc == 0
     written = sorted(p.suffix for p in (out / "bag0").iterdir())
     assert written == [".csv", ".json"]
+
+
+HOSTILE_IDS = ("bag02_handgun", "./bag02_handgun", "../escaped", "x/../../up", 'od d\t"*?<>|:\\name')
+
+
+def _hostile_archive(tmp_path, abs_target):
+    root = tmp_path / "bags"
+    ids = (*HOSTILE_IDS, str(abs_target))
+    for i, scan_id in enumerate(ids):
+        save_h5(dual_scan(seed=i, scan_id=scan_id), root / f"f{i}.h5")
+    return root, ids
+
+
+def test_scan_ids_are_data_never_output_paths(model, tmp_path):
+    abs_target = tmp_path / "elsewhere" / "pwned"
+    root, ids = _hostile_archive(tmp_path, abs_target)
+    out = tmp_path / "out"
+    rc = main(["screen", str(root), "--model", str(model), "--out", str(out), "--threshold", "0.05",
+               "--stride", "16", "--report", "json"])
+    assert rc == 0
+    outside = [p for p in tmp_path.rglob("*") if p.is_file() and root not in p.parents
+               and out not in p.parents and p != model]
+    assert outside == [] and not abs_target.parent.exists()
+    docs = {json.loads(p.read_text())["scan_id"]: p for p in out.glob("*.json")}
+    assert set(docs) == set(ids)  # one JSON per scan (no overwrite), the original id kept as data
+    assert docs["bag02_handgun"] != docs["./bag02_handgun"]
+    assert all(p.parent == out and p.stem[:1].isalnum() for p in docs.values())
+    assert all(set(p.stem) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-") for p in docs.values())
+    assert all((out / p.stem / "report.json").is_file() and (out / f"{p.stem}.png").is_file()
+               for p in docs.values())
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert {r["scan_id"]: r["output"] for r in rows} == {k: p.stem for k, p in docs.items()}
+
+
+def test_a_rerun_overwrites_its_own_outputs_but_never_another_scans(model, tmp_path):
+    out = tmp_path / "out"
+    for sub, seed in (("a", 0), ("b", 1)):  # same id, two runs into one folder (or two shards)
+        save_h5(dual_scan(seed=seed, scan_id="bag"), tmp_path / sub / "bag.h5")
+    args = ["--model", str(model), "--out", str(out), "--threshold", "0.05", "--overlay", "none"]
+    for sub in ("a", "b", "a"):
+        assert main(["screen", str(tmp_path / sub), *args]) == 0
+    paths = {p.name: json.loads(p.read_text())["path"] for p in out.glob("*.json")}
+    assert paths == {"bag.json": str(tmp_path / "a" / "bag.h5"), "bag-2.json": str(tmp_path / "b" / "bag.h5")}
+
+
+def test_an_empty_input_folder_is_an_error(model, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a scan")
+    out = tmp_path / "out"
+    rc = main(["screen", str(empty), "--model", str(model), "--out", str(out), "--threshold", "0.05"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no scan files" in err and str(empty) in err and "Traceback" not in err
+    assert not (out / "summary.csv").exists()
+    save_h5(dual_scan(scan_id="only"), empty / "only.h5")  # an empty *shard* of a real archive is fine
+    assert main(["screen", str(empty), "--model", str(model), "--out", str(out), "--threshold", "0.05",
+                 "--shard", "1/2"]) == 0
+    assert (out / "summary-1of2.csv").read_text().count("\n") == 1

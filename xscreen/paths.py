@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# Device names that Windows opens instead of a file, whatever the extension
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+MAX_STEM = 100  # leaves room for a suffix and an extension under the usual 255-byte name limit
 
 
 def _roots() -> list[Path]:
@@ -49,3 +55,20 @@ def default_model() -> Path | None:
     shipped = sorted(models_dir().glob("*.xsm"))
     preferred = [p for p in shipped if p.name.startswith("default")]
     return (preferred or shipped or [None])[0]
+
+
+def output_stem(name: str, taken: set[str]) -> str:
+    """A file-name stem for outputs named after ``name`` (a scan id: data from inside a possibly
+    hostile file, never a path). Only ASCII letters, digits, ``_`` and ``-`` survive, so no separator,
+    ``..``, absolute path, dot (a stem ``a.json`` would clash with scan ``a``'s files) or control
+    character reaches the file system; empty becomes ``scan``. A stem already in ``taken`` (compared
+    case-folded: macOS and Windows file systems ignore case) gets -2, -3...; the result is added."""
+    stem = _UNSAFE.sub("_", str(name)).strip("_-")[:MAX_STEM] or "scan"
+    if stem.casefold() in _RESERVED:
+        stem = f"_{stem}"
+    base, k = stem, 1
+    while stem.casefold() in taken:
+        k += 1
+        stem = f"{base}-{k}"
+    taken.add(stem.casefold())
+    return stem

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
           f"{scorer.scan_threshold:.4g}, device {scorer.device})")
     print(f"samples {samples}\nreports {out.resolve()}\n")
     rows = [("scan", "kind", "size", "regions", "top region / patch thr", "scan score / scan thr", "alarm", "ms")]
-    summaries, failed = [], 0
+    summaries, failed, folders, taken = [], 0, {}, set()
     # top level only: resources/samples/rgb holds a pseudo-colour export for rgb models
     for item in screen_paths(list_scans(samples), scorer, cfg):
         if isinstance(item, ScreenFailure):
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         s = item.screening
-        write_reports(s, item.scan, out / s.scan_id, formats=formats)
+        folders[id(s)] = out / paths.output_stem(s.scan_id, taken)  # the id is data, never a path
+        write_reports(s, item.scan, folders[id(s)], formats=formats)
         summaries.append(s)
         top = max((r.max_rel for r in s.regions), default=0.0)
         rows.append((s.scan_id, s.kind, f"{s.width}x{s.height}", str(len(s.regions)), f"{top:.2f}",
@@ -70,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(summaries)} scans screened, {failed} failed")
     if summaries:
         top = max(summaries, key=lambda s: s.scan_score)
-        print(f"highest-scoring bag: open {out / top.scan_id / 'report.html'}")
+        print(f"highest-scoring bag: open {folders[id(top)] / 'report.html'}")
     return 1 if failed else 0

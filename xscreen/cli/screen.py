@@ -1,9 +1,11 @@
 """``xscreen screen PATH... --model M --out DIR``: batch screening of files and folders.
 
-Per scan: ``<out>/<scan>.json`` (summary, regions) and ``<out>/<scan>.png`` (overlay); across scans:
+Per scan: ``<out>/<name>.json`` (summary, regions) and ``<out>/<name>.png`` (overlay), ``<name>`` the
+scan id made safe (``paths.output_stem``: the id comes from inside the file and stays data); across scans:
 ``<out>/summary.csv`` (``summary-<i>of<n>.csv`` for a shard, so job-array tasks sharing one output
 folder never overwrite each other). Bad files are reported (``error: <file>: <fault>``) and skipped;
-the exit code is 1 when any failed. All writes are atomic.
+the exit code is 1 when any failed, 2 when nothing could start (no model, no scan files). All writes
+are atomic.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import numpy as np
 from xscreen.atomic import atomic_write_bytes, atomic_write_text
 from xscreen.config import ScreenConfig
 
-CSV_FIELDS = ("scan_id", "path", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
+CSV_FIELDS = ("scan_id", "path", "output", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
               "threshold", "n_regions", "top_region_rel", "n_patches", "n_scored", "width",
               "height", "kind", "sha256", "model_id", "seconds", "error")
 
@@ -52,10 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xscreen.pipeline import parse_shard, resolve_thresholds
+    from xscreen.pipeline import collect_paths, parse_shard, resolve_thresholds
+    from xscreen.scan import ScanError
 
     try:
         shard = parse_shard(args.shard)
+        files = collect_paths(args.paths, shard)
+        # an empty shard of a real archive is normal in a job array; an empty input is a mistake
+        if not files and not collect_paths(args.paths):
+            raise _Fail(f"no scan files found in {', '.join(args.paths)}")
         cfg = ScreenConfig(stride=args.stride, air_threshold=args.air_threshold,
                            skip_air=not args.no_air_skip, threshold=args.threshold,
                            scan_threshold=args.scan_threshold, device=args.device,
@@ -64,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
         resolve_thresholds(scorer, cfg)
         if not 8 <= cfg.stride <= min(64, scorer.patch_size):
             raise ValueError(f"--stride {cfg.stride} out of range [8, {min(64, scorer.patch_size)}]")
-    except _Fail as exc:
+    except (_Fail, ScanError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"error: {args.model or 'model'}: {exc}", file=sys.stderr)
         return 2
-    return _screen_all(args, scorer, cfg, shard)
+    return _screen_all(args, scorer, cfg, shard, files)
 
 
 class _Fail(Exception):
@@ -100,13 +108,12 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
         raise _Fail(f"{model}: cannot read model ({exc.strerror or exc})") from None
 
 
-def _screen_all(args, scorer, cfg, shard) -> int:
+def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
     from tqdm import tqdm
 
-    from xscreen.pipeline import ScreenFailure, collect_paths, screen_paths
+    from xscreen.pipeline import ScreenFailure, screen_paths
 
     out = Path(args.out)
-    files = collect_paths(args.paths, shard)
     rows, names, failed = [], set(), 0
     with tqdm(total=len(files), unit="scan", file=sys.stderr, disable=None) as bar:
         for item in screen_paths(files, scorer, cfg):
@@ -116,7 +123,7 @@ def _screen_all(args, scorer, cfg, shard) -> int:
                 rows.append({"path": str(item.path), "status": "error", "error": item.fault})
             else:
                 try:
-                    rows.append(_write_outputs(item, out, _unique(item.screening.scan_id, names), args))
+                    rows.append(_write_outputs(item, out, _claim(out, item.screening, names), args))
                 except (OSError, ValueError) as exc:
                     failed += 1
                     tqdm.write(f"error: {item.path}: cannot write outputs: {exc}", file=sys.stderr)
@@ -130,14 +137,34 @@ def _screen_all(args, scorer, cfg, shard) -> int:
     return 1 if failed else 0
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    """Output stem for a scan; two scans with one id (same name in two folders) get -2, -3..."""
-    stem, k = name, 1
-    while stem in taken:
-        k += 1
-        stem = f"{name}-{k}"
-    taken.add(stem)
-    return stem
+def _claim(out: Path, screening, taken: set[str]) -> str:
+    """Output stem for one scan: its safe id, with -2, -3... until the name is free in this run and
+    on disk. The JSON is created exclusively, so a scan screened earlier into the same folder (by an
+    earlier run, or by another shard running now) is never overwritten; a rerun of the same file
+    reuses its own name."""
+    from xscreen.paths import output_stem
+
+    out.mkdir(parents=True, exist_ok=True)
+    while True:
+        stem = output_stem(screening.scan_id, taken)
+        target = out / f"{stem}.json"
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            if _written_for(target, screening.path):
+                return stem
+            continue
+        with os.fdopen(fd, "w") as fh:  # a placeholder naming its owner until the JSON replaces it
+            json.dump({"path": screening.path}, fh)
+        return stem
+
+
+def _written_for(target: Path, path: str | None) -> bool:
+    try:
+        doc = json.loads(target.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and path is not None and doc.get("path") == path
 
 
 def _write_outputs(item, out: Path, stem: str, args) -> dict:
@@ -155,7 +182,7 @@ def _write_outputs(item, out: Path, stem: str, args) -> dict:
     if args.report:
         write_reports_hook(s, item.scan, out / stem, args.report)
     top = max((r.max_rel for r in s.regions), default=0.0)
-    return {**{k: summary[k] for k in CSV_FIELDS if k in summary}, "status": "ok",
+    return {**{k: summary[k] for k in CSV_FIELDS if k in summary}, "output": stem, "status": "ok",
             "top_region_rel": top, "seconds": s.timings.total}
 
 
