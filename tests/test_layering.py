@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parents[1] / "xscreen"
 
 # Lower number = lower layer. A module may import only modules of its own layer or lower.
 LAYER = {
-    "config": 0, "atomic": 0, "runtime": 0, "paths": 0, "synth_physics": 0,
+    "config": 0, "atomic": 0, "csvtext": 0, "runtime": 0, "paths": 0, "synth_physics": 0,
     "scan": 1, "materials": 1,
     "preprocess": 2, "synth": 2, "synth_draw": 2, "synth_items": 2, "synth_threats": 2, "patches": 2,
     "network": 3, "loss": 3, "checkpoint": 4,

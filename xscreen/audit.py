@@ -21,9 +21,7 @@ never fork the chain by reading the same previous hash.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import sqlite3
 import statistics
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xscreen.atomic import atomic_write_text
+from xscreen.csvtext import csv_text
 from xscreen.paths import user_data_dir
 
 DecisionKind = Literal["clear", "suspect", "unresolved"]
@@ -267,11 +266,7 @@ class AuditLog:
     def export_csv(self, path: str | Path) -> int:
         """Write every row (hashes included) to ``path`` atomically; returns the row count."""
         rows = self.rows()
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, csv_text(COLUMNS, rows))  # operator/scan names are untrusted text
         return len(rows)
 
 

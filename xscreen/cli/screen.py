@@ -10,8 +10,6 @@ are atomic.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import sys
@@ -208,8 +206,6 @@ def render_rgb(scan) -> np.ndarray:
 
 
 def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    from xscreen.csvtext import csv_text
+
+    return csv_text(CSV_FIELDS, rows)

@@ -7,9 +7,7 @@ Schema: ``xscreen/schemas/report.schema.json``.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from xscreen.audit import Decision
+from xscreen.csvtext import csv_text
 from xscreen.report.context import ReportContext, assessment_probability, flagged_patches
 
 FORMAT = "xscreen-threat-detection-report"
@@ -79,7 +78,7 @@ def failure_row(path: str | Path, error: str) -> SummaryRow:
 def batch_summary_csv(rows: Iterable[SummaryRow | Any]) -> str:
     """CSV text, one line per scan; Screening objects are summarised on the way."""
     items = [r if isinstance(r, SummaryRow) else summary_row(r) for r in rows]
-    return _csv(SUMMARY_COLUMNS, [dataclasses.asdict(r) for r in items])
+    return csv_text(SUMMARY_COLUMNS, [dataclasses.asdict(r) for r in items])
 
 
 def patches_csv(ctx: ReportContext) -> str:
@@ -91,7 +90,7 @@ def patches_csv(ctx: ReportContext) -> str:
              "decision": d.decision if d else "", "operator": d.operator if d else "",
              "decision_time": d.time if d else "", "time": ctx.app.generated, "model_id": s.model_id}
             for p in ctx.patches]
-    return _csv(PATCH_COLUMNS, rows)
+    return csv_text(PATCH_COLUMNS, rows)
 
 
 def report_document(ctx: ReportContext) -> dict[str, Any]:
@@ -154,21 +153,3 @@ def score_grid_json(s: Any) -> list[list[float | None]] | None:
 
 def _num(v: Any) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
-def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buf.getvalue()
-
-
-def _cell(v: Any) -> Any:
-    """Empty for None/NaN (unknown); text that a spreadsheet would run as a formula gets a leading quote."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
