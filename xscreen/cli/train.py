@@ -7,42 +7,81 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from xscreen.config import RunConfig
 
-_TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers")
+# Flags that set a TrainConfig field of the same name; None (not given) keeps --config's value.
+_TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers",
+                "lam", "w_adv", "w_con", "w_lat", "recon", "val_fraction", "patch_far", "scan_far")
+_DEFAULT = RunConfig()
+
+
+def _train_flag(p: argparse.ArgumentParser, field: str, text: str, **kw) -> None:
+    """A TrainConfig flag whose help shows the built-in default, read from the dataclass so that
+    --help cannot drift from what runs."""
+    default = getattr(_DEFAULT.train, field)
+    p.add_argument("--" + field.replace("_", "-"), default=None,
+                   help=f"{text} (default {default:g})" if isinstance(default, float)
+                   else f"{text} (default {default})", **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on benign scans",
                        description="Train a Skip-GANomaly model on benign (threat-free) scans, select the "
-                       "best epoch on held-out benign scans, calibrate its threshold and save the model file.")
+                       "best epoch on held-out benign scans, calibrate its threshold and save the model file. "
+                       "Unreadable or implausible files (and files of another scan kind than most) are "
+                       "listed and skipped. The defaults shown are the built-in ones; --config replaces "
+                       "them and explicit flags override both.")
     p.add_argument("benign", nargs="*", metavar="BENIGN", help="benign scan files or folders")
-    p.add_argument("-o", "--output", type=Path, default=None, help="model file to write (.xsm)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help=f"model file to write (default {_DEFAULT.output})")
     p.add_argument("--val", action="append", default=None, metavar="DIR",
-                   help="held-out benign scans for validation/calibration (default: a share of BENIGN)")
-    p.add_argument("--config", type=Path, default=None, help="RunConfig JSON (the wizard writes one)")
-    p.add_argument("--save-config", type=Path, default=None, help="write the effective settings here")
-    p.add_argument("--workdir", type=Path, default=None, help="patch stores + training state (default: OUTPUT.work)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its work dir")
-    p.add_argument("--name", default=None, help="model name shown in the model card")
-    p.add_argument("--size", type=int, choices=(32, 64, 128), default=None, help="patch size (default 64)")
-    p.add_argument("--stride", type=int, default=None, help="tiling stride (default: size / 2)")
-    p.add_argument("--ngf", type=int, default=None, help="network width (generator and discriminator; paper 64)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs (0 = off)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--num-workers", type=int, default=None, help="data-loading worker processes")
-    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+                   help="held-out benign scans for validation/calibration (default: a share of BENIGN, "
+                   "see --val-fraction)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="RunConfig JSON (the wizard writes one; default none)")
+    p.add_argument("--save-config", type=Path, default=None,
+                   help="write the effective settings, with the scans actually used, here (default none)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="patch stores + training state (default OUTPUT.work)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its work dir (default off)")
+    p.add_argument("--name", default=None,
+                   help="model name shown in the model card (default: the output file's stem)")
+    _add_model_flags(p)
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels for an exact resume (default off)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (default off)")
     p.set_defaults(func=run)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    d = _DEFAULT
+    p.add_argument("--size", type=int, choices=(32, 64, 128), default=None,
+                   help=f"patch size (default {d.patch.size})")
+    p.add_argument("--stride", type=int, default=None, help=f"tiling stride (default size / 2 = {d.patch.stride})")
+    p.add_argument("--ngf", type=int, default=None,
+                   help=f"network width, generator and discriminator (default {d.net.ngf}, as the paper)")
+    _train_flag(p, "epochs", "training epochs", type=int)
+    _train_flag(p, "batch_size", "patches per step", type=int)
+    _train_flag(p, "lr", "Adam learning rate", type=float)
+    _train_flag(p, "patience", "early stopping patience in epochs, 0 = off", type=int)
+    _train_flag(p, "w_adv", "generator loss weight: adversarial", type=float)
+    _train_flag(p, "w_con", "generator loss weight: contextual |x - x^| (the paper's text says 40)", type=float)
+    _train_flag(p, "w_lat", "generator loss weight: latent", type=float)
+    _train_flag(p, "lam", "score A = lam * R + (1 - lam) * L", type=float)
+    _train_flag(p, "recon", "R of the score: l1 (paper) or l2 (reference code)", choices=("l1", "l2"))
+    _train_flag(p, "val_fraction", "share of BENIGN scans held out when --val is not given", type=float)
+    _train_flag(p, "patch_far", "target patch false-alarm rate of the calibrated threshold", type=float)
+    _train_flag(p, "scan_far", "target scan false-alarm rate of the calibrated threshold", type=float)
+    _train_flag(p, "device", "auto | cpu | cuda | cuda:N")
+    _train_flag(p, "precision", "compute precision", choices=("auto", "fp32", "bf16", "fp16"))
+    _train_flag(p, "seed", "random seed", type=int)
+    _train_flag(p, "num_workers", "data-loading worker processes", type=int)
 
 
 def effective_config(args: argparse.Namespace) -> RunConfig:
@@ -65,14 +104,37 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
                                net=dataclasses.replace(run.net, **net), **top)
 
 
+def check_settings(cfg: RunConfig) -> None:
+    """The wizard's own checks of the model page (epochs, batch, λ, loss weights, widths), plus
+    the split and false-alarm ranges; raises ValueError naming every fault."""
+    from xscreen.wizard import WizardState, page_errors
+
+    t = cfg.train
+    errors = page_errors(WizardState(net=cfg.net, train=t), "model")
+    if not 0.0 < t.val_fraction < 1.0:
+        errors.append("--val-fraction must be between 0 and 1")
+    if not (0.0 < t.patch_far < 0.5 and 0.0 < t.scan_far < 0.5):
+        errors.append("false-alarm rates must be between 0 and 0.5")
+    if errors:
+        raise ValueError("; ".join(errors))
+
+
 def run(args: argparse.Namespace) -> int:
     from xscreen.checkpoint import ModelError
+    from xscreen.cli.train_inputs import check_inputs, print_summary
     from xscreen.scan import ScanError
 
     try:
         cfg = effective_config(args)
         if not cfg.benign:
             raise ValueError("no benign scans given (BENIGN... or 'benign' in --config)")
+        check_settings(cfg)
+        lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun every rank checks, one reports
+        inputs = check_inputs(cfg.benign, cfg.val, quiet=args.quiet or not lead)
+        if lead:
+            print_summary(inputs)
+        # the scans actually used, not the folders: --save-config then reruns on exactly these
+        cfg = dataclasses.replace(cfg, benign=tuple(map(str, inputs.benign)), val=tuple(map(str, inputs.val)))
         if args.save_config:
             cfg.save(args.save_config)
         return _train(cfg, args)
