@@ -60,8 +60,8 @@ def tiny_model(bag_dir, tmp_path_factory):
 @pytest.fixture
 def window(qtbot, tmp_path):
     win = MainWindow(settings_path=tmp_path / "gui.ini", audit_path=tmp_path / "audit.sqlite")
-    win.put_setting("operator/name", "ana")
     qtbot.addWidget(win)
+    win.sign_in("ana")
     win.show()
     qtbot.waitExposed(win)
     win.activateWindow()
@@ -217,14 +217,18 @@ def test_settings_persist_between_runs(qtbot, tmp_path, bag_dir):
     win.tab.handle("view.negative")
     win.tab.handle("layer.opacity_up")
     win.tab.handle("layer.mode")
-    win.put_setting("operator/name", "bo")
+    win.sign_in("bo")
+    win.put_setting("operator/name", "bo")  # what older versions stored: must not be honoured
     win.open_path(bag_dir)
     win.close()
     again = MainWindow(settings_path=ini, audit_path=tmp_path / "a.sqlite")
     qtbot.addWidget(again)
     s = again.tab.state
     assert (s.view, s.opacity, s.overlay_mode) == ("negative", pytest.approx(0.6), "contour")
-    assert again.ask_operator() == "bo" and again.setting("files/last_folder") == str(bag_dir)
+    assert again.setting("files/last_folder") == str(bag_dir)
+    # the operator is not carried over: signed out, the sign-in page up, nothing stored
+    assert again.operator.name == "" and again.stack.currentWidget() is again.sign_in_page
+    assert "operator/name" not in again.settings.allKeys()
     again.close()
 
 
@@ -286,7 +290,7 @@ from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from xscreen.gui.app import MainWindow
 win = MainWindow(settings_path=sys.argv[1], audit_path=sys.argv[2])
-win.put_setting("operator/name", "kim")
+win.sign_in("kim")
 win.open_path(sys.argv[3])
 while win.tab.outcome is None or win.runner.running is not None:
     app.processEvents()

@@ -1,4 +1,5 @@
 """The GUI's logic without Qt: shortcut registry, view-state transitions, settings, session."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,9 @@ def test_settings_roundtrip_and_bad_values():
     assert (got.view, got.opacity, got.edge) == ("pseudo", 0.5, False)
     assert state.coerce_setting("view/opacity", "7") == 1.0
     assert state.coerce_setting("files/recent", "/a.h5") == ["/a.h5"]
-    assert state.coerce_setting("operator/name", None) == ""
+    assert state.coerce_setting("session/idle_lock_minutes", None) == 5.0
+    assert state.coerce_setting("session/idle_lock_minutes", "0.5") == 0.5
+    assert "operator/name" not in state.SETTINGS_SCHEMA  # the operator signs in at every launch
 
 
 def test_bag_queue(tmp_path):
@@ -140,3 +143,64 @@ def test_result_cache_and_scoring_plan():
     assert session.plan_scoring("a", cached=False, running="a") == "wait"
     assert session.plan_scoring("a", cached=False, running="b") == "preempt"
     assert session.plan_scoring("a", cached=False, running=None) == "start"
+
+
+def test_keys_act_only_where_they_may():
+    ctx = shortcuts.KeyContext(signed_in=True, screening_shown=True, scored=True, text_focus=False)
+    sc = shortcuts.by_action()
+    on = lambda action, **kw: shortcuts.enabled(sc[action], dataclasses.replace(ctx, **kw))  # noqa: E731
+    assert on("decide.suspect") and on("view.gray") and on("file.open")
+    assert not on("decide.suspect", screening_shown=False) and not on("view.gray", screening_shown=False)
+    assert on("tab.screening", screening_shown=False) and on("file.open", screening_shown=False)
+    assert not on("decide.clear", scored=False) and on("view.gray", scored=False)
+    # a text field keeps plain keys (letters, digits, arrows, Esc) but not Ctrl shortcuts or F-keys
+    assert not on("decide.clear", text_focus=True) and not on("nav.pan_left", text_focus=True)
+    assert not on("score.cancel", text_focus=True)
+    assert on("file.open", text_focus=True) and on("help.keys", text_focus=True)
+    signed_out = {a for a in sc if on(a, signed_in=False)}
+    assert signed_out == {"file.quit", "help.keys"}
+    assert [shortcuts.is_plain(k) for k in ("S", "+", "Ctrl++", "F1", "Shift+X", "PgDown", "Ctrl+Shift+U")] == \
+        [True, True, False, False, True, True, False]
+
+
+def test_a_decision_key_records_repeats_nothing_or_amends():
+    assert session.plan_decision("decide.suspect", None) == "record"
+    rows = [{"id": 4, "scan_id": "bag1", "decision": "suspect", "operator": "ana",
+             "time": "2026-11-29T08:10:02.123+00:00", "amends": None},
+            {"id": 9, "scan_id": "bag1", "decision": "clear", "operator": "bo",
+             "time": "2026-11-29T08:12:00.000+00:00", "amends": 4}]
+    assert session.bag_decision(rows[:1], "bag1") == session.BagDecision(4, "suspect", "ana", rows[0]["time"])
+    now = session.bag_decision(rows, "bag1")
+    assert (now.row, now.decision, now.amends, now.label()) == (9, "clear", 4, "CLEAR (amended)")
+    assert now.describe() == "CLEAR (amended) by bo at 08:12:00 UTC (audit #9, amends #4)"
+    assert session.bag_decision(rows, "other") is None
+    assert session.plan_decision("decide.clear", now) == "same"
+    assert session.plan_decision("decide.suspect", now) == "amend"
+    q = session.BagQueue([Path("a.h5"), Path("b.h5")], 0)
+    q.mark(Path("a.h5"), now)
+    assert q.decision("a.h5") == now and q.decision(Path("b.h5")) is None and q.decision(None) is None
+    assert q.go(1) == Path("b.h5") and q.go(5) is None and q.index == 1
+    q.mark("a.h5", None)
+    assert q.decided == {}
+
+
+def test_operator_session_signs_in_out_and_expires_when_idle():
+    now = [0.0]
+    op = session.OperatorSession(60, clock=lambda: now[0])
+    assert not op.signed_in and not op.idle_expired()
+    with pytest.raises(ValueError, match="name"):
+        op.sign_in("   ")
+    assert op.sign_in("  Ana   Lee ") == "Ana Lee" and op.signed_in
+    now[0] = 59
+    assert not op.idle_expired()
+    op.touch()
+    now[0] = 118
+    assert not op.idle_expired()
+    now[0] = 119
+    assert op.idle_expired()
+    op.sign_out()
+    assert op.name == "" and not op.idle_expired()
+    never = session.OperatorSession(0, clock=lambda: now[0])
+    never.sign_in("bo")
+    now[0] = 1e9
+    assert not never.idle_expired()

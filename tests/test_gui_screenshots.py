@@ -35,6 +35,7 @@ def test_screenshots(qtbot, tmp_path, bag_dir, tiny_model):  # noqa: F811
     win.resize(1500, 900)
     win.show()
     qtbot.waitExposed(win)
+    win.sign_in("ana")
     win.set_model(os.environ.get("XSCREEN_SCREENSHOT_MODEL") or str(tiny_model))
     win.open_path(os.environ.get("XSCREEN_SCREENSHOT_SCANS") or bag_dir)
     qtbot.waitUntil(lambda: win.tab.screening is not None and win.runner.running is None, timeout=TIMEOUT)

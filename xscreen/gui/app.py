@@ -1,5 +1,6 @@
-"""Main window: tabs, menus and toolbar generated from the shortcut registry, the bag queue,
-scoring in a worker thread, decisions into the audit log, settings that persist."""
+"""Main window: sign-in page or tabs, menus and toolbar generated from the shortcut registry (each
+action enabled only where its key may act), the bag queue, scoring in a worker thread, decisions
+into the audit log, settings that persist (never the operator)."""
 from __future__ import annotations
 
 import sys
@@ -8,12 +9,15 @@ from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QInputDialog, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLabel, QLineEdit, QMainWindow,
+                               QPlainTextEdit, QStackedWidget, QTabWidget, QTextEdit, QWidget)
 
 from xscreen import paths
 from xscreen.gui import dialogs, probe, session, shortcuts
 from xscreen.gui import state as st
+from xscreen.gui.deciding import DecisionHandling
 from xscreen.gui.files import FileHandling
+from xscreen.gui.operator import OperatorHandling
 from xscreen.gui.screening_tab import ScreeningTab
 from xscreen.gui.worker import JobRunner
 
@@ -46,13 +50,23 @@ def initial_model(stored: str) -> str:
     return str(default) if default is not None else ""
 
 
-class MainWindow(FileHandling, QMainWindow):
+def is_text_input(widget: QWidget | None) -> bool:
+    """A widget that takes plain keys as typing (so no single-key shortcut may take them)."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        return not widget.isReadOnly()
+    return isinstance(widget, (QLineEdit, QAbstractSpinBox))
+
+
+class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
     def __init__(self, settings_path: str | Path | None = None, training_factory: TrainingFactory | None = None,
                  audit_path: str | Path | None = None):
         super().__init__()
         self.setWindowTitle("xscreen - X-ray baggage screening")
         path = Path(settings_path) if settings_path else paths.user_data_dir() / "gui.ini"
         self.settings = QSettings(str(path), QSettings.Format.IniFormat)
+        self.settings.remove("operator/name")  # stored by older versions: never credit the last operator
         self.audit_path = Path(audit_path) if audit_path else None
         self.queue = session.BagQueue()
         self.cache = session.ResultCache()
@@ -67,13 +81,19 @@ class MainWindow(FileHandling, QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.tab, "Screening")
         self.tabs.addTab((training_factory or default_training_factory)(self), "Training")
-        self.setCentralWidget(self.tabs)
         self.cursor_label = QLabel("")
         self.statusBar().addPermanentWidget(self.cursor_label, 1)
         self.actions_by_id = self._build_actions()
+        self._build_operator(self.toolbar)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.tabs)
+        self.stack.addWidget(self.sign_in_page)
+        self.setCentralWidget(self.stack)
         self.setAcceptDrops(True)
         self._connect()
         self.refresh_models()
+        self.sign_out("Sign in to start. Your name is recorded with each decision you take.")
+        self.show_decisions()
         self.resize(1400, 860)
 
     # --- settings --------------------------------------------------------------------------
@@ -106,7 +126,7 @@ class MainWindow(FileHandling, QMainWindow):
             self.addAction(act)  # shortcuts work whatever has focus in the window
             out[sc.action] = act
         self.recent_menu = menus["File"].addMenu("Recent files")
-        bar = self.addToolBar("Operator")
+        bar = self.toolbar = self.addToolBar("Operator")
         bar.setObjectName("operator-toolbar")
         for action, short in TOOLBAR.items():
             out[action].setIconText(short)
@@ -124,7 +144,31 @@ class MainWindow(FileHandling, QMainWindow):
         self.runner.failed.connect(self._on_job_failed)
         self.runner.cancelled.connect(self._on_job_cancelled)
         self.runner.idle.connect(self._prescore_next)  # the next bag is scored while this one is reviewed
+        self.tab.queue_panel.chosen.connect(self._on_queue_chosen)
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
+        QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
         self._update_recent_menu()
+
+    def update_actions(self) -> None:
+        """Enable each action (and so its key) only where it may act: see ``shortcuts.enabled``."""
+        if not hasattr(self, "stack"):
+            return  # still building the window
+        ctx = shortcuts.KeyContext(
+            signed_in=self.operator.signed_in,
+            screening_shown=self.stack.currentWidget() is self.tabs and self.tabs.currentWidget() is self.tab,
+            scored=self.tab.screening is not None, text_focus=is_text_input(QApplication.focusWidget()))
+        for sc in shortcuts.SHORTCUTS:
+            self.actions_by_id[sc.action].setEnabled(shortcuts.enabled(sc, ctx))
+        self.tab.decisions.set_enabled(self.can_decide())
+
+    def _on_tabs_current_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.tab:
+            self.tab.setFocus()  # keys go to the bag, not to a field left focused on another tab
+        self.update_actions()
+
+    def _on_app_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        if is_text_input(old) != is_text_input(new):
+            self.update_actions()
 
     def dispatch(self, action: str) -> None:
         """Run a registry action (keys, menus, toolbar and buttons all come here)."""
@@ -136,7 +180,7 @@ class MainWindow(FileHandling, QMainWindow):
             "tab.screening": lambda: self.tabs.setCurrentIndex(0),
             "tab.training": lambda: self.tabs.setCurrentIndex(1),
             "model.card": self.show_model_card, "audit.stats": self.show_stats,
-            "operator.change": lambda: self.ask_operator(force=True), "help.keys": self.show_cheat_sheet,
+            "operator.change": self.sign_out, "help.keys": self.show_cheat_sheet,
         }
         if action in simple:
             simple[action]()
@@ -209,18 +253,9 @@ class MainWindow(FileHandling, QMainWindow):
             self.dialog = dialogs.StatsDialog(log.stats(), log.verify(), str(log.path), self)
         self.dialog.open()
 
-    def ask_operator(self, force: bool = False) -> str:
-        """The operator's name: asked once, then kept in settings."""
-        name = self.setting("operator/name")
-        if name and not force:
-            return name
-        text, ok = QInputDialog.getText(self, "Operator", "Your name (recorded with each decision):", text=name)
-        if ok and text.strip():
-            name = text.strip()
-            self.put_setting("operator/name", name)
-        return name
-
     def closeEvent(self, event) -> None:
+        self.idle_timer.stop()
+        QApplication.instance().removeEventFilter(self._activity)
         self.runner.cancel()
         self.runner.wait(10000)
         self.settings.sync()

@@ -1,13 +1,23 @@
-"""Small widgets of the screening tab: model selector with its card, scoring progress, decisions."""
+"""Small widgets of the screening tab: model selector with its card, scoring progress, the bag
+queue with each bag's decision, the decision buttons with the decision standing on the bag."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from xscreen.gui.shortcuts import by_action
+
+# Decision colours carry a glyph and the word too, so they read without colour vision.
+DECISION_STYLE = {"clear": ("#2e7d32", "\u2713"), "suspect": ("#c62828", "\u26a0"), "unresolved": ("#9e7a00", "?")}
+
+
+def decision_text(decision) -> str:
+    """'⚠ SUSPECT by ana ...' for a ``session.BagDecision``; '' for None."""
+    return "" if decision is None else f"{DECISION_STYLE[decision.decision][1]} {decision.label()}"
 
 
 class ModelPanel(QGroupBox):
@@ -82,28 +92,81 @@ class ProgressRow(QWidget):
             self.bar.setValue(int(round(fraction * 100)))
 
 
+class QueuePanel(QGroupBox):
+    """The bags of the queue, the one on screen selected, each with the decision standing on it;
+    a click asks for that bag (``chosen(index)``)."""
+
+    chosen = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__("Queue", parent)
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the operator's shortcuts
+        self.list.setMaximumHeight(160)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.list)
+        self.list.itemClicked.connect(self._on_list_item_clicked)
+
+    def set_queue(self, names: list[str], decisions: list, current: int) -> None:
+        """``decisions[i]``: the ``BagDecision`` of bag i or None (undecided or not seen yet)."""
+        self.list.clear()
+        for i, (name, d) in enumerate(zip(names, decisions)):
+            item = QListWidgetItem(f"{i + 1:>3}  {name}   {decision_text(d) or '-'}")
+            if d is not None:
+                item.setForeground(QBrush(QColor(DECISION_STYLE[d.decision][0])))
+            if i == current:
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
+            self.list.addItem(item)
+        if 0 <= current < self.list.count():
+            self.list.setCurrentRow(current)
+            self.list.scrollToItem(self.list.item(current))
+        self.setTitle(f"Queue ({sum(d is not None for d in decisions)}/{len(names)} decided)")
+
+    def _on_list_item_clicked(self, item: QListWidgetItem) -> None:
+        self.chosen.emit(self.list.row(item))
+
+
 class DecisionBar(QGroupBox):
-    """Clear / Suspect / Unresolved; each button emits its registry action id."""
+    """Clear / Suspect / Unresolved; each button emits its registry action id. Above them, the
+    decision standing on the bag on screen (its button outlined), so going back shows it."""
 
     action = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__("Decision", parent)
         keys = by_action()
-        lay = QHBoxLayout(self)
-        self.buttons: dict[str, QPushButton] = {}
-        for action, colour in (("decide.clear", "#2e7d32"), ("decide.suspect", "#c62828"),
-                               ("decide.unresolved", "#9e7a00")):
-            sc = keys[action]
-            b = QPushButton(f"{sc.label.split(': ')[1].capitalize()} ({sc.keys})")
-            b.setStyleSheet(f"background: {colour}; color: white; font-weight: bold; padding: 6px;")
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.clicked.connect(lambda _=False, a=action: self.action.emit(a))
-            lay.addWidget(b)
-            self.buttons[action] = b
+        lay = QGridLayout(self)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        lay.addWidget(self.info, 0, 0, 1, 3)
+        self.buttons: dict[str, QPushButton] = {}
+        for i, action in enumerate(("decide.clear", "decide.suspect", "decide.unresolved")):
+            sc = keys[action]
+            b = QPushButton(f"{sc.label.split(': ')[1].capitalize()} ({sc.keys})")
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _=False, a=action: self.action.emit(a))
+            lay.addWidget(b, 1, i)
+            self.buttons[action] = b
+        self.set_decided(None)
 
     def set_enabled(self, on: bool) -> None:
         for b in self.buttons.values():
             b.setEnabled(on)
+
+    def set_decided(self, decision, note: str = "Not decided yet") -> None:
+        """The standing ``session.BagDecision`` of the bag on screen; ``note`` when there is none."""
+        for action, b in self.buttons.items():
+            colour = DECISION_STYLE[action.split(".")[1]][0]
+            mine = decision is not None and action == f"decide.{decision.decision}"
+            frame = "border: 4px solid black; " if mine else "border: 4px solid transparent; "
+            b.setStyleSheet(f"QPushButton {{ background: {colour}; color: white; font-weight: bold; padding: 6px; "
+                            f"{frame}}} QPushButton:disabled {{ background: #9e9e9e; color: #eeeeee; }}")
+        if decision is None:
+            self.info.setText(note)
+            self.info.setStyleSheet("padding: 4px;")
+            return
+        colour = DECISION_STYLE[decision.decision][0]
+        self.info.setText(f"{DECISION_STYLE[decision.decision][1]} {decision.describe()}  -  a new key amends it")
+        self.info.setStyleSheet(f"padding: 4px; font-weight: bold; color: white; background: {colour};")

@@ -1,5 +1,5 @@
 """The main window's bag flow (a mixin of ``MainWindow``): opening files, folders and drops, the
-queue with background pre-scoring of the next bag, worker results, and decisions."""
+queue with background pre-scoring of the next bag, and worker results (decisions: ``deciding``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -98,6 +98,8 @@ class FileHandling:
             self._prescore_next()
             return
         self.tab.set_outcome(None, f"loading {Path(path).name} …")
+        self.show_decisions()
+        self.update_actions()
         if plan != "wait":
             self.runner.start(self.target, self._job(path))
         self.tab.progress.set_busy(f"{Path(path).name}", 0.0)
@@ -139,6 +141,8 @@ class FileHandling:
             return  # a bad next bag is reported when the operator gets to it
         self.tab.progress.set_busy(None)
         self.tab.set_outcome(None, f"could not open: {message}")
+        self.show_decisions()
+        self.update_actions()
         self.show_error("Cannot open scan", message)
 
     def _on_job_cancelled(self, key: str) -> None:
@@ -154,34 +158,5 @@ class FileHandling:
         self.tab.set_outcome(outcome, info)
         if first_view:
             self.timer.start(outcome.path)  # the clock runs from the bag first being shown
-
-    # --- decisions -----------------------------------------------------------------------------------
-    def decide(self, action: str) -> int | None:
-        """Record the operator's decision on the bag on screen; returns the audit row id."""
-        outcome = self.tab.outcome
-        if outcome is None:
-            self.statusBar().showMessage("no bag on screen to decide on", 3000)
-            return None
-        operator = self.ask_operator()
-        if not operator:
-            self.statusBar().showMessage("decision not recorded: no operator name", 5000)
-            return None
-        from xscreen.audit import AuditLog
-
-        s = outcome.screening
-        decision = session.make_decision(
-            action, operator=operator, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
-            model_id=s.model_id if s is not None else "", threshold=s.threshold * self.tab.state.rel_threshold
-            if s is not None else 0.0, regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0)
-        try:
-            with AuditLog(self.audit_path) as log:
-                row = log.record(decision)
-        except Exception as exc:  # AuditError: say so loudly - a lost decision must be noticed
-            self.show_error("Decision NOT recorded", str(exc))
-            return None
-        self.statusBar().showMessage(f"recorded #{row}: {decision.decision} by {operator} "
-                                     f"({decision.decision_seconds:.1f} s)", 5000)
-        self.last_decision = row
-        if self.queue.peek_next() is not None:
-            self.step_queue(1)
-        return row
+        self.load_bag_decision()  # also after scoring: the decision bar says what a key will do
+        self.update_actions()

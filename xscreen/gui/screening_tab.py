@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidg
 
 from xscreen.gui import probe
 from xscreen.gui import state as st
-from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow
+from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow, QueuePanel
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
 from xscreen.gui.worker import JobRunner
@@ -47,12 +47,12 @@ class ScreeningTab(QWidget):
         self.view = ScanView()
         self.title = QLabel("Open a scan (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here")
         self.title.setStyleSheet("font-weight: bold; padding: 4px;")
-        self.models, self.display = ModelPanel(), DisplayPanel()
+        self.models, self.display, self.queue_panel = ModelPanel(), DisplayPanel(), QueuePanel()
         self.detector, self.region_panel = DetectorPanel(), RegionPanel()
         self.progress, self.decisions = ProgressRow(), DecisionBar()
         side = QWidget()
         col = QVBoxLayout(side)
-        for w in (self.models, self.detector, self.region_panel, self.display):
+        for w in (self.queue_panel, self.models, self.detector, self.region_panel, self.display):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()

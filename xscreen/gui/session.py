@@ -1,4 +1,5 @@
-"""An operator's session without Qt: the bag queue, recent files, decision timing, what to score.
+"""An operator's session without Qt: who is signed in, the bag queue and each bag's decision,
+recent files, decision timing, what to score, whether a key records, repeats or amends.
 
 The main window holds one of each and only forwards events to them, so everything an operator
 does to the queue or a decision is tested headless.
@@ -15,12 +16,51 @@ DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unres
 MAX_RECENT = 10
 
 
+@dataclass(frozen=True)
+class BagDecision:
+    """The decision now standing on a bag: its latest audit row (an amendment when ``amends``)."""
+
+    row: int
+    decision: str
+    operator: str
+    time: str
+    amends: int | None = None
+
+    def label(self) -> str:
+        return self.decision.upper() + (" (amended)" if self.amends is not None else "")
+
+    def describe(self) -> str:
+        hhmm = self.time[11:19] if len(self.time) >= 19 else self.time
+        link = f", amends #{self.amends}" if self.amends is not None else ""
+        return f"{self.label()} by {self.operator} at {hhmm} UTC (audit #{self.row}{link})"
+
+
+def bag_decision(rows: list[dict[str, Any]], scan_id: str) -> BagDecision | None:
+    """The standing decision from a bag's audit rows (``AuditLog.rows_for``), None if undecided."""
+    mine = [r for r in rows if r["scan_id"] == scan_id]
+    if not mine:
+        return None
+    r = mine[-1]
+    return BagDecision(int(r["id"]), r["decision"], r["operator"], r["time"], r.get("amends"))
+
+
+def plan_decision(action: str, current: BagDecision | None) -> str:
+    """What a decision key does: ``record`` (bag undecided), ``same`` (it already stands: write
+    nothing, so a key pressed four times is one row) or ``amend`` (ask, then write a row linked
+    to ``current.row``)."""
+    if current is None:
+        return "record"
+    return "same" if DECISIONS[action] == current.decision else "amend"
+
+
 @dataclass
 class BagQueue:
-    """Scans to review in order; ``index`` is the bag on screen (-1 before the first)."""
+    """Scans to review in order; ``index`` is the bag on screen (-1 before the first);
+    ``decided`` the standing decision of each bag seen or decided (by path)."""
 
     paths: list[Path] = field(default_factory=list)
     index: int = -1
+    decided: dict[str, BagDecision] = field(default_factory=dict)
 
     @classmethod
     def from_folder(cls, folder: Path, lister: Callable[[Path], list[Path]] | None = None) -> "BagQueue":
@@ -48,6 +88,51 @@ class BagQueue:
     def position(self) -> str:
         return f"{self.index + 1}/{len(self.paths)}" if self.paths else "-"
 
+    def go(self, index: int) -> Path | None:
+        """Jump to bag ``index`` (a click in the queue list); None when out of range."""
+        return self.step(index - self.index)
+
+    def mark(self, path: Path | str, decision: BagDecision | None) -> None:
+        if decision is None:
+            self.decided.pop(str(path), None)
+        else:
+            self.decided[str(path)] = decision
+
+    def decision(self, path: Path | str | None) -> BagDecision | None:
+        return None if path is None else self.decided.get(str(path))
+
+
+class OperatorSession:
+    """Who is at the console. Nothing here is stored, so every launch starts signed out and no
+    decision is credited to the previous operator. ``idle_seconds`` <= 0: never lock."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.idle_seconds = float(idle_seconds)
+        self._clock = clock
+        self._last = clock()
+        self.name = ""
+
+    @property
+    def signed_in(self) -> bool:
+        return bool(self.name)
+
+    def sign_in(self, name: str) -> str:
+        name = " ".join(name.split())
+        if not name:
+            raise ValueError("an operator name is required to sign in")
+        self.name = name
+        self.touch()
+        return name
+
+    def sign_out(self) -> None:
+        self.name = ""
+
+    def touch(self) -> None:
+        self._last = self._clock()
+
+    def idle_expired(self) -> bool:
+        return self.signed_in and self.idle_seconds > 0 and self._clock() - self._last >= self.idle_seconds
+
 
 def add_recent(recent: list[str], path: str | Path, limit: int = MAX_RECENT) -> list[str]:
     """Most-recent-first list with ``path`` on top, no duplicates, at most ``limit`` entries."""
@@ -73,7 +158,7 @@ class DecisionTimer:
 
 
 def make_decision(action: str, *, operator: str, scan_id: str, file_sha256: str, model_id: str,
-                  threshold: float, regions_shown: list[Any], seconds: float) -> Any:
+                  threshold: float, regions_shown: list[Any], seconds: float, amends: int | None = None) -> Any:
     """``audit.Decision`` for a decide.* action; ValueError for a missing operator or action.
     The time stamp is left for ``AuditLog.record`` to fill at the moment of commit."""
     from xscreen.audit import Decision
@@ -84,7 +169,7 @@ def make_decision(action: str, *, operator: str, scan_id: str, file_sha256: str,
         raise ValueError("an operator name is required to record a decision")
     return Decision(operator=operator.strip(), scan_id=scan_id, file_sha256=file_sha256,
                     model_id=model_id, threshold=float(threshold), regions_shown=list(regions_shown),
-                    decision=DECISIONS[action], decision_seconds=round(float(seconds), 3))
+                    decision=DECISIONS[action], decision_seconds=round(float(seconds), 3), amends=amends)
 
 
 class ResultCache:

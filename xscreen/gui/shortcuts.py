@@ -79,9 +79,46 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("tab.training", "Ctrl+2", "Training tab", "Window"),
     Shortcut("model.card", "Ctrl+I", "Model card", "Window"),
     Shortcut("audit.stats", "Ctrl+Shift+S", "Operator statistics (supervisor)", "Window"),
-    Shortcut("operator.change", "Ctrl+Shift+U", "Change operator", "Window"),
+    Shortcut("operator.change", "Ctrl+Shift+U", "Sign out / switch operator", "Window"),
     Shortcut("help.keys", "F1", "Keyboard cheat sheet", "Window"),
 )
+
+
+# Where a key may act. Keys that act on the bag on screen belong to the screening tab (pressing C
+# on the Training tab must not clear the bag behind it); a decision also needs a scored bag; a
+# plain key is never taken from a text field; signed out, only these few work.
+SCREENING_ONLY = ("queue.", "decide.", "view.", "nav.", "layer.", "threshold.", "region.", "score.")
+SIGNED_OUT_OK = ("file.quit", "help.keys")
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What the window shows when a key arrives."""
+
+    signed_in: bool
+    screening_shown: bool  # the screening tab is the visible page
+    scored: bool  # a screened bag is on it
+    text_focus: bool  # a text field has the keyboard focus
+
+
+def is_plain(keys: str) -> bool:
+    """A key a text field would take as typing or editing: no Ctrl/Alt/Meta, not an F-key."""
+    norm = normalise(keys)
+    key = "+" if norm.endswith("+") else norm.rsplit("+", 1)[-1]
+    mods = set(norm[:-len(key)].split("+")) - {""}
+    is_function = key.startswith("F") and key[1:].isdigit()
+    return not mods & {"CTRL", "ALT", "META"} and not is_function
+
+
+def enabled(sc: Shortcut, ctx: KeyContext) -> bool:
+    """Whether ``sc`` may fire now (the window enables its action, and so its key, accordingly)."""
+    if sc.action in SIGNED_OUT_OK:
+        return True
+    if not ctx.signed_in or (ctx.text_focus and is_plain(sc.keys)):
+        return False
+    if sc.action.startswith(SCREENING_ONLY) and not ctx.screening_shown:
+        return False
+    return ctx.scored or not sc.action.startswith("decide.")
 
 
 def normalise(keys: str) -> str:

@@ -105,7 +105,7 @@ SETTINGS_SCHEMA: dict[str, tuple[Any, type]] = {
     "view/overlay_mode": ("fill", str),
     "view/opacity": (0.5, float),
     "view/boxes": (True, bool),
-    "operator/name": ("", str),
+    "session/idle_lock_minutes": (5.0, float),  # lock (sign out) after this long without input; 0 = never
     "files/last_folder": ("", str),
     "files/recent": ([], list),
     "model/path": ("", str),

@@ -1,0 +1,117 @@
+"""Decisions (a mixin of ``MainWindow``): only on the screening tab with a scored bag on screen and
+someone signed in; the decision standing on each bag shown in the queue and on the bag; a key
+that repeats the standing decision writes nothing, a different one asks, then writes an amendment
+linked to the row it replaces."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from xscreen.gui import session
+
+
+class DecisionHandling:
+    """Expects MainWindow's ``operator``, ``queue``, ``tab``, ``tabs``, ``stack``, ``timer``, ``audit_path``."""
+
+    amend_box: QMessageBox | None = None
+
+    def can_decide(self) -> bool:
+        return (self.operator.signed_in and self.stack.currentWidget() is self.tabs
+                and self.tabs.currentWidget() is self.tab and self.tab.screening is not None)
+
+    def decide(self, action: str) -> int | None:
+        """The operator's key or button for the bag on screen; returns the audit row id written."""
+        if not self.can_decide():
+            self.statusBar().showMessage("decisions are taken on the screening tab, signed in, "
+                                         "with a scored bag on screen", 5000)
+            return None
+        current = self.queue.decision(self.tab.outcome.path)
+        plan = session.plan_decision(action, current)
+        if plan == "same":
+            self.statusBar().showMessage(f"already recorded: {current.describe()} - nothing written", 5000)
+            return None
+        if plan == "amend":
+            self._ask_amend(action, current)
+            return None
+        return self._record(action, None)
+
+    def _ask_amend(self, action: str, current: session.BagDecision) -> None:
+        new = session.DECISIONS[action].upper()
+        box = QMessageBox(QMessageBox.Icon.Question, "Amend decision?",
+                          f"This bag stands as {current.describe()}.\n\nAmend it to {new}? The amendment "
+                          f"is a new audit row linked to #{current.row}.", parent=self)
+        amend = box.addButton(f"&Amend to {new}", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)  # Enter never amends by accident
+        box.setWindowModality(Qt.WindowModality.WindowModal)  # no decision key fires behind it
+        path = self.tab.outcome.path
+        box.buttonClicked.connect(lambda b: self._on_amend_box_clicked(b is amend, action, path, current))
+        self.amend_box = box
+        box.open()
+
+    def _on_amend_box_clicked(self, accepted: bool, action: str, path: str, current) -> None:
+        self.amend_box = None
+        on_screen = self.tab.outcome is not None and self.tab.outcome.path == path
+        if accepted and on_screen and self.can_decide() and self.queue.decision(path) == current:
+            self._record(action, current.row)
+
+    def _record(self, action: str, amends: int | None) -> int | None:
+        from xscreen.audit import AlreadyDecided, AuditLog
+
+        outcome, s = self.tab.outcome, self.tab.screening
+        decision = session.make_decision(
+            action, operator=self.operator.name, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
+            model_id=s.model_id, threshold=s.threshold * self.tab.state.rel_threshold,
+            regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0, amends=amends)
+        try:
+            with AuditLog(self.audit_path) as log:
+                row = log.record(decision, exclusive=True)
+                standing = session.bag_decision(log.rows_for(outcome.sha256), outcome.scan.scan_id)
+        except (AlreadyDecided, ValueError) as exc:  # another console decided this bag meanwhile
+            self.load_bag_decision()
+            self.show_error("Decision NOT recorded", f"{exc}\nThe bag's decision now shown is the standing one.")
+            return None
+        except Exception as exc:  # AuditError: say so loudly - a lost decision must be noticed
+            self.show_error("Decision NOT recorded", str(exc))
+            return None
+        self.queue.mark(outcome.path, standing)
+        self.show_decisions()
+        link = f", amends #{amends}" if amends is not None else ""
+        self.statusBar().showMessage(f"recorded #{row}: {decision.decision} by {decision.operator}{link} "
+                                     f"({decision.decision_seconds:.1f} s)", 5000)
+        self.last_decision = row
+        if amends is None and self.queue.peek_next() is not None:
+            self.step_queue(1)  # an amendment keeps the bag the operator went back to
+        return row
+
+    def load_bag_decision(self) -> None:
+        """The standing decision on the bag on screen, from the audit log (it may predate this session)."""
+        from xscreen.audit import AuditLog
+
+        outcome = self.tab.outcome
+        if outcome is None or not outcome.sha256:
+            self.show_decisions()
+            return
+        try:
+            with AuditLog(self.audit_path) as log:
+                rows = log.rows_for(outcome.sha256)
+        except Exception as exc:  # shown, not fatal: the decision keys will report the same fault
+            self.statusBar().showMessage(f"audit log unreadable: {exc}", 10000)
+            rows = []
+        if rows or outcome.path not in self.queue.decided:  # an unreadable log keeps what we know
+            self.queue.mark(outcome.path, session.bag_decision(rows, outcome.scan.scan_id))
+        self.show_decisions()
+
+    def show_decisions(self) -> None:
+        """Queue list and decision bar from the queue's decisions."""
+        q, outcome = self.queue, self.tab.outcome
+        self.tab.queue_panel.set_queue([p.name for p in q.paths], [q.decision(p) for p in q.paths], q.index)
+        on_screen = q.decision(outcome.path) if outcome is not None else None
+        note = ("No bag on screen" if outcome is None else "Not decided yet" if self.tab.screening is not None
+                else "Decisions wait for the bag to be scored (a model must be chosen)")
+        self.tab.decisions.set_decided(on_screen, note)
+
+    def _on_queue_chosen(self, index: int) -> None:
+        if index != self.queue.index and self.queue.go(index) is not None:
+            self.request(self.queue.current)
+
