@@ -168,5 +168,5 @@ class DecisionBar(QGroupBox):
             self.info.setStyleSheet("padding: 4px;")
             return
         colour = DECISION_STYLE[decision.decision][0]
-        self.info.setText(f"{DECISION_STYLE[decision.decision][1]} {decision.describe()}  -  a new key amends it")
+        self.info.setText(f"{DECISION_STYLE[decision.decision][1]} {decision.describe()}  -  another decision key asks to amend it")
         self.info.setStyleSheet(f"padding: 4px; font-weight: bold; color: white; background: {colour};")
