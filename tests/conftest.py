@@ -21,3 +21,17 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata is absent")
     return REALDATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _precision_cache(tmp_path_factory):
+    """precision='auto' measures fp32 against bf16 once per workload and caches the choice; one cache
+    for the whole test session (the per-test XSCREEN_HOME would measure again in every test)."""
+    path = tmp_path_factory.mktemp("cache") / "precision.json"
+    old = os.environ.get("XSCREEN_PRECISION_CACHE")
+    os.environ["XSCREEN_PRECISION_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XSCREEN_PRECISION_CACHE", None)
+    else:
+        os.environ["XSCREEN_PRECISION_CACHE"] = old

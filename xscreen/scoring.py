@@ -7,6 +7,8 @@ its scores depended on what else was in the batch; here a patch's score is a fun
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 
 from xscreen.config import Preprocess
-from xscreen.runtime import precision_for, resolve_device
+from xscreen.runtime import Precision, precision_for, resolve_device
 
 CPU_BATCH = 64  # 2-core CPU: 128 measured within noise of 64 (benchmarks/RESULTS.md)
 _CUDA_BYTES_PER_PATCH = 48 * 2**20  # conservative activation footprint of G + 2 D passes, ngf 64
@@ -54,7 +56,6 @@ class Scorer:
                  batch_size: int | None = None, compile: bool = False):
         self.device = resolve_device(device)
         self.loaded = _load(model, self.device)
-        self.precision = precision_for(self.device, precision)
         meta = self.loaded.meta
         self.lam = float(meta.train.lam)
         self.recon = str(meta.train.recon)
@@ -62,6 +63,20 @@ class Scorer:
         self.generator = self._prepare(self.loaded.generator)
         self.discriminator = self._prepare(self.loaded.discriminator)
         self.batch_size = int(batch_size) if batch_size else self._default_batch()
+        self.precision = self._choose_precision(precision)
+
+    def _choose_precision(self, precision: str) -> Precision:
+        """``auto``: the faster of fp32 and the device's reduced precision on a real scoring batch of
+        this model, measured once per machine and cached (runtime.precision_for)."""
+        net = self.loaded.meta.net
+        batch = min(self.batch_size, 256)
+
+        def workload(p: Precision) -> None:
+            self.precision = p
+            self._score_batch(torch.zeros(batch, net.channels, net.size, net.size), keep=False)
+
+        key = f"{json.dumps(dataclasses.asdict(net), sort_keys=True)} batch {batch} compiled {self.compiled}"
+        return precision_for(self.device, precision, job="score", workload=workload, workload_key=key)
 
     def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
         # channels-last lets oneDNN / cuDNN pick NHWC conv kernels without reorders per layer

@@ -29,17 +29,11 @@ class SpeedEstimate:
 
 def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int = 3) -> SpeedEstimate:
     """Time a few real training steps of this architecture on random data (after one warm-up step)."""
-    from xscreen.network import Discriminator, Generator, init_weights
-    from xscreen.runtime import precision_for
-    from xscreen.train import GanPair, train_step
+    from xscreen.train import train_step
+    from xscreen.train.session import new_pair, train_precision
 
-    precision = precision_for(train.device, train.precision)
-    # the same memory format as real training (train_step defaults to channels_last)
-    g = Generator(net).to(precision.device, memory_format=torch.channels_last)
-    d = Discriminator(net).to(precision.device, memory_format=torch.channels_last)
-    g.apply(init_weights), d.apply(init_weights)
-    pair = GanPair(g, d, torch.optim.Adam(g.parameters(), lr=train.lr), torch.optim.Adam(d.parameters(), lr=train.lr),
-                   torch.amp.GradScaler(precision.device.type, enabled=precision.dtype == torch.float16))
+    precision = train_precision(net, train)  # what training itself will run in
+    pair = new_pair(net, precision.device, train, precision)  # channels_last, as real training
     x = torch.rand(train.batch_size, net.channels, net.size, net.size) * 2 - 1
     train_step(pair, x, precision)
     start = time.perf_counter()

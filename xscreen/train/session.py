@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from xscreen.config import RunConfig, TrainConfig
+from xscreen.config import NetConfig, RunConfig, TrainConfig
 from xscreen.network import Discriminator, Generator
-from xscreen.runtime import Precision, precision_for
-from xscreen.train.step import GanPair, LossWeights, distributed
+from xscreen.runtime import Precision, precision_for, resolve_device
+from xscreen.train.step import GanPair, LossWeights, distributed, train_step
 
 
 @dataclass
@@ -98,18 +98,54 @@ def make_loader(data: Dataset, t: TrainConfig, rank: int, world: int, device: to
     return DataLoader(data, batch_sampler=sampler, num_workers=t.num_workers, pin_memory=pin)
 
 
-def build_session(run: RunConfig, train_data: Dataset, *, channels_last: bool = True) -> Session:
-    t = run.train
-    seed_everything(t.seed)
-    precision = precision_for(t.device, t.precision)
-    dev = precision.device
+def new_pair(net: NetConfig, device: torch.device, t: TrainConfig, precision: Precision | None = None, *,
+             channels_last: bool = True) -> GanPair:
+    """Freshly initialised networks, Adam optimisers and (for fp16) a loss scaler."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    g = Generator(run.net).to(dev, memory_format=fmt)
-    d = Discriminator(run.net).to(dev, memory_format=fmt)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed() else (0, 1)
+    g = Generator(net).to(device, memory_format=fmt)
+    d = Discriminator(net).to(device, memory_format=fmt)
     betas = (t.beta1, t.beta2)
     opt_g = torch.optim.Adam(g.parameters(), lr=t.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=t.lr, betas=betas)
+    # fp16 needs loss scaling; bf16 and fp32 have fp32's exponent range and do not
+    fp16 = precision is not None and precision.dtype == torch.float16
+    return GanPair(g, d, opt_g, opt_d, torch.amp.GradScaler(device.type, enabled=fp16))
+
+
+def train_precision(net: NetConfig, t: TrainConfig) -> Precision:
+    """The precision training runs in: ``t.precision``, or for ``auto`` the faster of fp32 and the
+    device's reduced precision on a few real train steps of this architecture (runtime.precision_for;
+    measured once per machine and cached)."""
+    device = resolve_device(t.device)
+    batch = min(t.batch_size, 32)
+
+    def workload_factory():
+        state: dict = {}
+
+        def step(p: Precision) -> None:
+            if "pair" not in state:
+                state["pair"] = new_pair(net, device, t)
+                state["x"] = torch.rand(batch, net.channels, net.size, net.size, device=device) * 2 - 1
+            train_step(state["pair"], state["x"], p)
+        return step
+
+    key = f"{json.dumps(asdict(net), sort_keys=True)} batch {batch}"
+    chosen = precision_for(device, t.precision, job="train", workload=workload_factory(), workload_key=key)
+    if distributed():  # every rank must train in rank 0's precision
+        code = torch.tensor([chosen.dtype is not None], dtype=torch.int64, device=device)
+        dist.broadcast(code, 0)
+        chosen = Precision(device, chosen.dtype if bool(code) else None)
+    return chosen
+
+
+def build_session(run: RunConfig, train_data: Dataset, *, channels_last: bool = True) -> Session:
+    t = run.train
+    precision = train_precision(run.net, t)
+    seed_everything(t.seed)
+    dev = precision.device
+    plain = new_pair(run.net, dev, t, precision, channels_last=channels_last)
+    g, d, opt_g, opt_d = plain.generator, plain.discriminator, plain.opt_g, plain.opt_d
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed() else (0, 1)
     g_wrapped: torch.nn.Module = g
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -117,9 +153,7 @@ def build_session(run: RunConfig, train_data: Dataset, *, channels_last: bool = 
         g_wrapped = DDP(g, device_ids=[dev.index] if dev.type == "cuda" else None)
         for t_ in list(d.parameters()) + list(d.buffers()):
             dist.broadcast(t_.data, 0)  # DDP does this for G; D is averaged by hand
-    # fp16 needs loss scaling; bf16 and fp32 have fp32's exponent range and do not
-    scaler = torch.amp.GradScaler(dev.type, enabled=precision.dtype == torch.float16)
-    pair = GanPair(g_wrapped, d, opt_g, opt_d, scaler)
+    pair = GanPair(g_wrapped, d, opt_g, opt_d, plain.scaler)
     return Session(pair, _scheduler(opt_g, t), _scheduler(opt_d, t), precision,
                    LossWeights(t.w_adv, t.w_con, t.w_lat), make_loader(train_data, t, rank, world, dev),
                    rank, world)
