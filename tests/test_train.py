@@ -255,3 +255,21 @@ def test_cli_errors_name_the_file(tmp_path, capsys):
     (tmp_path / "bad.xsm").write_bytes(b"not a model")
     assert main(["model", "info", str(tmp_path / "bad.xsm")]) == 2
     assert f"error: {tmp_path / 'bad.xsm'}:" in capsys.readouterr().err
+
+
+def test_hide_blocks_hides_one_square_per_picked_patch():
+    from xscreen.train.step import hide_blocks
+
+    x = torch.rand(64, 2, 32, 32) * 2 - 1
+    assert torch.equal(hide_blocks(x, 0.0), x)
+    y = hide_blocks(x, 1.0, torch.Generator().manual_seed(1))
+    for k in range(64):
+        changed = (y[k] != x[k]).any(0)
+        rows, cols = changed.any(1).nonzero().flatten(), changed.any(0).nonzero().flatten()
+        side_y, side_x = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert 8 <= side_y <= 16 and 8 <= side_x <= 16  # S/4 .. S/2, a square up to ties with the mean
+        block = y[k][:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert torch.allclose(block, x[k].mean((1, 2), keepdim=True).expand_as(block))
+    half = hide_blocks(x, 0.5, torch.Generator().manual_seed(2))
+    share = float((half != x).flatten(1).any(1).float().mean())
+    assert 0.3 < share < 0.7

@@ -55,6 +55,9 @@ class NetConfig:
     ngf: int = 64
     ndf: int = 64
     nz: int = 100
+    # issue 12 options (paper: False / 0)
+    d_spectral_norm: bool = False  # spectral normalisation on D's convs (replaces D's BatchNorm)
+    outer_skips_off: int = 0  # UNet levels below the outermost whose skip is removed (less copying)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class TrainConfig:
     recon: Literal["l1", "l2"] = "l1"  # R: paper's |x - x_hat| (l1) or reference code's squared error
     d_reinit_below: float = 1e-5
     input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)
+    input_mask: float = 0.0  # share of training patches with a random block hidden from G (target: whole patch)
     lr_schedule: Literal["none", "step", "cosine"] = "none"
     lr_step_epochs: int = 10
     lr_gamma: float = 0.1

@@ -34,15 +34,18 @@ class UnetBlock(nn.Module):
     bias (the BN shift makes it redundant), as in pix2pix.
     """
 
-    def __init__(self, outer: int, inner: int, sub: nn.Module | None = None, *,
-                 in_ch: int | None = None, outermost: bool = False):
+    def __init__(self, outer: int, inner: int, sub: "UnetBlock | None" = None, *,
+                 in_ch: int | None = None, outermost: bool = False, skip: bool = True):
         super().__init__()
         self.outermost = outermost
+        # without its skip a level returns only its reconstruction (N, outer, H, W): what it passes
+        # up must go through the bottleneck, so the level cannot copy its input (issue 12)
+        self.skip = skip and not outermost
         in_ch = outer if in_ch is None else in_ch
         down: list[nn.Module] = [nn.Conv2d(in_ch, inner, 4, 2, 1, bias=False)]
         if not outermost and sub is not None:
             down.append(nn.BatchNorm2d(inner))
-        up_in = inner if sub is None else inner * 2
+        up_in = inner if sub is None or not sub.skip else inner * 2
         if outermost:
             up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, outer, 4, 2, 1), nn.Tanh()]
         else:
@@ -57,7 +60,7 @@ class UnetBlock(nn.Module):
         if self.outermost:
             return self.model(x)
         h = self.act(x)
-        return torch.cat([h, self.model(h)], 1)
+        return torch.cat([h, self.model(h)], 1) if self.skip else self.model(h)
 
 
 class Generator(nn.Module):
@@ -70,9 +73,10 @@ class Generator(nn.Module):
         block = UnetBlock(g * 8, g * 8)  # innermost: 2×2 -> 1×1
         for _ in range(downs - 5):
             block = UnetBlock(g * 8, g * 8, block)
-        block = UnetBlock(g * 4, g * 8, block)
-        block = UnetBlock(g * 2, g * 4, block)
-        block = UnetBlock(g, g * 2, block)
+        off = net.outer_skips_off  # levels counted from the outside: g, 2g, 4g, ...
+        block = UnetBlock(g * 4, g * 8, block, skip=off < 3)
+        block = UnetBlock(g * 2, g * 4, block, skip=off < 2)
+        block = UnetBlock(g, g * 2, block, skip=off < 1)
         self.model = UnetBlock(net.channels, g, block, in_ch=net.channels, outermost=True)
         init_weights(self)
 
@@ -91,13 +95,16 @@ class Discriminator(nn.Module):
         super().__init__()
         downs = _check(net)
         d = net.ndf
-        layers: list[nn.Module] = [nn.Conv2d(net.channels, d, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        sn = net.d_spectral_norm
+        conv = _sn_conv if sn else nn.Conv2d
+        layers: list[nn.Module] = [conv(net.channels, d, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for i in range(downs - 3):  # S/2 -> 4 in stride-2 steps, doubling channels
-            layers += [nn.Conv2d(d * 2**i, d * 2 ** (i + 1), 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(d * 2 ** (i + 1)), nn.LeakyReLU(0.2, True)]
-        layers.append(nn.Conv2d(d * 2 ** (downs - 3), net.nz, 4, 1, 0, bias=False))  # 4×4 -> 1×1: f(x)
+            # spectral norm bounds D's Lipschitz constant itself; SN-GAN drops BatchNorm beside it
+            layers += [conv(d * 2**i, d * 2 ** (i + 1), 4, 2, 1, bias=False),
+                       *([] if sn else [nn.BatchNorm2d(d * 2 ** (i + 1))]), nn.LeakyReLU(0.2, True)]
+        layers.append(conv(d * 2 ** (downs - 3), net.nz, 4, 1, 0, bias=False))  # 4×4 -> 1×1: f(x)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Conv2d(net.nz, 1, 1)
+        self.classifier = conv(net.nz, 1, 1)
         init_weights(self)
 
     def logits_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,11 +117,18 @@ class Discriminator(nn.Module):
         return torch.sigmoid(logit), f
 
 
+def _sn_conv(*args, **kwargs) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(nn.Conv2d(*args, **kwargs))
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN init, applied recursively: conv weights N(0, 0.02), BN weights N(1, 0.02), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # a spectrally normalised conv keeps its raw weight under parametrizations.weight.original
+            weight = m.parametrizations.weight.original if nn.utils.parametrize.is_parametrized(m) else m.weight
+            with torch.no_grad():
+                weight.normal_(0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):

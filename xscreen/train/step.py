@@ -87,10 +87,30 @@ def _mean_across_ranks(value: torch.Tensor) -> float:
     return float(value.detach())
 
 
+def hide_blocks(x: torch.Tensor, share: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """A copy of x (N, C, S, S) where a random ``share`` of the patches has one square block (side
+    S/4..S/2, random place) replaced by that patch's per-channel mean.
+
+    Trained to restore the whole patch from such input, G has to predict hidden content from its
+    context instead of copying it through the UNet skips (issue 12: the skips let G redraw a threat).
+    """
+    n, _, s, _ = x.shape
+    pick = torch.rand(n, generator=gen) < share
+    side = torch.randint(s // 4, s // 2 + 1, (n,), generator=gen)
+    y0 = (torch.rand(n, generator=gen) * (s - side + 1)).long()
+    x0 = (torch.rand(n, generator=gen) * (s - side + 1)).long()
+    rows = torch.arange(s)
+    inside_y = (rows[None, :] >= y0[:, None]) & (rows[None, :] < (y0 + side)[:, None])
+    inside_x = (rows[None, :] >= x0[:, None]) & (rows[None, :] < (x0 + side)[:, None])
+    mask = (inside_y[:, :, None] & inside_x[:, None, :] & pick[:, None, None]).to(x.device)[:, None]
+    return torch.where(mask, x.mean((2, 3), keepdim=True), x)
+
+
 def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: LossWeights = LossWeights(),
                *, noise_std: float = 0.0, noise_gen: torch.Generator | None = None,
-               d_reinit_below: float = 1e-5, channels_last: bool = True) -> StepResult:
-    """One G step and one D step on a batch x (N, C, S, S) in [-1, 1]."""
+               d_reinit_below: float = 1e-5, channels_last: bool = True, mask_share: float = 0.0) -> StepResult:
+    """One G step and one D step on a batch x (N, C, S, S) in [-1, 1]; G sees x with noise
+    (``noise_std``) and hidden blocks (``mask_share``, see ``hide_blocks``) and must restore x."""
     g_net, d_net, scaler = pair.generator, pair.discriminator, pair.scaler
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = x.to(precision.device, non_blocking=True).contiguous(memory_format=fmt)
@@ -98,6 +118,8 @@ def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: Lo
     if noise_std > 0:  # real Gaussian noise (the reference added uninitialised memory)
         noise = torch.randn(x.shape, generator=noise_gen, device="cpu").to(x.device)
         x_in = x + noise_std * noise.contiguous(memory_format=fmt)
+    if mask_share > 0:
+        x_in = hide_blocks(x_in, mask_share, noise_gen).contiguous(memory_format=fmt)
     with precision.autocast():
         x_hat = g_net(x_in)
         x_leaf = x_hat.detach().requires_grad_(True)

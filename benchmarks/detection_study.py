@@ -1,0 +1,253 @@
+"""Detection ablation on SIXray: one training variant per run, every score form measured per epoch.
+
+Issue 12's study harness. The product's networks and ``train_step`` train on benign SIXray patches
+(the same bags, scale and tiling as benchmarks/sixray.py); after every epoch each score form is
+measured on the 24 hand-boxed threat bags, and a benign-only selection criterion is computed:
+
+* within-image AUC, pooled: patches inside a threat box (coverage >= 0.25) vs patches outside every
+  box, same images;
+* darkness-matched AUC: over pairs (inside, outside) of one image whose mean darkness differs by at
+  most 0.02, the share ranked correctly (ties 1/2). Darkness itself scores ~0.5 here;
+* the benign-only criterion: AUC of held-out benign patches with a synthetic anomaly pasted in
+  (a rotated rectangle cut from another benign patch, CutPaste-style) against the same patches
+  untouched. It never sees threat data and is what an analyst can select epochs and variants on.
+
+  python benchmarks/detection_study.py --variant paper --epochs 6 --out /tmp/xs_study
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ArrayPatches, environment, log, write_outputs  # noqa: E402
+from sixray import BOXES, _run_config, load_bag, make_splits, patches_of  # noqa: E402
+from sixray_measures import box_masks  # noqa: E402
+
+from xscreen.metrics import roc_auc  # noqa: E402
+
+
+# --- measures -------------------------------------------------------------------------------
+def darkness_matched_auc(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[np.ndarray],
+                         outside: list[np.ndarray], tol: float = 0.02) -> tuple[float, int]:
+    """Share of (inside, outside) pairs of one image, |darkness difference| <= tol, that ``scores``
+    rank inside-first (ties 1/2); and the number of pairs. Lists are per image."""
+    good, n = 0.0, 0
+    for s, d, i, o in zip(scores, dark, inside, outside):
+        si, so, di, do = s[i], s[o], d[i], d[o]
+        close = np.abs(di[:, None] - do[None, :]) <= tol
+        if not close.any():
+            continue
+        cmp = (si[:, None] > so[None, :]) + 0.5 * (si[:, None] == so[None, :])
+        good += float(cmp[close].sum())
+        n += int(close.sum())
+    return (good / n if n else float("nan")), n
+
+
+def within_image(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[np.ndarray],
+                 outside: list[np.ndarray]) -> dict:
+    y = np.concatenate([np.r_[np.ones(i.sum()), np.zeros(o.sum())] for i, o in zip(inside, outside)])
+    s = np.concatenate([np.r_[sc[i], sc[o]] for sc, i, o in zip(scores, inside, outside)])
+    matched, pairs = darkness_matched_auc(scores, dark, inside, outside)
+    return {"pooled": roc_auc(y, s), "matched": matched, "pairs": pairs}
+
+
+def paste_anomalies(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """CutPaste on uint8 (N, C, S, S): a rotated rectangle from another benign patch, pasted at a
+    random place. Benign material only - no threat shape or threat data is used."""
+    n, _, s, _ = patches.shape
+    out = patches.copy()
+    for k in range(n):
+        src = patches[rng.integers(n)].transpose(1, 2, 0)
+        h, w = int(rng.integers(s // 8, s // 2)), int(rng.integers(s // 4, s * 3 // 4))
+        y0, x0 = int(rng.integers(0, s - h)), int(rng.integers(0, s - w))
+        piece = np.ascontiguousarray(src[y0:y0 + h, x0:x0 + w])
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(0, 180)), 1.0)
+        rot = cv2.warpAffine(piece, m, (s, s))
+        mask = cv2.warpAffine(np.ones((h, w), np.uint8), m, (s, s)).astype(bool)
+        dy, dx = int(rng.integers(-s // 4, s // 4)), int(rng.integers(-s // 4, s // 4))
+        rot, mask = np.roll(rot, (dy, dx), (0, 1)), np.roll(mask, (dy, dx), (0, 1))
+        dst = out[k].transpose(1, 2, 0)
+        dst[mask] = rot[mask]
+    return out
+
+
+# --- data -----------------------------------------------------------------------------------
+def load_data(args) -> dict:
+    cache = args.out / f"data_s{args.scale}_p{args.patch}_seed{args.seed}.npz"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        d = {k: z[k] for k in z.files}
+        d["threat"] = [d.pop(f"threat{i}") for i in range(int(d.pop("n_threat")))]
+        for key in ("cover", "dark"):
+            d[key] = [d.pop(f"{key}{i}") for i in range(len(d["threat"]))]
+        return d
+    boxes = {e["file"]: e["boxes"] for e in json.loads(BOXES.read_text())["images"]}
+    sp = make_splits(args, sorted(boxes))
+    run = _run_config(args)
+    load = lambda names: [load_bag(n, 0, args.scale, run.patch) for n in names]  # noqa: E731
+    train = patches_of(load(sp.train), args.max_patches, args.seed).patches
+    val = patches_of(load(sp.val), None, args.seed).patches
+    boxed = [load_bag(n, 1, args.scale, run.patch) for n in sorted(boxes)]
+    d = {"train": train, "val": val, "threat": [b.patches for b in boxed],
+         "cover": [box_masks(b, boxes[b.name], args.scale, args.patch) for b in boxed],
+         "dark": [b.patch_dark for b in boxed]}
+    flat = {k: v for k, v in d.items() if not isinstance(v, list)}
+    for key in ("threat", "cover", "dark"):
+        flat.update({f"{key}{i}": a for i, a in enumerate(d[key])})
+    args.out.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, n_threat=len(boxed), **flat)
+    return d
+
+
+# --- scores ---------------------------------------------------------------------------------
+@torch.no_grad()
+def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) -> dict[str, np.ndarray]:
+    """Every score form for uint8 patches (N, C, S, S); eval-mode networks."""
+    out: dict[str, list] = {}
+    ds = ArrayPatches(patches)
+    for i in range(0, len(ds), 256):
+        x = torch.stack(ds.__getitems__(list(range(i, min(i + 256, len(ds))))))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with prec.autocast():
+            xh = g(x)
+            _, fx = d(x)
+            _, fxh = d(xh)
+        diff = (x.float() - xh.float())
+        fd = (fx.float() - fxh.float()).flatten(1)
+        parts = {"R_l1": diff.abs().flatten(1).mean(1), "R_l2": diff.pow(2).flatten(1).mean(1),
+                 "L": fd.pow(2).mean(1),
+                 # the largest 8x8 mean residual: a small object's residual is not averaged away
+                 "R_l1_max8": torch.nn.functional.avg_pool2d(diff.abs().mean(1, keepdim=True), 8, 4)
+                 .flatten(1).amax(1)}
+        if feat_std is not None:
+            parts["Lz"] = (fd / feat_std).pow(2).mean(1)
+        for k, v in parts.items():
+            out.setdefault(k, []).append(v.double().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def feature_std(d, patches: np.ndarray, prec) -> torch.Tensor:
+    ds = ArrayPatches(patches)
+    fs = []
+    for i in range(0, len(ds), 256):
+        x = torch.stack(ds.__getitems__(list(range(i, min(i + 256, len(ds))))))
+        with prec.autocast():
+            fs.append(d(x.contiguous(memory_format=torch.channels_last))[1].float().flatten(1))
+    return torch.cat(fs).std(0).clamp_min(1e-6)
+
+
+def zscore_mix(forms: dict, ref: dict, a: str, b: str, lam: float) -> np.ndarray:
+    """lam·z(a) + (1-lam)·z(b), each standardised by its benign reference mean/std."""
+    z = lambda k: (forms[k] - ref[k].mean()) / (ref[k].std() + 1e-12)  # noqa: E731
+    return lam * z(a) + (1 - lam) * z(b)
+
+
+def add_mixes(forms: dict, ref: dict) -> dict:
+    forms = dict(forms)
+    forms["paper 0.9R+0.1L"] = 0.9 * forms["R_l1"] + 0.1 * forms["L"]
+    lat = "Lz" if "Lz" in forms else "L"
+    for lam in (0.5, 0.8):
+        forms[f"z {lam}R+{1 - lam:.1f}{lat}"] = zscore_mix(forms, ref, "R_l1", lat, lam)
+    return forms
+
+
+def evaluate_epoch(g, d, data: dict, prec, rng_seed: int) -> dict:
+    g.eval(), d.eval()
+    fstd = feature_std(d, data["val"], prec)
+    val = score_forms(g, d, data["val"], prec, fstd)
+    pasted = score_forms(g, d, paste_anomalies(data["val"], np.random.default_rng(rng_seed)), prec, fstd)
+    thr = [score_forms(g, d, p, prec, fstd) for p in data["threat"]]
+    val_m, pasted_m = add_mixes(val, val), add_mixes(pasted, val)
+    thr_m = [add_mixes(t, val) for t in thr]
+    inside = [c >= 0.25 for c in data["cover"]]
+    outside = [c == 0 for c in data["cover"]]
+    res = {}
+    for k in val_m:
+        w = within_image([t[k] for t in thr_m], data["dark"], inside, outside)
+        y = np.r_[np.zeros(len(val_m[k])), np.ones(len(pasted_m[k]))]
+        res[k] = {**w, "benign_pasted_auc": roc_auc(y, np.r_[val_m[k], pasted_m[k]])}
+    g.train(), d.train()
+    return res
+
+
+def trivial(data: dict) -> dict:
+    inside = [c >= 0.25 for c in data["cover"]]
+    outside = [c == 0 for c in data["cover"]]
+    return {"darkness": within_image(data["dark"], data["dark"], inside, outside)}
+
+
+# --- training -------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variant", default="paper", help="label for the run")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="NetConfig / TrainConfig overrides, e.g. d_spectral_norm=true input_mask=0.5")
+    p.add_argument("--scale", type=float, default=0.25)
+    p.add_argument("--patch", type=int, default=32)
+    p.add_argument("--ngf", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--max-patches", type=int, default=100)
+    p.add_argument("--n-train", type=int, default=80)
+    p.add_argument("--n-val", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("/tmp/xs_study"))
+    args = p.parse_args(argv)
+    args.quick, args.device = False, "cpu"
+    from xscreen.train import fit
+    from xscreen.train.loop import EpochReport
+
+    data = load_data(args)
+    log(f"{args.variant}: {len(data['train'])} train, {len(data['val'])} val patches, {len(data['threat'])} boxed")
+    run = _run_config(args)
+    net_kw, train_kw = {}, {"precision": args.precision}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        val = json.loads(v) if v[:1] in "0123456789-[{tfn" else v
+        if k in {f.name for f in dataclasses.fields(run.net)}:
+            net_kw[k] = val
+        else:
+            train_kw[k] = val
+    run = dataclasses.replace(run, net=dataclasses.replace(run.net, **net_kw),
+                              train=dataclasses.replace(run.train, **train_kw, epochs=args.epochs, log_every=10**6))
+    history, t0 = [], time.time()
+    out = args.out / args.variant
+    from xscreen.runtime import precision_for
+
+    prec = None
+    for rep in fit(run, ArrayPatches(data["train"]), ArrayPatches(data["val"][:512]), out=out / "model.xsm",
+                   workdir=out / "work"):
+        if isinstance(rep, EpochReport):
+            from _common import nets_from_state
+
+            g, d = nets_from_state(rep.checkpoint, run)
+            prec = prec or precision_for("cpu", args.precision)
+            res = evaluate_epoch(g, d, data, prec, args.seed + rep.epoch)
+            history.append({"epoch": rep.epoch, "seconds": rep.seconds, "patches_per_s": rep.patches_per_s,
+                            "g_adv": rep.g_adv, "g_con": rep.g_con, "g_lat": rep.g_lat, "d_loss": rep.d_loss,
+                            "d_reinits": rep.d_reinits, "scores": res})
+            best = max(res, key=lambda k: res[k]["matched"])
+            log(f"{args.variant} ep {rep.epoch}: d {rep.d_loss:.3f} adv {rep.g_adv:.3f} lat {rep.g_lat:.4f} "
+                f"{rep.patches_per_s:.0f} p/s | " + " | ".join(
+                    f"{k}: {r['pooled']:.3f}/{r['matched']:.3f}/{r['benign_pasted_auc']:.3f}"
+                    for k, r in res.items()) + f" | best matched {best}")
+    result = {"variant": args.variant, "set": args.set, "args": {k: str(v) for k, v in vars(args).items()},
+              "environment": environment(), "trivial": trivial(data), "history": history,
+              "seconds": time.time() - t0}
+    write_outputs(args.out, f"study_{args.variant}", result, json.dumps(result["trivial"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
