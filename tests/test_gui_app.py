@@ -62,6 +62,7 @@ def window(qtbot, tmp_path):
     win = MainWindow(settings_path=tmp_path / "gui.ini", audit_path=tmp_path / "audit.sqlite")
     qtbot.addWidget(win)
     win.sign_in("ana")
+    win.min_view_seconds = 0  # tests decide as soon as a bag is scored
     win.show()
     qtbot.waitExposed(win)
     win.activateWindow()
@@ -291,6 +292,7 @@ app = QApplication([])
 from xscreen.gui.app import MainWindow
 win = MainWindow(settings_path=sys.argv[1], audit_path=sys.argv[2])
 win.sign_in("kim")
+win.min_view_seconds = 0
 win.open_path(sys.argv[3])
 while win.tab.outcome is None or win.runner.running is not None:
     app.processEvents()

@@ -28,6 +28,7 @@ def _window(qtbot, tmp_path, operator="ana", minutes=None):
     win.activateWindow()
     if operator:
         win.sign_in(operator)
+    win.min_view_seconds = 0  # tests decide as soon as a bag is scored (the guard has its own test)
     return win
 
 
@@ -128,6 +129,8 @@ def test_a_repeated_key_writes_one_row_and_a_change_is_a_linked_amendment(qtbot,
     assert "CLEAR (amended)" in window.tab.queue_panel.list.item(0).text()
     _press(qtbot, window, "C")
     assert window.amend_box is None and len(_rows(tmp_path)) == 2  # the amended call stands: no repeat
+    window.dispatch("audit.stats")  # one bag (the amended one counts once), one amendment
+    assert [window.dialog.table.item(0, c).text() for c in (0, 1, 4)] == ["ana", "1", "1"]
 
 
 def test_queue_shows_each_bags_decision_and_going_back_shows_it(qtbot, window, bag_dir, tiny_model, tmp_path):
@@ -152,6 +155,22 @@ def test_queue_shows_each_bags_decision_and_going_back_shows_it(qtbot, window, b
     _press(qtbot, again, "U")
     assert again.amend_box is not None and len(_rows(tmp_path)) == 1
     again.amend_box.reject()
+
+
+def test_a_double_press_does_not_decide_the_next_bag(qtbot, window, bag_dir, tiny_model, tmp_path):
+    window.min_view_seconds = 0.5
+    assert not window.actions_by_id["decide.suspect"].autoRepeat()  # a held key is one decision
+    _scored(qtbot, window, bag_dir, tiny_model)
+    nxt = window.queue.peek_next()
+    qtbot.waitUntil(lambda: window.cache.get(nxt, window.model_path) is not None, timeout=TIMEOUT)
+    qtbot.wait(600)
+    _press(qtbot, window, "S", "S")  # the second press lands on the next bag, shown at once from the cache
+    assert window.tab.outcome.path == str(nxt) and window.tab.screening is not None
+    assert len(_rows(tmp_path)) == 1
+    assert "decision key ignored" in window.statusBar().currentMessage()
+    qtbot.wait(600)
+    _press(qtbot, window, "C")
+    assert [r["decision"] for r in _rows(tmp_path)] == ["suspect", "clear"]
 
 
 def test_every_launch_signs_in_and_the_name_is_always_shown(qtbot, tmp_path, bag_dir, tiny_model):

@@ -118,6 +118,7 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
             act = QAction(sc.label, self)
             act.setShortcut(QKeySequence(sc.keys))
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.setAutoRepeat(not sc.action.startswith("decide."))  # a held key is one decision
             act.setToolTip(f"{sc.label} ({sc.keys})")
             act.triggered.connect(lambda _=False, a=sc.action: self.dispatch(a))
             if sc.group not in menus:

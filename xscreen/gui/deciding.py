@@ -14,6 +14,7 @@ class DecisionHandling:
     """Expects MainWindow's ``operator``, ``queue``, ``tab``, ``tabs``, ``stack``, ``timer``, ``audit_path``."""
 
     amend_box: QMessageBox | None = None
+    min_view_seconds = session.MIN_VIEW_SECONDS
 
     def can_decide(self) -> bool:
         return (self.operator.signed_in and self.stack.currentWidget() is self.tabs
@@ -24,6 +25,10 @@ class DecisionHandling:
         if not self.can_decide():
             self.statusBar().showMessage("decisions are taken on the screening tab, signed in, "
                                          "with a scored bag on screen", 5000)
+            return None
+        shown_for = self.timer.elapsed()
+        if shown_for is not None and shown_for < self.min_view_seconds:
+            self.statusBar().showMessage(f"bag on screen for {shown_for:.1f} s only: decision key ignored", 5000)
             return None
         current = self.queue.decision(self.tab.outcome.path)
         plan = session.plan_decision(action, current)

@@ -52,8 +52,8 @@ class StatsDialog(_Dialog):
     def __init__(self, stats: list, verify, db_path: str, parent: QWidget | None = None):
         super().__init__("Operator statistics", parent)
         rows = [[s.operator, str(s.bags), f"{s.suspect_rate * 100:.1f} %",
-                 f"{s.median_decision_seconds:.1f} s"] for s in stats]
-        self.table = _table(["Operator", "Bags", "Suspect rate", "Median decision time"], rows)
+                 f"{s.median_decision_seconds:.1f} s", str(s.amendments)] for s in stats]
+        self.table = _table(["Operator", "Bags", "Suspect rate", "Median decision time", "Amendments"], rows)
         chain = (f"chain OK: {verify.n_rows} rows, head {verify.head_hash[:16]}…" if verify.ok else
                  f"CHAIN BROKEN at row {verify.first_bad_row}: {verify.reason}")
         self.chain = QLabel(f"{db_path}\n{chain}")
@@ -61,7 +61,7 @@ class StatsDialog(_Dialog):
         self.chain.setStyleSheet("" if verify.ok else "color: #e53935; font-weight: bold;")
         self.lay.addWidget(self.table)
         self.lay.addWidget(self.chain)
-        self.finish(560, 360)
+        self.finish(640, 360)
 
 
 def error_box(parent: QWidget, title: str, text: str) -> QMessageBox:

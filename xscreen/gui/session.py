@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unresolved": "unresolved"}
+# A decision key within this long of a bag appearing is ignored: after a decision the next bag (often
+# pre-scored) appears at once, and a double press must not decide a bag nobody has looked at.
+MIN_VIEW_SECONDS = 0.5
 MAX_RECENT = 10
 
 
