@@ -167,6 +167,6 @@ class DecisionBar(QGroupBox):
             self.info.setText(note)
             self.info.setStyleSheet("padding: 4px;")
             return
-        colour = DECISION_STYLE[decision.decision][0]
-        self.info.setText(f"{DECISION_STYLE[decision.decision][1]} {decision.describe()}  -  another decision key asks to amend it")
+        colour, glyph = DECISION_STYLE[decision.decision]
+        self.info.setText(f"{glyph} {decision.describe()}  -  another decision key asks to amend it")
         self.info.setStyleSheet(f"padding: 4px; font-weight: bold; color: white; background: {colour};")
