@@ -273,3 +273,29 @@ def test_hide_blocks_hides_one_square_per_picked_patch():
     half = hide_blocks(x, 0.5, torch.Generator().manual_seed(2))
     share = float((half != x).flatten(1).any(1).float().mean())
     assert 0.3 < share < 0.7
+
+
+def test_pasted_dataset_is_deterministic_and_pastes_benign_material():
+    from xscreen.train.selection import PastedDataset, pasted_auc
+
+    base = TensorDataset(_patches(10, 3))
+    a, b = PastedDataset(base, seed=5), PastedDataset(base, seed=5)
+    other = PastedDataset(base, seed=6)
+    for i in range(10):
+        x, y = base[i][0], a[i]
+        assert y.shape == x.shape and torch.equal(y, b[i])
+        changed = (y != x).any(0).float().mean()
+        assert 0.0 < changed < 0.5  # a rectangle, not the whole patch
+        assert y.min() >= -1 and y.max() <= 1
+    assert any(not torch.equal(a[i], other[i]) for i in range(10))
+    assert pasted_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
+    assert pasted_auc(np.array([0.1, 0.2]), np.array([0.1, 0.2])) == 0.5
+
+
+def test_fit_with_pasted_selection_minimises_minus_auc(tmp_path):
+    run = _run(selection="pasted", epochs=2)
+    reports = list(_fit(tmp_path, run))
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert all(-1.0 <= e.val_objective <= 0.0 for e in epochs)
+    best = min(epochs, key=lambda e: e.val_objective)
+    assert reports[-1].best_epoch == best.epoch and reports[-1].best_objective == best.val_objective

@@ -1,7 +1,8 @@
 """``fit``: the training loop as a generator of small reports (DESIGN.md 'Long jobs are generators').
 
 Per epoch: train steps (ProgressReport every ``log_every`` steps), then the held-out *benign*
-validation objective (mean anomaly score, eval-mode BatchNorm; lower is better), LR schedulers
+validation objective (mean anomaly score, eval-mode BatchNorm, lower is better; or with
+``selection="pasted"`` minus the AUC of CutPaste-pasted benign patches, selection.py), LR schedulers
 stepped, the training state written atomically, an EpochReport. Model selection and early
 stopping use only that benign objective - never test data. At the end the best epoch's weights are
 saved to the model file and calibrated on the validation scans (finish.py).
@@ -119,13 +120,21 @@ def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float])
     sums["train_seconds"] = time.perf_counter() - start
 
 
-def _objective(s: Session, run: RunConfig, val_data: Dataset) -> np.ndarray:
+def _objective(s: Session, run: RunConfig, val_data: Dataset) -> tuple[np.ndarray, float]:
+    """Held-out benign scores (N,) and the objective to minimise (selection.py for ``pasted``)."""
     if distributed():
         # BN running statistics are per rank; take rank 0's so every rank scores (and decides) alike
         broadcast_module(s.generator)
         broadcast_module(s.discriminator)
-    return validation_scores(s.generator, s.discriminator, val_data, s.precision, lam=run.train.lam,
-                             recon=run.train.recon, batch_size=run.train.batch_size)
+    t = run.train
+    score = lambda data: validation_scores(s.generator, s.discriminator, data, s.precision,  # noqa: E731
+                                           lam=t.lam, recon=t.recon, batch_size=t.batch_size)
+    scores = score(val_data)
+    if t.selection == "pasted":
+        from xscreen.train.selection import PastedDataset, pasted_auc
+
+        return scores, -pasted_auc(scores, score(PastedDataset(val_data, t.seed)))
+    return scores, float(scores.mean())
 
 
 def _agreed(value: float) -> float:
@@ -206,8 +215,8 @@ def _fit(run: RunConfig, train_data: Dataset, val_data: Dataset, out: Path, work
         sums = dict.fromkeys(("g_loss", "g_adv", "g_con", "g_lat", "d_loss", "steps", "patches", "d_reinits",
                               "train_seconds"), 0.0)
         yield from _train_epoch(s, run, epoch, sums)
-        scores = _objective(s, run, val_data)
-        objective = _agreed(float(scores.mean()))
+        scores, objective = _objective(s, run, val_data)
+        objective = _agreed(objective)
         lr = s.pair.opt_g.param_groups[0]["lr"]
         s.sched_g.step(), s.sched_d.step()
         is_best = objective < progress.best_objective
