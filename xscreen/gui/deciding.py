@@ -51,8 +51,13 @@ class DecisionHandling:
         box.setWindowModality(Qt.WindowModality.WindowModal)  # no decision key fires behind it
         path = self.tab.outcome.path
         box.buttonClicked.connect(lambda b: self._on_amend_box_clicked(b is amend, action, path, current))
+        box.finished.connect(lambda _result: self._on_amend_box_finished(box))
         self.amend_box = box
         box.open()
+
+    def _on_amend_box_finished(self, box: QMessageBox) -> None:
+        if self.amend_box is box:  # closed without a button (window close, sign-out)
+            self.amend_box = None
 
     def _on_amend_box_clicked(self, accepted: bool, action: str, path: str, current) -> None:
         self.amend_box = None

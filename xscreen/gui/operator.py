@@ -108,6 +108,7 @@ class OperatorHandling:
         box = getattr(self, "amend_box", None)
         if box is not None:
             box.reject()
+            self.amend_box = None
         self.operator.sign_out()
         self.sign_in_page.set_message(message)
         self.stack.setCurrentWidget(self.sign_in_page)
