@@ -17,7 +17,7 @@ from xscreen.gui import dialogs, probe, session, shortcuts
 from xscreen.gui import state as st
 from xscreen.gui.deciding import DecisionHandling
 from xscreen.gui.files import FileHandling
-from xscreen.gui.operator import OperatorHandling
+from xscreen.gui.signin import OperatorHandling
 from xscreen.gui.screening_tab import ScreeningTab
 from xscreen.gui.worker import JobRunner
 
