@@ -1,4 +1,8 @@
-"""``xscreen evaluate --model M --benign DIR --threat DIR [--masks DIR] --out DIR``."""
+"""``xscreen evaluate --model M --benign DIR --threat DIR [--masks|--boxes|--labels ...] --out DIR``.
+
+The annotations are read and matched to the threat scans first: what matched is printed, and a
+source that matches none of them stops the run (it would otherwise yield scan-level numbers only).
+"""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benign", required=True, type=Path, help="folder of benign scans")
     p.add_argument("--threat", required=True, type=Path, help="folder of threat scans")
     p.add_argument("--masks", type=Path, default=None,
-                   help="threat masks <stem>.png (default: THREAT/../masks where present)")
+                   help="folder of threat masks <stem>.png or <stem>_mask.png (default: THREAT/../masks "
+                   "where present)")
+    p.add_argument("--boxes", type=Path, default=None,
+                   help="threat boxes: a folder of per-image <stem>.json / Pascal VOC <stem>.xml / YOLO "
+                   "<stem>.txt, or one COCO JSON or box JSON for the set (default: THREAT/../boxes where "
+                   "present); used as coarse masks when no masks are given")
+    p.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh",
+                   help="corner order of JSON boxes whose file does not declare a 'box_format' "
+                   "(default xywh, as xscreen synth and COCO write; VOC and YOLO are read by their own rules)")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="labels CSV: a stem column (stem, file_stem, filename, image, ...) and threat types "
+                   "(threat_types, type, class, ...) (default: THREAT/../labels.csv where present)")
     p.add_argument("--out", required=True, type=Path, help="folder for results.json/.md and PNGs")
     p.add_argument("--stride", type=int, default=32, help="tiling stride (default 32)")
     p.add_argument("--overlap", type=float, default=0.1,
@@ -36,10 +51,38 @@ def _masks(args: argparse.Namespace) -> Path | None:
             raise ValueError(f"{args.masks}: no such folder")
         return args.masks
     guess = args.threat.parent / "masks"
-    if guess.is_dir():
-        print(f"using masks from {guess}", file=sys.stderr)
-        return guess
-    return None
+    return guess if guess.is_dir() else None
+
+
+def load_truth(args: argparse.Namespace, threat_paths: list[Path]):
+    """The annotations, with a report of what they match; ValueError when a source in use matches
+    none of the threat scans (evaluating then would report only scan-level numbers, quietly)."""
+    from xscreen.evaluate.annotations import discover, load_annotations
+
+    boxes, labels = discover(args.threat, args.boxes, args.labels)
+    ann = load_annotations(_masks(args), boxes, labels, args.box_format)
+    for source, what in ann.sources.items():
+        print(f"using {source} from {what}", file=sys.stderr)
+    for problem in ann.problems:
+        print(f"warning: skipped annotation {problem}", file=sys.stderr)
+    match = ann.match(threat_paths)
+    if ann.sources:
+        print(match.summary(), file=sys.stderr)
+    dead = [s for s, n in match.per_source.items() if n == 0]
+    if dead:
+        raise ValueError("; ".join(f"{s} from {ann.sources[s]} match none of the {match.n_scans} threat scans "
+                                   f"(scans: {_sample([p.stem for p in threat_paths])}; {s}: "
+                                   f"{_sample(ann.names(s))})" for s in dead))
+    if match.unmatched and ann.sources:
+        print(f"warning: {len(match.unmatched)} threat scan(s) have no annotation: {_sample(match.unmatched)}",
+              file=sys.stderr)
+    return ann
+
+
+def _sample(names: list[str] | tuple[str, ...], n: int = 3) -> str:
+    if not names:
+        return "(none)"
+    return ", ".join(names[:n]) + (f" ... ({len(names)} in all)" if len(names) > n else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from xscreen.checkpoint import ModelError
     from xscreen.config import ScreenConfig
     from xscreen.evaluate import EvalConfig, EvalResult, evaluate_model, write_outputs
+    from xscreen.pipeline import collect_paths
     from xscreen.scan import ScanError
 
     try:
@@ -57,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         screen = ScreenConfig(stride=args.stride, threshold=args.threshold, device=args.device,
                               precision=args.precision)
         cfg = EvalConfig(screen=screen, overlap=args.overlap, top_k=args.top_k)
+        truth = load_truth(args, collect_paths([args.threat]))
         bar, result = None, None
-        for item in evaluate_model(args.model, args.benign, args.threat, _masks(args), cfg):
+        for item in evaluate_model(args.model, args.benign, args.threat, cfg=cfg, annotations=truth):
             if isinstance(item, EvalResult):
                 result = item
                 continue

@@ -11,7 +11,7 @@ non-air patch (air would inflate the AUC for free), subsampled per scan to bound
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from xscreen.config import ScreenConfig
 from xscreen.evaluate import truth
+from xscreen.evaluate.annotations import Annotations, TruthMatch, discover, load_annotations
 from xscreen.evaluate.result import EvalResult, LevelResult, TypeResult
 from xscreen.metrics import average_precision, roc_auc, roc_curve, scan_score
 from xscreen.pipeline import ScreenFailure, Screening, collect_paths, resolve_thresholds, screen_paths
@@ -33,7 +34,8 @@ class EvalConfig:
     top_k: int = 5  # for the top-k mean scan score
     pixels_per_scan: int = 20_000  # pixel-level AUC subsample per scan
     labels_csv: Path | None = None  # None: <threat_dir>/../labels.csv where present
-    boxes_dir: Path | None = None  # None: <threat_dir>/../boxes where present
+    boxes_dir: Path | None = None  # a folder or one file; None: <threat_dir>/../boxes where present
+    box_format: str = "xywh"  # of box lists that do not say (COCO is xywh, VOC/YOLO say by format)
     seed: int = 0
 
 
@@ -110,27 +112,6 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
         _add_pixels(acc, s, mask, cfg.pixels_per_scan, cfg.seed + n)
 
 
-def _find(folder: Path | None, stems: list[str], suffix: str) -> Path | None:
-    if folder is None:
-        return None
-    return next((folder / f"{k}{suffix}" for k in stems if (folder / f"{k}{suffix}").is_file()), None)
-
-
-def _truth_for(path: Path, s: Screening, masks_dir: Path | None, boxes_dir: Path | None,
-               labels: dict[str, list[str]]) -> tuple[np.ndarray | None, list[str]]:
-    """(mask or None, threat types) of one scan: the mask PNG where masks are in use, else its boxes
-    filled in (coarser: a box holds background too)."""
-    stems = [path.stem, s.scan_id, path.stem.removesuffix("_high").removesuffix("_low")]  # TIFF pairs
-    types = next((labels[k] for k in stems if k in labels), [])
-    box_file = _find(boxes_dir, stems, ".json")
-    boxes = truth.read_boxes(box_file) if box_file is not None else []
-    types = [kind for kind, _ in boxes] or types
-    mask_path = _find(masks_dir, stems, ".png")
-    if mask_path is not None:
-        return truth.read_mask(mask_path, (s.height, s.width)), types
-    return (truth.mask_from_boxes(boxes, (s.height, s.width)) if masks_dir is None else None), types
-
-
 def _scorer_and_cfg(model: Any, cfg: ScreenConfig) -> tuple[Scorer, ScreenConfig, bool]:
     scorer = model if isinstance(model, Scorer) else Scorer(model, cfg.device, cfg.precision, cfg.batch_size)
     calibrated = scorer.threshold is not None or cfg.threshold is not None
@@ -140,15 +121,17 @@ def _scorer_and_cfg(model: Any, cfg: ScreenConfig) -> tuple[Scorer, ScreenConfig
 
 def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
                    masks_dir: str | Path | None = None, cfg: EvalConfig = EvalConfig(),
-                   ) -> Iterator[EvalProgress | EvalResult]:
+                   annotations: Annotations | None = None) -> Iterator[EvalProgress | EvalResult]:
     """Yield an EvalProgress per scan, then the EvalResult. ``model``: file, LoadedModel or Scorer.
+    ``annotations``: the ground truth, already loaded (the CLI loads it first to report what matches);
+    None: ``masks_dir`` plus the boxes and labels.csv found next to ``threat_dir`` (or in ``cfg``).
     Unreadable scans are reported in the progress and the result, and skipped."""
     t0 = time.perf_counter()
     scorer, screen_cfg, calibrated = _scorer_and_cfg(model, cfg.screen)
-    root = Path(threat_dir).parent
-    labels = truth.read_labels_csv(cfg.labels_csv or root / "labels.csv")
-    boxes = cfg.boxes_dir or (root / "boxes" if (root / "boxes").is_dir() else None)
-    masks = Path(masks_dir) if masks_dir is not None else None
+    if annotations is None:
+        boxes, labels = discover(Path(threat_dir), cfg.boxes_dir, cfg.labels_csv)
+        annotations = load_annotations(None if masks_dir is None else Path(masks_dir), boxes, labels,
+                                       cfg.box_format)  # type: ignore[arg-type]
     sets = [(0, collect_paths([benign_dir])), (1, collect_paths([threat_dir]))]
     total, acc, n = sum(len(p) for _, p in sets), _Acc(), 0
     if not sets[0][1] or not sets[1][1]:
@@ -160,23 +143,28 @@ def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
             fault = item.fault if isinstance(item, ScreenFailure) else ""
             if not fault:
                 try:
-                    mask, types = _truth_for(item.path, item.screening, masks, boxes, labels)
-                    _add_scan(acc, item.screening, label, mask, types, cfg, n, masks is not None)
+                    s = item.screening
+                    got = annotations.truth(item.path, s.height, s.width, s.scan_id)
+                    _add_scan(acc, s, label, got.mask, got.types, cfg, n, annotations.has_masks)
                 except ScanError as exc:
                     fault = str(exc)
             if fault:
                 acc.failures.append(fault)
             yield EvalProgress(n, total, str(item.path), ("benign", "threat")[label], not fault, fault)
     result = _result(acc, scorer, screen_cfg, calibrated, cfg, time.perf_counter() - t0)
-    result.settings = _settings(benign_dir, threat_dir, masks, boxes, screen_cfg, cfg, scorer)
+    result.settings = _settings(benign_dir, threat_dir, annotations, annotations.match(sets[1][1]), screen_cfg,
+                                cfg, scorer)
     yield result
 
 
-def _settings(benign_dir, threat_dir, masks: Path | None, boxes: Path | None, screen_cfg: ScreenConfig,
+def _settings(benign_dir, threat_dir, ann: Annotations, match: TruthMatch, screen_cfg: ScreenConfig,
               cfg: EvalConfig, scorer: Scorer) -> dict[str, Any]:
-    return {"benign": str(benign_dir), "threat": str(threat_dir), "masks": str(masks) if masks else None,
-            "boxes": str(boxes) if boxes else None,
-            "truth": "masks" if masks else "boxes" if boxes else "none",
+    src = ann.sources
+    return {"benign": str(benign_dir), "threat": str(threat_dir), "masks": src.get("masks"),
+            "boxes": src.get("boxes"), "labels": src.get("labels"),
+            "truth": "masks" if ann.has_masks else "boxes" if "boxes" in src else "none",
+            "matched": {k: v for k, v in asdict(match).items() if k != "unmatched"},
+            "annotation_problems": list(ann.problems),
             "stride": screen_cfg.stride, "overlap": cfg.overlap, "top_k": cfg.top_k,
             "pixels_per_scan": cfg.pixels_per_scan, "device": str(scorer.device),
             "precision": scorer.precision.name}

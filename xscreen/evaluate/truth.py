@@ -2,12 +2,12 @@
 
 Dataset layout (``xscreen synth``): ``masks/<stem>.png`` (0 background, k > 0 = the k-th threat of the
 bag), ``boxes/<stem>.json`` (the threats' types and boxes, in mask-label order) and ``labels.csv``
-(stem, label, threat_types).
+(stem, label, threat_types). Other tools' layouts (mask names, COCO, VOC, YOLO, labels CSV
+columns) are read by ``annotations`` and ``boxsets`` into the same masks and types.
 """
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,13 @@ import cv2
 import numpy as np
 
 from xscreen.scan import ScanError
+
+# Column names that tools use for the image and for its threat types in a labels CSV ('label' is
+# not among the types: xscreen synth and many sets use it for benign/threat).
+STEM_COLUMNS = ("stem", "file_stem", "filename", "file_name", "file", "image", "image_name", "image_id",
+                "img", "name", "scan", "scan_id", "bag", "bag_id", "id")
+TYPE_COLUMNS = ("threat_types", "threat_type", "types", "type", "classes", "class", "categories", "category",
+                "class_name", "object")
 
 # A patch is a threat patch when the threat covers >= `overlap` of the patch (default 10 %), or
 # when the patch holds at least half of a threat too small to cover that much of any patch.
@@ -30,7 +37,17 @@ class Instance:
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8/uint16 instance mask; ScanError if unreadable or not the scan's size."""
+    """(H, W) uint8/uint16 instance mask; ScanError if unreadable or not the scan's size. The size
+    is read from the header first, so a hostile file cannot make us decode a huge image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception as exc:  # Pillow raises many types on foreign or broken files
+        raise ScanError(path, f"cannot read the mask image ({type(exc).__name__})") from exc
+    if (height, width) != shape:
+        raise ScanError(path, f"mask is {width}x{height} but the scan is {shape[1]}x{shape[0]}")
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise ScanError(path, "cannot decode the mask image")
@@ -45,38 +62,46 @@ def _split_types(text: str) -> list[str]:
     return [t.strip() for t in re.split(r"[;|,+ ]+", text or "") if t.strip()]
 
 
-def read_labels_csv(path: Path) -> dict[str, list[str]]:
-    """stem -> threat types, from a labels.csv with columns stem/label/threat_types (missing: {})."""
+def _column(header: list[str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` among the CSV's columns, compared without case or spaces."""
+    by_key = {h.strip().lower().replace(" ", "_"): h for h in header if h}
+    return next((by_key[n] for n in names if n in by_key), None)
+
+
+def read_labels_csv(path: Path, required: bool = False) -> dict[str, list[str]]:
+    """stem -> threat types from a labels CSV. The stem column may be any of STEM_COLUMNS (a file
+    name or path in it is reduced to its stem: data, never opened), the types column any of
+    TYPE_COLUMNS. A missing file is {} unless ``required``; a file without a stem column raises."""
+    from xscreen.evaluate.boxformats import MAX_SET_FILE_BYTES, read_text, stem_of
+
     if not path.is_file():
+        if required:
+            raise ScanError(path, "labels file not found")
         return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    lines = read_text(path, MAX_SET_FILE_BYTES).splitlines()
+    header = next(csv.reader(lines[:1]), [])
+    stem_col, type_col = _column(header, STEM_COLUMNS), _column(header, TYPE_COLUMNS)
+    if stem_col is None:
+        raise ScanError(path, f"no stem column: the columns are {', '.join(header) or '(none)'}; "
+                              f"expected one of {', '.join(STEM_COLUMNS)}")
     out: dict[str, list[str]] = {}
-    for row in rows:
-        stem = row.get("stem") or row.get("name") or row.get("file") or ""
+    for row in csv.DictReader(lines):
+        stem = stem_of(row.get(stem_col) or "")
         if stem:
-            out[Path(stem).stem] = _split_types(row.get("threat_types") or row.get("types") or "")
+            out[stem] = _split_types(row.get(type_col) or "") if type_col else []
     return out
 
 
 def read_boxes(path: Path) -> list[tuple[str, tuple[int, int, int, int] | None]]:
-    """(type, box (x, y, w, h) or None) per threat, in mask-label order, from boxes/<stem>.json: a
-    list of threats, or an object with a 'threats' (or 'boxes') list; each threat has 'type' (or
-    'name'/'class'/'label') and optionally 'box'."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ScanError(path, f"cannot read the boxes file ({exc})") from exc
-    items = data.get("threats", data.get("boxes", [])) if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        raise ScanError(path, "boxes file holds no list of threats")
+    """(type, box (x, y, w, h) or None) per threat, in mask-label order, from one per-image box
+    JSON (``boxes/<stem>.json`` as xscreen synth writes it; see ``boxformats.json_boxes``)."""
+    from xscreen.evaluate.boxformats import MAX_IMAGE_FILE_BYTES, declared_format, json_boxes, read_json
+
+    data = read_json(path, MAX_IMAGE_FILE_BYTES)
     out: list[tuple[str, tuple[int, int, int, int] | None]] = []
-    for t in items:
-        t = t if isinstance(t, dict) else {}
-        kind = str(t.get("type") or t.get("name") or t.get("class") or t.get("label") or "threat")
-        box = t.get("box")
-        ok = isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
-        out.append((kind, tuple(int(round(v)) for v in box) if ok else None))  # type: ignore[misc]
+    for b in json_boxes(data, declared_format(data, "xywh", path), path):
+        x0, y0, x1, y1 = (int(round(v)) for v in b.xyxy) if b.xyxy else (0, 0, 0, 0)
+        out.append((b.type, (x0, y0, x1 - x0, y1 - y0) if b.xyxy else None))
     return out
 
 
@@ -102,6 +127,9 @@ def mask_from_boxes(boxes: list[tuple[str, tuple[int, int, int, int] | None]], s
 def instances(mask: np.ndarray, types: list[str]) -> list[Instance]:
     """One Instance per label k > 0 present in the mask, typed by ``types[k - 1]`` where known."""
     labels, areas = np.unique(mask[mask > 0], return_counts=True)
+    if len(labels) == 1 and len(types) == 1:
+        # a binary mask (0/255 or 0/1) of a bag with one known threat type: that threat
+        return [Instance(int(labels[0]), types[0], int(areas[0]))]
     return [Instance(int(k), types[k - 1] if 0 < k <= len(types) else "threat", int(a))
             for k, a in zip(labels, areas)]
 
