@@ -200,6 +200,12 @@ def test_yolo_polygon_and_unnamed_class(tmp_path):
     assert ann.problems and "t1.txt: line 1 is not a YOLO box" in ann.problems[0]
 
 
+def test_absurd_coordinates_are_clipped_to_the_scan(tmp_path):
+    (tmp_path / "b.json").write_text(json.dumps({"box_format": "xyxy", "t0": [{"box": [-1e308, 10, 1e308, 1e308]}]}))
+    mask = truth_of(load_annotations(boxes=tmp_path / "b.json"), "t0").mask
+    assert mask.shape == (H, W) and mask[:10].sum() == 0 and (mask[10:] == 1).all()
+
+
 def test_oversized_annotation_files_are_refused_unread(tmp_path):
     (tmp_path / "big.json").write_text("[" + " " * 2000 + "]")
     with pytest.raises(ScanError, match="annotation file is 2,002 bytes; the limit is 1,000"):

@@ -131,9 +131,10 @@ def pixel_boxes(boxes: Iterable[Box], height: int, width: int, where: Path
         if b.image_size is not None and b.image_size != (width, height):
             raise ScanError(where, f"boxes are for a {b.image_size[0]}x{b.image_size[1]} image but the scan "
                                    f"is {width}x{height}")
-        sx, sy = (width, height) if b.normalized else (1, 1)
-        x0, y0 = int(np.floor(b.xyxy[0] * sx)), int(np.floor(b.xyxy[1] * sy))
-        x1, y1 = int(np.ceil(b.xyxy[2] * sx)), int(np.ceil(b.xyxy[3] * sy))
+        scale = np.array([width, height] * 2 if b.normalized else [1.0] * 4)
+        # clipped to just outside the scan: a hostile 1e308 must not overflow into the integers
+        xy = np.clip(np.array(b.xyxy) * scale, -1.0, [width + 1, height + 1] * 2)
+        x0, y0, x1, y1 = (int(v) for v in np.r_[np.floor(xy[:2]), np.ceil(xy[2:])])
         out.append((b.type, (x0, y0, x1 - x0, y1 - y0)))
     return out
 
