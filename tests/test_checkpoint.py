@@ -7,7 +7,7 @@ import torch
 
 from xscreen.checkpoint import (
     FORMAT, ModelCard, ModelError, ModelMeta, library_versions, load_model, read_meta, save_model,
-    update_model_meta, utc_now,
+    update_model_meta,
 )
 from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig
 from xscreen.network import Discriminator, Generator
@@ -16,7 +16,7 @@ NET = NetConfig(size=32, channels=2, ngf=4, ndf=4, nz=8)
 
 
 def _meta(calibration=None):
-    card = ModelCard(name="tiny", created=utc_now(), seed=3, data_manifest_sha256="ab" * 32,
+    card = ModelCard(name="tiny", created="2026-01-01T00:00:00+00:00", seed=3, data_manifest_sha256="ab" * 32,
                      n_train_patches=10, n_val_patches=4, n_train_scans=2, n_val_scans=1,
                      versions=library_versions(), train_seconds=1.5, command="xscreen train x")
     return ModelMeta(NET, Preprocess(kind="dual"), PatchConfig(size=32, stride=16), TrainConfig(epochs=2),
@@ -111,3 +111,97 @@ def test_foreign_safetensors_files_are_refused(model_file, tmp_path):
               metadata={"xscreen_format": FORMAT, "meta": "{}", "checksum": "0"})
     with pytest.raises(ModelError, match="lacks generator or discriminator"):
         load_model(tmp_path / "half.xsm")
+
+
+def _resign(src, dst, edit_meta=None, edit_tensors=None):
+    """What someone who edits a model file would do: change it, then recompute the plain SHA-256."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from xscreen.checkpoint import _checksum
+
+    with safe_open(str(src), framework="pt") as fh:
+        header = dict(fh.metadata())
+    tensors = load_file(str(src))
+    meta = json.loads(header["meta"])
+    if edit_meta:
+        edit_meta(meta)
+    if edit_tensors:
+        edit_tensors(tensors)
+    header["meta"] = json.dumps(meta, sort_keys=True)
+    header["checksum"] = _checksum(tensors, header["meta"])
+    save_file(tensors, str(dst), metadata=header)
+    return dst
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("section, key, value, fault", [
+    ("calibration", "patch_threshold", INF, "calibration.patch_threshold"),
+    ("calibration", "scan_threshold", NAN, "calibration.scan_threshold"),
+    ("calibration", "patch_threshold", 0.0, "calibration.patch_threshold"),
+    ("calibration", "scan_aggregation", "mean", "calibration.scan_aggregation"),
+    ("calibration", "quantiles", {"0.5": NAN}, "calibration.quantiles"),
+    ("preprocess", "a_max", 0.0, "preprocess.a_max"),
+    ("preprocess", "a_max", NAN, "preprocess.a_max"),
+    ("preprocess", "kind", "ct", "preprocess.kind"),
+    ("train", "lam", NAN, "train.lam"),
+    ("train", "lam", 1.5, "train.lam"),
+    ("train", "recon", "l3", "train.recon"),
+    ("net", "ngf", 100000, "net.ngf"),
+    ("net", "nz", 0, "net.nz"),
+    ("net", "ndf", 4.0, "net.ndf"),
+    ("net", "ngf", True, "net.ngf"),
+    ("net", "channels", 3, "net.channels 3 does not match"),
+    ("patch", "size", 64, "patch.size 64 differs"),
+    ("card", "seed", "zero", "card.seed"),
+    ("card", "versions", {"torch": 2}, "card.versions"),
+])
+def test_resigned_invalid_metadata_is_refused(model_file, tmp_path, section, key, value, fault):
+    def edit(meta):
+        meta[section][key] = value
+
+    bad = _resign(model_file[0], tmp_path / "bad.xsm", edit_meta=edit)
+    for load in (load_model, read_meta):
+        with pytest.raises(ModelError, match="invalid model metadata") as err:
+            load(bad)
+        assert fault in err.value.fault and str(bad) in str(err.value)
+
+
+def test_resigned_bad_weights_are_refused(model_file, tmp_path):
+    def first(tensors, part):
+        return next(k for k in sorted(tensors) if k.startswith("generator.") and k.endswith(part))
+
+    cases = {"nan": (lambda t: t[first(t, "weight")].view(-1).__setitem__(0, NAN), "NaN or infinite"),
+             "inf": (lambda t: t[first(t, "bias")].view(-1).__setitem__(0, INF), "NaN or infinite"),
+             "var": (lambda t: t[first(t, "running_var")].view(-1).__setitem__(0, -1.0), "negative"),
+             "f64": (lambda t: t.__setitem__(first(t, "weight"), t[first(t, "weight")].double()), "float64")}
+    for name, (edit, fault) in cases.items():
+        bad = _resign(model_file[0], tmp_path / f"{name}.xsm", edit_tensors=edit)
+        with pytest.raises(ModelError, match="invalid weights") as err:
+            load_model(bad)
+        assert fault in err.value.fault
+
+
+def test_architecture_is_compared_before_anything_is_allocated(model_file, tmp_path, monkeypatch):
+    import xscreen.checkpoint as ck
+
+    devices = []
+
+    class Spy(ck.Generator):
+        def __init__(self, net):
+            devices.append(torch.get_default_device().type)
+            super().__init__(net)
+
+    monkeypatch.setattr(ck, "Generator", Spy)
+
+    def widen(meta):
+        meta["net"]["ngf"] = 512  # in range, but not the file's weights: would be ~1 GB for real
+
+    bad = _resign(model_file[0], tmp_path / "wide.xsm", edit_meta=widen)
+    with pytest.raises(ModelError, match="weights do not match the recorded architecture"):
+        load_model(bad)
+    assert devices == ["meta"]
+    load_model(model_file[0])
+    assert devices == ["meta", "meta", "cpu"]

@@ -140,3 +140,23 @@ def test_an_empty_input_folder_is_an_error(model, tmp_path, capsys):
     assert main(["screen", str(empty), "--model", str(model), "--out", str(out), "--threshold", "0.05",
                  "--shard", "1/2"]) == 0
     assert (out / "summary-1of2.csv").read_text().count("\n") == 1
+
+
+def test_a_model_whose_scores_overflow_fails_every_bag_with_a_nonzero_exit(archive, tmp_path, capsys):
+    import torch
+
+    from screen_fixtures import tiny_model
+    from xscreen.checkpoint import save_model
+
+    (archive / "corrupt.h5").unlink()
+    m = tiny_model()
+    with torch.no_grad():
+        m.discriminator.features[-1].weight.mul_(1e30)  # finite weights, passes every load check
+    save_model(tmp_path / "hot.xsm", m.generator, m.discriminator, m.meta)
+    out = tmp_path / "out"
+    rc = main(["screen", str(archive), "--model", str(tmp_path / "hot.xsm"), "--out", str(out),
+               "--threshold", "0.05", "--overlay", "none"])
+    assert rc == 1 and "not finite" in capsys.readouterr().err
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["error"] * 3 and not any(r["alarm"] for r in rows)
+    assert not list(out.glob("*.json"))

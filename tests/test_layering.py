@@ -11,7 +11,7 @@ LAYER = {
     "config": 0, "atomic": 0, "csvtext": 0, "runtime": 0, "paths": 0, "synth_physics": 0,
     "scan": 1, "materials": 1,
     "preprocess": 2, "synth": 2, "synth_draw": 2, "synth_items": 2, "synth_threats": 2, "patches": 2,
-    "network": 3, "loss": 3, "checkpoint": 4,
+    "network": 3, "loss": 3, "model_checks": 4, "checkpoint": 4,
     "dataset": 5, "metrics": 5,
     "scoring": 6, "heatmap": 7,
     "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8,

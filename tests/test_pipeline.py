@@ -8,7 +8,8 @@ import torch
 
 from screen_fixtures import dual_scan, tiny_model, with_calibration
 from xscreen.config import ScreenConfig
-from xscreen.pipeline import Screening, collect_paths, parse_shard, screen, screen_paths
+from xscreen.pipeline import (ScoreError, ScreenFailure, Screening, collect_paths, parse_shard, screen,
+                              screen_paths)
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, save_h5
 from xscreen.scoring import Scorer
@@ -128,3 +129,28 @@ def test_parse_shard():
     for bad in ("5/5", "x", "1/0", "-1/3"):
         with pytest.raises(ValueError, match="shard"):
             parse_shard(bad)
+
+
+class NanGenerator(torch.nn.Module):
+    """A generator gone wrong at run time (overflow, a faulty device): every reconstruction is NaN."""
+
+    def forward(self, x):
+        return torch.full_like(x, float("nan"))
+
+
+def test_a_non_finite_score_fails_the_bag_never_clears_it(tmp_path):
+    scorer = Scorer(replace(tiny_model(), generator=NanGenerator()), device="cpu", precision="fp32")
+    with pytest.raises(ScoreError, match="not finite"):
+        screen(dual_scan(), scorer, ScreenConfig(threshold=1.0))
+    save_h5(dual_scan(), tmp_path / "bag.h5")
+    (item,) = screen_paths([tmp_path], scorer, ScreenConfig(threshold=1.0))
+    assert isinstance(item, ScreenFailure) and "not finite" in item.fault and "bag.h5" in item.fault
+
+
+@pytest.mark.parametrize("kw", [dict(threshold=float("inf")), dict(threshold=float("nan")),
+                                dict(threshold=1.0, scan_threshold=float("nan")),
+                                dict(threshold=1.0, scan_threshold=float("inf")),
+                                dict(threshold=1.0, scan_threshold=0.0)])
+def test_thresholds_that_could_never_alarm_are_refused(kw):
+    with pytest.raises(ValueError, match="not a positive finite number"):
+        screen(dense_scan(), clamp_scorer(), ScreenConfig(**kw))

@@ -3,7 +3,10 @@
 Layout: tensors ``generator.<name>`` and ``discriminator.<name>`` (float32, contiguous); the
 safetensors string header holds ``xscreen_format`` (FORMAT), ``meta`` (ModelMeta as JSON) and
 ``checksum`` = sha256 over every tensor (name, dtype, shape, bytes, in name order) and the meta
-JSON. A file that fails any of these checks raises ``ModelError(path, fault)``.
+JSON. The checksum detects accidental corruption only: it is not keyed, so whoever edits a file can
+recompute it. What protects against a tampered file is that every field and weight is checked on
+load (``model_checks``: types, ranges, finiteness, architecture against the weights' shapes before
+anything is allocated). A file that fails any of these checks raises ``ModelError(path, fault)``.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from torch import nn
 
 from xscreen.atomic import atomic_path
 from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig, from_dict, to_dict
+from xscreen.model_checks import check_consistency, check_fields, check_tensors, shapes_only
 from xscreen.network import Discriminator, Generator
 
 FORMAT = "xscreen-model/1"
@@ -157,17 +161,26 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta, str]:
     if _checksum(tensors, header["meta"]) != header["checksum"]:
         raise ModelError(path, "checksum mismatch: the file was modified or corrupted")
     try:
-        meta = ModelMeta.from_json(header["meta"])
-    except (KeyError, TypeError, ValueError) as exc:
+        check_tensors(tensors)
+    except ValueError as exc:
+        raise ModelError(path, f"invalid weights: {exc}") from None
+    return tensors, _parse_meta(path, header["meta"]), header["checksum"]
+
+
+def _parse_meta(path: Path, text: str) -> ModelMeta:
+    """The header's ModelMeta with every field checked (model_checks); ModelError otherwise."""
+    try:
+        meta = ModelMeta.from_json(text)
+        check_fields(meta)
+        check_consistency(meta)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelError(path, f"invalid model metadata: {exc}") from None
-    return tensors, meta, header["checksum"]
+    return meta
 
 
 def _build(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> tuple[Generator, Discriminator]:
-    try:
-        g, d = Generator(meta.net), Discriminator(meta.net)
-    except ValueError as exc:
-        raise ModelError(path, f"unsupported architecture: {exc}") from None
+    _check_shapes(path, tensors, meta)
+    g, d = Generator(meta.net), Discriminator(meta.net)
     for prefix, module in zip(_PREFIXES, (g, d)):
         part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
@@ -175,6 +188,25 @@ def _build(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> tup
         except RuntimeError as exc:
             raise ModelError(path, f"weights do not match the recorded architecture: {exc}") from None
     return g.eval(), d.eval()
+
+
+def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> None:
+    """The recorded architecture's weight shapes must be the file's, compared on the meta device
+    (shapes without storage): a header claiming a huge network costs nothing to refuse, and a
+    network that passes is no bigger than the weights already read."""
+    try:
+        with shapes_only():
+            nets = Generator(meta.net), Discriminator(meta.net)
+    except ValueError as exc:
+        raise ModelError(path, f"unsupported architecture: {exc}") from None
+    want = {prefix + k: tuple(v.shape) for prefix, net in zip(_PREFIXES, nets)
+            for k, v in net.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in tensors.items()}
+    if want != have:
+        diff = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        raise ModelError(path, f"weights do not match the recorded architecture ({len(diff)} "
+                         f"tensor(s) differ, e.g. {diff[0]}: file {have.get(diff[0])}, "
+                         f"architecture {want.get(diff[0])})")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:

@@ -6,6 +6,7 @@ regions and the scan-level alarm. ``screen_paths`` runs it over files and folder
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixe
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
 from xscreen.scoring import Scorer
+
+
+class ScoreError(ValueError):
+    """A scan whose anomaly scores are not all finite: an error for that bag, never a clear."""
 
 
 @dataclass
@@ -111,7 +116,7 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
     without a scan threshold the scan alarms when its max patch score reaches the patch threshold."""
     cal = scorer.calibration
     patch = cfg.threshold if cfg.threshold is not None else scorer.threshold
-    if patch is None or not patch > 0:
+    if patch is None:
         raise ValueError(f"model {scorer.model_id} has no calibrated threshold: pass a positive threshold")
     far = cal.patch_far if (cal is not None and cfg.threshold is None) else None
     if cfg.scan_threshold is not None:
@@ -121,6 +126,10 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
     else:
         scan, agg = patch, "max"
     top_k = cal.top_k if cal is not None else cfg.top_k
+    for what, value in (("patch threshold", patch), ("scan threshold", scan)):
+        # a NaN or infinite threshold never alarms: it must stop the run, not clear every bag
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{what} {value} is not a positive finite number")
     return Thresholds(float(patch), far, float(scan), str(agg), int(top_k))
 
 
@@ -153,9 +162,10 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
     grids, recon, residual = _score_stream(tiling, air, scorer, t)
     t3 = time.perf_counter()
     score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
+    air_np = air.cpu().numpy()
+    _check_finite(score_grid[~air_np])
     heat = grid_to_pixels(torch.from_numpy(score_grid / th.patch).to(scorer.device), tiling)
     regions = find_regions(score_grid, th.patch, tiling, cfg.min_region_patches)
-    air_np = air.cpu().numpy()
     s_score, alarm = scan_alarm(score_grid[~air_np], th.scan, th.aggregation, th.top_k)
     t.regions = time.perf_counter() - t3
     t.total = load_seconds + time.perf_counter() - t0
@@ -169,6 +179,14 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
         residual=residual.cpu().numpy(), reconstruction=recon.cpu().numpy(), regions=regions,
         scan_score=s_score, alarm=alarm, device=str(scorer.device), precision=scorer.precision.name,
         timings=t)
+
+
+def _check_finite(scores: np.ndarray) -> None:
+    """NaN compares False with every threshold, so a NaN score would read as "no alarm"."""
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        raise ScoreError(f"{bad} of {scores.size} patch scores are not finite (NaN or infinite): "
+                         "the model or the scan is broken; this bag is not cleared")
 
 
 def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
