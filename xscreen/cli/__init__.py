@@ -13,7 +13,8 @@ import sys
 
 from xscreen import __version__
 
-AREAS = ("gui", "demo", "screen", "report", "synth", "patches", "train", "model", "evaluate", "audit")
+AREAS = ("gui", "demo", "screen", "report", "synth", "patches", "train", "model", "evaluate", "audit",
+         "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,130 @@
+"""ONNX export of a model file, and an onnxruntime scoring backend for CPU sites.
+
+The exported graph holds both networks and the score (``loss.score_parts``, the function training
+and the torch scorer use), so a site scores with one ``session.run``: patches (N, C, S, S) in
+[-1, 1] -> score, recon, latent (N,) and reconstruction (N, C, S, S); N is dynamic. The model's
+identity, input contract, score settings and calibration ride along as ONNX metadata.
+
+``onnx`` and ``onnxruntime`` are optional (``pip install xscreen[onnx]``); nothing else imports
+this module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xscreen.atomic import atomic_path
+from xscreen.loss import score_parts
+from xscreen.scoring import PatchScores, Scorer
+
+OUTPUTS = ("score", "recon", "latent", "reconstruction")
+OPSET = 17  # onnxruntime >= 1.12 runs it; new enough for every op the two networks use
+
+
+class ScoreGraph(torch.nn.Module):
+    """G, D and the anomaly score as one module: (N, C, S, S) -> (score, recon, latent, x_hat)."""
+
+    def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, lam: float, recon: str):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        self.lam, self.recon = float(lam), recon
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x_hat = self.generator(x)
+        # two D passes, not one over [x; x_hat]: eval-mode BN makes them equal and the graph simpler
+        _, f_x = self.discriminator(x)
+        _, f_xh = self.discriminator(x_hat)
+        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon)  # type: ignore[arg-type]
+        return parts.score, parts.recon, parts.latent, x_hat
+
+
+def _loaded(model: Any) -> Any:
+    if isinstance(model, (str, Path)):
+        from xscreen.checkpoint import load_model
+
+        return load_model(model)
+    return model
+
+
+def onnx_bytes(model: Any) -> bytes:
+    """The serialised ONNX model of a model file or LoadedModel (fp32, CPU), metadata included."""
+    import onnx
+
+    loaded = _loaded(model)
+    meta = loaded.meta
+    graph = ScoreGraph(loaded.generator.float().cpu().eval(), loaded.discriminator.float().cpu().eval(),
+                       meta.train.lam, meta.train.recon).eval()
+    example = torch.zeros(2, meta.net.channels, meta.net.size, meta.net.size)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        # dynamo=False: the TorchScript exporter needs neither onnxscript nor a graph break-free
+        # trace, and exports these plain conv nets exactly (parity test: tests/test_export.py)
+        torch.onnx.export(graph, (example,), buf, input_names=["patches"], output_names=list(OUTPUTS),
+                          dynamic_axes={name: {0: "n"} for name in ("patches", *OUTPUTS)},
+                          opset_version=OPSET, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    for key, value in _metadata(loaded).items():
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+def _metadata(loaded: Any) -> dict[str, str]:
+    meta = loaded.meta
+    cal = meta.calibration
+    return {"xscreen.model_id": loaded.model_id, "xscreen.checksum": loaded.checksum,
+            "xscreen.preprocess": json.dumps(dataclasses.asdict(meta.preprocess)),
+            "xscreen.net": json.dumps(dataclasses.asdict(meta.net)),
+            "xscreen.score": json.dumps({"lam": meta.train.lam, "recon": meta.train.recon}),
+            "xscreen.calibration": json.dumps(dataclasses.asdict(cal) if cal is not None else None)}
+
+
+def export_onnx(model: Any, out: str | Path) -> Path:
+    """Write the ONNX file atomically; returns its path."""
+    out = Path(out)
+    data = onnx_bytes(model)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_bytes(data)
+    return out
+
+
+class OnnxScorer(Scorer):
+    """A ``Scorer`` whose patches go through onnxruntime on the CPU: the same interface (preprocess,
+    thresholds, calibration come from the model file), so ``pipeline.screen`` runs it unchanged.
+    ``threads``: onnxruntime intra-op threads (None: its default, one per core)."""
+
+    def __init__(self, model: Any, batch_size: int | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        super().__init__(model, device="cpu", precision="fp32", batch_size=batch_size)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(onnx_bytes(self.loaded), options, providers=["CPUExecutionProvider"])
+
+    @torch.inference_mode()
+    def _score_batch(self, x: torch.Tensor, keep: bool) -> PatchScores:
+        feed = {"patches": np.ascontiguousarray(x.detach().float().cpu().numpy())}
+        score, recon, latent, x_hat = (torch.from_numpy(a) for a in self.session.run(list(OUTPUTS), feed))
+        return PatchScores(score, recon, latent, x_hat if keep else None)
+
+
+def parity(model: Any, onnx_file: str | Path, n: int = 64, seed: int = 0) -> float:
+    """Largest |score difference| between torch and onnxruntime on ``n`` random patches: the export
+    is checked where it is made, not first at a site."""
+    import onnxruntime as ort
+
+    loaded = _loaded(model)
+    net = loaded.meta.net
+    x = torch.rand(n, net.channels, net.size, net.size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    got = session.run(["score"], {"patches": x.numpy()})[0]
+    want = Scorer(loaded, device="cpu", precision="fp32").score(x, keep_reconstructions=False).scores
+    return float(np.abs(got - want.numpy()).max())
