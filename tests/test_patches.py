@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from xscreen.config import Preprocess
-from xscreen.patches import (StitchAccumulator, air_mask, air_value, coverage, grid_extent,
-                             grid_to_pixels, stitch_mean, tile)
+from xscreen.patches import (TAPER_FLOOR, StitchAccumulator, air_mask, air_value, blend_window,
+                             coverage, grid_extent, grid_to_pixels, seam_energy, stitch_mean,
+                             tile, weight_sum)
 
 SIZES = [(64, 64, 32), (70, 90, 32), (100, 65, 24), (33, 200, 16), (64, 129, 64), (10, 20, 8)]
 
@@ -73,13 +74,64 @@ def test_stitch_of_own_patches_reproduces_the_image():
     torch.testing.assert_close(stitch_mean(t.patches, t), x)
 
 
-def test_grid_to_pixels_is_mean_of_covering_patches():
+def test_grid_to_pixels_is_weighted_mean_of_covering_patches():
     t = tile(torch.zeros(1, 64, 64), 32, 16, 1.0)  # grid 3x3
     grid = torch.arange(9, dtype=torch.float32).reshape(3, 3)
     heat = grid_to_pixels(grid, t)
     assert heat[0, 0] == 0.0  # only patch (0,0)
-    assert heat[20, 20] == pytest.approx((0 + 1 + 3 + 4) / 4)  # patches (0,0),(0,1),(1,0),(1,1)
     assert heat[63, 63] == 8.0
+    # pixel (20, 20): offset 20 in patches (0,0), offset 4 in (0,1)/(1,0), (4, 4) in (1,1)
+    w = blend_window(32)
+    weights = torch.stack([w[20, 20], w[20, 4], w[4, 20], w[4, 4]])
+    expect = (weights * torch.tensor([0.0, 1, 3, 4])).sum() / weights.sum()
+    assert heat[20, 20] == pytest.approx(float(expect), rel=1e-5)
+    assert 0 < heat[20, 20] < (0 + 1 + 3 + 4) / 4  # the nearer patch (0,0) weighs more
+    flat = grid_to_pixels(grid, t, floor=1.0)  # the old flat mean stays reachable
+    assert flat[20, 20] == pytest.approx((0 + 1 + 3 + 4) / 4)
+
+
+def test_blend_window_tapers_to_the_floor_and_sums_flat_at_half_stride():
+    w = blend_window(64)
+    assert tuple(w.shape) == (64, 64) and torch.equal(w, w.T)
+    torch.testing.assert_close(w, w.flip(0))
+    f = TAPER_FLOOR
+    assert w.max() == pytest.approx(1.0, abs=2e-3) and w[32, 0] == pytest.approx(f, abs=1e-3)
+    assert w.min() == pytest.approx(f * f, rel=0.1)  # the corner: > 0, so border pixels count
+    # away from the scan border, the weights of the covering patches sum to a constant
+    t = tile(torch.zeros(1, 256, 256), 64, 32, 1.0)
+    inner = weight_sum(t, w)[32:-32, 32:-32]
+    torch.testing.assert_close(inner, torch.full_like(inner, (1 + f) ** 2))
+    assert torch.equal(blend_window(16, 1.0), torch.ones(16, 16))
+    with pytest.raises(ValueError, match="floor"):
+        blend_window(64, 0.0)
+
+
+def test_tapered_blending_removes_grid_seams():
+    """Each patch reconstructs as its own constant: a flat mean steps at every patch edge, the
+    tapered blend fades patches in, so the step across grid lines is no larger than elsewhere."""
+    g = torch.Generator().manual_seed(0)
+    t = tile(torch.zeros(1, 256, 320), 64, 32, 1.0)
+    vals = torch.rand(t.n_patches, 1, 1, 1, generator=g).expand(-1, 1, 64, 64)
+    tapered, flat = stitch_mean(vals, t)[0], stitch_mean(vals, t, floor=1.0)[0]
+    assert seam_energy(flat.numpy(), 32) > 20  # the defect: energy only on the grid lines
+    assert seam_energy(tapered.numpy(), 32) < 1.5
+    # the largest step between neighbouring pixels shrinks to about a tenth
+    def max_step(m):
+        return max(m.diff(dim=0).abs().max(), m.diff(dim=1).abs().max())
+    assert max_step(tapered) < 0.15 * max_step(flat)
+    heat, heat_flat = grid_to_pixels(vals[:, 0, 0, 0].reshape(t.grid), t), \
+        grid_to_pixels(vals[:, 0, 0, 0].reshape(t.grid), t, floor=1.0)
+    torch.testing.assert_close(heat, tapered)
+    assert seam_energy(heat.numpy(), 32) < 1.5 < 20 < seam_energy(heat_flat.numpy(), 32)
+
+
+def test_seam_energy_is_one_without_grid_structure_and_counts_grid_steps():
+    rng = np.random.default_rng(0)
+    assert seam_energy(rng.random((128, 128)), 32) == pytest.approx(1.0, abs=0.15)
+    steps = np.zeros((64, 64))
+    steps[:, 32:] = 1.0  # one step, exactly on a grid line
+    assert seam_energy(steps, 32) == float("inf") and seam_energy(np.ones((8, 8)), 4) == 1.0
+    assert seam_energy(steps, 24) == 0.0  # off this grid
 
 
 def test_streamed_accumulator_equals_fold_in_any_batch_order():
@@ -99,6 +151,9 @@ def test_streamed_accumulator_equals_fold_in_any_batch_order():
     recon, residual = acc.result()
     torch.testing.assert_close(recon, ref_recon, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(residual, ref_resid, atol=1e-5, rtol=1e-5)
+    flat = StitchAccumulator(t, floor=1.0)
+    flat.add(scored, t.gather(scored), x_hat[scored])
+    torch.testing.assert_close(flat.result()[0], stitch_mean(full, t, floor=1.0), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["dual", "rgb"])

@@ -6,19 +6,29 @@ strided *view* ``(rows, cols, C, S, S)`` - no copy. Patches are gathered a batch
 per-patch results are scattered back into per-pixel accumulators batch by batch
 (``StitchAccumulator``), so peak memory is the scan, its maps and one batch, whatever the scan size.
 Whole-grid stitching (``stitch_mean``) uses ``fold``; coverage and heat use the same overlap-add
-as a transposed convolution with a ones kernel, which needs only the (rows, cols) grid.
+as a transposed convolution with a patch-sized kernel, which needs only the (rows, cols) grid.
+
+Overlapping patches are blended with weights that taper toward the patch edge (``blend_window``),
+not a flat mean: a flat mean changes the set of contributing patches abruptly at every patch edge,
+which drew a grid of seams every ``stride`` pixels over the reconstruction, residual and heatmap
+(issue 14 item 7; ``seam_energy`` measures it, benchmarks/RESULTS.md 'Stitching seams').
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from xscreen.config import Preprocess
 
 MIN_STRIDE, MAX_STRIDE = 8, 64
+# Weight of a patch's edge pixels relative to its centre: > 0 so that pixels covered by one patch
+# only (the scan border) keep a well-defined value; small, so a patch fades in at its edge.
+# 1.0 gives the flat mean of covering patches.
+TAPER_FLOOR = 0.02  # measured: 0.05 still left a step on the grid lines, see seam_energy tests
 
 
 def air_value(pre: Preprocess) -> float:
@@ -111,10 +121,26 @@ def air_mask(tiling: Tiling, threshold: float, pre: Preprocess) -> torch.Tensor:
     return mean_t >= threshold
 
 
-def overlap_add(grid: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """grid (rows, cols) -> (Hp, Wp): each pixel gets the sum of the values of covering patches."""
-    kernel = torch.ones(1, 1, size, size, dtype=grid.dtype, device=grid.device)
-    return F.conv_transpose2d(grid[None, None], kernel, stride=stride)[0, 0]
+def blend_window(size: int, floor: float = TAPER_FLOOR, device=None) -> torch.Tensor:
+    """(S, S) float32 patch weights: a separable Hann window lifted to ``floor`` at the edge.
+
+    Sampled at pixel centres, sin^2 of one patch and cos^2 of its half-stride neighbour sum to 1, so
+    at stride S/2 the weights of covering patches sum to a constant and blending adds no ripple.
+    """
+    if not 0.0 < floor <= 1.0:
+        raise ValueError(f"taper floor {floor} out of range (0, 1]")
+    i = torch.arange(size, dtype=torch.float32, device=device)
+    h = floor + (1.0 - floor) * torch.sin(math.pi * (i + 0.5) / size) ** 2
+    return h[:, None] * h[None, :]
+
+
+def overlap_add(grid: torch.Tensor, size: int, stride: int,
+                window: torch.Tensor | None = None) -> torch.Tensor:
+    """grid (rows, cols) -> (Hp, Wp): each pixel gets the sum over covering patches of the patch's
+    value times ``window`` (S, S) at that pixel (ones: a plain sum)."""
+    kernel = torch.ones(size, size, dtype=grid.dtype, device=grid.device) if window is None \
+        else window.to(grid.device, grid.dtype)
+    return F.conv_transpose2d(grid[None, None], kernel[None, None], stride=stride)[0, 0]
 
 
 def coverage(tiling: Tiling) -> torch.Tensor:
@@ -123,38 +149,69 @@ def coverage(tiling: Tiling) -> torch.Tensor:
     return overlap_add(ones, tiling.size, tiling.stride)
 
 
-def grid_to_pixels(grid: torch.Tensor, tiling: Tiling) -> torch.Tensor:
-    """(rows, cols) per-patch values -> (H, W): mean over the patches covering each pixel."""
-    summed = overlap_add(grid.float(), tiling.size, tiling.stride) / coverage(tiling)
+def weight_sum(tiling: Tiling, window: torch.Tensor) -> torch.Tensor:
+    """(Hp, Wp) float32: sum of the blending weights of the patches covering each pixel (> 0)."""
+    ones = torch.ones(tiling.grid, dtype=torch.float32, device=tiling.padded_x.device)
+    return overlap_add(ones, tiling.size, tiling.stride, window)
+
+
+def grid_to_pixels(grid: torch.Tensor, tiling: Tiling, floor: float = TAPER_FLOOR) -> torch.Tensor:
+    """(rows, cols) per-patch values -> (H, W): weighted mean over the patches covering each pixel,
+    weights ``blend_window`` (``floor=1``: the flat mean)."""
+    w = blend_window(tiling.size, floor, grid.device)
+    summed = overlap_add(grid.float(), tiling.size, tiling.stride, w) / weight_sum(tiling, w)
     return summed[: tiling.height, : tiling.width]
 
 
-def stitch_mean(values: torch.Tensor, tiling: Tiling) -> torch.Tensor:
-    """values (N, C, S, S) for all N patches, row-major -> (C, H, W) mean of covering patches.
+def stitch_mean(values: torch.Tensor, tiling: Tiling, floor: float = TAPER_FLOOR) -> torch.Tensor:
+    """values (N, C, S, S) for all N patches, row-major -> (C, H, W) weighted mean of covering
+    patches (weights ``blend_window``; ``floor=1``: the flat mean).
 
     ``fold`` needs every patch at once, so this is for whole grids (small scans, tests);
     screening streams through ``StitchAccumulator`` instead.
     """
     n, c, s, _ = values.shape
-    cols_in = values.float().reshape(n, c * s * s).T.unsqueeze(0)  # (1, C*S*S, N)
+    w = blend_window(s, floor, values.device)
+    cols_in = (values.float() * w).reshape(n, c * s * s).T.unsqueeze(0)  # (1, C*S*S, N)
     summed = F.fold(cols_in, tiling.padded, s, stride=tiling.stride)[0]
-    return (summed / coverage(tiling))[:, : tiling.height, : tiling.width]
+    return (summed / weight_sum(tiling, w))[:, : tiling.height, : tiling.width]
+
+
+def seam_energy(image: np.ndarray, stride: int) -> float:
+    """image (H, W) or (C, H, W) -> mean squared step between neighbouring pixels across the patch
+    grid lines (boundaries at multiples of ``stride``) over the same mean elsewhere; ~1: no seams.
+
+    The patch grid starts at pixel 0 and every patch edge falls on a multiple of the stride
+    whenever the patch size is one (all shipped models), so a ratio above 1 is grid structure.
+    """
+    a = np.asarray(image, dtype=np.float64)
+    a = a[None] if a.ndim == 2 else a
+    on, off = [], []
+    for axis in (1, 2):
+        step = np.diff(a, axis=axis) ** 2  # step k lies between pixels k and k + 1
+        grid_line = (np.arange(step.shape[axis]) + 1) % stride == 0
+        on.append(np.compress(grid_line, step, axis=axis).ravel())
+        off.append(np.compress(~grid_line, step, axis=axis).ravel())
+    on_mean, off_mean = np.concatenate(on).mean(), np.concatenate(off).mean()
+    return float(on_mean / off_mean) if off_mean > 0 else float("inf") if on_mean > 0 else 1.0
 
 
 class StitchAccumulator:
-    """Streams per-patch maps into per-pixel sums, one batch at a time.
+    """Streams per-patch maps into per-pixel weighted sums, one batch at a time.
 
     Holds (C + 1, Hp, Wp) float32: the reconstruction delta (x_hat - x) per channel and the
-    residual mean|x - x_hat| over channels. Unscored (air) patches contribute x_hat = x, i.e.
-    delta 0 and residual 0, so they need no work; the division by coverage counts them.
+    residual mean|x - x_hat| over channels, each weighted by ``blend_window``. Unscored (air)
+    patches contribute x_hat = x, i.e. delta 0 and residual 0, so they need no work; the division
+    by the weight sum counts them. ``floor=1`` gives the flat mean of covering patches.
     """
 
-    def __init__(self, tiling: Tiling):
+    def __init__(self, tiling: Tiling, floor: float = TAPER_FLOOR):
         self.tiling = tiling
         c = tiling.padded_x.shape[0]
         hp, wp = tiling.padded
         self.sums = torch.zeros(c + 1, hp * wp, dtype=torch.float32, device=tiling.padded_x.device)
         s, st = tiling.size, tiling.stride
+        self.window = blend_window(s, floor, self.sums.device)
         dy = torch.arange(s, device=self.sums.device)
         # flat pixel offsets of a patch relative to its top-left pixel: (S, S)
         self._offsets = dy[:, None] * wp + dy[None, :]
@@ -168,7 +225,8 @@ class StitchAccumulator:
         flat = (base[:, None, None] + self._offsets).reshape(-1)  # (n*S*S,)
         delta = (x_hat.float() - x.float())
         resid = delta.abs().mean(dim=1, keepdim=True)
-        vals = torch.cat([delta, resid], dim=1).permute(1, 0, 2, 3).reshape(self.sums.shape[0], -1)
+        vals = torch.cat([delta, resid], dim=1) * self.window
+        vals = vals.permute(1, 0, 2, 3).reshape(self.sums.shape[0], -1)
         for k in range(vals.shape[0]):  # 1-D index_add_ per plane: measured 3x faster than 2-D
             self.sums[k].index_add_(0, flat, vals[k])
 
@@ -178,6 +236,6 @@ class StitchAccumulator:
         t = self.tiling
         hp, wp = t.padded
         sums = self.sums.reshape(-1, hp, wp)
-        sums /= coverage(t)  # in place: for a 24-Mpixel scan a copy would be another ~300 MB
+        sums /= weight_sum(t, self.window)  # in place: for a 24-Mpixel scan a copy is ~300 MB
         recon = sums[:-1].add_(t.padded_x)[:, : t.height, : t.width]
         return recon, sums[-1, : t.height, : t.width]
