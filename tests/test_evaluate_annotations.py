@@ -201,7 +201,8 @@ def test_yolo_polygon_and_unnamed_class(tmp_path):
 
 
 def test_absurd_coordinates_are_clipped_to_the_scan(tmp_path):
-    (tmp_path / "b.json").write_text(json.dumps({"box_format": "xyxy", "t0": [{"box": [-1e308, 10, 1e308, 1e308]}]}))
+    boxes = {"box_format": "xyxy", "t0": [{"box": [-1e308, 10, 1e308, 1e308]}]}
+    (tmp_path / "b.json").write_text(json.dumps(boxes))
     mask = truth_of(load_annotations(boxes=tmp_path / "b.json"), "t0").mask
     assert mask.shape == (H, W) and mask[:10].sum() == 0 and (mask[10:] == 1).all()
 
@@ -282,3 +283,15 @@ def test_cli_warns_about_threat_scans_without_annotation(dataset, tmp_path, caps
     (dataset / "labels.csv").write_text("stem,label,threat_types\nt0,1,knife\nt1,1,gun\n")
     assert _evaluate(dataset, tmp_path) == 0
     assert "warning: 1 threat scan(s) have no annotation: t2" in capsys.readouterr().err
+
+
+def test_corner_boxes_read_as_xywh_are_flagged(dataset, tmp_path, capsys):  # noqa: F811
+    """The issue's boxes.json ([x0, y0, x1, y1]) without --box-format: boxes run off the scan, and
+    the run says what to change."""
+    (dataset / "masks").rename(tmp_path / "unused")  # boxes are the truth (with masks they only give types)
+    boxes = {f"t{i}": [[X + 60, Y + 40, X1 + 60, Y1 + 40]] for i in range(3)}
+    (dataset / "boxes.json").write_text(json.dumps(boxes))
+    assert _evaluate(dataset, tmp_path, "--boxes", str(dataset / "boxes.json")) == 0
+    assert "warning: 3 box(es) reach well past their scan's edge" in capsys.readouterr().err
+    assert _evaluate(dataset, tmp_path, "--boxes", str(dataset / "boxes.json"), "--box-format", "xyxy") == 0
+    assert "reach well past" not in capsys.readouterr().err

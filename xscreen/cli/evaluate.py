@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         assert result is not None
+        outside = result.settings.get("boxes_outside_scan", 0)
+        if outside:
+            print(f"warning: {outside} box(es) reach well past their scan's edge: if the boxes are "
+                  f"[x0, y0, x1, y1], give --box-format xyxy (read as {args.box_format})", file=sys.stderr)
         write_outputs(result, args.out)
         if args.record_in_model:
             from xscreen.checkpoint import update_model_meta

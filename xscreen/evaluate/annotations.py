@@ -30,6 +30,7 @@ MASK_TAGS = ("_mask", "-mask")
 class ScanTruth:
     mask: np.ndarray | None  # (H, W) instance mask, 0 = background
     types: list[str]  # threat types, in mask-label order where known
+    boxes_outside: int = 0  # boxes reaching well past the scan: often a wrongly declared box format
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class Annotations:
             mask = truth.read_mask(mask_path, (height, width)) if mask_path is not None else None
             return ScanTruth(mask, types)
         where = Path(self.sources.get("boxes", "boxes"))
-        return ScanTruth(truth.mask_from_boxes(pixel_boxes(boxes, height, width, where), (height, width)), types)
+        mask = truth.mask_from_boxes(pixel_boxes(boxes, height, width, where), (height, width))
+        return ScanTruth(mask, types, boxes_outside(boxes, height, width))
 
     def settings(self) -> dict[str, Any]:
         return {"sources": dict(self.sources), "problems": list(self.problems)}
@@ -137,6 +139,14 @@ def pixel_boxes(boxes: Iterable[Box], height: int, width: int, where: Path
         x0, y0, x1, y1 = (int(v) for v in np.r_[np.floor(xy[:2]), np.ceil(xy[2:])])
         out.append((b.type, (x0, y0, x1 - x0, y1 - y0)))
     return out
+
+
+def boxes_outside(boxes: Iterable[Box], height: int, width: int, slack: float = 0.05) -> int:
+    """Boxes whose far corner lies more than ``slack`` of the scan beyond its edge. [x0, y0, x1, y1]
+    read as xywh doubles the far corner, so such boxes are the visible sign of that mistake."""
+    far = [(b.xyxy[2], b.xyxy[3]) if not b.normalized else (b.xyxy[2] * width, b.xyxy[3] * height)
+           for b in boxes if b.xyxy is not None]
+    return sum(1 for x1, y1 in far if x1 > width * (1 + slack) or y1 > height * (1 + slack))
 
 
 def mask_index(folder: Path) -> dict[str, Path]:

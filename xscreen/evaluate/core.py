@@ -61,6 +61,7 @@ class _Acc:
     scan_types: list[tuple[list[str], bool]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     masked_threat_scans: int = 0
+    boxes_outside: int = 0
 
 
 def _origins(s: Screening) -> np.ndarray:
@@ -145,6 +146,7 @@ def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
                 try:
                     s = item.screening
                     got = annotations.truth(item.path, s.height, s.width, s.scan_id)
+                    acc.boxes_outside += got.boxes_outside
                     _add_scan(acc, s, label, got.mask, got.types, cfg, n, annotations.has_masks)
                 except ScanError as exc:
                     fault = str(exc)
@@ -154,6 +156,7 @@ def evaluate_model(model: Any, benign_dir: str | Path, threat_dir: str | Path,
     result = _result(acc, scorer, screen_cfg, calibrated, cfg, time.perf_counter() - t0)
     result.settings = _settings(benign_dir, threat_dir, annotations, annotations.match(sets[1][1]), screen_cfg,
                                 cfg, scorer)
+    result.settings["boxes_outside_scan"] = acc.boxes_outside
     yield result
 
 
