@@ -22,6 +22,11 @@ def run(args: argparse.Namespace) -> int:
     if args.model and not Path(args.model).is_file():
         print(f"error: {args.model}: no such model file", file=sys.stderr)
         return 2
+    # by name like the app below; plain Python, run before anything loads Qt's platform plugin
+    problem = importlib.import_module("xscreen.gui.display_check").display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     try:
         # imported by name: the CLI layer stays importable (and Qt-free) where no GUI is installed
         app = importlib.import_module("xscreen.gui.app")
