@@ -2,6 +2,7 @@
 nothing is left; every flag shows its default; λ and the loss weights are flags."""
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,22 @@ def test_odd_files_are_listed_and_skipped_and_training_goes_on(tmp_path, capsys)
     assert main(["model", "info", str(out), "--json"]) == 0
     card = json.loads(capsys.readouterr().out)["card"]
     assert card["n_train_scans"] + card["n_val_scans"] == 4
+
+
+def test_a_synth_output_folder_trains_on_its_benign_bags_only(tmp_path, capsys):
+    """The issue's case: `xscreen train` pointed at an `xscreen synth` folder (benign/, threat/,
+    masks/ with all-zero PNGs for benign bags, labels.csv)."""
+    assert main(["synth", str(tmp_path / "syn"), "--benign", "3", "--threat", "1", "--width", "200"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "m.xsm"
+    assert main(["train", str(tmp_path / "syn"), "-o", str(out), "--save-config", str(tmp_path / "e.json")]
+                + TINY) == 0
+    err = capsys.readouterr().err
+    assert err.count("all pixels are zero") == 3  # the benign bags' masks
+    assert "threat/threat_0_00000.h5: labelled a threat bag (" in err and "labels.csv" in err
+    assert "masks/threat_0_00000.png: labelled a threat bag" in err
+    used = RunConfig.load(tmp_path / "e.json").benign
+    assert [Path(p).parent.name for p in used] == ["benign"] * 3 and out.is_file()
 
 
 def test_nothing_usable_left_is_refused_with_every_reason(tmp_path, capsys):

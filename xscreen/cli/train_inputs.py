@@ -3,7 +3,8 @@
 The training wizard's inventory (``wizard.take_inventory``) reads every file once; the CLI uses
 the same check, so a folder with one unreadable or implausible file (an all-zero mask PNG next to
 the bags of an ``xscreen synth`` output, a truncated TIFF) is trained on without it, the skipped
-files listed with the reason. Only an input with nothing usable left is refused.
+files listed with the reason; so are bags that the set's own labels.csv marks as threats. Only an
+input with nothing usable left is refused.
 """
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ def _inventory(items: Iterable[str], label: str, quiet: bool) -> tuple[Inventory
 
     from xscreen.scan import list_scans, pair_files
 
+    items = [Path(p) for p in items]
     present, gone = [], []
-    for p in map(Path, items):
+    for p in items:
         if p.is_dir() and not list_scans(p, recursive=True):
             gone.append(Skipped(p, "folder holds no scan files"))
         elif p.exists() or any(pair_files(p)):
@@ -81,7 +83,32 @@ def _inventory(items: Iterable[str], label: str, quiet: bool) -> tuple[Inventory
         for done, total, inv in take_inventory(present):
             bar.total = total
             bar.update(done - bar.n)
-    return inv, gone + [Skipped(p, fault) for p, fault in inv.unreadable]
+    inv, threats = _without_labelled_threats(inv, items)
+    return inv, gone + [Skipped(p, fault) for p, fault in inv.unreadable] + threats
+
+
+def _without_labelled_threats(inv: Inventory, items: list[Path]) -> tuple[Inventory, list[Skipped]]:
+    """Drop bags that the set's own labels.csv marks as threats: ``xscreen synth OUT`` puts threat
+    bags next to benign ones, and a benign model trained on them learns the threats as normal."""
+    from xscreen.evaluate.annotations import scan_keys
+    from xscreen.evaluate.truth import read_labels_csv
+    from xscreen.scan import ScanError
+
+    threat_types: dict[str, tuple[Path, list[str]]] = {}
+    for folder in {f for p in items if p.is_dir() for f in (p, p.parent)}:
+        try:
+            labels = read_labels_csv(folder / "labels.csv")
+        except ScanError:
+            continue  # a labels file we cannot read is no reason to stop training
+        threat_types.update({k: (folder / "labels.csv", v) for k, v in labels.items() if v})
+    keep, skipped = [], []
+    for s in inv.scans:
+        hit = next((threat_types[k] for k in scan_keys(s.path) if k in threat_types), None)
+        if hit is None:
+            keep.append(s)
+        else:
+            skipped.append(Skipped(s.path, f"labelled a threat bag ({', '.join(hit[1])}) in {hit[0]}"))
+    return Inventory(tuple(keep), inv.unreadable), skipped
 
 
 def _majority_kind(inv: Inventory, gone: list[Skipped]) -> str:
