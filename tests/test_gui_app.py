@@ -176,12 +176,13 @@ def test_corrupt_file_shows_an_error_and_the_window_carries_on(qtbot, window, ba
     bad = tmp_path / "broken.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
     window.open_path(bad)
-    qtbot.waitUntil(lambda: window.error is not None, timeout=TIMEOUT)
-    assert "broken.h5" in window.error.text()
+    qtbot.waitUntil(lambda: window.tab.errors.paths() == [str(bad)], timeout=TIMEOUT)
+    assert window.error is None  # listed, no modal dialog
+    assert "broken.h5" in window.tab.errors.list.item(0).text() and window.tab.errors.isVisible()
     assert window.tab.outcome is None and "could not open" in window.tab.title.text()
-    window.error.close()
     window.open_path(tmp_path / "missing_folder_or_file.h5")
-    qtbot.waitUntil(lambda: "missing_folder_or_file" in window.error.text(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(window.tab.errors.paths()) == 2, timeout=TIMEOUT)
+    assert "missing_folder_or_file" in window.tab.errors.list.item(0).text()
     # without a model the scan is shown unscored; the window still works
     window.set_model("")
     window.open_path(bag_dir / "b_benign.h5")

@@ -17,6 +17,7 @@ from xscreen.gui import dialogs, probe, session, shortcuts
 from xscreen.gui import state as st
 from xscreen.gui.deciding import DecisionHandling
 from xscreen.gui.files import FileHandling
+from xscreen.gui.notices import fit_size
 from xscreen.gui.signin import OperatorHandling
 from xscreen.gui.screening_tab import ScreeningTab
 from xscreen.gui.worker import JobRunner
@@ -94,7 +95,8 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
         self.refresh_models()
         self.sign_out("Sign in to start. Your name is recorded with each decision you take.")
         self.show_decisions()
-        self.resize(1400, 860)
+        screen = QApplication.primaryScreen().availableGeometry()
+        self.resize(*fit_size((1400, 860), (screen.width(), screen.height())))
 
     # --- settings --------------------------------------------------------------------------
     def setting(self, key: str):
@@ -240,7 +242,7 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
 
     # --- errors and dialogs ------------------------------------------------------------------------
     def show_error(self, title: str, text: str) -> None:
-        self.statusBar().showMessage(f"error: {text}", 10000)
+        self.statusBar().showMessage(f"error: {text.splitlines()[0] if text else title}"[:300], 10000)
         self.error = dialogs.error_box(self, title, text)
 
     def show_cheat_sheet(self) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, Q
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from xscreen.gui import shortcuts
+from xscreen.gui.notices import breakable
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> QTableWidget:
@@ -64,9 +65,17 @@ class StatsDialog(_Dialog):
         self.finish(640, 360)
 
 
+MAX_SHOWN = 600  # characters in the dialog's text; the rest under "Show Details..."
+
+
 def error_box(parent: QWidget, title: str, text: str) -> QMessageBox:
-    """Non-blocking error dialog naming the fault; returned so callers (and tests) can inspect it."""
-    box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, parent)
+    """Non-blocking error dialog naming the fault; returned so callers (and tests) can inspect it.
+    Long words get break points and long text is cut (in full under details), so the dialog
+    stays narrower than the screen."""
+    shown = breakable(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + " …")
+    box = QMessageBox(QMessageBox.Icon.Critical, title, shown, QMessageBox.StandardButton.Ok, parent)
+    if shown != text:
+        box.setDetailedText(text)
     box.setWindowModality(Qt.WindowModality.NonModal)
     box.open()
     return box

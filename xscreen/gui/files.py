@@ -117,7 +117,9 @@ class FileHandling:
 
     def _prescore_next(self) -> None:
         nxt = self.queue.peek_next()
-        if nxt is not None and self.runner.running is None and self.cache.get(nxt, self.model_path) is None:
+        if nxt is None or str(nxt) in self.tab.errors.paths():
+            return  # a failed file is not cached: retrying it here would loop on every idle
+        if self.runner.running is None and self.cache.get(nxt, self.model_path) is None:
             self.runner.start(self.job_key(nxt), self._job(nxt))
 
     def _on_job_item(self, key: str, item) -> None:
@@ -137,13 +139,25 @@ class FileHandling:
                 self.tab.progress.set_busy(None)
 
     def _on_job_failed(self, key: str, message: str) -> None:
+        """A bad file goes to the tab's non-modal list (a queue of bad files is one list, not a
+        dialog each) and out of the recent files; the window carries on."""
+        path = key.rsplit("|", 1)[0]
+        self.tab.errors.add(path, message)
+        self.forget_recent(path)
         if key != getattr(self, "target", None):
-            return  # a bad next bag is reported when the operator gets to it
+            return  # pre-scoring the next bag: listed now, shown when the operator gets to it
         self.tab.progress.set_busy(None)
-        self.tab.set_outcome(None, f"could not open: {message}")
+        self.tab.set_outcome(None, f"could not open {Path(path).name}: {message.splitlines()[0]}")
+        self.statusBar().showMessage(f"could not open {Path(path).name} (listed under 'Could not open')", 10000)
         self.show_decisions()
         self.update_actions()
-        self.show_error("Cannot open scan", message)
+
+    def forget_recent(self, path: str | Path) -> None:
+        recent = self.setting("files/recent")
+        kept = [p for p in recent if Path(p) != Path(path)]
+        if kept != recent:
+            self.put_setting("files/recent", kept)
+            self._update_recent_menu()
 
     def _on_job_cancelled(self, key: str) -> None:
         if key == getattr(self, "target", None):

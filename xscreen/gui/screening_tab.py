@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidg
 from xscreen.gui import probe
 from xscreen.gui import state as st
 from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow, QueuePanel
+from xscreen.gui.notices import ElidedLabel, ErrorPanel
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
 from xscreen.gui.worker import JobRunner
@@ -45,14 +46,14 @@ class ScreeningTab(QWidget):
 
     def _build(self) -> None:
         self.view = ScanView()
-        self.title = QLabel("Open a scan (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here")
+        self.title = ElidedLabel("Open a scan (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here")
         self.title.setStyleSheet("font-weight: bold; padding: 4px;")
         self.models, self.display, self.queue_panel = ModelPanel(), DisplayPanel(), QueuePanel()
         self.detector, self.region_panel = DetectorPanel(), RegionPanel()
-        self.progress, self.decisions = ProgressRow(), DecisionBar()
+        self.progress, self.decisions, self.errors = ProgressRow(), DecisionBar(), ErrorPanel()
         side = QWidget()
         col = QVBoxLayout(side)
-        for w in (self.queue_panel, self.models, self.detector, self.region_panel, self.display):
+        for w in (self.queue_panel, self.errors, self.models, self.detector, self.region_panel, self.display):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()
