@@ -6,6 +6,10 @@ Formats out: HDF5 and TIFF pairs (dual); PNG and TIFF (rgb/gray). All writes are
 
 ``load_scan`` raises ``ScanError(path, fault)`` for anything it cannot use, and nothing else:
 every library error is wrapped, and a Scan is only built once all its pixels are read and checked.
+By default the file is decoded in a reader process (_isolated.py) under ReadLimits (_limits.py:
+pixels, memory budget, time, TIFF pages), so a file that crashes, hangs or exhausts the decoder
+fails alone. ``isolated=False`` decodes in this process: only for files this program wrote itself
+or already checked, where the one pixel copy through the pipe matters (benchmarks, tests).
 """
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ from pathlib import Path
 from xscreen.scan._dicom import DICOM_SUFFIXES, read_dicom
 from xscreen.scan._hdf5 import read_h5, save_h5
 from xscreen.scan._image import IMAGE_SUFFIXES, read_image, save_png
+from xscreen.scan._isolated import shared_reader
+from xscreen.scan._limits import DEFAULT_MEMORY_BUDGET, ReadLimits
 from xscreen.scan._tiff import (TIFF_SUFFIXES, pair_files, pair_stem, read_tiff_image, read_tiff_pair,
                                 save_tiff_image, save_tiff_pair)
 from xscreen.scan._types import DEFAULT_MAX_PIXELS, MIN_SIDE, Scan, ScanError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MIN_SIDE", "SCAN_SUFFIXES", "Scan", "ScanError", "file_sha256",
-           "list_scans", "load_scan", "pair_files", "save_h5", "save_image", "save_scan", "save_tiff_pair"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MEMORY_BUDGET", "MIN_SIDE", "ReadLimits", "SCAN_SUFFIXES", "Scan", "ScanError", "file_sha256",
+           "list_scans", "load_scan", "pair_files", "read_in_process", "save_h5", "save_image", "save_scan", "save_tiff_pair"]
 
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 SCAN_SUFFIXES = H5_SUFFIXES + TIFF_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
@@ -32,11 +38,22 @@ _READERS = {
 }
 
 
-def load_scan(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Scan:
-    """Any supported scan file, a TIFF-pair half, or a pair's stem path ('d/NAME') -> Scan."""
-    path = Path(path)
+def load_scan(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, limits: ReadLimits | None = None,
+              isolated: bool = True) -> Scan:
+    """Any supported scan file, a TIFF-pair half, or a pair's stem path ('d/NAME') -> Scan.
+    ``limits`` default: ReadLimits.from_env(max_pixels) (XSCREEN_MEMORY_BUDGET, XSCREEN_READ_TIMEOUT)."""
     try:
-        return _load(path, max_pixels)
+        limits = limits or ReadLimits.from_env(max_pixels)
+    except ValueError as exc:
+        raise ScanError(path, f"cannot read under these settings: {exc}") from exc
+    reader = shared_reader(read_in_process) if isolated else None
+    return reader.load(Path(path), limits) if reader is not None else read_in_process(Path(path), limits)
+
+
+def read_in_process(path: Path, limits: ReadLimits) -> Scan:
+    """``load_scan`` in this process (what the reader process runs)."""
+    try:
+        return _load(path, limits)
     except ScanError:
         raise
     except MemoryError as exc:
@@ -48,7 +65,7 @@ def load_scan(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Scan
                               f"{': ' + detail if detail else ''})") from exc
 
 
-def _load(path: Path, max_pixels: int) -> Scan:
+def _load(path: Path, limits: ReadLimits) -> Scan:
     if path.is_dir():
         raise ScanError(path, "is a folder, not a scan file (list_scans lists the scans in it)")
     stem = pair_stem(path)
@@ -62,13 +79,13 @@ def _load(path: Path, max_pixels: int) -> Scan:
         for half in pair_files(stem):
             if half is not None:
                 _check_file(half)
-        return read_tiff_pair(stem, max_pixels, path)
+        return read_tiff_pair(stem, limits, path)
     _check_file(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ScanError(path, f"unsupported file type '{path.suffix or '(no extension)'}' "
                               f"(supported: {' '.join(SCAN_SUFFIXES)})")
-    return reader[0](path, max_pixels)
+    return reader[0](path, limits)
 
 
 def _check_file(path: Path) -> None:

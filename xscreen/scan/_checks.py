@@ -1,4 +1,4 @@
-"""Checks every reader shares: header size limits, pixel types, the air level, Scan assembly.
+"""Checks every reader shares (size limits: _limits.py): pixel types, the air level, Scan assembly.
 
 Each reader turns its format into (C, H, W) arrays and hands them to ``make_scan``, so every
 format is validated the same way and a Scan is only ever built from fully checked data.
@@ -20,14 +20,6 @@ _UINT16_MAX = 65535
 # a few hot pixels or noise spikes from setting I0 (Poisson noise on ~60k counts is ~250 counts).
 _I0_PERCENTILE = 99.5
 _I0_SAMPLES = 1_000_000
-
-
-def check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
-    """Reject from header dimensions, before any pixel is read."""
-    if height * width > max_pixels:
-        raise ScanError(path, f"image {width}x{height} = {height * width:,} pixels exceeds the limit of "
-                              f"{max_pixels:,} pixels")
-    check_min_side(path, height, width)
 
 
 def check_min_side(path: Path, height: int, width: int) -> None:

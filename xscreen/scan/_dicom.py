@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from xscreen.scan._checks import check_size, make_scan, to_counts
+from xscreen.scan._checks import make_scan, to_counts
+from xscreen.scan._limits import ReadLimits, check_size
 from xscreen.scan._types import Scan, ScanError
 
 DICOM_SUFFIXES = (".dcs", ".dcm", ".dicom")
@@ -31,7 +32,7 @@ _OTHER = {
 }
 
 
-def read_dicom(path: Path, max_pixels: int) -> Scan:
+def read_dicom(path: Path, limits: ReadLimits) -> Scan:
     """(1, H, W) grey (or (3, H, W) RGB) from a DX file; the header is checked before decoding."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every vendor quirk
@@ -39,7 +40,9 @@ def read_dicom(path: Path, max_pixels: int) -> Scan:
         ds = pydicom.dcmread(path, defer_size="64 KB")
         _check_dx(path, ds)
         rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-        check_size(path, rows, cols, max_pixels)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        itemsize = max(1, -(-int(ds.get("BitsAllocated") or 16) // 8))
+        check_size(path, rows, cols, limits, samples, itemsize)
         channels = _to_channels(path, ds, _pixel_array(path, ds))
         spacing = ds.get("ImagerPixelSpacing") or ds.get("PixelSpacing")
         metadata = _metadata(ds)

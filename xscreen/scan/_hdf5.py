@@ -11,21 +11,25 @@ import h5py
 import numpy as np
 
 from xscreen.atomic import atomic_path
-from xscreen.scan._checks import check_size, json_default, make_scan, to_counts
+from xscreen.scan._checks import json_default, make_scan, to_counts
+from xscreen.scan._limits import ReadLimits, check_size
 from xscreen.scan._types import Scan, ScanError
 
 _KNOWN = {"i0", "pixel_pitch_mm", "scan_id", "metadata", "kind"}
 
 
-def read_h5(path: Path, max_pixels: int) -> Scan:
-    """(2, H, W) dual scan; shapes, types and size are checked before any pixel is read."""
+def read_h5(path: Path, limits: ReadLimits) -> Scan:
+    """(2, H, W) dual scan; links, storage, shapes, types and size are checked before any pixel is
+    read. The native format only ever holds two plain datasets, so nothing else is followed."""
     with h5py.File(path, "r") as f:
         high, low = _dataset(f, path, "high"), _dataset(f, path, "low")
         if high.shape != low.shape:
             raise ScanError(path, f"high {high.shape} and low {low.shape} differ in shape")
         if high.dtype != low.dtype:
             raise ScanError(path, f"high ({high.dtype}) and low ({low.dtype}) differ in pixel type")
-        check_size(path, high.shape[0], high.shape[1], max_pixels)
+        check_size(path, high.shape[0], high.shape[1], limits, 2, high.dtype.itemsize, high.dtype.kind == "f")
+        for name, ds in (("high", high), ("low", low)):
+            _check_written(path, name, ds)
         channels = np.stack([to_counts(path, high[()], "high"), to_counts(path, low[()], "low")])
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
     metadata = _metadata(attrs)
@@ -34,13 +38,43 @@ def read_h5(path: Path, max_pixels: int) -> Scan:
 
 
 def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
-    obj = f.get(name)
-    if obj is None:
+    link = f.get(name, getlink=True)
+    if link is None:
         raise ScanError(path, f"HDF5 file has no '{name}' dataset (expected 'high' and 'low')")
+    if not isinstance(link, h5py.HardLink):  # a soft/external link would open another file or object
+        raise ScanError(path, f"'{name}' is a {type(link).__name__}, not a dataset stored in this file")
+    obj = f[name]
     if not isinstance(obj, h5py.Dataset) or obj.ndim != 2:
         shape = getattr(obj, "shape", "a group")
         raise ScanError(path, f"'{name}' is {shape}, expected a 2-D image dataset")
+    _check_storage(path, name, obj)
     return obj
+
+
+def _check_storage(path: Path, name: str, ds: h5py.Dataset) -> None:
+    """Pixels must live in this file: external raw storage reads any file the user can read (a FIFO
+    hangs the reader) and a virtual dataset maps other files' datasets in."""
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        raise ScanError(path, f"'{name}' is a virtual dataset (pixels from other files); refused")
+    if dcpl.get_external_count() > 0:
+        raise ScanError(path, f"'{name}' keeps its pixels in external file(s) "
+                              f"({dcpl.get_external(0)[0].decode('utf-8', 'replace')!r}); refused")
+
+
+def _check_written(path: Path, name: str, ds: h5py.Dataset) -> None:
+    """Unwritten storage reads back as the fill value, a silent fake image: every chunk must exist
+    (chunked layout) and contiguous data must have been allocated."""
+    layout = ds.id.get_create_plist().get_layout()
+    if layout == h5py.h5d.CHUNKED:
+        expected = 1
+        for size, chunk in zip(ds.shape, ds.chunks):
+            expected *= -(-size // chunk)
+        written = ds.id.get_num_chunks()
+        if written < expected:
+            raise ScanError(path, f"'{name}' is incomplete: {written} of {expected} chunks were written")
+    elif layout == h5py.h5d.CONTIGUOUS and ds.id.get_storage_size() < ds.size * ds.dtype.itemsize:
+        raise ScanError(path, f"'{name}' is incomplete: its pixel data were never written")
 
 
 def _plain(value: Any) -> Any:

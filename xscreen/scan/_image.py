@@ -13,13 +13,14 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from xscreen.atomic import atomic_path
-from xscreen.scan._checks import check_size, header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._checks import header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._limits import ReadLimits, check_size
+from xscreen.scan._png import SIGNATURE as _PNG_SIGNATURE, check_png_complete
 from xscreen.scan._types import Scan, ScanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Only the formats we claim: random bytes must never reach e.g. the EPS plugin (Ghostscript).
 _FORMATS = ("PNG", "JPEG", "BMP")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TO_RGB = {"P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBa", "RGBX"}
 
 
@@ -38,13 +39,18 @@ def _open(path: Path) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def read_image(path: Path, max_pixels: int) -> Scan:
+def read_image(path: Path, limits: ReadLimits) -> Scan:
     """(1, H, W) grey or (3, H, W) RGB; the size is checked from the header before decoding."""
     with _open(path) as im:
         width, height = im.size
-        check_size(path, height, width, max_pixels)
+        rgb16 = _is_png_rgb16(path)
+        bands = len(im.getbands()) + (3 if im.mode in _TO_RGB else 0)  # a converted copy too
+        itemsize = 2 if rgb16 else {"I": 4, "F": 4}.get(im.mode, 2 if im.mode.startswith("I;16") else 1)
+        check_size(path, height, width, limits, bands, itemsize, im.mode == "F")
         info = parse_header_json(im.info.get("xscreen"))
-        channels = _png_rgb16(path) if _is_png_rgb16(path) else _pixels(path, im)
+        channels = _png_rgb16(path) if rgb16 else _pixels(path, im)
+        if im.format == "PNG":
+            check_png_complete(path)
     kind = "gray" if channels.shape[0] == 1 else "rgb"
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
                      pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))

@@ -5,13 +5,15 @@ Our own files carry i0, scan id, pixel pitch and metadata as JSON in the ImageDe
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from xscreen.atomic import atomic_path
-from xscreen.scan._checks import check_size, header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._checks import header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._limits import ReadLimits, check_size
 from xscreen.scan._types import Scan, ScanError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -40,12 +42,14 @@ def pair_files(stem: Path) -> tuple[Path | None, Path | None]:
     return find("_high"), find("_low")
 
 
-def read_tiff_pair(stem: Path, max_pixels: int, asked: Path) -> Scan:
+def read_tiff_pair(stem: Path, limits: ReadLimits, asked: Path) -> Scan:
     """(2, H, W) dual scan from a pair; both headers are checked before either is read."""
     high, low = pair_files(stem)
     if high is None or low is None:
         missing = f"{stem.name}_high.tif" if high is None else f"{stem.name}_low.tif"
         raise ScanError(asked, f"TIFF pair is incomplete: {missing} is missing")
+    count_pages(high, limits.max_pages)
+    count_pages(low, limits.max_pages)
     with tifffile.TiffFile(high) as th, tifffile.TiffFile(low) as tl:
         ph, pl = _page(high, th), _page(low, tl)
         for path, page in ((high, ph), (low, pl)):
@@ -55,7 +59,7 @@ def read_tiff_pair(stem: Path, max_pixels: int, asked: Path) -> Scan:
             raise ScanError(asked, f"high {ph.shape} and low {pl.shape} differ in shape")
         if ph.dtype != pl.dtype:
             raise ScanError(asked, f"high ({ph.dtype}) and low ({pl.dtype}) differ in pixel type")
-        check_size(asked, ph.imagelength, ph.imagewidth, max_pixels)
+        check_size(asked, ph.imagelength, ph.imagewidth, limits, 2, ph.dtype.itemsize, ph.dtype.kind == "f")
         info = parse_header_json(ph.description)
         channels = np.stack([_grey(high, ph, "high"), _grey(low, pl, "low")])
     return make_scan(high, "dual", channels, scan_id=info.get("scan_id") or stem.name,
@@ -63,11 +67,13 @@ def read_tiff_pair(stem: Path, max_pixels: int, asked: Path) -> Scan:
                      metadata=info.get("metadata"))
 
 
-def read_tiff_image(path: Path, max_pixels: int) -> Scan:
+def read_tiff_image(path: Path, limits: ReadLimits) -> Scan:
     """(1, H, W) grey or (3, H, W) RGB from a single TIFF (alpha dropped)."""
+    count_pages(path, limits.max_pages)
     with tifffile.TiffFile(path) as tif:
         page = _page(path, tif)
-        check_size(path, page.imagelength, page.imagewidth, max_pixels)
+        check_size(path, page.imagelength, page.imagewidth, limits, page.samplesperpixel,
+                   page.dtype.itemsize, page.dtype.kind == "f")
         samples = page.samplesperpixel
         if page.photometric in (_PHOTO.MINISBLACK, _PHOTO.MINISWHITE) and samples == 1:
             kind, channels = "gray", _grey(path, page)[None]
@@ -88,6 +94,33 @@ def _is_rgb(page: tifffile.TiffPage) -> bool:
     write colour JPEG TIFFs as YCbCr); uncompressed YCbCr would come back raw, so it stays refused."""
     return page.photometric == _PHOTO.RGB or (
         page.photometric == _PHOTO.YCBCR and page.compression == tifffile.COMPRESSION.JPEG)
+
+
+def count_pages(path: Path, max_pages: int) -> int:
+    """Pages (IFDs) in the file, walking the chain of offsets ourselves and stopping past
+    ``max_pages``: tifffile parses every page before we could refuse (quadratic in the count)."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 8:
+            return 0  # not a TIFF at all: tifffile names the fault
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
+        offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+        count_fmt, entry, ptr = ("Q", 20, "Q") if big else ("H", 12, "I")
+        seen: set[int] = set()
+        while offset and offset not in seen:
+            if len(seen) >= max_pages:
+                raise ScanError(path, f"TIFF has more than {max_pages} pages; a scan is one image")
+            seen.add(offset)
+            fh.seek(offset)
+            raw = fh.read(struct.calcsize(count_fmt))
+            if len(raw) < struct.calcsize(count_fmt):
+                break  # a dangling offset: tifffile reports the damage
+            n = struct.unpack(order + count_fmt, raw)[0]
+            fh.seek(offset + len(raw) + n * entry)
+            raw = fh.read(struct.calcsize(ptr))
+            offset = struct.unpack(order + ptr, raw)[0] if len(raw) == struct.calcsize(ptr) else 0
+    return len(seen)
 
 
 def _page(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPage:

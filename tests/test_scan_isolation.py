@@ -1,0 +1,138 @@
+"""Hostile HDF5 storage is refused, and a file that crashes or hangs the reader fails alone
+(issue 16 item 3): the reader process dies or is stopped, the caller gets a ScanError naming the
+file and the fault, and the next file loads."""
+import os
+import signal
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from xscreen import pipeline
+from xscreen.scan import ReadLimits, Scan, ScanError, load_scan, read_in_process, save_h5
+from xscreen.scan import _isolated
+from test_scan import dual
+
+
+def misbehave(path: Path, limits: ReadLimits) -> Scan:
+    """Reader stand-in run in the reader process: crashes or hangs on cue, else reads."""
+    if "crash" in path.name:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if "hang" in path.name:
+        time.sleep(600)
+    return read_in_process(path, limits)
+
+
+@pytest.fixture
+def reader():
+    r = _isolated.ReaderProcess(misbehave)
+    yield r
+    r.close()
+
+
+def h5_with(path: Path, **high_kw) -> Path:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("high", **high_kw)
+        f["low"] = np.full((64, 64), 30000, np.uint16)
+        f.attrs["i0"] = 60000.0
+    return path
+
+
+def test_external_storage_is_refused_not_read(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.full((64, 64), 50000, np.uint16).tobytes())
+    path = h5_with(tmp_path / "ext.h5", shape=(64, 64), dtype=np.uint16,
+                   external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+    with pytest.raises(ScanError, match="external file.*secret.bin.*refused") as err:
+        load_scan(path)
+    assert err.value.path == str(path)
+
+
+def batch(folder: Path) -> dict[str, str]:
+    """name -> 'ok' or the fault, from the batch path the CLI uses."""
+    from xscreen.config import ScreenConfig
+    from test_pipeline import clamp_scorer
+
+    out = pipeline.screen_paths([folder], clamp_scorer(), ScreenConfig(threshold=1.0))
+    return {r.path.name: "ok" if hasattr(r, "screening") else r.fault for r in out}
+
+
+def test_fifo_external_dataset_fails_fast_and_the_batch_goes_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # reading it would block for ever: no writer ever comes
+    h5_with(tmp_path / "b_fifo.h5", shape=(64, 64), dtype=np.uint16,
+            external=[(str(tmp_path / "pipe"), 0, h5py.h5f.UNLIMITED)])
+    for name in ("a.h5", "c.h5"):
+        save_h5(dual(), tmp_path / name)
+    got = batch(tmp_path)
+    assert got["a.h5"] == got["c.h5"] == "ok" and "external file" in got["b_fifo.h5"]
+
+
+def test_virtual_dataset_is_refused(tmp_path):
+    save_h5(dual(), tmp_path / "src.h5")
+    layout = h5py.VirtualLayout(shape=(70, 90), dtype=np.uint16)
+    layout[:] = h5py.VirtualSource(str(tmp_path / "src.h5"), "high", shape=(70, 90))
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f.create_virtual_dataset("high", layout)
+        f["low"] = np.full((70, 90), 30000, np.uint16)
+    with pytest.raises(ScanError, match="'high' is a virtual dataset"):
+        load_scan(tmp_path / "v.h5")
+
+
+def test_links_to_other_files_are_refused(tmp_path):
+    save_h5(dual(), tmp_path / "src.h5")
+    with h5py.File(tmp_path / "l.h5", "w") as f:
+        f["high"] = h5py.ExternalLink(str(tmp_path / "src.h5"), "high")
+        f["low"] = np.full((70, 90), 30000, np.uint16)
+    with pytest.raises(ScanError, match="'high' is a ExternalLink"):
+        load_scan(tmp_path / "l.h5")
+
+
+def test_a_reader_crash_fails_that_file_only(tmp_path, reader):
+    good = save_h5(dual(), tmp_path / "good.h5")
+    crash = save_h5(dual(), tmp_path / "crash.h5")
+    assert reader.load(good, ReadLimits()).scan_id == "bag-001"
+    first_pid = reader.pid
+    with pytest.raises(ScanError, match="reader process crashed on this file .killed by SIGSEGV") as err:
+        reader.load(crash, ReadLimits())
+    assert err.value.path == str(crash)
+    scan = reader.load(good, ReadLimits())  # a fresh reader takes the next file
+    assert reader.pid != first_pid and scan.channels.shape == (2, 70, 90)
+
+
+def test_a_hanging_read_is_stopped_at_the_time_limit(tmp_path, reader):
+    hang = save_h5(dual(), tmp_path / "hang.h5")
+    t0 = time.monotonic()
+    with pytest.raises(ScanError, match="longer than 1 s; the reader was stopped"):
+        reader.load(hang, ReadLimits(seconds=1.0))
+    assert time.monotonic() - t0 < 10
+    assert reader.load(save_h5(dual(), tmp_path / "ok.h5"), ReadLimits()).scan_id == "bag-001"
+
+
+def test_a_reader_killed_between_files_is_replaced(tmp_path, reader):
+    good = save_h5(dual(), tmp_path / "good.h5")
+    reader.load(good, ReadLimits())
+    os.kill(reader.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert reader.load(good, ReadLimits()).scan_id == "bag-001"  # not blamed on the next file
+
+
+def test_batch_reports_a_crashing_file_and_continues(tmp_path, monkeypatch):
+    crashing = _isolated.ReaderProcess(misbehave)
+    monkeypatch.setattr(_isolated, "_SHARED", crashing)
+    for name in ("a.h5", "b_crash.h5", "c.h5"):
+        save_h5(dual(), tmp_path / name)
+    try:
+        got = batch(tmp_path)
+    finally:
+        crashing.close()
+    assert got["a.h5"] == got["c.h5"] == "ok"
+    assert "b_crash.h5: the reader process crashed on this file (killed by SIGSEGV)" in got["b_crash.h5"]
+
+
+def test_isolated_and_in_process_reads_agree(tmp_path):
+    path = save_h5(dual(), tmp_path / "d.h5")
+    a, b = load_scan(path), load_scan(path, isolated=False)
+    np.testing.assert_array_equal(a.channels, b.channels)
+    assert (a.scan_id, a.kind, a.i0, a.path, a.metadata) == (b.scan_id, b.kind, b.i0, b.path, b.metadata)

@@ -1,0 +1,200 @@
+"""Untrusted scans are decoded in a reader process, so one file cannot take the batch or the GUI down
+(issue 16 item 3): a bit flip that segfaults libhdf5, a decoder that hangs, a decode that runs out of
+memory ends or stops only the reader, and that one file is reported as failed (ScanError).
+
+One reader per parent process, started on first use (~0.5 s: Python and the decoders) and kept, so
+a batch pays the start once and each file one copy of its pixels through a pipe. The reader's
+address space is capped (RLIMIT_AS = its size after start-up + the memory budget), each file gets
+``ReadLimits.seconds``, and a reader that crashed or was stopped is replaced on the next file.
+The parent never unpickles what the reader sends (a JSON header, then raw pixel bytes): a decoder
+exploited by a crafted file gains no way into the parent. Requests are serialised: the GUI loads
+from worker threads, and reading is I/O and single-core decoding anyway.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from xscreen.scan._checks import json_default
+from xscreen.scan._limits import ReadLimits
+from xscreen.scan._types import Scan, ScanError
+
+ReadFn = Callable[[Path, ReadLimits], Scan]
+_PR_SET_PDEATHSIG = 1
+_M_ARENA_MAX = -8
+
+
+class ReaderProcess:
+    """A reader process running ``read`` (a module-level function, so spawn can pickle it)."""
+
+    def __init__(self, read: ReadFn):
+        self._read = read
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Any = None
+        self.owner = os.getpid()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def load(self, path: Path, limits: ReadLimits) -> Scan:
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._start()  # first use, or the reader died between files (not this file's fault)
+            try:
+                self._conn.send((os.getcwd(), str(path), limits))
+            except OSError:
+                self._start()
+                self._conn.send((os.getcwd(), str(path), limits))
+            return self._reply(path, time.monotonic() + limits.seconds, limits.seconds)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _start(self) -> None:
+        self._stop()
+        ctx = multiprocessing.get_context("spawn")  # fork would copy a GUI's threads and CUDA state
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self._read), daemon=True,
+                                 name="xscreen-scan-reader")
+        self._proc.start()
+        child.close()  # only the reader holds its end: its death is then an EOF here
+        self._conn = parent
+
+    def _stop(self) -> int | None:
+        """Kill and reap the reader; its exit code (negative: the signal), None when none ran."""
+        if self._proc is None:
+            return None
+        proc, self._proc = self._proc, None
+        self._conn.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        return proc.exitcode
+
+    def _reply(self, path: Path, deadline: float, seconds: float) -> Scan:
+        head = self._receive(path, deadline, seconds, self._conn.recv_bytes)
+        try:
+            return self._assemble(path, deadline, seconds, json.loads(head))
+        except (KeyError, TypeError, ValueError, AttributeError, MemoryError) as exc:
+            self._stop()
+            raise ScanError(path, "the reader process sent a malformed reply; refused") from exc
+
+    def _assemble(self, path: Path, deadline: float, seconds: float, head: dict) -> Scan:
+        if head["error"] is not None:
+            raise ScanError(str(head["error"][0]), str(head["error"][1]))
+        channels = np.empty(head["shape"], np.dtype(head["dtype"]))
+        flat = channels.reshape(-1).view(np.uint8)
+        if self._receive(path, deadline, seconds, lambda: self._conn.recv_bytes_into(flat)) != flat.size:
+            raise ValueError("pixel bytes do not match the header")
+        scan = head["scan"]
+        return Scan(scan["scan_id"], scan["kind"], channels, float(scan["i0"]), Path(scan["path"]),
+                    scan["pixel_pitch_mm"], scan["metadata"])
+
+    def _receive(self, path: Path, deadline: float, seconds: float, get: Callable[[], Any]) -> Any:
+        if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+            self._stop()
+            raise ScanError(path, f"reading took longer than {seconds:g} s; the reader was stopped "
+                                  f"(XSCREEN_READ_TIMEOUT)")
+        try:
+            return get()
+        except (EOFError, OSError, multiprocessing.BufferTooShort) as exc:
+            code = self._stop()
+            raise ScanError(path, f"the reader process crashed on this file ({_describe(code)}); "
+                                  f"the file is refused") from exc
+
+
+def _describe(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _serve(conn: Any, read: ReadFn) -> None:
+    """The reader's loop: one (cwd, path, limits) in, one JSON header (+ pixel bytes) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _harden()
+    base = _address_space()
+    while True:
+        try:
+            cwd, path, limits = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        _cap_memory(base, limits.memory_bytes)
+        os.chdir(cwd)
+        try:
+            scan = read(Path(path), limits)
+        except ScanError as err:
+            conn.send_bytes(json.dumps({"error": [err.path, err.fault]}).encode())
+            continue
+        channels = np.ascontiguousarray(scan.channels)
+        conn.send_bytes(json.dumps({"error": None, "scan": _fields(scan), "shape": list(channels.shape),
+                                    "dtype": channels.dtype.str}, default=json_default).encode())
+        conn.send_bytes(channels.reshape(-1).view(np.uint8))
+
+
+def _fields(scan: Scan) -> dict[str, Any]:
+    return {"scan_id": scan.scan_id, "kind": scan.kind, "i0": float(scan.i0),
+            "path": str(scan.path), "pixel_pitch_mm": scan.pixel_pitch_mm, "metadata": scan.metadata}
+
+
+def _harden() -> None:
+    """Linux: die with the parent; one malloc arena per thread pool (each arena reserves 64 MiB of
+    address space, which the cap counts). Best effort elsewhere."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        pass
+
+
+def _address_space() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            line = next(l for l in fh if l.startswith("VmSize:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        return None  # not Linux: no cap (RLIMIT_AS is not enforced on macOS anyway)
+
+
+def _cap_memory(base: int | None, budget: int) -> None:
+    if base is None:
+        return
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = base + budget
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+_SHARED: ReaderProcess | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_reader(read: ReadFn) -> ReaderProcess | None:
+    """This process's reader; None in a daemonic process (which may not start children: it reads
+    in-process, as DataLoader workers would)."""
+    global _SHARED
+    if multiprocessing.current_process().daemon:
+        return None
+    with _SHARED_LOCK:
+        if _SHARED is None or _SHARED.owner != os.getpid():  # a forked child gets its own
+            _SHARED = ReaderProcess(read)
+        return _SHARED
