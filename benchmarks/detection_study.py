@@ -30,28 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ArrayPatches, environment, log, write_outputs  # noqa: E402
 from sixray import BOXES, _run_config, load_bag, make_splits, patches_of  # noqa: E402
-from sixray_measures import box_masks  # noqa: E402
+from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 
 from xscreen.metrics import roc_auc  # noqa: E402
 
 
 # --- measures -------------------------------------------------------------------------------
-def darkness_matched_auc(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[np.ndarray],
-                         outside: list[np.ndarray], tol: float = 0.02) -> tuple[float, int]:
-    """Share of (inside, outside) pairs of one image, |darkness difference| <= tol, that ``scores``
-    rank inside-first (ties 1/2); and the number of pairs. Lists are per image."""
-    good, n = 0.0, 0
-    for s, d, i, o in zip(scores, dark, inside, outside):
-        si, so, di, do = s[i], s[o], d[i], d[o]
-        close = np.abs(di[:, None] - do[None, :]) <= tol
-        if not close.any():
-            continue
-        cmp = (si[:, None] > so[None, :]) + 0.5 * (si[:, None] == so[None, :])
-        good += float(cmp[close].sum())
-        n += int(close.sum())
-    return (good / n if n else float("nan")), n
-
-
 def within_image(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[np.ndarray],
                  outside: list[np.ndarray]) -> dict:
     y = np.concatenate([np.r_[np.ones(i.sum()), np.zeros(o.sum())] for i, o in zip(inside, outside)])
@@ -130,9 +114,30 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
                  .flatten(1).amax(1)}
         if feat_std is not None:
             parts["Lz"] = (fd / feat_std).pow(2).mean(1)
+        with prec.autocast():
+            xin = inpainted(g, x)
+        din = (x.float() - xin.float()).abs()
+        parts["Rin_l1"] = din.flatten(1).mean(1)
+        parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
         for k, v in parts.items():
             out.setdefault(k, []).append(v.double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def inpainted(g, x: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Test-time inpainting: each of k x k blocks is hidden (filled with the patch's channel mean, as
+    train.step.hide_blocks does) and the reconstruction of that pass is kept inside the block."""
+    s = x.shape[-1]
+    out = torch.empty_like(x)
+    mean = x.mean((2, 3), keepdim=True)
+    b = s // k
+    for i in range(k):
+        for j in range(k):
+            xm = x.clone()
+            xm[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b] = mean.expand(-1, -1, b, b)
+            xh = g(xm.contiguous(memory_format=torch.channels_last)).to(x.dtype)
+            out[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b] = xh[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b]
+    return out
 
 
 @torch.no_grad()
@@ -180,10 +185,20 @@ def evaluate_epoch(g, d, data: dict, prec, rng_seed: int) -> dict:
     return res
 
 
-def trivial(data: dict) -> dict:
+def trivial(data: dict, seed: int) -> dict:
+    """Darkness, and PCA (k = 64) fitted on the same training patches: the baselines to beat."""
+    from baselines import PcaBaseline
+
     inside = [c >= 0.25 for c in data["cover"]]
     outside = [c == 0 for c in data["cover"]]
-    return {"darkness": within_image(data["dark"], data["dark"], inside, outside)}
+    pca = PcaBaseline(k=64, seed=seed).fit(ArrayPatches(data["train"]))
+    val = pca.score(ArrayPatches(data["val"]))
+    pasted = pca.score(ArrayPatches(paste_anomalies(data["val"], np.random.default_rng(seed))))
+    res = {"darkness": within_image(data["dark"], data["dark"], inside, outside),
+           "PCA (k=64)": within_image([pca.score(ArrayPatches(t)) for t in data["threat"]], data["dark"], inside,
+                                      outside)}
+    res["PCA (k=64)"]["benign_pasted_auc"] = roc_auc(np.r_[np.zeros(len(val)), np.ones(len(val))], np.r_[val, pasted])
+    return res
 
 
 # --- training -------------------------------------------------------------------------------
@@ -209,6 +224,12 @@ def main(argv=None) -> int:
     from xscreen.train.loop import EpochReport
 
     data = load_data(args)
+    if args.variant == "trivial":
+        res = trivial(data, args.seed)
+        log(json.dumps(res))
+        write_outputs(args.out, "trivial", {"args": {k: str(v) for k, v in vars(args).items()}, "trivial": res},
+                      json.dumps(res))
+        return 0
     log(f"{args.variant}: {len(data['train'])} train, {len(data['val'])} val patches, {len(data['threat'])} boxed")
     run = _run_config(args)
     net_kw, train_kw = {}, {"precision": args.precision}
@@ -237,13 +258,15 @@ def main(argv=None) -> int:
             history.append({"epoch": rep.epoch, "seconds": rep.seconds, "patches_per_s": rep.patches_per_s,
                             "g_adv": rep.g_adv, "g_con": rep.g_con, "g_lat": rep.g_lat, "d_loss": rep.d_loss,
                             "d_reinits": rep.d_reinits, "scores": res})
+            partial = {"variant": args.variant, "set": args.set, "history": history, "seconds": time.time() - t0}
+            write_outputs(args.out, f"study_{args.variant}", partial, "")  # a crash later keeps the epochs
             best = max(res, key=lambda k: res[k]["matched"])
             log(f"{args.variant} ep {rep.epoch}: d {rep.d_loss:.3f} adv {rep.g_adv:.3f} lat {rep.g_lat:.4f} "
                 f"{rep.patches_per_s:.0f} p/s | " + " | ".join(
                     f"{k}: {r['pooled']:.3f}/{r['matched']:.3f}/{r['benign_pasted_auc']:.3f}"
                     for k, r in res.items()) + f" | best matched {best}")
     result = {"variant": args.variant, "set": args.set, "args": {k: str(v) for k, v in vars(args).items()},
-              "environment": environment(), "trivial": trivial(data), "history": history,
+              "environment": environment(), "history": history,
               "seconds": time.time() - t0}
     write_outputs(args.out, f"study_{args.variant}", result, json.dumps(result["trivial"]))
     return 0

@@ -182,10 +182,11 @@ def markdown(result: dict) -> str:
                    "benign test FAR"],
                   [[r["method"], r["score"], "yes" if r["size_independent"] else "NO", r["auc"], r["ap"],
                     r["detection_at_5pct_far"], r["test_far"]] for r in result["scan_level"]])
-    t2 = md_table(["patch score", "AUC inside vs outside boxes (pooled)", "AP (pooled)", "mean per-image AUC",
-                   "images", "patches inside", "patches outside"],
-                  [[r["method"], r["pooled_auc"], r["pooled_ap"], r["mean_image_auc"], r["n_images"], r["n_inside"],
-                    r["n_outside"]] for r in result["within_image"]])
+    t2 = md_table(["patch score", "AUC inside vs outside boxes (pooled)", "darkness-matched AUC (pairs)",
+                   "AP (pooled)", "mean per-image AUC", "images", "patches inside", "patches outside"],
+                  [[r["method"], r["pooled_auc"], f"{r['darkness_matched_auc']:.3f} ({r['matched_pairs']})",
+                    r["pooled_ap"], r["mean_image_auc"], r["n_images"], r["n_inside"], r["n_outside"]]
+                   for r in result["within_image"]])
     return head + "Scan level (benign test bags vs threat bags):\n\n" + t1 + \
         "\nWithin image (hand-drawn boxes):\n\n" + t2
 

@@ -2,6 +2,8 @@
 
 Scan scores that grow with the number of patches (max, top-k mean) are flagged as size-biased;
 ``max@k`` (expected max over k random patches), a quantile and the mean do not grow with bag size.
+Threats are among the darkest things in their bags, so a pooled within-image AUC partly measures
+darkness; the darkness-matched AUC compares only inside/outside pairs of nearly equal darkness.
 """
 from __future__ import annotations
 
@@ -101,6 +103,22 @@ def box_masks(bag: Bag, boxes: list[dict], scale: float, size: int) -> np.ndarra
     return np.array([mask[y:y + size, x:x + size].mean() for y, x in bag.origins])
 
 
+def darkness_matched_auc(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[np.ndarray],
+                         outside: list[np.ndarray], tol: float = 0.02) -> tuple[float, int]:
+    """Share of (inside, outside) pairs of one image, |darkness difference| <= tol, that ``scores``
+    rank inside-first (ties 1/2); and the number of pairs. Lists are per image."""
+    good, n = 0.0, 0
+    for s, d, i, o in zip(scores, dark, inside, outside):
+        si, so, di, do = s[i], s[o], d[i], d[o]
+        close = np.abs(di[:, None] - do[None, :]) <= tol
+        if not close.any():
+            continue
+        cmp = (si[:, None] > so[None, :]) + 0.5 * (si[:, None] == so[None, :])
+        good += float(cmp[close].sum())
+        n += int(close.sum())
+    return (good / n if n else float("nan")), n
+
+
 def box_rows(named_scores: dict[str, list[np.ndarray]], thr: list[Bag], boxes: dict, scale: float,
              size: int, inside_min: float) -> list[dict]:
     """AUC of patches inside threat boxes (coverage >= inside_min) against patches with no box
@@ -119,7 +137,11 @@ def box_rows(named_scores: dict[str, list[np.ndarray]], thr: list[Bag], boxes: d
             if 0 < y.sum() < len(y):
                 per_img.append(auc_ap(y, s)[0])
         y, s = np.concatenate(ys), np.concatenate(ss)
+        idx = list(cover)
+        matched, pairs = darkness_matched_auc([scores[i] for i in idx], [thr[i].patch_dark for i in idx],
+                                              [cover[i] >= inside_min for i in idx], [cover[i] == 0 for i in idx])
         rows.append({"method": name, "pooled_auc": auc_ap(y, s)[0], "pooled_ap": auc_ap(y, s)[1],
+                     "darkness_matched_auc": matched, "matched_pairs": pairs,
                      "mean_image_auc": float(np.mean(per_img)), "n_images": len(per_img),
                      "n_inside": int(y.sum()), "n_outside": int((y == 0).sum())})
     return rows

@@ -1,0 +1,39 @@
+"""The darkness-matched within-image AUC of benchmarks/sixray_measures.py (issue 12)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from sixray_measures import darkness_matched_auc  # noqa: E402
+
+
+def test_only_pairs_of_nearly_equal_darkness_count():
+    dark = [np.array([0.50, 0.90, 0.51, 0.10])]
+    inside, outside = [np.array([True, True, False, False])], [np.array([False, False, True, True])]
+    # pairs within 0.02: (0, 2) only; (1, *) and (*, 3) differ by far more
+    auc, pairs = darkness_matched_auc([np.array([1.0, 0.0, 0.0, 9.0])], dark, inside, outside)
+    assert pairs == 1 and auc == 1.0
+    auc, _ = darkness_matched_auc([np.array([0.0, 9.0, 1.0, -9.0])], dark, inside, outside)
+    assert auc == 0.0
+
+
+def test_darkness_itself_scores_near_one_half_and_ties_count_half():
+    rng = np.random.default_rng(0)
+    dark = [rng.uniform(0, 1, 400) for _ in range(3)]
+    inside = [rng.uniform(size=400) < 0.3 for _ in range(3)]
+    outside = [~i for i in inside]
+    auc, pairs = darkness_matched_auc(dark, dark, inside, outside)
+    assert pairs > 1000 and abs(auc - 0.5) < 0.05
+    flat = [np.zeros(400) for _ in range(3)]
+    assert darkness_matched_auc(flat, dark, inside, outside)[0] == 0.5
+    perfect = [i.astype(float) for i in inside]
+    assert darkness_matched_auc(perfect, dark, inside, outside)[0] == 1.0
+
+
+def test_images_are_never_paired_with_each_other():
+    dark = [np.array([0.5, 0.9]), np.array([0.9, 0.5])]
+    inside = [np.array([True, False]), np.array([False, True])]
+    outside = [~i for i in inside]
+    auc, pairs = darkness_matched_auc([np.ones(2), np.ones(2)], dark, inside, outside)
+    assert pairs == 0 and np.isnan(auc)  # 0.5-darkness patches exist in both images, never as a pair
