@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from xscreen.heatmap import GridGeometry, Region, colormap, find_regions, overlay, scan_alarm
+from xscreen.heatmap import (BOX_COLOURS, GridGeometry, Region, bag_alarm, colormap, draw_boxes, find_regions,
+                             overlay)
 
 GEOM = GridGeometry(size=64, stride=32, height=300, width=400)  # grid up to 9 x 12
 
@@ -32,13 +33,26 @@ def test_regions_are_8_connected_ranked_by_max_and_clipped_to_the_scan():
     assert len(find_regions(grid, 1.0, GEOM, min_patches=2)) == 1
 
 
-def test_scan_alarm_aggregates_as_calibrated():
-    s = np.array([0.1, 0.2, 0.9, 0.5, 0.4])
-    assert scan_alarm(s, 0.8, "max") == (pytest.approx(0.9), True)
-    score, alarm = scan_alarm(s, 0.8, "topk", top_k=2)
-    assert score == pytest.approx(0.7) and not alarm
-    assert scan_alarm(np.array([]), 0.5) == (0.0, False)
+def test_regions_below_the_alarm_threshold_are_attention_and_only_alarm_regions_alarm():
+    grid = np.zeros((6, 6), np.float32)
+    grid[0, 0], grid[4, 4] = 0.9, 0.6  # two separate regions above the review level 0.5
+    geom = GridGeometry(size=16, stride=8, height=56, width=56)
+    regions = find_regions(grid, 0.5, geom, alarm_threshold=0.8)
+    assert [(r.rank, r.level) for r in regions] == [(1, "alarm"), (2, "attention")]
+    assert bag_alarm(regions)
+    quiet = find_regions(grid, 0.5, geom, alarm_threshold=0.95)
+    assert [r.level for r in quiet] == ["attention", "attention"] and not bag_alarm(quiet)
+    assert not bag_alarm([])
 
+
+def test_attention_boxes_are_drawn_in_their_own_colour():
+    grid = np.zeros((6, 6), np.float32)
+    grid[0, 0], grid[4, 4] = 0.9, 0.6
+    geom = GridGeometry(size=16, stride=8, height=56, width=56)
+    regions = find_regions(grid, 0.5, geom, alarm_threshold=0.8)
+    out = draw_boxes(np.zeros((56, 56, 3), np.uint8), regions)
+    assert tuple(out[0, 5]) == BOX_COLOURS["alarm"]  # top edge of the alarm box at (0, 0)
+    assert tuple(out[32, 40]) == BOX_COLOURS["attention"]  # top edge of the attention box at (32, 32)
 
 def test_colormap_is_transparent_below_the_ramp_and_opaque_at_threshold():
     rel = np.array([[0.0, 0.4, 0.75, 1.0, 3.0]], np.float32)

@@ -82,7 +82,8 @@ def test_calibrated_thresholds_ids_and_summary(tmp_path):
     s = screen(scan, Scorer(model, device="cpu"), ScreenConfig(stride=16))
     assert isinstance(s, Screening)
     assert s.threshold == 0.05 and s.threshold_far == 0.01 and s.scan_threshold == 0.3
-    assert s.scan_aggregation == "topk" and s.model_id == "tiny-000000000000"
+    # a legacy top-k calibration cannot be upgraded to the area rule: its threshold, held constant
+    assert s.scan_aggregation == "max" and s.alarm_rule == "constant" and s.model_id == "tiny-000000000000"
     assert len(s.sha256) == 64 and s.path.endswith("bag.h5")
     summ = s.to_summary()
     assert summ["n_patches"] == s.score_grid.size and summ["regions"][0]["rank"] == 1

@@ -39,7 +39,11 @@ DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved")
 GENESIS = "0" * 64  # prev_hash of the first row
 CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "threshold",
            "regions_shown", "decision", "decision_seconds")
-COLUMNS = CONTENT + ("amends", "prev_hash", "row_hash")
+# What the machine said when the decision was taken (issue 13): the threshold version, the bag's
+# highest region score and scored area (what `model calibrate --from-audit` refits on) and its alarm.
+MACHINE = ("threshold_version", "bag_score", "bag_area", "machine_alarm")
+COLUMNS = CONTENT + ("amends",) + MACHINE + ("prev_hash", "row_hash")
+_MACHINE_TYPES = {"threshold_version": "TEXT", "bag_score": "REAL", "bag_area": "REAL", "machine_alarm": "INTEGER"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -85,6 +89,17 @@ class Decision:
     regions_shown: list[Any] = field(default_factory=list)
     time: str = ""
     amends: int | None = None  # id of the row this decision replaces (the bag's latest); None = first
+    threshold_version: str | None = None  # Screening.threshold_version the bag was shown under
+    bag_score: float | None = None  # Screening.scan_score (highest region score, raw)
+    bag_area: float | None = None  # Screening.area (scored px^2)
+    machine_alarm: bool | None = None  # Screening.alarm
+
+
+def machine_fields(screening: Any) -> dict[str, Any]:
+    """The Decision fields that record what the machine said about a bag (a pipeline.Screening)."""
+    return {"threshold_version": str(screening.threshold_version) or None,
+            "bag_score": float(screening.scan_score), "bag_area": float(screening.area),
+            "machine_alarm": bool(screening.alarm)}
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,9 @@ def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
     values = [content[k] for k in CONTENT]
     if content.get("amends") is not None:  # rows without a link hash as they did before the column
         values.append(int(content["amends"]))
+    machine = {k: content[k] for k in MACHINE if content.get(k) is not None}
+    if machine:  # likewise rows without the machine's view hash as before those columns
+        values.append(machine)
     canon = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canon).encode("utf-8")).hexdigest()
 
@@ -137,8 +155,10 @@ class AuditLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            if "amends" not in {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}:
-                self._db.execute("ALTER TABLE decisions ADD COLUMN amends INTEGER")
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}
+            for name, kind in {"amends": "INTEGER", **_MACHINE_TYPES}.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
         except sqlite3.DatabaseError as exc:
             raise AuditError(f"{self.path}: not a usable audit database ({exc})") from exc
 
@@ -166,7 +186,10 @@ class AuditLog:
                   "file_sha256": d.file_sha256 or "", "model_id": d.model_id or "",
                   "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown, default=_plain),
                   "decision": d.decision, "decision_seconds": float(d.decision_seconds),
-                  "amends": None if d.amends is None else int(d.amends)}
+                  "amends": None if d.amends is None else int(d.amends),
+                  "threshold_version": d.threshold_version or None,
+                  "bag_score": _real(d.bag_score), "bag_area": _real(d.bag_area),
+                  "machine_alarm": None if d.machine_alarm is None else int(bool(d.machine_alarm))}
         try:
             return self._append(values, exclusive)
         except sqlite3.Error as exc:
@@ -222,7 +245,8 @@ class AuditLog:
         r = rows[-1]
         return Decision(r["operator"], r["scan_id"], r["file_sha256"], r["model_id"], r["threshold"],
                         r["decision"], r["decision_seconds"], json.loads(r["regions_shown"]), r["time"],
-                        r["amends"])
+                        r["amends"], r["threshold_version"], r["bag_score"], r["bag_area"],
+                        None if r["machine_alarm"] is None else bool(r["machine_alarm"]))
 
     def verify(self) -> VerifyResult:
         """Walk the chain; the first row whose link or hash fails is named."""
@@ -268,6 +292,13 @@ class AuditLog:
         rows = self.rows()
         atomic_write_text(path, csv_text(COLUMNS, rows))  # operator/scan names are untrusted text
         return len(rows)
+
+
+def _real(v: float | None) -> float | None:
+    """A finite float or None: NaN has no canonical JSON, so it could not be hashed reproducibly."""
+    import math
+
+    return None if v is None or not math.isfinite(float(v)) else float(v)
 
 
 def _plain(o: Any) -> Any:

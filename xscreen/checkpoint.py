@@ -55,6 +55,8 @@ class ModelCard:
     train_seconds: float = 0.0
     command: str = ""
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # one entry per calibration written (alarm.history_entry): version, time, source, rates
+    calibration_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class LoadedModel:
     model_id: str
     checksum: str
     path: Path
+    weights_id: str = ""  # sha256 of the tensors alone: the same across recalibrations of one network
 
 
 def library_versions() -> dict[str, str]:
@@ -215,7 +218,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Lo
     tensors, meta, checksum = _read(path)
     g, d = _build(path, tensors, meta)
     name = meta.card.name or path.stem
-    return LoadedModel(g.to(map_location), d.to(map_location), meta, f"{name}-{checksum[:12]}", checksum, path)
+    return LoadedModel(g.to(map_location), d.to(map_location), meta, f"{name}-{checksum[:12]}", checksum, path,
+                       _checksum(tensors, ""))
 
 
 def read_meta(path: str | Path) -> tuple[ModelMeta, str]:

@@ -99,7 +99,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ScreenConfig:
-    """Screening a scan. ``threshold`` overrides the model's calibrated patch threshold (raw score)."""
+    """Screening a scan. ``threshold`` overrides the model's review level (raw patch score);
+    ``scan_threshold`` the bag alarm threshold (raw region score, then not adjusted for area)."""
 
     stride: int = 32
     air_threshold: float = 0.95
@@ -111,6 +112,7 @@ class ScreenConfig:
     batch_size: int | None = None  # None: sized to the device
     min_region_patches: int = 1
     top_k: int = 5  # scan score = mean of the top-k patch scores when aggregation == "topk"
+    attention: bool = True  # keep regions between the review level and the alarm threshold
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,21 @@ class Calibration:
     quantiles: dict[str, float] = field(default_factory=dict)  # e.g. {"0.5": .., "0.99": ..}
     n_patches: int = 0
     n_scans: int = 0
+    # The bag alarm rule (xscreen/alarm.py). "legacy": files written before it, whose bag
+    # threshold is a constant; "area": a bag alarms iff a region's score reaches the threshold for
+    # the bag's scored area, from a Gumbel fit of benign bag maxima (location, scale, in a power
+    # of the score) at ``ref_area`` px^2. Defaults keep older files loading.
+    alarm_rule: Literal["legacy", "area"] = "legacy"
+    alarm_power: float = 1.0  # the fit is in score ** power (0: log score)
+    alarm_loc: float = 0.0
+    alarm_scale: float = 0.0
+    ref_area: float = 0.0
+    stride: int = 0  # screening stride the bags were scored at (0: not recorded)
+    version: int = 0  # threshold version, +1 per calibration written; audit rows carry it
+    n_alarmed: int = 0  # calibration bags that alarmed, each left out of its own fit
+    far_lo: float = 0.0  # 95 % Clopper-Pearson interval of n_alarmed / n_scans
+    far_hi: float = 1.0
+    source: str = ""  # what the bags were: "benign scans" or "audit: N cleared bags"
 
 
 T = TypeVar("T")

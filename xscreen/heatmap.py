@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from xscreen.metrics import scan_score
-
 # Alpha ramp: fully transparent below RAMP_LO (well inside the benign range), full opacity from 1
 # (the threshold), so the operator's eye goes to flagged areas and benign texture stays visible.
 RAMP_LO = 0.5
 HEAT_MAX = 2.0  # rel score at the top of the colour map
+# alarm boxes red and thick, attention boxes thin cyan: an attention region must never read as a threat
+BOX_COLOURS = {"alarm": (255, 40, 40), "attention": (0, 200, 255)}
 
 
 @dataclass
@@ -33,6 +33,9 @@ class Region:
     max_rel: float
     mean_rel: float
     patches: list[tuple[int, int]] = field(default_factory=list)  # (row, col) grid cells
+    # "alarm": max_score reaches the bag's alarm threshold (the bag alarms); "attention": found at the
+    # review level only - shown in its own style, never reported as a threat
+    level: str = "alarm"
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,10 @@ class GridGeometry:
 
 
 def find_regions(score_grid: np.ndarray, threshold: float, geom: GridGeometry,
-                 min_patches: int = 1) -> list[Region]:
+                 min_patches: int = 1, alarm_threshold: float | None = None) -> list[Region]:
     """score_grid (rows, cols) raw scores -> regions (8-connected cells >= threshold), ranked by
-    max score (rank 1 = highest). Boxes are the union of the member patches, clipped to the scan."""
+    max score (rank 1 = highest). Boxes are the union of the member patches, clipped to the scan.
+    With ``alarm_threshold``, a region whose max score is below it has level "attention"."""
     grid = np.asarray(score_grid, dtype=np.float32)
     flagged = (grid >= threshold).astype(np.uint8)
     n, labels = cv2.connectedComponents(flagged, connectivity=8)
@@ -66,6 +70,7 @@ def find_regions(score_grid: np.ndarray, threshold: float, geom: GridGeometry,
             max_score=float(vals.max()), mean_score=float(vals.mean()),
             max_rel=float(vals.max() / threshold), mean_rel=float(vals.mean() / threshold),
             patches=[(int(r), int(c)) for r, c in zip(rows, cols)],
+            level="attention" if alarm_threshold is not None and vals.max() < alarm_threshold else "alarm",
         ))
     regions.sort(key=lambda r: -r.max_score)
     for i, region in enumerate(regions, start=1):
@@ -73,12 +78,9 @@ def find_regions(score_grid: np.ndarray, threshold: float, geom: GridGeometry,
     return regions
 
 
-def scan_alarm(patch_scores: np.ndarray, scan_threshold: float, aggregation: str = "max",
-               top_k: int = 5) -> tuple[float, bool]:
-    """Scored (non-air) patch scores (N,) -> (scan score, alarm). The aggregation must be the one
-    the scan threshold was calibrated with, so this defers to ``metrics.scan_score``."""
-    score = scan_score(patch_scores, aggregation, top_k)  # type: ignore[arg-type]
-    return score, bool(score >= scan_threshold)
+def bag_alarm(regions: list[Region]) -> bool:
+    """The one rule (alarm.py): a bag alarms iff one of its regions reaches its alarm threshold."""
+    return any(r.level == "alarm" for r in regions)
 
 
 def colormap(rel: np.ndarray, opacity: float = 0.5) -> np.ndarray:
@@ -115,13 +117,15 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, mode: str = "fill", opacity: floa
 
 
 def draw_boxes(rgb: np.ndarray, regions: list[Region]) -> np.ndarray:
-    """Region boxes with their rank, on a copy of rgb (H, W, 3) uint8."""
+    """Region boxes with their rank, on a copy of rgb (H, W, 3) uint8; style by region level."""
     out = np.ascontiguousarray(rgb.copy())
     lw = _line(rgb)
     for r in regions:
-        cv2.rectangle(out, (r.x, r.y), (r.x + r.w - 1, r.y + r.h - 1), (255, 255, 0), lw)
+        colour = BOX_COLOURS.get(r.level, BOX_COLOURS["alarm"])
+        width = lw if r.level == "attention" else 2 * lw
+        cv2.rectangle(out, (r.x, r.y), (r.x + r.w - 1, r.y + r.h - 1), colour, width)
         cv2.putText(out, str(r.rank), (r.x + 2, r.y + 14 * lw), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * lw, (255, 255, 0), lw)
+                    0.5 * lw, colour, lw)
     return out
 
 

@@ -164,3 +164,40 @@ def rate_at(scores: np.ndarray, threshold: float) -> float:
     """Fraction of ``scores`` (N,) flagged at ``threshold`` (score >= threshold)."""
     s = _scores(scores, "scores")
     return float(np.mean(s >= threshold))
+
+
+@dataclass(frozen=True)
+class RateInterval:
+    """k events in n trials: the rate k / n and its exact (Clopper-Pearson) two-sided interval."""
+
+    k: int
+    n: int
+    lo: float
+    hi: float
+    confidence: float
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    def __contains__(self, p: float) -> bool:
+        return self.lo <= p <= self.hi
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> RateInterval:
+    """Exact binomial interval for k of n: it never under-covers, which matters at the few alarms a
+    benign calibration set yields (2 of 40 -> [0.6 %, 17 %]). n = 0 gives the vacuous [0, 1]."""
+    from scipy.stats import beta  # scipy comes with scikit-image; imported here to keep metrics light
+
+    if not (0 <= k <= n):
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    a = (1.0 - _far(confidence, "confidence")) / 2.0
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1.0 - a, k + 1, n - k))
+    return RateInterval(int(k), int(n), lo, hi, float(confidence))
+
+
+def min_bags(far: float) -> int:
+    """Benign bags a bag-level rate ``far`` needs before its threshold means much: about two
+    expected alarms (the wizard's rule; 40 bags for 5 %)."""
+    return int(np.ceil(2.0 / _far(far, "false-alarm rate")))

@@ -60,7 +60,9 @@ LIMITS: dict[str, dict[str, Range]] = {
                     "patch_far": UNIT, "scan_far": UNIT},
     "Calibration": {"patch_threshold": POSITIVE, "scan_threshold": POSITIVE, "patch_far": UNIT,
                     "scan_far": UNIT, "top_k": AT_LEAST_1, "n_patches": NON_NEGATIVE,
-                    "n_scans": NON_NEGATIVE},
+                    "n_scans": NON_NEGATIVE, "alarm_scale": NON_NEGATIVE, "ref_area": NON_NEGATIVE,
+                    "stride": NON_NEGATIVE, "version": NON_NEGATIVE, "n_alarmed": NON_NEGATIVE,
+                    "far_lo": UNIT, "far_hi": UNIT, "alarm_power": Range(0.0, 3.0)},
     "ModelCard": {"n_train_patches": NON_NEGATIVE, "n_val_patches": NON_NEGATIVE,
                   "n_train_scans": NON_NEGATIVE, "n_val_scans": NON_NEGATIVE,
                   "train_seconds": NON_NEGATIVE},
@@ -123,6 +125,10 @@ def check_consistency(meta: Any) -> None:
                          f"'{meta.preprocess.kind}' ({expected} channels)")
     if meta.patch.size != meta.net.size:
         raise ValueError(f"patch.size {meta.patch.size} differs from net.size {meta.net.size}")
+    cal = meta.calibration
+    # an area rule with no scale or reference area would divide by zero into a NaN threshold
+    if cal is not None and cal.alarm_rule == "area" and not (cal.alarm_scale > 0 and cal.ref_area > 0):
+        raise ValueError("calibration.alarm_rule 'area' needs a positive alarm_scale and ref_area")
 
 
 def check_tensors(tensors: Mapping[str, torch.Tensor]) -> None:

@@ -2,7 +2,7 @@
 
 scan -> model input on the device (once) -> unfold view -> air mask -> batches of non-air patches
 scored and scattered into per-pixel accumulators -> score grid, heat, residual, reconstruction ->
-regions and the scan-level alarm. ``screen_paths`` runs it over files and folders as a generator.
+regions and the bag alarm (alarm.py: a bag alarms iff a region reaches its area's alarm threshold). ``screen_paths`` runs it over files and folders as a generator.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from xscreen.config import ScreenConfig
-from xscreen.heatmap import Region, find_regions, scan_alarm
+from xscreen.alarm import AlarmRule, rule_for
+from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, tile
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
@@ -52,9 +53,9 @@ class Screening:
     height: int
     model_id: str
     model_checksum: str
-    threshold: float  # raw patch threshold used (calibrated, or the override)
+    threshold: float  # raw review level: regions are drawn from it (calibrated, or the override)
     threshold_far: float | None  # its calibrated patch false-alarm rate (None for an override)
-    scan_threshold: float
+    scan_threshold: float  # this bag's alarm threshold on region scores (alarm.py: area-adjusted)
     scan_aggregation: str
     stride: int
     patch_size: int
@@ -65,12 +66,15 @@ class Screening:
     heat: np.ndarray  # (H, W) float32 rel score, mean of covering patches
     residual: np.ndarray  # (H, W) float32 mean|x - x_hat| over channels, mean of covering patches
     reconstruction: np.ndarray  # (C, H, W) float32 model space [-1, 1]
-    regions: list[Region]
-    scan_score: float
-    alarm: bool
+    regions: list[Region]  # "alarm" and "attention" regions, ranked by score
+    scan_score: float  # the highest region (= non-air patch) score, 0 for an all-air scan
+    alarm: bool  # the one rule: some region reaches scan_threshold
     device: str = "cpu"
     precision: str = "fp32"
     timings: Timings = field(default_factory=Timings)
+    area: float = 0.0  # scored (non-air) area in px^2 that the alarm threshold was set for
+    alarm_rule: str = ""  # "area" (calibrated per bag area) or "constant" (override / legacy model)
+    threshold_version: str = ""  # '<scoring id>.v<calibration version>': audit rows carry it
 
     @property
     def n_patches(self) -> int:
@@ -81,6 +85,10 @@ class Screening:
         return 0 if self.air_grid is None else int((~self.air_grid).sum())
 
     @property
+    def n_alarm_regions(self) -> int:
+        return sum(r.level == "alarm" for r in self.regions)
+
+    @property
     def scan_rel(self) -> float:
         return self.scan_score / self.scan_threshold if self.scan_threshold > 0 else float("inf")
 
@@ -89,10 +97,12 @@ class Screening:
         grid as nested lists, null for air (enough to redraw the heat map; no per-pixel maps)."""
         keys = ("scan_id", "path", "sha256", "kind", "width", "height", "model_id", "model_checksum",
                 "threshold", "threshold_far", "scan_threshold", "scan_aggregation", "stride",
-                "patch_size", "scan_score", "alarm", "device", "precision")
+                "patch_size", "scan_score", "alarm", "device", "precision", "area", "alarm_rule",
+                "threshold_version")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out.update(scan_rel=self.scan_rel, n_patches=self.n_patches, n_scored=self.n_scored,
-                   n_regions=len(self.regions), timings=asdict(self.timings),
+                   n_regions=len(self.regions), n_alarm_regions=self.n_alarm_regions,
+                   timings=asdict(self.timings),
                    regions=[asdict(r) for r in self.regions])
         if include_grid and self.score_grid is not None:
             grid = self.score_grid.astype(object)
@@ -104,33 +114,56 @@ class Screening:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """The review level (regions, heat) and the bag alarm rule, as screening applies them."""
+
     patch: float
     patch_far: float | None
-    scan: float
-    aggregation: str
-    top_k: int
+    rule: AlarmRule
+    version: str  # calibration version ("v0" for an override or an uncalibrated model)
+
+    @property
+    def scan(self) -> float:
+        """The alarm threshold at the calibration's reference area (the constant one otherwise)."""
+        return self.rule.threshold(self.rule.fit.ref_area) if self.rule.fit else float(self.rule.constant)
+
+    @property
+    def aggregation(self) -> str:
+        return "max"  # a region's score is its highest patch; the bag's is its highest region
 
 
 def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
-    """cfg overrides win; else the model's calibration. An uncalibrated model needs a threshold;
-    without a scan threshold the scan alarms when its max patch score reaches the patch threshold."""
+    """cfg overrides win; else the model's calibration (alarm.rule_for: per-area thresholds). An
+    uncalibrated model needs a threshold; without a scan threshold the bag then alarms at it."""
     cal = scorer.calibration
     patch = cfg.threshold if cfg.threshold is not None else scorer.threshold
     if patch is None:
         raise ValueError(f"model {scorer.model_id} has no calibrated threshold: pass a positive threshold")
     far = cal.patch_far if (cal is not None and cfg.threshold is None) else None
     if cfg.scan_threshold is not None:
-        scan, agg = cfg.scan_threshold, cal.scan_aggregation if cal else "max"
+        rule = AlarmRule(cal.scan_far if cal else 0.0, constant=cfg.scan_threshold, note="override")
     elif cal is not None and cfg.threshold is None:
-        scan, agg = cal.scan_threshold, cal.scan_aggregation
+        rule = rule_for(cal, cfg.stride)
     else:
-        scan, agg = patch, "max"
-    top_k = cal.top_k if cal is not None else cfg.top_k
-    for what, value in (("patch threshold", patch), ("scan threshold", scan)):
+        rule = AlarmRule(0.0, constant=patch, note="override: the bag alarms at the review level")
+    for what, value in (("patch threshold", patch), ("scan threshold", 1.0 if rule.constant is None else rule.constant)):
         # a NaN or infinite threshold never alarms: it must stop the run, not clear every bag
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{what} {value} is not a positive finite number")
-    return Thresholds(float(patch), far, float(scan), str(agg), int(top_k))
+    version = cal.version if (cal is not None and cfg.threshold is None and cfg.scan_threshold is None) else 0
+    return Thresholds(float(patch), far, rule, f"v{version}")
+
+
+def threshold_version(scorer: Scorer, stride: int, version: str) -> str:
+    """'<scoring id>.<version>': the scoring id hashes what a score depends on (weights, λ, R's form,
+    input map, stride), so recalibrating from the audit uses only scores this model would give."""
+    import hashlib
+    import json
+
+    loaded = scorer.loaded
+    weights = getattr(loaded, "weights_id", "") or scorer.checksum
+    key = json.dumps([weights, scorer.lam, getattr(scorer, "recon", ""), asdict(scorer.preprocess),
+                      int(stride)], sort_keys=True)
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.{version}"
 
 
 def _sha256(path: Path | None) -> str | None:
@@ -164,21 +197,26 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
     score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
     air_np = air.cpu().numpy()
     _check_finite(score_grid[~air_np])
-    heat = grid_to_pixels(torch.from_numpy(score_grid / th.patch).to(scorer.device), tiling)
-    regions = find_regions(score_grid, th.patch, tiling, cfg.min_region_patches)
-    s_score, alarm = scan_alarm(score_grid[~air_np], th.scan, th.aggregation, th.top_k)
+    live = score_grid[~air_np]
+    area = float(live.size * cfg.stride ** 2)
+    alarm_at = th.rule.threshold(area)
+    review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
+    heat = grid_to_pixels(torch.from_numpy(score_grid / review).to(scorer.device), tiling)
+    regions = find_regions(score_grid, review, tiling, cfg.min_region_patches, alarm_threshold=alarm_at)
+    s_score = float(live.max()) if live.size else 0.0
     t.regions = time.perf_counter() - t3
     t.total = load_seconds + time.perf_counter() - t0
     return Screening(
         scan_id=scan.scan_id, path=str(scan.path) if scan.path else None, sha256=_sha256(scan.path),
         kind=scan.kind, width=scan.width, height=scan.height, model_id=scorer.model_id,
-        model_checksum=scorer.checksum, threshold=th.patch, threshold_far=th.patch_far,
-        scan_threshold=th.scan, scan_aggregation=th.aggregation, stride=cfg.stride,
+        model_checksum=scorer.checksum, threshold=review, threshold_far=th.patch_far,
+        scan_threshold=alarm_at, scan_aggregation=th.aggregation, stride=cfg.stride,
         patch_size=scorer.patch_size, score_grid=score_grid, recon_grid=recon_grid,
         latent_grid=latent_grid, air_grid=air_np, heat=heat.cpu().numpy(),
         residual=residual.cpu().numpy(), reconstruction=recon.cpu().numpy(), regions=regions,
-        scan_score=s_score, alarm=alarm, device=str(scorer.device), precision=scorer.precision.name,
-        timings=t)
+        scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
+        precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
+        threshold_version=threshold_version(scorer, cfg.stride, th.version))
 
 
 def _check_finite(scores: np.ndarray) -> None:

@@ -22,7 +22,8 @@ from xscreen.atomic import atomic_write_bytes, atomic_write_text
 from xscreen.config import ScreenConfig
 
 CSV_FIELDS = ("scan_id", "path", "output", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
-              "threshold", "n_regions", "top_region_rel", "n_patches", "n_scored", "width",
+              "threshold", "n_regions", "n_alarm_regions", "top_region_rel", "area", "threshold_version",
+              "n_patches", "n_scored", "width",
               "height", "kind", "sha256", "model_id", "seconds", "error")
 
 
@@ -34,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model file (.xsm); default: the shipped default model")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--stride", type=int, default=32, help="patch stride in pixels, 8-64 (default 32)")
-    p.add_argument("--threshold", type=float, help="raw patch threshold (default: the model's calibrated one)")
-    p.add_argument("--scan-threshold", type=float, help="raw scan threshold (default: calibrated)")
+    p.add_argument("--threshold", type=float, help="raw review level: regions from here (default: the model's)")
+    p.add_argument("--scan-threshold", type=float,
+                   help="raw alarm threshold for every bag, not adjusted for area (default: calibrated per area)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="show only regions that reach the alarm threshold (no attention regions)")
     p.add_argument("--air-threshold", type=float, default=0.95,
                    help="patches with mean transmission >= this are air and not scored (default 0.95)")
     p.add_argument("--no-air-skip", action="store_true", help="score air patches too")
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = ScreenConfig(stride=args.stride, air_threshold=args.air_threshold,
                            skip_air=not args.no_air_skip, threshold=args.threshold,
                            scan_threshold=args.scan_threshold, device=args.device,
+                           attention=not args.no_attention,
                            precision=args.precision, batch_size=args.batch_size)
         scorer = _scorer(args, cfg)
         resolve_thresholds(scorer, cfg)
@@ -132,6 +137,12 @@ def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
     n_alarm = sum(1 for r in rows if r.get("alarm"))
     print(f"screened {len(files) - failed} of {len(files)} scans ({n_alarm} alarms, {failed} failed); "
           f"summary: {out / csv_name}")
+    cal = scorer.calibration
+    if cal is not None and cfg.scan_threshold is None and cfg.threshold is None:
+        from xscreen.drift import check_rate
+
+        # most bags at a site are benign, so the alarm rate bounds the false-alarm rate from above
+        print(check_rate("alarm rate", n_alarm, len(files) - failed, cal.scan_far).message)
     return 1 if failed else 0
 
 

@@ -68,9 +68,14 @@ class ReportContext:
         """Sections of (label, value) text for the header of HTML and PDF."""
         s, d = self.screening, self.decision
         scan_rel = s.scan_score / s.scan_threshold if s.scan_threshold else float("nan")
+        n_alarm = sum(r.level == "alarm" for r in s.regions)
         result = [("Machine decision", self.machine_alarm),
-                  ("Scan score", f"{s.scan_score:.5g} ({scan_rel:.2f} x scan threshold {s.scan_threshold:.5g})"),
-                  ("Regions", str(len(s.regions))), ("Flagged patches", str(len(self.patches)))]
+                  ("Rule", "ALARM iff a region reaches the bag's alarm threshold"),
+                  ("Alarm threshold", _alarm_text(s)),
+                  ("Highest region", f"{s.scan_score:.5g} ({scan_rel:.2f} x alarm threshold)"),
+                  ("Regions", f"{n_alarm} alarm, {len(s.regions) - n_alarm} attention (below the "
+                              "alarm threshold, not threats)"),
+                  ("Flagged patches", str(len(self.patches)))]
         if d is None:
             operator = [("Operator decision", "none recorded")]
         else:
@@ -82,7 +87,7 @@ class ReportContext:
             ("Result", result),
             ("Operator", operator),
             ("Model", [("Model id", str(s.model_id)), ("Checksum", str(s.model_checksum)),
-                       ("Patch threshold", f"{s.threshold:.5g} (false-alarm rate {_far(s.threshold_far)})"),
+                       ("Review level", f"{s.threshold:.5g} (false-alarm rate {_far(s.threshold_far)})"),
                        ("Patch size / stride", f"{s.patch_size} / {s.stride} px")]),
             ("Report", [("Application", f"{self.app.name} {self.app.version}"),
                         ("Generated", self.app.generated), ("Report type", self.report_type)]),
@@ -90,7 +95,10 @@ class ReportContext:
 
     def region_rows(self) -> list[dict[str, Any]]:
         """One dict per region, in rank order, with display-ready numbers."""
+        s = self.screening
         return [{"rank": r.rank, "region_id": r.region_id, "box": (r.x, r.y, r.w, r.h),
+                 "level": getattr(r, "level", "alarm").upper(),
+                 "over_alarm": r.max_score / s.scan_threshold if s.scan_threshold else float("nan"),
                  "max_score": r.max_score, "mean_score": r.mean_score, "max_rel": r.max_rel,
                  "mean_rel": r.mean_rel, "n_patches": len(r.patches),
                  "probability": assessment_probability(r.max_rel)}
@@ -148,6 +156,14 @@ def flagged_patches(s: Any) -> list[FlaggedPatch]:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _alarm_text(s: Any) -> str:
+    """This bag's alarm threshold and where it came from (area rule, override, legacy model)."""
+    how = {"area": f"for this bag's scored area {getattr(s, 'area', 0.0):.0f} px^2",
+           "constant": "the same for every bag size"}.get(getattr(s, "alarm_rule", ""), "")
+    version = getattr(s, "threshold_version", "")
+    return f"{s.scan_threshold:.5g}" + (f" ({how})" if how else "") + (f", version {version}" if version else "")
 
 
 def _far(far: float | None) -> str:

@@ -18,6 +18,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:22px 0 8px;border-bot
 h3{font-size:15px;margin:14px 0 6px}
 .badge{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:bold;color:#fff;margin-right:8px}
 .ALARM{background:#c0392b}.NO_ALARM{background:#27ae60}.UNKNOWN{background:#7f8c8d}
+tr.lvl-alarm td{font-weight:bold;color:#c0392b}tr.lvl-attention td{color:#00789e}
 .facts{display:grid;grid-template-columns:1fr 1fr;gap:4px 28px}.facts table{width:100%}
 .facts th{width:34%}
 table{border-collapse:collapse;font-size:13px}
@@ -55,7 +56,8 @@ def render_html(ctx: ReportContext, figs: Figures) -> str:
         f"<h1>{_e(title)}</h1>",
         f'<p><span class="badge {_e(ctx.final_alarm)}">{_e(ctx.final_alarm)}</span>'
         f"{_e(ctx.report_type.lower())} decision &middot; machine: {_e(ctx.machine_alarm)}"
-        f" &middot; {len(s.regions)} region(s)</p>",
+        f" &middot; {sum(r.level == 'alarm' for r in s.regions)} alarm region(s), "
+        f"{sum(r.level != 'alarm' for r in s.regions)} attention</p>",
         _facts(ctx),
         "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan", figs),
         "<h2>Heatmap (score / threshold)</h2>",
@@ -87,13 +89,14 @@ def _region_table(ctx: ReportContext) -> str:
     rows = ctx.region_rows()
     if not rows:
         return "<p>No region reached the threshold.</p>"
-    head = ("<tr><th>Rank</th><th>Region id</th><th>Box x, y, w, h (px)</th><th>Max score</th>"
-            "<th>Max score / threshold</th><th>Mean score / threshold</th><th>Patches</th>"
-            "<th>Assessment p</th></tr>")
+    head = ("<tr><th>Rank</th><th>Level</th><th>Region id</th><th>Box x, y, w, h (px)</th><th>Max score</th>"
+            "<th>Max / alarm threshold</th><th>Max / review level</th><th>Mean / review level</th>"
+            "<th>Patches</th><th>Assessment p</th></tr>")
     body = "".join(
-        f"<tr><td class=num>{r['rank']}</td><td class=num>{r['region_id']}</td>"
+        f"<tr class=\"lvl-{r['level'].lower()}\"><td class=num>{r['rank']}</td><td>{r['level']}</td>"
+        f"<td class=num>{r['region_id']}</td>"
         f"<td>{_e(', '.join(map(str, r['box'])))}</td><td class=num>{r['max_score']:.5g}</td>"
-        f"<td class=num>{r['max_rel']:.2f}</td><td class=num>{r['mean_rel']:.2f}</td>"
+        f"<td class=num>{r['over_alarm']:.2f}</td><td class=num>{r['max_rel']:.2f}</td><td class=num>{r['mean_rel']:.2f}</td>"
         f"<td class=num>{r['n_patches']}</td><td class=num>{r['probability']:.2f}</td></tr>"
         for r in rows)
     return f"<table>{head}{body}</table>"
@@ -107,8 +110,8 @@ def _region_detail(crops: Any, row: dict[str, Any], figs: Figures) -> str:
                 f'<div class="missing">{_e(name)} not stored;<br>re-render with --model</div>')
         cells.append(f"<figure>{body}<figcaption>{_e(name)}</figcaption></figure>")
     x, y, w, h = crops.window
-    return (f'<div class="region"><h3>Region {row["rank"]}: max {row["max_rel"]:.2f} x threshold '
-            f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
+    return (f'<div class="region"><h3>Region {row["rank"]} ({row["level"]}): max {row["over_alarm"]:.2f} x '
+            f"alarm threshold (score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
             f'<div class="crops">{"".join(cells)}</div>'
             f"<p style='font-size:12px'>box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} "
             f"h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px</p></div>")

@@ -74,17 +74,21 @@ def _from_report(doc: dict[str, Any]) -> Screening:
                       mean_score=p["assessment"]["mean_score"],
                       max_rel=p["assessment"]["score_over_threshold"],
                       mean_rel=p["assessment"]["mean_score_over_threshold"],
-                      patches=[tuple(rc) for rc in p["patches"]]) for p in doc["tdr"]["ptos"]]
+                      patches=[tuple(rc) for rc in p["patches"]],
+                      level="alarm" if p["assessment"]["flag"] == "THREAT" else "attention")
+               for p in doc["tdr"]["ptos"]]
     heat = heat_from_grid(grid, threshold, model["patch_size"], model["stride"], scan["height"], scan["width"])
     return _screening(scan | {"path": scan["file"]}, model["model_id"], model["checksum"], threshold,
                       model["patch_false_alarm_rate"], model["scan_threshold"], model["stride"],
                       model["patch_size"], grid, air, heat, regions, scr["scan_score"], scr["alarm"],
-                      scr.get("timings"))
+                      scr.get("timings"), model)
 
 
 def _from_summary(doc: dict[str, Any]) -> Screening:
-    regions = [Region(**{**r, "patches": [tuple(rc) for rc in r.get("patches", [])]})
-               for r in doc["regions"]]
+    alarm_at = float(doc.get("scan_threshold") or doc["threshold"])
+    # summaries written before region levels: a region is an alarm one iff it reaches the bag threshold
+    regions = [Region(**{"level": "alarm" if r["max_score"] >= alarm_at else "attention", **r,
+                         "patches": [tuple(rc) for rc in r.get("patches", [])]}) for r in doc["regions"]]
     if doc.get("score_grid") is not None:
         grid, air = _grid(doc["score_grid"])
         heat = heat_from_grid(grid, doc["threshold"], doc["patch_size"], doc["stride"],
@@ -94,11 +98,11 @@ def _from_summary(doc: dict[str, Any]) -> Screening:
     return _screening(doc, doc["model_id"], doc["model_checksum"], doc["threshold"],
                       doc.get("threshold_far"), doc.get("scan_threshold"), doc["stride"],
                       doc["patch_size"], grid, air, heat, regions, doc["scan_score"], doc["alarm"],
-                      doc.get("timings"))
+                      doc.get("timings"), {**doc, "scored_area_px2": doc.get("area")})
 
 
 def _screening(scan: dict[str, Any], model_id, checksum, threshold, far, scan_threshold, stride,
-               patch_size, grid, air, heat, regions, scan_score, alarm, timings) -> Screening:
+               patch_size, grid, air, heat, regions, scan_score, alarm, timings, rule) -> Screening:
     if not float(threshold) > 0:
         raise ValueError(f"patch threshold must be positive, got {threshold}")
     return Screening(
@@ -110,7 +114,9 @@ def _screening(scan: dict[str, Any], model_id, checksum, threshold, far, scan_th
         patch_size=int(patch_size), score_grid=grid, recon_grid=None, latent_grid=None, air_grid=air,
         heat=heat, residual=None, reconstruction=None, regions=regions,
         scan_score=float(scan_score), alarm=bool(alarm),
-        timings=Timings(**timings) if isinstance(timings, dict) else Timings())
+        timings=Timings(**timings) if isinstance(timings, dict) else Timings(),
+        area=float(rule.get("scored_area_px2") or 0.0), alarm_rule=str(rule.get("alarm_rule", "")),
+        threshold_version=str(rule.get("threshold_version", "")))
 
 
 def _decision(doc: dict[str, Any]) -> Decision | None:

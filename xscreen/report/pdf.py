@@ -148,11 +148,11 @@ def _region_table(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Any:
     rows = ctx.region_rows()
     if not rows:
         return Paragraph("No region reached the threshold.", st["body"])
-    data = [["Rank", "Region id", "Box x, y, w, h (px)", "Max score", "Max / thr", "Mean / thr",
-             "Patches", "Assessment p"]]
-    data += [[r["rank"], r["region_id"], ", ".join(map(str, r["box"])), f"{r['max_score']:.5g}",
-              f"{r['max_rel']:.2f}", f"{r['mean_rel']:.2f}", r["n_patches"], f"{r['probability']:.2f}"]
-             for r in rows]
+    data = [["Rank", "Level", "Region id", "Box x, y, w, h (px)", "Max score", "Max / alarm",
+             "Max / review", "Mean / review", "Patches", "Assessment p"]]
+    data += [[r["rank"], r["level"], r["region_id"], ", ".join(map(str, r["box"])), f"{r['max_score']:.5g}",
+              f"{r['over_alarm']:.2f}", f"{r['max_rel']:.2f}", f"{r['mean_rel']:.2f}", r["n_patches"],
+              f"{r['probability']:.2f}"] for r in rows]
     t = Table(data, repeatRows=1)
     t.setStyle(GRID)
     t.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee"))]))
@@ -170,8 +170,8 @@ def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle]
         captions.append(Paragraph(_x(name), st["small"]))
     t = Table([images, captions], colWidths=[cell_w] * len(CROP_NAMES))
     t.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
-    title = (f"Region {row['rank']}: max {row['max_rel']:.2f} x threshold (score "
-             f"{row['max_score']:.5g}), {row['n_patches']} patch(es)")
+    title = (f"Region {row['rank']} ({row['level']}): max {row['over_alarm']:.2f} x alarm threshold "
+             f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)")
     x, y, w, h = crops.window
     where = f"box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px"
     return KeepTogether([Paragraph(_x(title), st["h2"]), Paragraph(_x(where), st["small"]), t])

@@ -10,7 +10,7 @@ from xscreen.report.figures import boxed_thumbnail, display_rgb
 from xscreen.report.html import render_session_html
 from xscreen.scan import Scan
 
-HEADER = ["Scan id", "File", "Machine", "Scan score / thr", "Regions", "Top region / thr",
+HEADER = ["Scan id", "File", "Machine", "Top region / alarm thr", "Regions (alarm, attention)", "Top region / review",
           "Operator decision", "Operator", "Decision s"]
 THUMB = 260
 
@@ -22,7 +22,8 @@ def session_html(entries: Sequence[tuple[Any, Decision | None, Scan | None]], ti
         top = max((r.max_rel for r in s.regions), default=None)
         rows.append([s.scan_id, s.path or "", "ALARM" if s.alarm else "NO_ALARM",
                      f"{s.scan_score / s.scan_threshold:.2f}" if s.scan_threshold else "-",
-                     len(s.regions), "-" if top is None else f"{top:.2f}",
+                     f"{s.n_alarm_regions}, {len(s.regions) - s.n_alarm_regions}" if hasattr(s, "n_alarm_regions")
+                     else len(s.regions), "-" if top is None else f"{top:.2f}",
                      d.decision if d else "(none)", d.operator if d else "",
                      f"{d.decision_seconds:.1f}" if d else ""])
         thumbs.append(boxed_thumbnail(display_rgb(scan), s.regions, THUMB) if scan is not None else None)

@@ -22,7 +22,7 @@ from xscreen.report.context import ReportContext, assessment_probability, flagge
 FORMAT = "xscreen-threat-detection-report"
 FORMAT_VERSION = 1
 PATCH_COLUMNS = ("scan_id", "file", "sha256", "patch_row", "patch_col", "x", "y", "w", "h",
-                 "score", "score_over_threshold", "rank", "region_id", "machine_decision",
+                 "score", "score_over_threshold", "rank", "region_id", "level", "machine_decision",
                  "decision", "operator", "decision_time", "time", "model_id")
 
 
@@ -43,6 +43,8 @@ class SummaryRow:
     scan_score_over_threshold: float | None = None
     alarm: str = ""
     n_regions: int | None = None
+    n_alarm_regions: int | None = None
+    threshold_version: str = ""
     n_flagged_patches: int | None = None
     top_region_score_over_threshold: float | None = None
     decision: str = ""
@@ -65,6 +67,8 @@ def summary_row(screening: Any, decision: Decision | None = None) -> SummaryRow:
         scan_threshold=s.scan_threshold,
         scan_score_over_threshold=s.scan_score / s.scan_threshold if s.scan_threshold else None,
         alarm="ALARM" if s.alarm else "NO_ALARM", n_regions=len(s.regions),
+        n_alarm_regions=sum(r.level == "alarm" for r in s.regions),
+        threshold_version=str(getattr(s, "threshold_version", "")),
         n_flagged_patches=n_flagged,
         top_region_score_over_threshold=max((r.max_rel for r in s.regions), default=None),
         decision=d.decision if d else "", operator=d.operator if d else "",
@@ -83,10 +87,12 @@ def batch_summary_csv(rows: Iterable[SummaryRow | Any]) -> str:
 
 def patches_csv(ctx: ReportContext) -> str:
     s, d = ctx.screening, ctx.decision
+    levels = {r.region_id: r.level for r in s.regions}
     rows = [{"scan_id": s.scan_id, "file": str(s.path or ""), "sha256": s.sha256,
              "patch_row": p.row, "patch_col": p.col, "x": p.x, "y": p.y, "w": p.w, "h": p.h,
              "score": p.score, "score_over_threshold": p.rel, "rank": p.rank,
-             "region_id": p.region_id, "machine_decision": ctx.machine_alarm,
+             "region_id": p.region_id, "level": levels.get(p.region_id, ""),
+             "machine_decision": ctx.machine_alarm,
              "decision": d.decision if d else "", "operator": d.operator if d else "",
              "decision_time": d.time if d else "", "time": ctx.app.generated, "model_id": s.model_id}
             for p in ctx.patches]
@@ -105,19 +111,21 @@ def report_document(ctx: ReportContext) -> dict[str, Any]:
             "report_type": ctx.report_type, "alarm_decision": ctx.final_alarm,
             "machine_alarm_decision": ctx.machine_alarm,
             "alarm_decision_time": d.time if d and d.time else ctx.app.generated,
-            "number_of_alarm_objects": len(s.regions),
+            "number_of_alarm_objects": sum(r.level == "alarm" for r in s.regions),
             "total_processing_time_ms": None if total is None else round(1000.0 * total, 3),
             "operator": None if d is None else {
                 "name": d.operator, "decision": d.decision, "decision_seconds": d.decision_seconds,
                 "time": d.time},
-            "ptos": [_pto(r) for r in sorted(s.regions, key=lambda r: r.rank)],
+            "ptos": [_pto(r, s.scan_threshold) for r in sorted(s.regions, key=lambda r: r.rank)],
         },
         "scan": {"scan_id": str(s.scan_id), "file": str(s.path or ""), "sha256": s.sha256 or "",
                  "kind": s.kind, "width": int(s.width), "height": int(s.height)},
         "model": {"model_id": s.model_id, "checksum": s.model_checksum,
                   "patch_threshold": _num(s.threshold), "patch_false_alarm_rate": _num(s.threshold_far),
                   "scan_threshold": _num(s.scan_threshold), "patch_size": int(s.patch_size),
-                  "stride": int(s.stride)},
+                  "stride": int(s.stride), "alarm_rule": str(getattr(s, "alarm_rule", "")),
+                  "threshold_version": str(getattr(s, "threshold_version", "")),
+                  "scored_area_px2": _num(getattr(s, "area", None))},
         "screening": {"scan_score": _num(s.scan_score), "alarm": bool(s.alarm),
                       "scan_score_over_threshold": _num(s.scan_score / s.scan_threshold)
                       if s.scan_threshold else None,
@@ -128,11 +136,16 @@ def report_document(ctx: ReportContext) -> dict[str, Any]:
     }
 
 
-def _pto(r: Any) -> dict[str, Any]:
+def _pto(r: Any, alarm_threshold: float) -> dict[str, Any]:
+    """An alarm region is a THREAT; an attention region is listed as NO_THREAT, so a NO_ALARM
+    report never holds a THREAT object (issue 13)."""
     return {
         "pto_id": int(r.rank), "region_id": int(r.region_id), "threat_category": "ANOMALY",
-        "assessment": {"flag": "THREAT", "probability": round(assessment_probability(r.max_rel), 6),
+        "assessment": {"flag": "THREAT" if r.level == "alarm" else "NO_THREAT",
+                       "probability": round(assessment_probability(r.max_rel), 6),
                        "score": _num(r.max_score), "score_over_threshold": _num(r.max_rel),
+                       "score_over_alarm_threshold": _num(r.max_score / alarm_threshold)
+                       if alarm_threshold else None,
                        "mean_score": _num(r.mean_score), "mean_score_over_threshold": _num(r.mean_rel)},
         "bounding_box": {"x": int(r.x), "y": int(r.y), "width": int(r.w), "height": int(r.h),
                          "units": "pixel"},

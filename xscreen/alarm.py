@@ -1,0 +1,250 @@
+"""The bag alarm rule, and a calibration whose benign alarm rate does not grow with bag size.
+
+Rule (DESIGN.md 'Decision'): a bag alarms if and only if one of its regions scores at or above the
+alarm threshold for that bag. Regions are found at a lower review level; those below the alarm
+threshold are "attention", never THREAT.
+
+Why the threshold depends on the bag's area: with one fixed threshold on the highest patch, a bag
+with 4x the patches has about 4x the chances of a benign excursion (issue 13: on SIXray the larger
+benign bags out-scored the threat bags). Model: benign excursions above a high level y occur as a
+Poisson process in scanned area, at rate exp(-(y - loc) / scale) / ref_area per px^2 (an
+exponential tail, in the raw score or in its log). A bag of area a then has a Gumbel maximum with
+location loc + scale * ln(a / ref_area) and scale ``scale``; both are fitted by maximum likelihood
+to the maxima of benign bags of different sizes, and each bag is held to the level that a benign
+bag of *its* area exceeds with the target probability f:
+
+    t(a) = loc + scale * (ln(a / ref_area) - ln(-ln(1 - f)))
+
+Fitting maxima rather than counting patches absorbs the clumping of overlapping patches (one
+excursion lifts several neighbours). Which power of the score has the exponential tail (log, sqrt,
+raw, square, cube: a Gaussian tail is exponential in the square) is chosen by likelihood in score
+units, each power paying its Jacobian. The achieved rate is counted with each bag left out
+of its own fit, so it is an out-of-sample number, reported with its Clopper-Pearson interval.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import numpy as np
+
+from xscreen.config import Calibration
+from xscreen.metrics import QUANTILES, RateInterval, clopper_pearson, min_bags, threshold_for_far
+
+POWERS = (0.0, 0.5, 1.0, 2.0, 3.0)  # 0: log. Power 2 makes a Gaussian tail exponential, 1 an exponential one
+LOO_MAX_BAGS = 2000  # above this, leaving each bag out costs more than it tells; in-sample count
+
+
+@dataclass(frozen=True)
+class AreaFit:
+    """Gumbel fit of benign bag maxima with a log-area location shift, in score ** power units."""
+
+    power: float  # the score enters as score ** power (log score for 0)
+    loc: float
+    scale: float
+    ref_area: float  # px^2
+    loglik: float  # in raw score units (Jacobian included), to compare transforms
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """What decides one bag: ``threshold(area)``. ``constant`` set: the same threshold for every
+    area (an override, or a legacy calibration that cannot be upgraded); ``note`` says which."""
+
+    far: float
+    fit: AreaFit | None = None
+    constant: float | None = None
+    note: str = ""
+
+    def threshold(self, area: float) -> float:
+        if self.fit is None:
+            return float(self.constant)  # type: ignore[arg-type]
+        return threshold_at(self.fit, self.far, area)
+
+    @property
+    def kind(self) -> str:
+        return "area" if self.fit is not None else "constant"
+
+
+def _forward(x: np.ndarray, power: float) -> np.ndarray:
+    return np.log(x) if power == 0 else x ** power
+
+
+def _inverse(y: float, power: float) -> float:
+    if power == 0:
+        return math.exp(y)
+    return max(y, 0.0) ** (1.0 / power) if power != 1 else y
+
+
+def _log_jacobian(m: np.ndarray, power: float) -> float:
+    """ln |dy/dm| summed: the density of m is the density of y times |dy/dm|."""
+    if power == 1:
+        return 0.0
+    if power == 0:
+        return -float(np.sum(np.log(m)))
+    return float(np.sum(math.log(power) + (power - 1.0) * np.log(m)))
+
+
+def _fit_one(y: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
+    """(loc, scale, loglik) of y_i ~ Gumbel(loc + scale * c_i, scale). For a fixed scale the best
+    loc is closed-form, so only the scale is searched (on a log grid, then refined)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    spread = float(np.std(y))
+    if not spread > 0:
+        raise ValueError("benign bag maxima are all equal: nothing to fit a threshold to")
+
+    def profile(log_scale: float) -> tuple[float, float]:
+        s = math.exp(log_scale)
+        w = y / s - c
+        loc_over_s = -(float(logsumexp(-w)) - math.log(y.size))
+        z = w - loc_over_s
+        return loc_over_s * s, float(np.sum(-math.log(s) - z - np.exp(-z)))
+
+    lo, hi = math.log(spread * 1e-3), math.log(spread * 10.0)
+    res = minimize_scalar(lambda v: -profile(v)[1], bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-6})
+    loc, ll = profile(float(res.x))
+    return loc, math.exp(float(res.x)), ll
+
+
+def fit_area_model(bag_max: np.ndarray, areas: np.ndarray, ref_area: float | None = None) -> AreaFit:
+    """bag_max (M,) benign bag maxima (raw scores), areas (M,) their scored areas in px^2 -> the
+    best fit over the powers in POWERS. ``ref_area`` defaults to the median area."""
+    m, a = np.asarray(bag_max, np.float64).ravel(), np.asarray(areas, np.float64).ravel()
+    if m.shape != a.shape or m.size < 2:
+        raise ValueError(f"need >= 2 bags with one area each, got {m.size} maxima and {a.size} areas")
+    if not (np.all(np.isfinite(m)) and np.all(a > 0) and np.all(np.isfinite(a))):
+        raise ValueError("bag maxima must be finite and areas positive")
+    ref = float(np.median(a)) if ref_area is None else float(ref_area)
+    c = np.log(a / ref)
+    best = None
+    for power in POWERS if np.all(m > 0) else (1.0,):
+        try:
+            loc, scale, ll = _fit_one(_forward(m, power), c)
+        except ValueError:
+            continue
+        ll += _log_jacobian(m, power)
+        if best is None or ll > best.loglik:
+            best = AreaFit(power, loc, scale, ref, ll)
+    if best is None:
+        raise ValueError("benign bag maxima are all equal: nothing to fit a threshold to")
+    return best
+
+
+def threshold_at(fit: AreaFit, far: float, area: float) -> float:
+    """The raw region score that a benign bag of ``area`` px^2 reaches with probability ``far``."""
+    area = max(float(area), 1.0)  # an all-air bag has no region; any finite level will do
+    y = fit.loc + fit.scale * (math.log(area / fit.ref_area) - math.log(-math.log1p(-far)))
+    return _inverse(y, fit.power)
+
+
+def alarm_probability(fit: AreaFit, score: float, area: float) -> float:
+    """P(a benign bag of ``area`` has a region >= ``score``) under the fit."""
+    y = float(_forward(np.float64(score), fit.power))
+    z = (y - fit.loc) / fit.scale - math.log(max(area, 1.0) / fit.ref_area)
+    return float(-math.expm1(-math.exp(-z)))
+
+
+def loo_alarms(bag_max: np.ndarray, areas: np.ndarray, far: float, ref_area: float) -> int:
+    """How many calibration bags alarm at the threshold fitted without them."""
+    m, a = np.asarray(bag_max, np.float64), np.asarray(areas, np.float64)
+    if m.size > LOO_MAX_BAGS or m.size < 3:
+        fit = fit_area_model(m, a, ref_area)
+        return int(sum(mi >= threshold_at(fit, far, ai) for mi, ai in zip(m, a)))
+    keep = np.ones(m.size, bool)
+    count = 0
+    for i in range(m.size):
+        keep[i] = False
+        fit = fit_area_model(m[keep], a[keep], ref_area)
+        count += int(m[i] >= threshold_at(fit, far, a[i]))
+        keep[i] = True
+    return count
+
+
+def calibrate_bags(patch_scores: np.ndarray, bag_max: np.ndarray, areas: np.ndarray, *,
+                   patch_far: float = 0.01, scan_far: float = 0.05, stride: int = 32, version: int = 1,
+                   source: str = "benign scans") -> Calibration:
+    """Area-rule Calibration from held-out benign bags: all their non-air patch scores (N,), each
+    bag's highest score (M,) and scored area in px^2 (M,). ``scan_threshold`` holds the alarm
+    threshold at the reference (median) area, for display; the review level is the patch quantile."""
+    p = np.asarray(patch_scores, np.float64).ravel()
+    fit = fit_area_model(bag_max, areas)
+    k = loo_alarms(bag_max, areas, scan_far, fit.ref_area)
+    ci = clopper_pearson(k, int(np.size(bag_max)))
+    return Calibration(
+        patch_threshold=threshold_for_far(p, patch_far), patch_far=float(patch_far),
+        scan_threshold=threshold_at(fit, scan_far, fit.ref_area), scan_far=float(scan_far),
+        scan_aggregation="max", quantiles={str(q): float(np.quantile(p, q)) for q in QUANTILES},
+        n_patches=int(p.size), n_scans=ci.n, alarm_rule="area", alarm_power=fit.power,
+        alarm_loc=fit.loc, alarm_scale=fit.scale, ref_area=fit.ref_area, stride=int(stride),
+        version=int(version), n_alarmed=k, far_lo=ci.lo, far_hi=ci.hi, source=source)
+
+
+def rule_for(cal: Calibration, stride: int) -> AlarmRule:
+    """The rule a calibration stands for. A legacy calibration (written before the area rule) is
+    upgraded where it can be, and the note says how; ``stride`` is the screening stride."""
+    if cal.alarm_rule == "area":
+        fit = AreaFit(cal.alarm_power, cal.alarm_loc, cal.alarm_scale, cal.ref_area, 0.0)
+        return AlarmRule(cal.scan_far, fit=fit, note="area-adjusted")
+    q99, q999 = cal.quantiles.get("0.99"), cal.quantiles.get("0.999")
+    if cal.scan_aggregation == "max" and cal.n_scans > 0 and q99 and q999 and q999 > q99:
+        # Exponential patch tail between the 99th and 99.9th percentiles gives the Gumbel scale;
+        # the old scan threshold anchors the level at the old bags' mean scored area.
+        scale = (q999 - q99) / math.log(10.0)
+        ref = cal.n_patches / cal.n_scans * (cal.stride or stride) ** 2
+        loc = cal.scan_threshold + scale * math.log(-math.log1p(-cal.scan_far))
+        return AlarmRule(cal.scan_far, fit=AreaFit(1.0, loc, scale, ref, 0.0),
+                         note="derived from a legacy calibration (tail of its patch quantiles, old scan "
+                              "threshold at the mean bag area): recalibrate with `xscreen model calibrate`")
+    return AlarmRule(cal.scan_far, constant=cal.scan_threshold,
+                     note="legacy constant bag threshold (this calibration cannot be upgraded): larger "
+                          "bags alarm more often; recalibrate with `xscreen model calibrate`")
+
+
+def calibration_lines(cal: Calibration | None, stride: int = 32) -> list[str]:
+    """What the model card says about the alarm: rule, levels, achieved rate and its interval."""
+    if cal is None:
+        return ["alarm      not calibrated: pass a threshold to screen"]
+    rule = rule_for(cal, stride)
+    lines = [f"alarm      a bag alarms iff a region reaches the alarm threshold; target {cal.scan_far:.1%} "
+             f"of benign bags, {rule.note}"]
+    if rule.fit is not None:
+        f = rule.fit
+        lines.append(f"           threshold {threshold_at(f, cal.scan_far, f.ref_area):.6g} at "
+                     f"{f.ref_area:.0f} px^2, {threshold_at(f, cal.scan_far, f.ref_area / 4):.6g} at a "
+                     f"quarter, {threshold_at(f, cal.scan_far, f.ref_area * 4):.6g} at 4x "
+                     f"(Gumbel in {_power_name(f.power)}, scale {f.scale:.4g})")
+    else:
+        lines.append(f"           threshold {rule.constant:.6g} at every bag size")
+    lines.append(f"review     regions from {cal.patch_threshold:.6g} (patch FAR {cal.patch_far:g}) "
+                 "below the alarm threshold are 'attention'")
+    if cal.alarm_rule == "area":
+        lines.append("achieved   " + achieved_text(cal))
+        warn = count_warning(cal.n_scans, cal.scan_far)
+        if warn:
+            lines.append("warning    " + warn)
+    return lines
+
+
+def _power_name(power: float) -> str:
+    return "log score" if power == 0 else "score" if power == 1 else f"score^{power:g}"
+
+
+def achieved(cal: Calibration) -> RateInterval:
+    return RateInterval(cal.n_alarmed, cal.n_scans, cal.far_lo, cal.far_hi, 0.95)
+
+
+def achieved_text(cal: Calibration) -> str:
+    ci = achieved(cal)
+    return (f"{ci.k}/{ci.n} benign bags alarmed ({ci.rate:.1%}, each left out of its own fit; 95 % "
+            f"interval {ci.lo:.1%}-{ci.hi:.1%}); threshold version {cal.version}"
+            + (f", from {cal.source}" if cal.source else ""))
+
+
+def count_warning(n_bags: int, far: float) -> str:
+    need = min_bags(far)
+    if n_bags >= need:
+        return ""
+    return (f"only {n_bags} benign bags: a {far:.0%} bag rate needs at least {need} for a usable "
+            "interval; calibrate on more")
