@@ -20,6 +20,9 @@ _UINT16_MAX = 65535
 # a few hot pixels or noise spikes from setting I0 (Poisson noise on ~60k counts is ~250 counts).
 _I0_PERCENTILE = 99.5
 _I0_SAMPLES = 1_000_000
+# A recorded i0 within a factor 2 of the data's bright level passes (a dark bag's p99.5 sits below
+# air; a few saturated pixels above it); outside it, the calibration does not belong to these pixels.
+_I0_SLACK = 2.0
 
 
 def check_min_side(path: Path, height: int, width: int) -> None:
@@ -64,10 +67,26 @@ def estimate_i0(channels: np.ndarray) -> float:
     """Air level of (C, H, W) integer data that records none: 255 for 8-bit, else a high percentile."""
     if channels.dtype == np.uint8:
         return 255.0
-    step = max(1, int(math.sqrt(channels[0].size / _I0_SAMPLES)))
-    sample = channels[:, ::step, ::step]
-    i0 = float(np.percentile(sample, _I0_PERCENTILE))
+    i0 = _bright_level(channels)
     return i0 if i0 > 0 else float(channels.max())
+
+
+def _bright_level(channels: np.ndarray) -> float:
+    step = max(1, int(math.sqrt(channels[0].size / _I0_SAMPLES)))
+    return float(np.percentile(channels[:, ::step, ::step], _I0_PERCENTILE))
+
+
+def check_plausible_i0(path: Path, i0: float, channels: np.ndarray) -> float:
+    """A recorded air level must fit the pixels: far below the bag's bright level every pixel reads
+    as air (i0 = 1 clears any bag); far above the detector's range nothing does."""
+    bright, top = _bright_level(channels), float(np.iinfo(channels.dtype).max)
+    if i0 < bright / _I0_SLACK:
+        raise ScanError(path, f"air level i0 = {i0:g} is implausible: the bag's bright level is "
+                              f"{bright:g} (99.5th percentile), so every pixel would read as air")
+    if i0 > top * _I0_SLACK:
+        raise ScanError(path, f"air level i0 = {i0:g} is implausible for {8 * channels.itemsize}-bit "
+                              f"data (at most {top:g}): nothing would read as air")
+    return i0
 
 
 def _positive(path: Path, label: str, value: Any) -> float:
@@ -96,11 +115,12 @@ def make_scan(path: Path, kind: ScanKind, channels: np.ndarray, *, scan_id: str 
     check_min_side(path, h, w)
     if not channels.any():
         raise ScanError(path, "all pixels are zero (no signal)")
+    i0 = estimate_i0(channels) if i0 is None else check_plausible_i0(path, check_i0(path, i0), channels)
     return Scan(
         scan_id=str(scan_id) if scan_id else path.stem,
         kind=kind,
         channels=np.ascontiguousarray(channels),
-        i0=check_i0(path, i0) if i0 is not None else estimate_i0(channels),
+        i0=i0,
         path=path,
         pixel_pitch_mm=check_pitch(path, pixel_pitch_mm),
         metadata=dict(metadata or {}),
