@@ -133,3 +133,20 @@ def test_lambda_and_loss_weights_reach_the_config(tmp_path):
 def test_out_of_range_settings_are_refused_before_reading_data(tmp_path, capsys, flags, fault):
     assert main(["train", str(tmp_path / "nope"), "-q"] + flags) == 2
     assert fault in capsys.readouterr().err
+
+
+def test_detection_options_reach_the_config_and_are_range_checked(capsys):
+    from xscreen.cli import train as cli_train
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    cli_train.register(sub)
+    args = p.parse_args(["train", "x", "--input-mask", "0.5", "--selection", "pasted", "--outer-skips-off", "2",
+                         "--d-spectral-norm"])
+    cfg = cli_train.effective_config(args)
+    assert (cfg.train.input_mask, cfg.train.selection) == (0.5, "pasted")
+    assert (cfg.net.outer_skips_off, cfg.net.d_spectral_norm) == (2, True)
+    plain = cli_train.effective_config(p.parse_args(["train", "x"]))
+    assert (plain.train.input_mask, plain.net.outer_skips_off, plain.net.d_spectral_norm) == (0.0, 0, False)
+    with pytest.raises(SystemExit):
+        p.parse_args(["train", "x", "--selection", "best_on_test"])

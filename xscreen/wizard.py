@@ -183,6 +183,10 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append("loss weights must not be negative")
     if s.net.ngf < 4 or s.net.ndf < 4:
         errors.append("ngf and ndf must be at least 4")
+    if not 0.0 <= t.input_mask <= 1.0:
+        errors.append("the masked-input share must be in [0, 1]")
+    if not 0 <= s.net.outer_skips_off <= 3:
+        errors.append("skips off must be 0 to 3")
     return errors
 
 

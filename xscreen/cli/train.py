@@ -16,7 +16,8 @@ from xscreen.config import RunConfig
 
 # Flags that set a TrainConfig field of the same name; None (not given) keeps --config's value.
 _TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers",
-                "lam", "w_adv", "w_con", "w_lat", "recon", "val_fraction", "patch_far", "scan_far")
+                "lam", "w_adv", "w_con", "w_lat", "recon", "val_fraction", "patch_far", "scan_far",
+                "input_mask", "selection")
 _DEFAULT = RunConfig()
 
 
@@ -78,6 +79,13 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     _train_flag(p, "val_fraction", "share of BENIGN scans held out when --val is not given", type=float)
     _train_flag(p, "patch_far", "target patch false-alarm rate of the calibrated threshold", type=float)
     _train_flag(p, "scan_far", "target scan false-alarm rate of the calibrated threshold", type=float)
+    _train_flag(p, "input_mask", "share of training patches with a block hidden from the generator", type=float)
+    _train_flag(p, "selection", "epoch selection on benign data: mean_score (paper) or pasted (CutPaste AUC)",
+                choices=("mean_score", "pasted"))
+    p.add_argument("--outer-skips-off", type=int, choices=(0, 1, 2, 3), default=None,
+                   help=f"UNet skips removed below the outermost level (default {d.net.outer_skips_off})")
+    p.add_argument("--d-spectral-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"spectral normalisation in the discriminator (default {d.net.d_spectral_norm})")
     _train_flag(p, "device", "auto | cpu | cuda | cuda:N")
     _train_flag(p, "precision", "compute precision", choices=("auto", "fp32", "bf16", "fp16"))
     _train_flag(p, "seed", "random seed", type=int)
@@ -94,6 +102,7 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
     if "size" in patch and "stride" not in patch:
         patch["stride"] = max(1, patch["size"] // 2)
     net = {"ngf": args.ngf, "ndf": args.ngf} if args.ngf else {}
+    net.update({k: getattr(args, k) for k in ("outer_skips_off", "d_spectral_norm") if getattr(args, k) is not None})
     top = {"benign": tuple(args.benign) or run.benign, "val": tuple(args.val or ()) or run.val}
     if args.output is not None:
         top["output"] = str(args.output)
