@@ -255,3 +255,119 @@ def test_database_from_before_amendments_opens_verifies_and_takes_amendments(tmp
     assert log.verify().ok and log.verify().n_rows == 2
     assert log.record(Decision("bo", "bag001", "ab" * 32, "m", 0.5, "clear", 2.0, amends=2), exclusive=True) == 3
     assert log.verify().ok and log.rows()[-1]["amends"] == 2
+
+
+# --- issue 16 item 7: truncation, dropped table, read-only verify, anchors, WAL copies ------------
+
+def _tables(path) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        db.close()
+
+
+def test_database_truncated_to_zero_bytes_fails_verify_and_is_not_restarted(tmp_path, capsys):
+    path = tmp_path / "a.sqlite"
+    _filled(path).close()
+    path.write_bytes(b"")
+    assert cli_main(["audit", "verify", str(path)]) == 2
+    assert "empty file (0 bytes)" in capsys.readouterr().err
+    with pytest.raises(AuditError, match="Refusing to start a new chain"):
+        AuditLog(path)
+    assert path.stat().st_size == 0
+
+
+def test_dropped_table_fails_verify(tmp_path, capsys):
+    path = tmp_path / "a.sqlite"
+    _filled(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE decisions")
+    db.commit()
+    db.close()
+    assert cli_main(["audit", "verify", str(path)]) == 2
+    assert "not an xscreen audit database (no 'decisions' table)" in capsys.readouterr().err
+
+
+def test_verify_opens_read_only_and_never_creates_the_schema(tmp_path, capsys):
+    foreign = tmp_path / "other.sqlite"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE photos (id INTEGER)")
+    db.commit()
+    db.close()
+    before = foreign.read_bytes()
+    for action in (["verify"], ["stats"], ["anchor"]):
+        assert cli_main(["audit", *action, str(foreign)]) == 2
+    assert "not an xscreen audit database" in capsys.readouterr().err
+    assert foreign.read_bytes() == before and _tables(foreign) == {"photos"}
+    with pytest.raises(AuditError, match="not an xscreen audit database"):
+        AuditLog(foreign)  # the writer refuses it too, rather than adding a table to someone's file
+    path = tmp_path / "a.sqlite"
+    _filled(path).close()
+    before = path.read_bytes()
+    log = AuditLog(path, create=False)
+    assert log.verify().ok
+    with pytest.raises(AuditError, match="NOT recorded.*readonly"):
+        log.record(_decision(9))
+    log.close()
+    assert path.read_bytes() == before
+
+
+def test_anchor_detects_rows_cut_from_the_end(tmp_path, capsys):
+    path, anchors = tmp_path / "a.sqlite", tmp_path / "anchors.txt"
+    _filled(path).close()
+    assert cli_main(["audit", "anchor", str(path), "--append", str(anchors)]) == 0
+    line = capsys.readouterr().out.strip()
+    head = AuditLog(path, create=False).verify().head_hash
+    assert line.endswith(f" 5:{head}") and anchors.read_text().strip() == line
+    # cut the last two rows and the counter: the shorter chain alone is valid
+    _tamper(path, "DELETE FROM decisions WHERE id > 3", "UPDATE sqlite_sequence SET seq=3")
+    assert cli_main(["audit", "verify", str(path)]) == 0
+    assert "OK, 3 rows" in capsys.readouterr().out
+    assert cli_main(["audit", "verify", str(path), "--anchors", str(anchors)]) == 1
+    assert "recorded 5: rows deleted at the end" in capsys.readouterr().err
+    assert cli_main(["audit", "verify", str(path), "--anchor", f"5:{head}"]) == 1
+
+
+def test_anchor_detects_a_rewritten_chain_and_verify_prints_the_anchor(tmp_path, capsys):
+    from xscreen.audit_anchor import Anchor, check_anchor
+
+    path = tmp_path / "a.sqlite"
+    log = _filled(path)
+    res = log.verify()
+    assert cli_main(["audit", "verify", str(path), "--anchor", str(res.anchor)]) == 0
+    assert f"anchor 5:{res.head_hash}" in capsys.readouterr().out
+    rows = log.rows()
+    rows[2] = {**rows[2], "row_hash": "f" * 64}  # what a full re-hash after an edit leaves behind
+    assert "row 3 does not carry the anchor's hash" in check_anchor(rows, Anchor(3, log.rows()[2]["row_hash"]))
+    assert check_anchor(log.rows(), Anchor(0, GENESIS)) is None
+    assert cli_main(["audit", "verify", str(path), "--anchor", "5:nothex"]) == 2
+
+
+def test_copying_only_the_main_file_keeps_every_decision(tmp_path):
+    import shutil
+
+    path = tmp_path / "a.sqlite"
+    log = _filled(path, 3)  # still open: nothing closed or checkpointed on exit
+    (tmp_path / "copy").mkdir()
+    shutil.copy(path, tmp_path / "copy" / "a.sqlite")  # the -wal file left behind
+    copy = AuditLog(tmp_path / "copy" / "a.sqlite", create=False)
+    assert len(copy.rows()) == 3 and copy.verify().head_hash == log.verify().head_hash
+
+
+def test_backup_copies_wal_content_while_a_reader_blocks_checkpoints(tmp_path, capsys):
+    path, out = tmp_path / "a.sqlite", tmp_path / "b" / "backup.sqlite"
+    log = _filled(path, 2)
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM decisions").fetchone()  # pins the WAL: checkpoints stay partial
+    log.record(_decision(3))
+    assert cli_main(["audit", "backup", str(path), "--out", str(out)]) == 0
+    head = log.verify().head_hash
+    assert f"backed up 3 rows to {out}; anchor 3:{head}" in capsys.readouterr().out
+    reader.close()
+    assert not (tmp_path / "b" / "backup.sqlite-wal").exists()
+    db = sqlite3.connect(out)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    db.close()
+    assert AuditLog(out, create=False).verify().head_hash == head

@@ -28,9 +28,10 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from xscreen.atomic import atomic_write_text
+from xscreen.audit_anchor import Anchor, check_anchor, read_only_uri
 from xscreen.csvtext import csv_text
 from xscreen.paths import user_data_dir
 
@@ -110,6 +111,11 @@ class VerifyResult:
     reason: str
     head_hash: str  # row_hash of the last row (GENESIS when empty): note it elsewhere as an anchor
 
+    @property
+    def anchor(self) -> Anchor:
+        """'N:HASH' to keep elsewhere (audit_anchor.py): verify against it shows a cut tail."""
+        return Anchor(self.n_rows, self.head_hash)
+
 
 @dataclass(frozen=True)
 class OperatorStats:
@@ -144,23 +150,53 @@ class AuditLog:
     """Append-only, hash-chained decision log in ``db_path`` (default: user data dir)."""
 
     def __init__(self, db_path: str | Path | None = None, *, create: bool = True):
+        """``create=True``: the decision writer; a new file gets the schema, an existing one must
+        be an audit database. ``create=False``: an existing audit database opened read-only (verify,
+        stats, export, reports): nothing is created, migrated or written, whatever the file is."""
         self.path = Path(db_path) if db_path is not None else default_db_path()
         if not create and not self.path.is_file():
             raise AuditError(f"{self.path}: no such audit database")
+        fresh = not self.path.exists()
+        if not fresh and self.path.is_file() and self.path.stat().st_size == 0:
+            # our writer never leaves 0 bytes behind: this file was truncated, not started
+            raise AuditError(f"{self.path}: empty file (0 bytes), not an audit database: truncated? "
+                             "Refusing to start a new chain in it")
+        self.writable = create
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per decision.
-            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}
-            for name, kind in {"amends": "INTEGER", **_MACHINE_TYPES}.items():
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+            self._db = self._open(create)
+            self._columns = self._check_schema(fresh and create)
         except sqlite3.DatabaseError as exc:
             raise AuditError(f"{self.path}: not a usable audit database ({exc})") from exc
+
+    def _open(self, create: bool) -> sqlite3.Connection:
+        if not create:  # mode=ro: verify must never turn a foreign or damaged file into a fresh log
+            return sqlite3.connect(read_only_uri(self.path), uri=True, timeout=10.0, isolation_level=None,
+                                   check_same_thread=False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per decision.
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _check_schema(self, fresh: bool) -> str:
+        """The SELECT list for COLUMNS; a file without our table is refused (0 rows is not 'OK')."""
+        if fresh:
+            self._db.executescript(_SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}
+        added_later = {"amends": "INTEGER", **_MACHINE_TYPES}  # older databases lack these
+        missing = [c for c in COLUMNS if c not in have and c not in added_later]
+        if missing:
+            what = "no 'decisions' table" if not have else f"'decisions' lacks {', '.join(missing)}"
+            raise AuditError(f"{self.path}: not an xscreen audit database ({what}): truncated, "
+                             "dropped or a foreign file")
+        if self.writable:
+            self._db.executescript(_SCHEMA)  # a new file's schema; restores dropped guard triggers
+            for name, kind in added_later.items():  # older databases gain the columns
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+                    have.add(name)
+        return ",".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
 
     def close(self) -> None:
         self._db.close()
@@ -191,9 +227,18 @@ class AuditLog:
                   "bag_score": _real(d.bag_score), "bag_area": _real(d.bag_area),
                   "machine_alarm": None if d.machine_alarm is None else int(bool(d.machine_alarm))}
         try:
-            return self._append(values, exclusive)
+            row_id = self._append(values, exclusive)
         except sqlite3.Error as exc:
             raise AuditError(f"{self.path}: decision NOT recorded ({exc})") from exc
+        self._checkpoint()
+        return row_id
+
+    def _checkpoint(self) -> None:
+        """Move the decision from the WAL into the main file, so a copy of audit.sqlite alone holds
+        it (a human-paced write; one more fsync is free). A reader holding the WAL can make this
+        partial: ``xscreen audit backup`` is the copy that never misses a decision."""
+        with contextlib.suppress(sqlite3.Error):  # recorded already; a busy checkpoint is retried next time
+            self._db.execute("PRAGMA wal_checkpoint(FULL)")
 
     def _append(self, values: dict[str, Any], exclusive: bool) -> int:
         cur = self._db.cursor()
@@ -228,12 +273,12 @@ class AuditLog:
 
     def rows(self) -> list[dict[str, Any]]:
         """All rows in id order, as stored (``regions_shown`` is the JSON text)."""
-        cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions ORDER BY id")
+        cur = self._db.execute(f"SELECT {self._columns} FROM decisions ORDER BY id")
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
     def rows_for(self, file_sha256: str) -> list[dict[str, Any]]:
         """The rows on the file with this hash, in id order (its first decision and amendments)."""
-        cur = self._db.execute(f"SELECT {','.join(COLUMNS)} FROM decisions WHERE file_sha256=? "
+        cur = self._db.execute(f"SELECT {self._columns} FROM decisions WHERE file_sha256=? "
                                "ORDER BY id", (file_sha256,))
         return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
 
@@ -248,9 +293,18 @@ class AuditLog:
                         r["amends"], r["threshold_version"], r["bag_score"], r["bag_area"],
                         None if r["machine_alarm"] is None else bool(r["machine_alarm"]))
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain; the first row whose link or hash fails is named."""
+    def verify(self, anchors: Iterable[Anchor] = ()) -> VerifyResult:
+        """Walk the chain; the first row whose link or hash fails is named. Each anchor (noted
+        earlier, kept elsewhere) must still be in the chain: that is what shows a cut tail."""
         rows = self.rows()
+        result = self._walk(rows)
+        for anchor in anchors if result.ok else ():
+            reason = check_anchor(rows, anchor)
+            if reason:
+                return _bad(rows, min(anchor.n_rows, len(rows) + 1), reason)
+        return result
+
+    def _walk(self, rows: list[dict[str, Any]]) -> VerifyResult:
         prev, expect_id = GENESIS, 1
         for r in rows:
             if r["id"] != expect_id:

@@ -1,10 +1,12 @@
-"""``xscreen audit stats|export|verify [DB]``: supervisors' view of the decision store."""
+"""``xscreen audit stats|export|verify|anchor|backup [DB]``: supervisors' view of the decision store.
+Every action opens the database read-only (a missing, truncated or foreign file is an error)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from xscreen.audit import AuditError, AuditLog, default_db_path
+from xscreen.audit_anchor import append_anchor, backup, parse_anchor, read_anchor_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,11 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                        f"(default: {default_db_path()}).")
     actions = p.add_subparsers(dest="audit_action", metavar="ACTION", required=True)
     v = actions.add_parser("verify", help="check the hash chain; non-zero exit names the first bad row")
+    v.add_argument("--anchor", action="append", default=[], metavar="N:HASH",
+                   help="an anchor noted earlier (xscreen audit anchor): the chain must still hold it, "
+                   "which shows rows cut from the end; repeatable")
+    v.add_argument("--anchors", metavar="FILE", help="check every anchor in this anchor file")
+    a = actions.add_parser("anchor", help="print the chain's anchor N:HASH to keep elsewhere (verified first)")
+    a.add_argument("--append", metavar="FILE", help="also append 'TIME N:HASH' to this anchor file "
+                   "(run daily; keep FILE on another machine or medium)")
+    b = actions.add_parser("backup", help="consistent single-file copy (SQLite backup API: decisions "
+                           "still in the -wal file included); a plain file copy can miss them")
+    b.add_argument("--out", required=True, help="file to write (atomically)")
     s = actions.add_parser("stats", help="per-operator bags, suspect rate, median decision time")
     s.add_argument("--since", help="only decisions at or after this ISO time (e.g. 2026-01-31)")
     e = actions.add_parser("export", help="write every row (hashes included) to CSV")
     e.add_argument("--out", required=True, help="CSV file to write")
-    for q in (v, s, e):
+    for q in (v, s, e, a, b):
         q.add_argument("db", nargs="?", default=None, metavar="DB",
                        help="audit database (default: the user's audit.sqlite)")
     p.set_defaults(func=run)
@@ -38,13 +50,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verify(log: AuditLog, args: argparse.Namespace) -> int:
-    res = log.verify()
+    try:
+        anchors = [parse_anchor(t) for t in args.anchor]
+        anchors += read_anchor_file(args.anchors) if args.anchors else []
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    res = log.verify(anchors)
     if res.ok:
-        print(f"{log.path}: OK, {res.n_rows} rows, chain intact; head hash {res.head_hash}")
+        held = f"; holds {len(anchors)} anchor(s)" if anchors else ""
+        print(f"{log.path}: OK, {res.n_rows} rows, chain intact{held}; anchor {res.anchor} "
+              "(keep it elsewhere: xscreen audit anchor)")
         return 0
     print(f"error: {log.path}: chain broken at row {res.first_bad_row} "
           f"(of {res.n_rows}): {res.reason}", file=sys.stderr)
     return 1
+
+
+def _anchor(log: AuditLog, args: argparse.Namespace) -> int:
+    res = log.verify()
+    if not res.ok:  # an anchor of a broken chain would vouch for the damage
+        print(f"error: {log.path}: chain broken at row {res.first_bad_row}: {res.reason}; no anchor",
+              file=sys.stderr)
+        return 1
+    print(append_anchor(args.append, res.anchor) if args.append else str(res.anchor))
+    return 0
+
+
+def _backup(log: AuditLog, args: argparse.Namespace) -> int:
+    res = backup(log.path, args.out)
+    print(f"backed up {res.n_rows} rows to {args.out}; anchor {res.anchor}"
+          + ("" if res.ok else f"; WARNING: the chain is broken at row {res.first_bad_row}: {res.reason}"))
+    return 0 if res.ok else 1
 
 
 def _stats(log: AuditLog, args: argparse.Namespace) -> int:
@@ -66,4 +103,4 @@ def _export(log: AuditLog, args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"verify": _verify, "stats": _stats, "export": _export}
+_ACTIONS = {"verify": _verify, "stats": _stats, "export": _export, "anchor": _anchor, "backup": _backup}

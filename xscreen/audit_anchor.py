@@ -1,0 +1,101 @@
+"""Anchors for the audit hash chain, and a safe copy of the database (issue 16 item 7).
+
+An anchor is ``N:HASH``: the chain had N rows and its last row hash was HASH. The file alone cannot
+show that its tail was cut (drop the last rows and the counter, and the shorter chain is valid);
+an anchor kept elsewhere can: ``verify`` against it fails unless row N still carries HASH. Keep one
+per day (``xscreen audit anchor --append FILE``, e.g. from cron, FILE on another machine or medium)
+and in each report.
+
+A plain copy of ``audit.sqlite`` can miss decisions still in its ``-wal`` file; ``backup`` copies
+through SQLite's backup API (WAL included, consistent while the GUI writes) into a single
+rollback-journal file, atomically.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from xscreen.atomic import atomic_path
+
+_ANCHOR = re.compile(r"(?:^|\s)(\d+):([0-9a-f]{64})\s*$")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    n_rows: int
+    head_hash: str  # row_hash of row n_rows ("0" * 64 for an empty chain)
+    noted: str = ""  # when it was noted (anchor-file lines), for messages
+
+    def __str__(self) -> str:
+        return f"{self.n_rows}:{self.head_hash}"
+
+
+def parse_anchor(text: str) -> Anchor:
+    """'N:HASH' or an anchor-file line 'TIME N:HASH' -> Anchor; ValueError otherwise."""
+    m = _ANCHOR.search(text.strip().lower())
+    if not m:
+        raise ValueError(f"not an audit anchor (expected N:HASH, 64 hex digits): {text.strip()[:80]!r}")
+    noted = text.strip()[: m.start()].strip()
+    return Anchor(int(m.group(1)), m.group(2), noted)
+
+
+def read_anchor_file(path: str | Path) -> list[Anchor]:
+    """Every anchor in a file written by ``append_anchor`` (blank and # lines skipped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [parse_anchor(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def append_anchor(path: str | Path, anchor: Anchor) -> str:
+    """Append 'UTC-TIME N:HASH' to an anchor file (created if absent), durably; returns the line."""
+    line = f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {anchor}"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return line
+
+
+def check_anchor(rows: list[dict[str, Any]], anchor: Anchor) -> str | None:
+    """Why the chain in ``rows`` does not extend ``anchor``, or None when it does."""
+    when = f" (noted {anchor.noted})" if anchor.noted else ""
+    if anchor.n_rows == 0:
+        return None
+    if len(rows) < anchor.n_rows:
+        return (f"the chain has {len(rows)} rows but the anchor {anchor}{when} recorded "
+                f"{anchor.n_rows}: rows deleted at the end")
+    if rows[anchor.n_rows - 1]["row_hash"] != anchor.head_hash:
+        return f"row {anchor.n_rows} does not carry the anchor's hash{when}: the chain was rewritten"
+    return None
+
+
+def read_only_uri(path: Path) -> str:
+    return "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+
+
+def backup(db_path: str | Path, dest: str | Path) -> Any:
+    """Consistent single-file copy of the audit database at ``dest`` (atomic); returns the copy's
+    VerifyResult, so the caller can show its anchor (a broken chain is copied as it is)."""
+    from xscreen.audit import AuditError, AuditLog
+
+    src_path = Path(db_path)
+    with AuditLog(src_path, create=False):  # refuses a missing, truncated or foreign file first
+        pass
+    with atomic_path(dest) as tmp:
+        src = sqlite3.connect(read_only_uri(src_path), uri=True, timeout=10.0)
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        except sqlite3.Error as exc:
+            raise AuditError(f"{src_path}: backup failed ({exc})") from exc
+        finally:
+            dst.close()
+            src.close()
+    with AuditLog(dest, create=False) as copy:
+        return copy.verify()
