@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from screen_fixtures import dual_scan, save_tiny_model
+from xscreen.alarm import fit_area_model, loo_alarms, threshold_at
 from xscreen.checkpoint import read_meta
 from xscreen.config import ScreenConfig
 from xscreen.evaluate.recalibrate import ScanCalibration, calibrate_on_scans, write_calibration
@@ -32,10 +33,15 @@ def test_thresholds_are_quantiles_of_the_screened_scores(setup):
     grids = [screen(load_scan(p), scorer, ScreenConfig(stride=16, threshold=1.0)) for p in sorted(folder.glob("*.h5"))]
     patches = np.concatenate([g.score_grid[~g.air_grid] for g in grids])
     scans = np.array([g.score_grid[~g.air_grid].max() for g in grids])
+    areas = np.array([g.area for g in grids])
     c = result.calibration
     assert c.n_scans == 6 and c.n_patches == patches.size
     assert c.patch_threshold == pytest.approx(np.quantile(patches, 0.9), rel=1e-5)
-    assert c.scan_threshold == pytest.approx(np.quantile(scans, 0.8), rel=1e-5)
+    # the alarm threshold is the area fit of the bag maxima, shown at the median area
+    fit = fit_area_model(scans, areas)
+    assert c.alarm_rule == "area" and c.ref_area == np.median(areas) and c.stride == 16
+    assert c.scan_threshold == pytest.approx(threshold_at(fit, 0.2, fit.ref_area), rel=1e-5)
+    assert c.version == 1 and c.n_alarmed == loo_alarms(scans, areas, 0.2, fit.ref_area)
 
 
 def test_written_calibration_and_lambda_are_what_scoring_uses(setup):
@@ -55,6 +61,9 @@ def test_cli_reports_bad_scans_and_exits_nonzero(setup):
                          capture_output=True, text=True)
     assert res.returncode == 1, res.stderr[-1500:]
     assert "broken.h5" in res.stderr and "6 scans" in res.stdout
+    # the achieved rate with its exact interval, and a warning: 6 bags cannot pin down 5 %
+    assert "benign bags alarmed" in res.stdout and "95 % interval" in res.stdout
+    assert "warning: only 6 benign bags" in res.stderr and "at least 40" in res.stderr
     assert read_meta(model)[0].calibration.n_scans == 6
 
 
@@ -65,3 +74,72 @@ def test_cli_refuses_a_foreign_model_file(tmp_path, setup):
     res = subprocess.run([sys.executable, "-m", "xscreen", "model", "calibrate", str(bad), str(folder)],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "bad.xsm" in res.stderr
+
+
+def test_writing_bumps_the_version_and_keeps_the_history(setup, tmp_path):
+    model, folder = setup
+    write_calibration(model, list(calibrate_on_scans(model, [folder], stride=16))[-1])
+    second = list(calibrate_on_scans(model, [folder], stride=16, scan_far=0.1))[-1]
+    assert second.calibration.version == 2
+    write_calibration(model, second, out=tmp_path / "v2.xsm")
+    assert read_meta(model)[0].calibration.version == 1  # --out leaves the original alone
+    meta, _ = read_meta(tmp_path / "v2.xsm")
+    hist = meta.card.calibration_history
+    assert [h["version"] for h in hist] == [1, 2] and hist[1]["target"] == 0.1
+    assert hist[1]["n_bags"] == 6 and hist[1]["source"] == "6 benign scans"
+
+
+def _audit_from_screenings(db, screenings, decisions):
+    from xscreen.audit import AuditLog, Decision, machine_fields
+
+    with AuditLog(db) as log:
+        for i, (s, d) in enumerate(zip(screenings, decisions)):
+            for step, dec in enumerate(d.split(">")):  # "suspect>clear": marked suspect, then amended
+                amends = log.rows()[-1]["id"] if step else None
+                log.record(Decision("op", s.scan_id, f"{i:064x}", s.model_id, s.threshold, dec, 1.0,
+                                    amends=amends, **machine_fields(s)))
+
+
+def test_from_audit_uses_only_cleared_bags_scored_by_this_model(setup, tmp_path):
+    from xscreen.evaluate.recalibrate import calibrate_from_audit
+
+    model, folder = setup
+    write_calibration(model, list(calibrate_on_scans(model, [folder], stride=16))[-1])
+    scorer = Scorer(model)
+    grids = [screen(load_scan(p), scorer, ScreenConfig(stride=16)) for p in sorted(folder.glob("*.h5"))]
+    db = tmp_path / "audit.sqlite"
+    _audit_from_screenings(db, grids, ["clear", "clear", "suspect", "suspect>clear", "clear", "unresolved"])
+    result = calibrate_from_audit(model, db, scan_far=0.2)
+    used = [0, 1, 4]  # cleared and never suspect
+    fit = fit_area_model(np.array([grids[i].scan_score for i in used]), np.array([grids[i].area for i in used]))
+    c = result.calibration
+    assert c.n_scans == 3 and c.version == 2 and c.source == "audit: 3 cleared bags"
+    assert c.scan_threshold == pytest.approx(threshold_at(fit, 0.2, fit.ref_area), rel=1e-6)
+    assert c.patch_threshold == scorer.threshold  # no patch scores in the audit: review level kept
+    # a bag scored at another stride (another scoring id) is left out, and said why
+    other = [screen(load_scan(p), scorer, ScreenConfig(stride=32)) for p in sorted(folder.glob("*.h5"))]
+    _audit_from_screenings(tmp_path / "other.sqlite", other, ["clear"] * 6)
+    with pytest.raises(ValueError, match="0 usable cleared bags"):
+        calibrate_from_audit(model, tmp_path / "other.sqlite")
+
+
+def test_cli_from_audit_writes_a_new_version(setup, tmp_path):
+    model, folder = setup
+    write_calibration(model, list(calibrate_on_scans(model, [folder], stride=16))[-1])
+    scorer = Scorer(model)
+    grids = [screen(load_scan(p), scorer, ScreenConfig(stride=16)) for p in sorted(folder.glob("*.h5"))]
+    db = tmp_path / "audit.sqlite"
+    _audit_from_screenings(db, grids, ["clear"] * 6)
+    out = tmp_path / "site.xsm"
+    res = subprocess.run([sys.executable, "-m", "xscreen", "model", "calibrate", str(model), "--from-audit",
+                          str(db), "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert "from audit: 6 cleared bags" in res.stdout and "warning: only 6" in res.stderr
+    meta, _ = read_meta(out)
+    assert meta.calibration.version == 2 and len(meta.card.calibration_history) == 2
+    info = subprocess.run([sys.executable, "-m", "xscreen", "model", "info", str(out)],
+                          capture_output=True, text=True).stdout
+    assert "history    v1" in info and "history    v2" in info and "achieved" in info
+    res = subprocess.run([sys.executable, "-m", "xscreen", "model", "calibrate", str(model)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "--from-audit" in res.stderr

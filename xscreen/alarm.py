@@ -91,7 +91,7 @@ def _fit_one(y: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
     from scipy.special import logsumexp
 
     spread = float(np.std(y))
-    if not spread > 0:
+    if not spread > 1e-9 * float(np.max(np.abs(y))):  # equal up to rounding
         raise ValueError("benign bag maxima are all equal: nothing to fit a threshold to")
 
     def profile(log_scale: float) -> tuple[float, float]:

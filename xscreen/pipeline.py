@@ -153,17 +153,20 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
     return Thresholds(float(patch), far, rule, f"v{version}")
 
 
-def threshold_version(scorer: Scorer, stride: int, version: str) -> str:
-    """'<scoring id>.<version>': the scoring id hashes what a score depends on (weights, λ, R's form,
-    input map, stride), so recalibrating from the audit uses only scores this model would give."""
+def scoring_id(weights_id: str, lam: float, recon: str, preprocess: Any, stride: int) -> str:
+    """12 hex digits over what a bag's score depends on (weights, λ, R's form, input map, stride):
+    recalibrating from the audit uses only scores that this model would give again."""
     import hashlib
     import json
 
-    loaded = scorer.loaded
-    weights = getattr(loaded, "weights_id", "") or scorer.checksum
-    key = json.dumps([weights, scorer.lam, getattr(scorer, "recon", ""), asdict(scorer.preprocess),
-                      int(stride)], sort_keys=True)
-    return f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.{version}"
+    key = json.dumps([weights_id, float(lam), str(recon), asdict(preprocess), int(stride)], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def threshold_version(scorer: Scorer, stride: int, version: str) -> str:
+    """'<scoring id>.<version>', e.g. '3f2a9c0d1b7e.v2' (audit rows carry it)."""
+    weights = getattr(scorer.loaded, "weights_id", "") or scorer.checksum
+    return f"{scoring_id(weights, scorer.lam, getattr(scorer, 'recon', ''), scorer.preprocess, stride)}.{version}"
 
 
 def _sha256(path: Path | None) -> str | None:

@@ -1,4 +1,5 @@
-"""``xscreen model info FILE [--json]``: the model card, configs and calibration of a model file."""
+"""``xscreen model info|calibrate|drift``: a model file's card and calibration; recalibrating it on
+benign scans or on the bags operators cleared; the drift watch over the audit log."""
 from __future__ import annotations
 
 import argparse
@@ -13,16 +14,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = actions.add_parser("info", help="print a model's card, configuration and calibration")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
-    c = actions.add_parser("calibrate", help="recalibrate thresholds on held-out benign scans, screened as "
-                           "operators screen them (at the screening stride)")
+    c = actions.add_parser("calibrate", help="recalibrate the alarm threshold on held-out benign scans, screened "
+                           "as operators screen them (at the screening stride), or on the bags operators cleared")
     c.add_argument("file", type=Path)
-    c.add_argument("benign", nargs="+", help="held-out benign scan files or folders (not the training scans)")
+    c.add_argument("benign", nargs="*", help="held-out benign scan files or folders (not the training scans)")
+    c.add_argument("--from-audit", metavar="AUDIT_DB", type=Path,
+                   help="instead of scans: the bags operators cleared in this audit database (never a bag "
+                   "marked suspect), as this model scored them; keeps the review level")
+    c.add_argument("--out", type=Path, help="write the recalibrated model here (default: update FILE)")
     c.add_argument("--patch-far", type=float, default=0.01, help="target patch false-alarm rate (default 0.01)")
     c.add_argument("--scan-far", type=float, default=0.05, help="target scan false-alarm rate (default 0.05)")
     c.add_argument("--stride", type=int, default=32, help="screening stride to calibrate for (default 32)")
     c.add_argument("--lam", type=float, default=None, help="score weighting λ to store (default: keep the model's)")
     c.add_argument("--aggregation", choices=["max", "topk"], default="max")
     c.add_argument("--device", default="auto")
+    d = actions.add_parser("drift", help="compare the alarm and cleared-alarm rates in the audit log with the "
+                           "model's target (exit 1 on drift)")
+    d.add_argument("file", type=Path)
+    d.add_argument("--audit", type=Path, default=None, help="audit database (default: the user's audit.sqlite)")
+    d.add_argument("--all-versions", action="store_true", help="count rows under any threshold version")
     p.set_defaults(func=run)
 
 
@@ -48,11 +58,7 @@ def _text(d: dict) -> str:
              f"data       {card['n_train_patches']} train patches / {card['n_train_scans']} scans, "
              f"{card['n_val_patches']} val patches / {card['n_val_scans']} scans",
              f"manifest   {card['data_manifest_sha256'] or '-'}"]
-    if cal:
-        lines.append(f"threshold  patch {cal['patch_threshold']:.6g} (FAR {cal['patch_far']:g}), scan "
-                     f"{cal['scan_threshold']:.6g} (FAR {cal['scan_far']:g}, {cal['scan_aggregation']})")
-    else:
-        lines.append("threshold  not calibrated")
+    lines += alarm_lines(d)
     if card["description"]:
         lines.append(f"about      {card['description']}")
     lines.append("versions   " + ", ".join(f"{k} {v}" for k, v in sorted(card["versions"].items())))
@@ -63,41 +69,101 @@ def _text(d: dict) -> str:
     return "\n".join(lines)
 
 
-def calibrate_cmd(args: argparse.Namespace) -> int:
+def alarm_lines(d: dict) -> list[str]:
+    """The alarm rule, its thresholds, achieved rate and interval, and the calibration history."""
+    from xscreen.alarm import calibration_lines
+    from xscreen.config import Calibration, from_dict
+
+    cal = None if d["calibration"] is None else from_dict(Calibration, d["calibration"])
+    # a legacy calibration's bag area is in patches of the stride it was screened at (32 unless noted)
+    stride = d["card"]["evaluation"].get("scan_calibration", {}).get("stride", 32)
+    lines = calibration_lines(cal, stride if isinstance(stride, int) and stride > 0 else 32)
+    for h in d["card"].get("calibration_history", []):
+        lo, hi = h.get("interval_95", [0.0, 1.0])
+        lines.append(f"history    v{h.get('version')} {h.get('time', '')}: {h.get('source', '')}, "
+                     f"{h.get('n_alarmed')}/{h.get('n_bags')} alarmed (95 % {lo:.1%}-{hi:.1%}), "
+                     f"threshold {h.get('threshold_at_ref_area', 0.0):.6g} at {h.get('ref_area', 0.0):.0f} px^2")
+    return lines
+
+
+def _calibrate_scans(args: argparse.Namespace):
     from tqdm import tqdm
 
+    from xscreen.evaluate.recalibrate import CalibrationProgress, calibrate_on_scans
+
+    bar, result = None, None
+    for item in calibrate_on_scans(args.file, args.benign, patch_far=args.patch_far, scan_far=args.scan_far,
+                                   stride=args.stride, lam=args.lam, aggregation=args.aggregation,
+                                   device=args.device):
+        if isinstance(item, CalibrationProgress):
+            bar = bar or tqdm(total=item.total, desc="calibrating", unit="scan", file=sys.stderr)
+            bar.update(1)
+            if item.fault:
+                print(f"error: {item.fault} (skipped)", file=sys.stderr)
+        else:
+            result = item
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def calibrate_cmd(args: argparse.Namespace) -> int:
+    from xscreen.alarm import achieved_text, count_warning
+    from xscreen.audit import AuditError
     from xscreen.checkpoint import ModelError
-    from xscreen.evaluate.recalibrate import CalibrationProgress, calibrate_on_scans, write_calibration
+    from xscreen.evaluate.recalibrate import calibrate_from_audit, write_calibration
     from xscreen.scan import ScanError
 
+    if bool(args.benign) == bool(args.from_audit):
+        print("error: give benign scan folders or --from-audit AUDIT_DB (one of the two)", file=sys.stderr)
+        return 2
     try:
-        bar, result = None, None
-        for item in calibrate_on_scans(args.file, args.benign, patch_far=args.patch_far, scan_far=args.scan_far,
-                                       stride=args.stride, lam=args.lam, aggregation=args.aggregation,
-                                       device=args.device):
-            if isinstance(item, CalibrationProgress):
-                bar = bar or tqdm(total=item.total, desc="calibrating", unit="scan", file=sys.stderr)
-                bar.update(1)
-                if item.fault:
-                    print(f"error: {item.fault} (skipped)", file=sys.stderr)
-            else:
-                result = item
-        if bar is not None:
-            bar.close()
-        checksum = write_calibration(args.file, result)
-    except (ModelError, ScanError, ValueError, OSError) as exc:
+        result = (calibrate_from_audit(args.file, args.from_audit, scan_far=args.scan_far)
+                  if args.from_audit else _calibrate_scans(args))
+        checksum = write_calibration(args.file, result, args.out)
+    except (ModelError, ScanError, AuditError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    c = result.calibration
-    print(f"{args.file}: λ {result.lam}, stride {result.stride}: patch threshold {c.patch_threshold:.6g} "
-          f"(FAR {c.patch_far:g}, {c.n_patches} patches), scan threshold {c.scan_threshold:.6g} "
-          f"(FAR {c.scan_far:g}, {c.n_scans} scans); new checksum {checksum[:12]}")
+    c, target = result.calibration, args.out or args.file
+    print(f"{target}: λ {result.lam}, stride {result.stride}: review level {c.patch_threshold:.6g} "
+          f"(patch FAR {c.patch_far:g}, {c.n_patches} patches); alarm threshold {c.scan_threshold:.6g} "
+          f"at {c.ref_area:.0f} px^2 for {c.scan_far:.1%} of benign bags ({c.n_scans} scans); "
+          f"new checksum {checksum[:12]}")
+    print("achieved " + achieved_text(c))
+    for reason in result.skipped[:10]:
+        print(f"left out: {reason}", file=sys.stderr)
+    warn = count_warning(c.n_scans, c.scan_far)
+    if warn:
+        print(f"warning: {warn}", file=sys.stderr)
     return 1 if result.failures else 0
+
+
+def drift_cmd(args: argparse.Namespace) -> int:
+    from xscreen.audit import AuditError, AuditLog
+    from xscreen.checkpoint import ModelError, load_model
+    from xscreen.drift import audit_drift
+    from xscreen.pipeline import scoring_id
+
+    try:
+        loaded = load_model(args.file)
+        meta, cal = loaded.meta, loaded.meta.calibration
+        if cal is None:
+            raise ValueError(f"{args.file}: not calibrated, so there is no target rate to watch")
+        sid = scoring_id(loaded.weights_id, meta.train.lam, meta.train.recon, meta.preprocess, cal.stride or 32)
+        with AuditLog(args.audit, create=False) as log:
+            report = audit_drift(log.rows(), cal.scan_far, "" if args.all_versions else f"{sid}.v{cal.version}")
+    except (ModelError, AuditError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 1 if report.drifted else 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.model_action == "calibrate":
         return calibrate_cmd(args)
+    if args.model_action == "drift":
+        return drift_cmd(args)
     from xscreen.checkpoint import ModelError
 
     try:

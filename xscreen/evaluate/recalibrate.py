@@ -1,23 +1,30 @@
-"""Calibrate a model on held-out benign *scans*, screened exactly as operators will screen them.
+"""Calibrate a model's alarm threshold on held-out benign *bags*, screened as operators screen them,
+or on the bags operators cleared (``--from-audit``).
 
 Training calibrates on the validation patch store, tiled at the training stride. Screening tiles at
 its own stride (default 32): a max over ~4x more patches is larger, so a scan threshold taken from
-stride-64 patches under-states the scan false-alarm rate (measured on the default model: 13 % of
+stride-64 patches under-states the bag false-alarm rate (measured on the default model: 13 % of
 benign test bags alarmed against a 5 % target). Screening the benign scans through
 ``pipeline.screen`` at the operating stride removes that mismatch, and lets a site calibrate a
-shipped model on its own benign bags.
+shipped model on its own benign bags. The alarm rule and its area-aware fit are ``alarm.py``'s.
+
+From the audit: each decision row records the bag's highest region score, its scored area and the
+threshold version (whose scoring id says which weights, λ and stride made the score). A bag counts
+when its standing decision is *clear* and no decision on it was ever *suspect*, and its score was
+made by this model as it scores now; its patches were not stored, so the review level is kept.
 """
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from xscreen.alarm import calibrate_bags
 from xscreen.config import Calibration, ScreenConfig
-from xscreen.metrics import calibrate, scan_score
 from xscreen.pipeline import ScreenFailure, collect_paths, screen_paths
 from xscreen.scoring import Scorer
 
@@ -36,43 +43,127 @@ class ScanCalibration:
     lam: float
     stride: int
     failures: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # audit bags not used, with the reason
+
+
+def _next_version(model: Path) -> int:
+    from xscreen.checkpoint import read_meta
+
+    cal = read_meta(model)[0].calibration
+    return (cal.version if cal is not None else 0) + 1
 
 
 def calibrate_on_scans(model: Path, benign: Iterable[str | Path], *, patch_far: float = 0.01,
                        scan_far: float = 0.05, stride: int = 32, lam: float | None = None,
                        aggregation: str = "max", top_k: int = 5, device: str = "auto",
                        ) -> Iterator[CalibrationProgress | ScanCalibration]:
-    """Screen every benign scan; yield progress, then the ScanCalibration (not yet written)."""
+    """Screen every benign scan; yield progress, then the ScanCalibration (not yet written).
+    ``aggregation``/``top_k`` are accepted for old callers; the rule's bag score is the max."""
     scorer = Scorer(model, device=device)
     if lam is not None:
         scorer.lam = float(lam)
-    # the threshold only shapes regions, which calibration ignores; any positive value will do
+    # the thresholds only shape regions, which calibration ignores; any positive value will do
     cfg = ScreenConfig(stride=stride, threshold=1.0, scan_threshold=1.0, device=device)
     paths = collect_paths(benign)
-    patch_scores, scan_scores, failures = [], [], []
+    patch_scores, bag_max, areas, failures = [], [], [], []
     for i, item in enumerate(screen_paths(paths, scorer, cfg)):
         if isinstance(item, ScreenFailure):
             failures.append(item.fault)
             yield CalibrationProgress(i + 1, len(paths), str(item.path), item.fault)
             continue
         s = item.screening
-        scores = s.score_grid[~s.air_grid].astype(np.float64)
-        patch_scores.append(scores)
-        scan_scores.append(scan_score(scores, aggregation, top_k))
+        if s.n_scored:  # an all-air bag has no region, so it can never alarm: it says nothing
+            patch_scores.append(s.score_grid[~s.air_grid].astype(np.float64))
+            bag_max.append(s.scan_score)
+            areas.append(s.area)
         yield CalibrationProgress(i + 1, len(paths), str(item.path))
-    if len(scan_scores) < 2:
-        raise ValueError(f"calibration needs at least 2 readable benign scans, got {len(scan_scores)}")
-    cal = calibrate(np.concatenate(patch_scores), np.array(scan_scores), patch_far, scan_far,
-                    aggregation=aggregation, top_k=top_k)
+    if len(bag_max) < 3:
+        raise ValueError(f"calibration needs at least 3 readable benign scans, got {len(bag_max)}")
+    cal = calibrate_bags(np.concatenate(patch_scores), np.array(bag_max), np.array(areas),
+                         patch_far=patch_far, scan_far=scan_far, stride=stride,
+                         version=_next_version(Path(model)), source=f"{len(bag_max)} benign scans")
     yield ScanCalibration(cal, scorer.lam, stride, tuple(failures))
 
 
-def write_calibration(model: Path, result: ScanCalibration) -> str:
-    """Store the calibration (and the λ it was made for) in the model file; returns the new checksum."""
+def cleared_bags(rows: Iterable[dict[str, Any]], scoring: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(scores (M,), areas (M,), reasons bags were left out) of the bags operators cleared whose
+    score this scoring id made. A bag ever marked suspect is never used, even if later cleared."""
+    from xscreen.drift import final_decisions
+
+    scores, areas, skipped = [], [], []
+    for (_, scan_id), bag in final_decisions(rows).items():
+        if any(r["decision"] == "suspect" for r in bag):
+            continue  # possibly a threat: not benign evidence, whatever came after
+        last = bag[-1]
+        if last["decision"] != "clear":
+            continue
+        scored = [r for r in bag if r.get("bag_score") is not None and r.get("bag_area")]
+        if not scored:
+            skipped.append(f"{scan_id}: decision predates recorded scores")
+        elif not str(scored[-1].get("threshold_version") or "").startswith(scoring + "."):
+            skipped.append(f"{scan_id}: scored by another model, λ or stride")
+        else:
+            scores.append(float(scored[-1]["bag_score"]))
+            areas.append(float(scored[-1]["bag_area"]))
+    return np.array(scores), np.array(areas), skipped
+
+
+def calibrate_from_audit(model: Path, audit_db: str | Path, *, scan_far: float = 0.05,
+                         stride: int | None = None) -> ScanCalibration:
+    """Refit the alarm threshold on the cleared bags in ``audit_db`` (not yet written)."""
+    from xscreen.audit import AuditLog
+    from xscreen.checkpoint import load_model
+    from xscreen.pipeline import scoring_id
+
+    loaded = load_model(model)
+    meta, old = loaded.meta, loaded.meta.calibration
+    if old is None:
+        raise ValueError(f"{model}: not calibrated; calibrate on benign scans first (the audit "
+                         "holds no patch scores for the review level)")
+    stride = int(stride or old.stride or 32)
+    sid = scoring_id(loaded.weights_id, meta.train.lam, meta.train.recon, meta.preprocess, stride)
+    with AuditLog(audit_db, create=False) as log:
+        scores, areas, skipped = cleared_bags(log.rows(), sid)
+    if scores.size < 3:
+        raise ValueError(f"{audit_db}: {scores.size} usable cleared bags for this model at stride {stride} "
+                         f"(scoring id {sid}); need at least 3 ({len(skipped)} left out)")
+    fresh = calibrate_bags(np.array([old.patch_threshold]), scores, areas, patch_far=old.patch_far,
+                           scan_far=scan_far, stride=stride, version=old.version + 1,
+                           source=f"audit: {scores.size} cleared bags")
+    keep = {k: getattr(old, k) for k in ("patch_threshold", "quantiles", "n_patches")}
+    return ScanCalibration(dataclasses.replace(fresh, **keep), float(meta.train.lam), stride, (),
+                           tuple(skipped))
+
+
+def history_entry(cal: Calibration) -> dict[str, Any]:
+    from xscreen.alarm import rule_for
+    from xscreen.checkpoint import utc_now
+
+    rule = rule_for(cal, cal.stride or 32)
+    ref = rule.fit.ref_area if rule.fit else 0.0
+    return {"version": cal.version, "time": utc_now(), "source": cal.source or "training / legacy",
+            "rule": cal.alarm_rule, "target": cal.scan_far, "n_bags": cal.n_scans,
+            "n_alarmed": cal.n_alarmed, "interval_95": [cal.far_lo, cal.far_hi],
+            "threshold_at_ref_area": rule.threshold(ref), "ref_area": ref, "stride": cal.stride}
+
+
+def write_calibration(model: Path, result: ScanCalibration, out: Path | None = None) -> str:
+    """Store the calibration (and the λ it was made for) in the model file, or in a copy at ``out``;
+    the card's calibration history gains an entry (the old calibration's too, if it had none).
+    Returns the new checksum."""
     from xscreen.checkpoint import read_meta, update_model_meta
 
     meta, _ = read_meta(model)
+    history = list(meta.card.calibration_history)
+    if not history and meta.calibration is not None:
+        history.append({**history_entry(meta.calibration), "time": meta.card.created})
+    history.append(history_entry(result.calibration))
+    if out is not None and Path(out).resolve() != Path(model).resolve():
+        shutil.copyfile(model, out)
+        model = Path(out)
     train = dataclasses.replace(meta.train, lam=result.lam)
-    note = {"scan_calibration": {"stride": result.stride, "lam": result.lam, "n_scans": result.calibration.n_scans,
-                                 "n_patches": result.calibration.n_patches}}
-    return update_model_meta(model, calibration=result.calibration, train=train, evaluation=note)
+    c = result.calibration
+    note = {"scan_calibration": {"stride": result.stride, "lam": result.lam, "n_scans": c.n_scans,
+                                 "n_patches": c.n_patches, "version": c.version, "source": c.source}}
+    return update_model_meta(model, calibration=c, train=train, evaluation=note,
+                             calibration_history=history)
