@@ -101,6 +101,13 @@ def audit_drift(rows: Iterable[dict[str, Any]], target: float, version: str = ""
                                  check_rate("cleared-alarm rate", cleared, n, target)))
 
 
+def screening_drift(audit_path: str | Path | None, screening: Any) -> str:
+    """``drift_status`` for the threshold a screened bag was shown under ("" without a target)."""
+    target = getattr(screening, "alarm_far", None)
+    version = getattr(screening, "threshold_version", "")
+    return drift_status(audit_path, version, target) if target and version else ""
+
+
 def drift_status(audit_path: str | Path | None, threshold_version: str, target: float) -> str:
     """The GUI's one call: a status-bar line when the audit shows drift under this threshold
     version, else "" (also when the audit cannot be read: the decision path reports that)."""

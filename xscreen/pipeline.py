@@ -75,6 +75,7 @@ class Screening:
     area: float = 0.0  # scored (non-air) area in px^2 that the alarm threshold was set for
     alarm_rule: str = ""  # "area" (calibrated per bag area) or "constant" (override / legacy model)
     threshold_version: str = ""  # '<scoring id>.v<calibration version>': audit rows carry it
+    alarm_far: float | None = None  # the rule's target benign bag alarm rate (None: an override)
 
     @property
     def n_patches(self) -> int:
@@ -140,7 +141,7 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
         raise ValueError(f"model {scorer.model_id} has no calibrated threshold: pass a positive threshold")
     far = cal.patch_far if (cal is not None and cfg.threshold is None) else None
     if cfg.scan_threshold is not None:
-        rule = AlarmRule(cal.scan_far if cal else 0.0, constant=cfg.scan_threshold, note="override")
+        rule = AlarmRule(0.0, constant=cfg.scan_threshold, note="override: no target rate")
     elif cal is not None and cfg.threshold is None:
         rule = rule_for(cal, cfg.stride)
     else:
@@ -219,7 +220,8 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
         residual=residual.cpu().numpy(), reconstruction=recon.cpu().numpy(), regions=regions,
         scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
         precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
-        threshold_version=threshold_version(scorer, cfg.stride, th.version))
+        threshold_version=threshold_version(scorer, cfg.stride, th.version),
+        alarm_far=th.rule.far or None)
 
 
 def _check_finite(scores: np.ndarray) -> None:

@@ -4,9 +4,13 @@ that repeats the standing decision writes nothing, a different one asks, then wr
 linked to the row it replaces."""
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from xscreen.audit import machine_fields
+from xscreen.drift import screening_drift
 from xscreen.gui import session
 
 
@@ -73,6 +77,7 @@ class DecisionHandling:
             action, operator=self.operator.name, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
             model_id=s.model_id, threshold=s.threshold * self.tab.state.rel_threshold,
             regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0, amends=amends)
+        decision = dataclasses.replace(decision, **machine_fields(s))  # threshold version, bag score, alarm
         try:
             with AuditLog(self.audit_path) as log:
                 row = log.record(decision, exclusive=True)
@@ -87,8 +92,10 @@ class DecisionHandling:
         self.queue.mark(outcome.path, standing)
         self.show_decisions()
         link = f", amends #{amends}" if amends is not None else ""
+        drift = screening_drift(self.audit_path, s)  # issue 13: alarm rate off the model's target
         self.statusBar().showMessage(f"recorded #{row}: {decision.decision} by {decision.operator}{link} "
-                                     f"({decision.decision_seconds:.1f} s)", 5000)
+                                     f"({decision.decision_seconds:.1f} s)" + (f"  -  {drift}" if drift else ""),
+                                     30000 if drift else 5000)
         self.last_decision = row
         if amends is None and self.queue.peek_next() is not None:
             self.step_queue(1)  # an amendment keeps the bag the operator went back to

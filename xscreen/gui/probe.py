@@ -82,7 +82,8 @@ def rethreshold(screening: Any, rel_threshold: float, min_patches: int = 1) -> l
     if rel_threshold <= 0:
         raise ValueError(f"relative threshold must be > 0, got {rel_threshold}")
     return heatmap.find_regions(screening.score_grid, float(screening.threshold) * rel_threshold,
-                                geometry(screening), min_patches=min_patches)
+                                geometry(screening), min_patches=min_patches,
+                                alarm_threshold=float(screening.scan_threshold))
 
 
 LAYER_PIXELS = 2_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
@@ -16,6 +16,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 BOX_COLOUR = QColor(255, 230, 0)
 SELECTED_COLOUR = QColor(0, 255, 255)
+ATTENTION_COLOUR = QColor(120, 200, 255)  # attention regions: dashed, pale blue
 ZOOM_STEP = 1.25
 PAN_FRACTION = 0.15
 MAX_BOXES = 50  # an operator steps through a handful; thousands of text items would stall pan/zoom
@@ -105,9 +106,10 @@ class ScanView(pg.GraphicsLayoutWidget):
         if not visible:
             return
         for r in regions[:MAX_BOXES]:
-            colour = SELECTED_COLOUR if r.rank == selected else BOX_COLOUR
+            attention = getattr(r, "level", "alarm") == "attention"  # below the alarm threshold: no threat
+            colour = SELECTED_COLOUR if r.rank == selected else ATTENTION_COLOUR if attention else BOX_COLOUR
             rect = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
-            pen = QPen(colour)
+            pen = QPen(colour, 1.0, Qt.DashLine if attention else Qt.SolidLine)
             pen.setCosmetic(True)
             pen.setWidthF(2.0 if r.rank != selected else 3.0)
             rect.setPen(pen)
