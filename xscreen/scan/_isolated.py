@@ -12,13 +12,18 @@ from worker threads, and reading is I/O and single-core decoding anyway.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,7 +54,7 @@ class ReaderProcess:
 
     def load(self, path: Path, limits: ReadLimits) -> Scan:
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
+            if self._proc is None or not self._proc.alive():
                 self._start()  # first use, or the reader died between files (not this file's fault)
             try:
                 self._conn.send((os.getcwd(), str(path), limits))
@@ -64,13 +69,7 @@ class ReaderProcess:
 
     def _start(self) -> None:
         self._stop()
-        ctx = multiprocessing.get_context("spawn")  # fork would copy a GUI's threads and CUDA state
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self._read), daemon=True,
-                                 name="xscreen-scan-reader")
-        self._proc.start()
-        child.close()  # only the reader holds its end: its death is then an EOF here
-        self._conn = parent
+        self._proc, self._conn = _launch(self._read)
 
     def _stop(self) -> int | None:
         """Kill and reap the reader; its exit code (negative: the signal), None when none ran."""
@@ -78,10 +77,7 @@ class ReaderProcess:
             return None
         proc, self._proc = self._proc, None
         self._conn.close()
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        return proc.exitcode
+        return proc.end()
 
     def _reply(self, path: Path, deadline: float, seconds: float) -> Scan:
         head = self._receive(path, deadline, seconds, self._conn.recv_bytes)
@@ -122,6 +118,64 @@ def _describe(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+class _Child:
+    """The reader's process handle, whichever way it was started."""
+
+    def __init__(self, proc: Any):
+        self._proc = proc
+        self.pid = proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None if isinstance(self._proc, subprocess.Popen) else self._proc.is_alive()
+
+    def end(self) -> int | None:
+        """Kill if still running, reap, and return the exit code (negative: the signal)."""
+        if self.alive():
+            self._proc.kill()
+        if isinstance(self._proc, subprocess.Popen):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            return self._proc.returncode
+        self._proc.join(5)
+        return self._proc.exitcode
+
+
+def _launch(read: ReadFn) -> tuple[_Child, Connection]:
+    """A fresh interpreter (``python -c``) that imports only the readers: never a fork (a GUI's
+    threads and CUDA state) and never a re-run of the caller's main script, which multiprocessing's
+    spawn does (an unguarded script or stdin would break the reader). A frozen app has no
+    ``python -c``; there multiprocessing's spawn runs it (the entry point calls freeze_support)."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        if getattr(sys, "frozen", False):
+            ctx = multiprocessing.get_context("spawn")
+            child_end = Connection(os.dup(theirs.fileno()))
+            proc: Any = ctx.Process(target=_serve, args=(child_end, read), daemon=True,
+                                    name="xscreen-scan-reader")
+            proc.start()
+            child_end.close()
+        else:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            code = "import sys; from xscreen.scan._isolated import serve_fd; serve_fd(int(sys.argv[1]))"
+            proc = subprocess.Popen([sys.executable, "-c", code, str(theirs.fileno())], env=env,
+                                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        conn = Connection(os.dup(ours.fileno()))
+    # only the reader holds its end now: its death is an EOF here
+    if not getattr(sys, "frozen", False):
+        conn.send(read)  # pickled by reference: the reader imports the module that defines it
+    return _Child(proc), conn
+
+
+def serve_fd(fd: int) -> None:
+    """Entry point of a ``python -c`` reader: the socket on ``fd``, then the read function."""
+    conn = Connection(fd)
+    try:
+        read = conn.recv()
+    except (EOFError, OSError):
+        return
+    _serve(conn, read)
 
 
 def _serve(conn: Any, read: ReadFn) -> None:
