@@ -52,7 +52,7 @@ def samples_dir() -> Path:
 
 
 def default_model() -> Path | None:
-    shipped = sorted(models_dir().glob("*.xsm"))
+    shipped = sorted(p for p in models_dir().glob("*.xsm") if not p.name.startswith("."))  # not temporaries
     preferred = [p for p in shipped if p.name.startswith("default")]
     return (preferred or shipped or [None])[0]
 

@@ -289,7 +289,9 @@ def describe_model(path: str | Path) -> str:
 
 
 def list_models(dirs: list[Path], extra: list[str | Path] = ()) -> list[Path]:  # type: ignore[assignment]
-    """Model files (*.xsm) in ``dirs`` plus ``extra`` opened files; sorted, no duplicates."""
-    found = {p.resolve() for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.xsm")}
+    """Model files (*.xsm) in ``dirs`` plus ``extra`` opened files; sorted, no duplicates. Hidden
+    files are skipped: an interrupted save's temporary (.NAME.xstmp-XXXXXXXX.xsm, atomic.py) is no model."""
+    found = {p.resolve() for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.xsm")
+             if not p.name.startswith(".")}
     found.update(Path(p).resolve() for p in extra if Path(p).is_file())
     return sorted(found, key=lambda p: (p.name, str(p)))

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
+from xscreen.atomic import atomic_path
 from xscreen.checkpoint import ModelCard, ModelMeta, library_versions, save_model, update_model_meta, utc_now
 from xscreen.config import Calibration, RunConfig
 from xscreen.metrics import calibrate, scan_scores_by_index
@@ -85,9 +86,10 @@ def finish(run: RunConfig, s: Session, best: dict, progress: Progress, val_data:
         n_train, n_val = len(s.loader.dataset), len(val_data)  # type: ignore[arg-type]
         meta = ModelMeta(run.net, run.preprocess, run.patch, run.train, None,
                          _card(run, out, progress, n_train, n_val, info))
-        save_model(out, s.generator, s.discriminator, meta)
         index = info.val_scan_index if info.val_scan_index is not None else getattr(val_data, "scan_index", None)
-        calibrate_file(out, val_data, index, run)
+        with atomic_path(out) as staged:  # a kill before calibration must not leave an uncalibrated model at out
+            save_model(staged, s.generator, s.discriminator, meta)
+            calibrate_file(staged, val_data, index, run)
     if distributed():
         dist.barrier()
     meta, checksum = read_meta(out)
