@@ -226,7 +226,8 @@ def test_settings_persist_between_runs(qtbot, tmp_path, bag_dir):
     again = MainWindow(settings_path=ini, audit_path=tmp_path / "a.sqlite")
     qtbot.addWidget(again)
     s = again.tab.state
-    assert (s.view, s.opacity, s.overlay_mode) == ("negative", pytest.approx(0.6), "contour")
+    # preferences persist; the image function (1-6, E) starts from the default every session
+    assert (s.view, s.opacity, s.overlay_mode) == ("pseudo", pytest.approx(0.6), "contour")
     assert again.setting("files/last_folder") == str(bag_dir)
     # the operator is not carried over: signed out, the sign-in page up, nothing stored
     assert again.operator.name == "" and again.stack.currentWidget() is again.sign_in_page

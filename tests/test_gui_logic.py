@@ -83,12 +83,20 @@ def test_for_scan_picks_a_supported_view():
 
 
 def test_settings_roundtrip_and_bad_values():
-    s = state.ViewState(view="negative", edge=True, overlay=False, overlay_mode="contour", opacity=0.3)
+    s = state.ViewState(overlay=False, overlay_mode="contour", opacity=0.3, boxes=False)
     stored = {k: str(v) for k, v in state.state_to_settings(s).items()}  # QSettings INI: strings
     assert state.state_from_settings(stored) == s
-    bad = {"view/name": "nonsense", "view/opacity": "abc", "view/edge": "false"}
+    bad = {"view/overlay_mode": "nonsense", "view/opacity": "abc"}
     got = state.state_from_settings(bad)
-    assert (got.view, got.opacity, got.edge) == ("pseudo", 0.5, False)
+    assert (got.overlay_mode, got.opacity) == ("fill", 0.5)
+
+
+def test_image_functions_start_from_the_default_each_session():
+    s = state.ViewState(view="negative", edge=True, gamma=2.0, window=0.3, level=0.4)
+    stored = {k: str(v) for k, v in state.state_to_settings(s).items()}
+    stored.update({"view/name": "organic", "view/edge": "true"})  # written by older versions
+    got = state.state_from_settings(stored)
+    assert (got.view, got.edge, got.gamma, got.window, got.level) == ("pseudo", False, 1.0, None, None)
     assert state.coerce_setting("view/opacity", "7") == 1.0
     assert state.coerce_setting("files/recent", "/a.h5") == ["/a.h5"]
     assert state.coerce_setting("session/idle_lock_minutes", None) == 5.0

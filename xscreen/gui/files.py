@@ -166,9 +166,7 @@ class FileHandling:
 
     def _show(self, outcome: probe.Outcome) -> None:
         first_view = self.tab.outcome is None or self.tab.outcome.path != outcome.path
-        s = outcome.screening
-        verdict = "" if s is None else (f"  -  ALARM ({s.scan_rel:.2f}x)" if s.alarm else f"  -  no alarm ({s.scan_rel:.2f}x)")
-        info = f"{outcome.scan.scan_id}   [{self.queue.position()}]{verdict}"
+        info = f"{outcome.scan.scan_id}   [{self.queue.position()}]"  # the verdict: the tab's banner
         self.tab.set_outcome(outcome, info)
         if first_view:
             self.timer.start(outcome.path)  # the clock runs from the bag first being shown

@@ -11,12 +11,14 @@ import dataclasses
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from xscreen.gui import probe
 from xscreen.gui import state as st
 from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow, QueuePanel
+from xscreen.gui.legend import AlarmBanner, FunctionStrip, LegendRow
 from xscreen.gui.notices import ElidedLabel, ErrorPanel
+from xscreen.gui.verdict import verdict_for
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
 from xscreen.gui.worker import JobRunner
@@ -51,6 +53,7 @@ class ScreeningTab(QWidget):
         self.models, self.display, self.queue_panel = ModelPanel(), DisplayPanel(), QueuePanel()
         self.detector, self.region_panel = DetectorPanel(), RegionPanel()
         self.progress, self.decisions, self.errors = ProgressRow(), DecisionBar(), ErrorPanel()
+        self.banner, self.legend, self.functions = AlarmBanner(), LegendRow(), FunctionStrip()
         side = QWidget()
         col = QVBoxLayout(side)
         for w in (self.queue_panel, self.errors, self.models, self.detector, self.region_panel, self.display):
@@ -64,8 +67,13 @@ class ScreeningTab(QWidget):
         left = QWidget()
         lcol = QVBoxLayout(left)
         lcol.setContentsMargins(0, 0, 0, 0)
-        lcol.addWidget(self.title)
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.functions)
+        lcol.addLayout(header)
+        lcol.addWidget(self.banner)
         lcol.addWidget(self.view, 1)
+        lcol.addWidget(self.legend)
         lcol.addWidget(self.progress)
         lcol.addWidget(self.decisions)
         split = QSplitter()
@@ -91,12 +99,14 @@ class ScreeningTab(QWidget):
         self.selected = None
         self._residual_rgb = self._residual_scale = None
         self.renderer = self.recon_renderer = None
+        self.banner.set_verdict(verdict_for(self.screening, loaded=outcome is not None))
         if outcome is None:
             self.regions = []
             self.view.set_image(None)
             self.view.set_side(None)
             self.region_panel.set_regions([])
             self.title.setText(info or "no scan")
+            self._sync_panels()
             return
         from xscreen.materials import available_views
 
@@ -158,6 +168,8 @@ class ScreeningTab(QWidget):
         self.display.set_state(self.state)
         s = self.screening
         self.detector.set_state(self.state, None if s is None else s.threshold)
+        self.legend.set_state(self.state, s is not None)
+        self.functions.set_state(self.state.view, self.state.edge, self.display_views())
 
     # --- drawing ---------------------------------------------------------------------------------
     def _redraw(self, image: bool, layer: bool, regions: bool) -> None:

@@ -98,9 +98,9 @@ def for_scan(state: ViewState, available_views: tuple[str, ...]) -> ViewState:
 
 
 # --- settings schema: key -> (default, type). QSettings hands back strings on some platforms.
+# The image function (view 1-6, edge E) is not stored: every session starts from the default, so
+# an operator never inherits a stripped or negative view without noticing (issue 14 item 4).
 SETTINGS_SCHEMA: dict[str, tuple[Any, type]] = {
-    "view/name": ("pseudo", str),
-    "view/edge": (False, bool),
     "view/overlay": (True, bool),
     "view/overlay_mode": ("fill", str),
     "view/opacity": (0.5, float),
@@ -110,9 +110,9 @@ SETTINGS_SCHEMA: dict[str, tuple[Any, type]] = {
     "files/recent": ([], list),
     "model/path": ("", str),
 }
-_STATE_KEYS = {"view/name": "view", "view/edge": "edge", "view/overlay": "overlay",
-               "view/overlay_mode": "overlay_mode", "view/opacity": "opacity", "view/boxes": "boxes"}
-_CHOICES = {"view/name": IMAGE_VIEWS, "view/overlay_mode": OVERLAY_MODES}
+_STATE_KEYS = {"view/overlay": "overlay", "view/overlay_mode": "overlay_mode", "view/opacity": "opacity",
+               "view/boxes": "boxes"}
+_CHOICES = {"view/overlay_mode": OVERLAY_MODES}
 
 
 def coerce_setting(key: str, raw: Any) -> Any:

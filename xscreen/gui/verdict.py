@@ -1,0 +1,64 @@
+"""What the alarm banner says about the bag on screen, and the legend texts (no Qt).
+
+Each verdict differs from the others in its word, its icon shape and its colour, so an operator
+who cannot tell red from green still reads ALARM vs NO ALARM (issue 14 item 4). The bag alarm is
+the screening's own (DESIGN.md: one decision rule); regions below it are "attention", never a
+threat.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xscreen import heatmap, materials
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # "alarm" | "attention" | "no_alarm" | "unscored" | "none"
+    headline: str
+    detail: str
+    background: str
+    foreground: str
+    shape: str  # icon: "triangle" | "diamond" | "circle" | "square"
+
+
+def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
+    """The banner for a screening (``pipeline.Screening``); None with a bag loaded = not scored."""
+    if screening is None:
+        if not loaded:
+            return Verdict("none", "NO BAG", "open a scan or a folder", "#eeeeee", "#424242", "square")
+        return Verdict("unscored", "NOT SCORED", "no detector result for this bag (no model, or "
+                       "scoring not finished)", "#e0e0e0", "#212121", "square")
+    n = len(screening.regions)
+    regions = f"{n} region{'s' if n != 1 else ''}"
+    rel = f"highest {screening.scan_rel:.2f} x alarm threshold"
+    if screening.alarm:
+        return Verdict("alarm", "ALARM", f"{regions} flagged, {rel} - inspect before deciding "
+                       "(J: next region)", "#b71c1c", "#ffffff", "triangle")
+    if n:
+        return Verdict("attention", "ATTENTION", f"no bag alarm; {regions} above the patch threshold "
+                       f"to look at ({rel})", "#ffb300", "#000000", "diamond")
+    return Verdict("no_alarm", "NO ALARM", f"no region above the threshold ({rel})",
+                   "#1b5e20", "#ffffff", "circle")
+
+
+FUNCTION_KEYS = (("1", "pseudo", "Colour"), ("2", "gray", "Grey"), ("3", "negative", "Negative"),
+                 ("4", "high_pen", "High pen."), ("5", "organic", "Organic"),
+                 ("6", "inorganic", "Inorganic"), ("E", "edge", "Edge"))
+FUNCTION_VIEWS = tuple(name for _, name, _ in FUNCTION_KEYS[:6])  # keys 1-6: state.IMAGE_VIEWS
+
+# Material classes of the colour views, as the operator reads them; colours from materials.HUES.
+MATERIAL_KEY = tuple((label, tuple(int(c) for c in materials.HUES[cls])) for label, cls in (
+    ("organic", materials.ORGANIC), ("inorganic / light metal", materials.INORGANIC),
+    ("metal", materials.METAL), ("impenetrable", materials.IMPENETRABLE)))
+MATERIAL_VIEWS = ("pseudo", "organic", "inorganic", "high_pen")
+
+
+def heat_tick_labels(rel_threshold: float) -> list[tuple[float, str]]:
+    """(position 0..1 along the colour bar, label) for the heatmap's colour bar. The map is drawn
+    relative to the threshold in force (the model's x ``rel_threshold``)."""
+    t = f" ({rel_threshold:.2f} x model)" if abs(rel_threshold - 1.0) > 1e-6 else ""
+    return [(heatmap.RAMP_LO / heatmap.HEAT_MAX, f"{heatmap.RAMP_LO:g}"),
+            (1.0 / heatmap.HEAT_MAX, f"1 = threshold{t}"),
+            (1.0, f"{heatmap.HEAT_MAX:g}+ x")]
