@@ -119,3 +119,20 @@ def test_corpus_covers_every_reader():
 def test_corpus_files_load_unchanged(name):
     data, want = CORPUS[name]
     np.testing.assert_array_equal(_load_bytes(name, data).channels, want)
+
+
+def test_seeded_mutation_fuzz_through_the_reader_process(capsys):
+    """A small run of benchmarks/fuzz_readers.py (the big one is that script): XSCREEN_FUZZ_SEED
+    replays a run; the seed is printed so a failure can be replayed."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fuzz_readers import fuzz
+
+    seed = int(os.environ.get("XSCREEN_FUZZ_SEED") or np.random.SeedSequence().entropy % 2**32)
+    with capsys.disabled():
+        print(f"\nreader fuzz seed {seed} (replay: XSCREEN_FUZZ_SEED={seed})")
+    report = fuzz(60, seed)
+    assert report.failures == [], f"seed {seed}: {report.failures[:5]}"
+    assert sum(report.outcomes.values()) == 60 and report.outcomes["ok"] + report.outcomes["refused"] > 0

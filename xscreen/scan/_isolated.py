@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -181,6 +182,7 @@ def serve_fd(fd: int) -> None:
 def _serve(conn: Any, read: ReadFn) -> None:
     """The reader's loop: one (cwd, path, limits) in, one JSON header (+ pixel bytes) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # its warnings repeat what ScanError says
     _harden()
     base = _address_space()
     while True:
@@ -194,6 +196,10 @@ def _serve(conn: Any, read: ReadFn) -> None:
             scan = read(Path(path), limits)
         except ScanError as err:
             conn.send_bytes(json.dumps({"error": [err.path, err.fault]}).encode())
+            continue
+        except MemoryError:  # the address-space cap at work; the reader itself is still usable
+            conn.send_bytes(json.dumps({"error": [path, "not enough memory to load this scan within the "
+                                                  "memory budget (XSCREEN_MEMORY_BUDGET)"]}).encode())
             continue
         channels = np.ascontiguousarray(scan.channels)
         conn.send_bytes(json.dumps({"error": None, "scan": _fields(scan), "shape": list(channels.shape),
