@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QScrollArea  # noqa: E402
 
 from tests.test_gui_app import TIMEOUT, bag_dir, tiny_model, window  # noqa: E402,F401
 from xscreen.gui import dialogs  # noqa: E402
@@ -81,3 +81,27 @@ def test_a_file_that_cannot_be_opened_leaves_recent(qtbot, window, bag_dir, tmp_
     qtbot.waitUntil(lambda: window.tab.errors.paths() == [str(bad)], timeout=TIMEOUT)
     assert window.setting("files/recent") == [str(good)]
     assert [a.text() for a in window.recent_menu.actions()] == [str(good)]
+
+
+def test_f1_sheet_shows_every_key_without_scrolling(qtbot, window):  # noqa: F811
+    from xscreen.gui import shortcuts
+
+    window.dispatch("help.keys")
+    sheet = window.dialog
+    qtbot.waitExposed(sheet)
+    text = "".join(label.text() for label in sheet.group_labels)
+    assert all(f"<b>{sc.keys}</b>" in text.replace("&gt;", ">") for sc in shortcuts.SHORTCUTS)
+    assert not sheet.findChildren(QScrollArea) and len(sheet.group_labels) == 3
+    # everything fits: each column's content is no taller than what the dialog gives it
+    assert all(label.height() >= label.sizeHint().height() for label in sheet.group_labels)
+    assert sheet.height() <= 720 and sheet.width() <= 1280
+
+
+def test_ctrl_i_shows_the_full_card_not_the_side_panel_again(qtbot, window, tiny_model):  # noqa: F811
+    window.set_model(str(tiny_model))
+    window.dispatch("model.card")
+    text = window.dialog.text.toPlainText()
+    side = window.tab.models.card.text()
+    assert text != side and "checksum:" in text and "== Training ==" in text
+    assert "patch_threshold:" in text and "data_manifest_sha256" in text
+    assert window.dialog.text.isReadOnly()

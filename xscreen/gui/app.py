@@ -225,8 +225,18 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
         self.tab.models.set_card(text)
 
     def show_model_card(self) -> None:
-        self._show_card()
-        self.dialog = dialogs.info_box(self, "Model card", self.tab.models.card.text())
+        """Ctrl+I: the whole model card (the side panel shows its summary)."""
+        if not self.model_path:
+            self.statusBar().showMessage("no model selected", 3000)
+            return
+        from xscreen.gui.model_card import full_card
+        try:
+            text = full_card(self.model_path)
+        except Exception as exc:  # ModelError / OSError: a file changed on disk since it was chosen
+            self.show_error("Cannot read model", str(exc))
+            return
+        self.dialog = dialogs.TextDialog(f"Model card - {Path(self.model_path).name}", text, self)
+        self.dialog.open()
 
     def scorer_factory(self):
         if not self.model_path:

@@ -2,12 +2,15 @@
 neither the operator's flow nor a test ever blocks on one."""
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QMessageBox,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QHeaderView, QLabel, QMessageBox,
+                               QPlainTextEdit, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from xscreen.gui import shortcuts
-from xscreen.gui.notices import breakable
+from xscreen.gui.notices import breakable, fit_size
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> QTableWidget:
@@ -30,21 +33,67 @@ class _Dialog(QDialog):
         self.lay = QVBoxLayout(self)
 
     def finish(self, width: int, height: int) -> None:
+        """Close button; size ``width`` x ``height`` (0: as the content asks), within the screen."""
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         self.lay.addWidget(buttons)
-        self.resize(width, height)
+        hint = self.sizeHint()
+        screen = self.screen().availableGeometry()
+        self.resize(*fit_size((width or hint.width(), height or hint.height()),
+                              (screen.width(), screen.height())))
+
+
+def column_of(index: int, heights: list[int], columns: int) -> int:
+    """Column of block ``index`` when blocks of ``heights`` are split, in order, into ``columns``
+    columns with the tallest column as short as possible (few groups: try every split)."""
+    from itertools import combinations
+
+    n = len(heights)
+    best = min(combinations(range(1, n), columns - 1),
+               key=lambda cuts: max(sum(heights[a:b]) for a, b in zip((0, *cuts), (*cuts, n))))
+    return sum(index >= cut for cut in best)
 
 
 class CheatSheet(_Dialog):
-    """Every shortcut from the registry, grouped; the same table the README shows."""
+    """Every shortcut from the registry, grouped in columns so the whole sheet is read at a glance
+    without scrolling (one long table needed it); the same list the README shows."""
+
+    COLUMNS = 3
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Keyboard shortcuts", parent)
-        rows = [[group, sc.keys, sc.label] for group, items in shortcuts.groups() for sc in items]
-        self.table = _table(["Group", "Key", "Action"], rows)
-        self.lay.addWidget(self.table)
-        self.finish(520, 640)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(24)
+        self.group_labels: list[QLabel] = []
+        groups = shortcuts.groups()
+        columns: list[list[str]] = [[] for _ in range(self.COLUMNS)]
+        for group_index, (group, items) in enumerate(groups):
+            rows = "".join(f"<tr><td style='padding-right:10px'><b>{escape(sc.keys)}</b></td>"
+                           f"<td>{escape(sc.label)}</td></tr>" for sc in items)
+            col = column_of(group_index, [len(items) + 2 for _, items in groups], self.COLUMNS)
+            columns[col].append(f"<h4 style='margin:6px 0 2px 0'>{escape(group)}</h4><table>{rows}</table>")
+        for i, parts in enumerate(columns):
+            label = QLabel("".join(parts))
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setAlignment(Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(label, 0, i)
+            self.group_labels.append(label)
+        self.lay.addLayout(grid)
+        self.finish(0, 0)
+        self.adjustSize()
+
+
+class TextDialog(_Dialog):
+    """Read-only, scrollable, selectable text (the full model card)."""
+
+    def __init__(self, title: str, text: str, parent: QWidget | None = None):
+        super().__init__(title, parent)
+        self.text = QPlainTextEdit(text)
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.lay.addWidget(self.text)
+        self.finish(760, 620)
 
 
 class StatsDialog(_Dialog):
@@ -76,13 +125,6 @@ def error_box(parent: QWidget, title: str, text: str) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Critical, title, shown, QMessageBox.StandardButton.Ok, parent)
     if shown != text:
         box.setDetailedText(text)
-    box.setWindowModality(Qt.WindowModality.NonModal)
-    box.open()
-    return box
-
-
-def info_box(parent: QWidget, title: str, text: str) -> QMessageBox:
-    box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setWindowModality(Qt.WindowModality.NonModal)
     box.open()
     return box

@@ -77,7 +77,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     # Windows and help
     Shortcut("tab.screening", "Ctrl+1", "Screening tab", "Window"),
     Shortcut("tab.training", "Ctrl+2", "Training tab", "Window"),
-    Shortcut("model.card", "Ctrl+I", "Model card", "Window"),
+    Shortcut("model.card", "Ctrl+I", "Full model card (all fields)", "Window"),
     Shortcut("audit.stats", "Ctrl+Shift+S", "Operator statistics (supervisor)", "Window"),
     Shortcut("operator.change", "Ctrl+Shift+U", "Sign out / switch operator", "Window"),
     Shortcut("help.keys", "F1", "Keyboard cheat sheet", "Window"),
