@@ -21,6 +21,9 @@ def test_demo_screens_the_samples_and_writes_reports(tmp_path):
         report = json.loads((out / stem / "report.json").read_text())
         assert report["tdr"]["alarm_decision"] in ("ALARM", "NO_ALARM")
         assert stem in res.stdout
+        # one rule (issue 13): a THREAT object exactly when the bag alarms, in every sample
+        flags = [p["assessment"]["flag"] for p in report["tdr"]["ptos"]]
+        assert ("THREAT" in flags) == (report["tdr"]["machine_alarm_decision"] == "ALARM")
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert sorted(r["scan_id"] for r in rows) == samples
     assert "highest-scoring bag" in res.stdout and "bag02_handgun" in res.stdout.split("highest-scoring bag")[1]

@@ -47,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     scorer = Scorer(model, device=args.device)
     cfg = ScreenConfig(device=args.device)
-    print(f"model   {scorer.model_id}  (patch threshold {scorer.threshold:.4g}, scan threshold "
-          f"{scorer.scan_threshold:.4g}, device {scorer.device})")
+    print(f"model   {scorer.model_id}  (review level {scorer.threshold:.4g}; a bag alarms iff a region "
+          f"reaches the alarm threshold for its area, {scorer.scan_threshold:.4g} at the reference area; "
+          f"device {scorer.device})")
     print(f"samples {samples}\nreports {out.resolve()}\n")
-    rows = [("scan", "kind", "size", "regions", "top region / patch thr", "scan score / scan thr", "alarm", "ms")]
+    rows = [("scan", "kind", "size", "regions alarm+attention", "alarm thr", "top region / alarm thr",
+             "alarm", "ms")]
     summaries, failed, folders, taken = [], 0, {}, set()
     # top level only: resources/samples/rgb holds a pseudo-colour export for rgb models
     for item in screen_paths(list_scans(samples), scorer, cfg):
@@ -62,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         folders[id(s)] = out / paths.output_stem(s.scan_id, taken)  # the id is data, never a path
         write_reports(s, item.scan, folders[id(s)], formats=formats)
         summaries.append(s)
-        top = max((r.max_rel for r in s.regions), default=0.0)
-        rows.append((s.scan_id, s.kind, f"{s.width}x{s.height}", str(len(s.regions)), f"{top:.2f}",
+        rows.append((s.scan_id, s.kind, f"{s.width}x{s.height}",
+                     f"{s.n_alarm_regions}+{len(s.regions) - s.n_alarm_regions}", f"{s.scan_threshold:.4g}",
                      f"{s.scan_rel:.2f}", "ALARM" if s.alarm else "clear", f"{s.timings.total * 1000:.0f}"))
     if summaries:
         write_batch_summary(summaries, out / "summary.csv")

@@ -79,9 +79,10 @@ def alarm_lines(d: dict) -> list[str]:
     stride = d["card"]["evaluation"].get("scan_calibration", {}).get("stride", 32)
     lines = calibration_lines(cal, stride if isinstance(stride, int) and stride > 0 else 32)
     for h in d["card"].get("calibration_history", []):
-        lo, hi = h.get("interval_95", [0.0, 1.0])
-        lines.append(f"history    v{h.get('version')} {h.get('time', '')}: {h.get('source', '')}, "
-                     f"{h.get('n_alarmed')}/{h.get('n_bags')} alarmed (95 % {lo:.1%}-{hi:.1%}), "
+        ci = h.get("interval_95")
+        rate = (f"{h.get('n_alarmed')}/{h.get('n_bags')} alarmed (95 % {ci[0]:.1%}-{ci[1]:.1%})" if ci
+                else f"{h.get('n_bags')} bags, achieved rate not recorded")
+        lines.append(f"history    v{h.get('version')} {h.get('time', '')}: {h.get('source', '')}, {rate}, "
                      f"threshold {h.get('threshold_at_ref_area', 0.0):.6g} at {h.get('ref_area', 0.0):.0f} px^2")
     return lines
 

@@ -141,9 +141,11 @@ def history_entry(cal: Calibration) -> dict[str, Any]:
 
     rule = rule_for(cal, cal.stride or 32)
     ref = rule.fit.ref_area if rule.fit else 0.0
+    legacy = cal.alarm_rule == "legacy"  # no achieved rate was recorded before the area rule
     return {"version": cal.version, "time": utc_now(), "source": cal.source or "training / legacy",
             "rule": cal.alarm_rule, "target": cal.scan_far, "n_bags": cal.n_scans,
-            "n_alarmed": cal.n_alarmed, "interval_95": [cal.far_lo, cal.far_hi],
+            "n_alarmed": None if legacy else cal.n_alarmed,
+            "interval_95": None if legacy else [cal.far_lo, cal.far_hi],
             "threshold_at_ref_area": rule.threshold(ref), "ref_area": ref, "stride": cal.stride}
 
 
