@@ -22,6 +22,8 @@ def misbehave(path: Path, limits: ReadLimits) -> Scan:
         os.kill(os.getpid(), signal.SIGSEGV)
     if "hang" in path.name:
         time.sleep(600)
+    if "buggy" in path.name:
+        raise TypeError("a reader bug")
     if "hog" in path.name:
         np.ones(3 << 30, np.uint8)  # 3 GiB: over the reader's address-space cap
     return read_in_process(path, limits)
@@ -118,6 +120,34 @@ def test_a_read_over_the_memory_cap_fails_that_file_only(tmp_path, reader):
         reader.load(hog, ReadLimits(memory_bytes=256 << 20))
     assert err.value.path == str(hog)
     assert reader.load(save_h5(dual(), tmp_path / "ok.h5"), ReadLimits()).scan_id == "bag-001"
+
+
+def test_a_reader_bug_is_a_scan_error_and_the_reader_stays(tmp_path, reader):
+    with pytest.raises(ScanError, match=r"reader error \(TypeError: a reader bug\)"):
+        reader.load(save_h5(dual(), tmp_path / "buggy.h5"), ReadLimits())
+    pid = reader.pid
+    assert reader.load(save_h5(dual(), tmp_path / "ok.h5"), ReadLimits()).scan_id == "bag-001"
+    assert reader.pid == pid
+
+
+def test_a_damaged_attribute_name_becomes_text_metadata(tmp_path):
+    """Three flipped bits (benchmarks/fuzz_readers.py --only .h5) leave an attribute name that is not
+    UTF-8; it used to kill the reader (bytes keys cannot go into the JSON header)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fuzz_readers import corpus
+
+    data = bytearray(corpus(tmp_path)["dual.h5"])
+    for where, bit in ((770, 1), (24265, 128), (24301, 8)):
+        data[where] ^= bit
+    (tmp_path / "n.h5").write_bytes(bytes(data))
+    try:
+        scan = load_scan(tmp_path / "n.h5")
+    except ScanError as err:
+        assert "crashed" not in err.fault and "reader error" not in err.fault, err.fault
+    else:
+        assert all(isinstance(k, str) for k in scan.metadata)
 
 
 def test_a_reader_killed_between_files_is_replaced(tmp_path, reader):

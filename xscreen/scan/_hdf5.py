@@ -31,7 +31,7 @@ def read_h5(path: Path, limits: ReadLimits) -> Scan:
         for name, ds in (("high", high), ("low", low)):
             _check_written(path, name, ds)
         channels = np.stack([to_counts(path, high[()], "high"), to_counts(path, low[()], "low")])
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        attrs = {str(_plain(k)): _plain(v) for k, v in f.attrs.items()}  # a damaged name can be bytes
     metadata = _metadata(attrs)
     return make_scan(path, "dual", channels, scan_id=attrs.get("scan_id"), i0=attrs.get("i0"),
                      pixel_pitch_mm=attrs.get("pixel_pitch_mm"), metadata=metadata)

@@ -62,7 +62,13 @@ class ReaderProcess:
             except OSError:
                 self._start()
                 self._conn.send((os.getcwd(), str(path), limits))
-            return self._reply(path, time.monotonic() + limits.seconds, limits.seconds)
+            try:
+                return self._reply(path, time.monotonic() + limits.seconds, limits.seconds)
+            except ScanError:
+                raise
+            except BaseException:  # e.g. Ctrl-C mid-reply: an unread reply would answer the next file
+                self._stop()
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -133,6 +139,9 @@ class _Child:
 
     def end(self) -> int | None:
         """Kill if still running, reap, and return the exit code (negative: the signal)."""
+        deadline = time.monotonic() + 0.5  # a reader that just closed its end may still be exiting:
+        while self.alive() and time.monotonic() < deadline:  # its own exit code says why
+            time.sleep(0.01)
         if self.alive():
             self._proc.kill()
         if isinstance(self._proc, subprocess.Popen):
@@ -192,19 +201,28 @@ def _serve(conn: Any, read: ReadFn) -> None:
             return  # the parent is gone
         _cap_memory(base, limits.memory_bytes)
         os.chdir(cwd)
-        try:
-            scan = read(Path(path), limits)
-        except ScanError as err:
-            conn.send_bytes(json.dumps({"error": [err.path, err.fault]}).encode())
-            continue
-        except MemoryError:  # the address-space cap at work; the reader itself is still usable
-            conn.send_bytes(json.dumps({"error": [path, "not enough memory to load this scan within the "
-                                                  "memory budget (XSCREEN_MEMORY_BUDGET)"]}).encode())
-            continue
+        header, channels = _answer(read, path, limits)
+        conn.send_bytes(header)
+        if channels is not None:
+            conn.send_bytes(channels.reshape(-1).view(np.uint8))
+
+
+def _answer(read: ReadFn, path: str, limits: ReadLimits) -> tuple[bytes, np.ndarray | None]:
+    """(JSON header, pixels or None) for one request; every failure becomes an error header, so
+    the reader survives it and the parent's next request gets its own reply."""
+    try:
+        scan = read(Path(path), limits)
         channels = np.ascontiguousarray(scan.channels)
-        conn.send_bytes(json.dumps({"error": None, "scan": _fields(scan), "shape": list(channels.shape),
-                                    "dtype": channels.dtype.str}, default=json_default).encode())
-        conn.send_bytes(channels.reshape(-1).view(np.uint8))
+        header = json.dumps({"error": None, "scan": _fields(scan), "shape": list(channels.shape),
+                             "dtype": channels.dtype.str}, default=json_default)
+        return header.encode(), channels
+    except ScanError as err:
+        fault = [err.path, err.fault]
+    except MemoryError:  # the address-space cap at work
+        fault = [path, "not enough memory to load this scan within the memory budget (XSCREEN_MEMORY_BUDGET)"]
+    except Exception as exc:  # a reader bug must not look like the file crashing the decoder
+        fault = [path, f"reader error ({type(exc).__name__}: {str(exc)[:200]})"]
+    return json.dumps({"error": fault}).encode(), None
 
 
 def _fields(scan: Scan) -> dict[str, Any]:
