@@ -330,7 +330,7 @@ def test_anchor_detects_rows_cut_from_the_end(tmp_path, capsys):
 
 
 def test_anchor_detects_a_rewritten_chain_and_verify_prints_the_anchor(tmp_path, capsys):
-    from xscreen.audit_anchor import Anchor, check_anchor
+    from xscreen.audit_chain import Anchor, check_anchor
 
     path = tmp_path / "a.sqlite"
     log = _filled(path)

@@ -14,7 +14,7 @@ LAYER = {
     "network": 3, "loss": 3, "model_checks": 4, "checkpoint": 4,
     "dataset": 5, "metrics": 5, "alarm": 5,
     "scoring": 6, "heatmap": 7, "thresholds": 7,
-    "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8, "audit_anchor": 8, "drift": 8,
+    "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8, "audit_chain": 8, "drift": 8,
     "cli": 9, "wizard": 9, "wizard_run": 9, "gui": 10,
 }
 

@@ -5,7 +5,9 @@ the row id, so editing, deleting or reordering any row breaks the chain at that 
 the *last* row leaves a shorter but valid chain; the AUTOINCREMENT counter in ``sqlite_sequence``
 still remembers the highest id ever issued, which ``verify`` compares. An attacker who rewrites
 every later hash (and the counter) is not detectable from the file alone: ``verify`` reports the
-head hash so a supervisor can note it elsewhere (the usual anchor for a hash chain).
+anchor (row count and head hash) to keep elsewhere and checks the chain against anchors kept earlier
+(audit_chain.py, which holds the hashing and the walk). Readers open the file read-only and refuse
+one without the decisions table (truncated, dropped, foreign) rather than calling it an empty log.
 
 A later decision on a bag already decided is an *amendment*: its ``amends`` column holds the id of
 the row it replaces (the bag's latest), and it is hashed with the row, so a link cannot be added,
@@ -16,12 +18,12 @@ exactly as before (the field enters the hash only when set).
 
 Durability: WAL mode with ``synchronous=FULL`` and one ``BEGIN IMMEDIATE`` transaction per
 decision, so a decision is on disk when ``record`` returns and a second writer (GUI + CLI) can
-never fork the chain by reading the same previous hash.
+never fork the chain by reading the same previous hash; each decision is then checkpointed into the
+main file, and ``audit_chain.backup`` copies a live database safely.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sqlite3
 import statistics
@@ -31,18 +33,14 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from xscreen.atomic import atomic_write_text
-from xscreen.audit_anchor import Anchor, check_anchor, read_only_uri
+# the chain itself (hashing, walking, anchors) lives in audit_chain; re-exported for callers
+from xscreen.audit_chain import (CONTENT, GENESIS, MACHINE, Anchor, VerifyResult, read_only_uri,  # noqa: F401
+                                 row_hash, verify_rows)
 from xscreen.csvtext import csv_text
 from xscreen.paths import user_data_dir
 
 DecisionKind = Literal["clear", "suspect", "unresolved"]
 DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved")
-GENESIS = "0" * 64  # prev_hash of the first row
-CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "threshold",
-           "regions_shown", "decision", "decision_seconds")
-# What the machine said when the decision was taken (issue 13): the threshold version, the bag's
-# highest region score and scored area (what `model calibrate --from-audit` refits on) and its alarm.
-MACHINE = ("threshold_version", "bag_score", "bag_area", "machine_alarm")
 COLUMNS = CONTENT + ("amends",) + MACHINE + ("prev_hash", "row_hash")
 _MACHINE_TYPES = {"threshold_version": "TEXT", "bag_score": "REAL", "bag_area": "REAL", "machine_alarm": "INTEGER"}
 
@@ -104,20 +102,6 @@ def machine_fields(screening: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    n_rows: int
-    first_bad_row: int | None  # row id where the chain first fails
-    reason: str
-    head_hash: str  # row_hash of the last row (GENESIS when empty): note it elsewhere as an anchor
-
-    @property
-    def anchor(self) -> Anchor:
-        """'N:HASH' to keep elsewhere (audit_anchor.py): verify against it shows a cut tail."""
-        return Anchor(self.n_rows, self.head_hash)
-
-
-@dataclass(frozen=True)
 class OperatorStats:
     operator: str
     bags: int  # decisions recorded
@@ -132,18 +116,6 @@ def default_db_path() -> Path:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    """SHA-256 hex over the previous hash and the canonical JSON of the row's content fields."""
-    values = [content[k] for k in CONTENT]
-    if content.get("amends") is not None:  # rows without a link hash as they did before the column
-        values.append(int(content["amends"]))
-    machine = {k: content[k] for k in MACHINE if content.get(k) is not None}
-    if machine:  # likewise rows without the machine's view hash as before those columns
-        values.append(machine)
-    canon = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canon).encode("utf-8")).hexdigest()
 
 
 class AuditLog:
@@ -296,33 +268,8 @@ class AuditLog:
     def verify(self, anchors: Iterable[Anchor] = ()) -> VerifyResult:
         """Walk the chain; the first row whose link or hash fails is named. Each anchor (noted
         earlier, kept elsewhere) must still be in the chain: that is what shows a cut tail."""
-        rows = self.rows()
-        result = self._walk(rows)
-        for anchor in anchors if result.ok else ():
-            reason = check_anchor(rows, anchor)
-            if reason:
-                return _bad(rows, min(anchor.n_rows, len(rows) + 1), reason)
-        return result
-
-    def _walk(self, rows: list[dict[str, Any]]) -> VerifyResult:
-        prev, expect_id = GENESIS, 1
-        for r in rows:
-            if r["id"] != expect_id:
-                return _bad(rows, r["id"], f"row id {r['id']} follows {expect_id - 1}: "
-                            f"row(s) deleted or reordered")
-            if r["prev_hash"] != prev:
-                return _bad(rows, r["id"], "prev_hash does not match the previous row: "
-                            "a row before it was changed, deleted or reordered")
-            if row_hash(prev, r) != r["row_hash"]:
-                return _bad(rows, r["id"], "row content does not match its hash: row edited")
-            if r["amends"] is not None and not 0 < r["amends"] < r["id"]:
-                return _bad(rows, r["id"], f"amends row {r['amends']}, which is not an earlier row")
-            prev, expect_id = r["row_hash"], expect_id + 1
         seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
-        if seq and seq[0] > len(rows):
-            return _bad(rows, len(rows) + 1, f"{seq[0] - len(rows)} row(s) missing at the end "
-                        f"(ids up to {seq[0]} were issued)")
-        return VerifyResult(True, len(rows), None, "chain intact", prev)
+        return verify_rows(self.rows(), seq[0] if seq else 0, anchors)
 
     def stats(self, since: str | None = None) -> list[OperatorStats]:
         """Per-operator totals, optionally only decisions at or after ISO time ``since``. A decision
@@ -358,8 +305,3 @@ def _real(v: float | None) -> float | None:
 def _plain(o: Any) -> Any:
     """numpy scalars (region ids from a grid) -> Python numbers for JSON."""
     return o.item() if hasattr(o, "item") else str(o)
-
-
-def _bad(rows: list[dict[str, Any]], row_id: int, reason: str) -> VerifyResult:
-    head = rows[-1]["row_hash"] if rows else GENESIS
-    return VerifyResult(False, len(rows), int(row_id), reason, head)
