@@ -89,14 +89,23 @@ def test_wizard_walks_every_page_to_a_calibrated_saved_model(qtbot, wizard, beni
     _through_model_page(qtbot, w, benign)
     train = w.pages["train"]
     assert not _next_enabled(w)
+    store_seen, show_store = [], train.show_store
+    train.show_store = lambda p: (show_store(p), store_seen.append((p.scan, train.progress.maximum())))
     train.start.click()
+    assert train.status.styleSheet() == "" and "#b00020" not in train.errors.styleSheet()  # not red
     try:
         qtbot.waitUntil(lambda: not w.state.training, timeout=TIMEOUT)
     finally:
         print("train status:", train.status.text())
     assert w.state.trained_model is not None
+    # the bar moved while the patch store was built: one step per scan, out of the scans read
+    assert [done for done, _ in store_seen[:3]] == [1, 2, 3] and store_seen[0][1] == 5
     assert train.epochs == [1] and len(train.history["g_con"]) == 1
+    # per-iteration curves: many points inside the one epoch, not one dot per term
+    assert len(train.steps_x) >= 3 and 0 < train.steps_x[0] < train.steps_x[-1] <= 1.0
+    assert len(train.step_history["g_loss"]) == len(train.steps_x)
     assert train.preview.pixmap() is not None and not train.preview.pixmap().isNull()
+    assert train.status.styleSheet() == "" and train.status.text().startswith("done")
     assert _next_enabled(w)
     w.next()
     cal = w.pages["calibrate"]
@@ -111,6 +120,9 @@ def test_wizard_walks_every_page_to_a_calibrated_saved_model(qtbot, wizard, beni
         w.button(QWizard.WizardButton.FinishButton).click()
     path = Path(saved.args[0])
     assert path == tmp_path / "models" / "tiny_wizard_model.xsm"
+    # Finish does not leave a blank tab: the wizard stays up at page 1, naming the saved model
+    assert w.isVisible() and w.currentPage() is w.pages["data"]
+    assert w.pages["data"].note.isVisible() and "tiny_wizard_model.xsm" in w.pages["data"].note.text()
     model = load_model(path)
     assert model.meta.card.name == "tiny wizard model"
     assert model.meta.calibration.patch_far == pytest.approx(0.05)
@@ -165,3 +177,21 @@ def test_scan_count_warning_asks_for_enough_held_out_scans():
     assert scan_count_warning(40, 0.05) == ""
     text = scan_count_warning(1, 0.05)
     assert "only 1 held-out benign scan" in text and "needs about 40" in text
+
+
+def test_preview_strip_shows_structure_and_the_difference():
+    import torch
+
+    from xscreen.wizard_run import preview_strip
+
+    g = torch.Generator().manual_seed(0)
+    x = -1 + 0.1 * torch.rand(4, 2, 16, 16, generator=g)  # faint benign texture near air
+    x[:, :, 4:10, 4:10] += 0.3
+    recon = x.clone()
+    recon[1] += 0.15  # one patch reconstructed badly
+    strip = preview_strip(x, recon, "dual")
+    assert strip.shape == (48, 64, 3) and strip.dtype == np.uint8
+    top, middle, bottom = strip[:16, :, 0], strip[16:32, :, 0], strip[32:, :, 0]
+    assert top.std() > 40  # stretched: the faint texture fills the grey range
+    assert np.array_equal(top[:, :16], middle[:, :16])  # exact reconstruction: identical tiles
+    assert bottom[:, :16].max() == 0 and bottom[:, 16:32].min() > 50  # the difference row shows it

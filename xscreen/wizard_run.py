@@ -45,16 +45,21 @@ def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int
     return SpeedEstimate(rate, per_epoch, per_epoch * train.epochs, precision.name)
 
 
-def fixed_val_patches(workdir: Path, n: int = PREVIEW_PATCHES) -> torch.Tensor:
-    """(n, C, S, S): evenly spaced held-out benign patches, the same every epoch."""
+def fixed_val_patches(workdir: Path, n: int = PREVIEW_PATCHES, candidates: int = 256) -> torch.Tensor:
+    """(n, C, S, S): the most structured held-out benign patches (highest pixel spread among up
+    to ``candidates`` evenly spaced ones), the same every epoch. Evenly spaced patches alone were
+    mostly near-air and showed a washed-out grey strip."""
     from xscreen.dataset import PatchStoreDataset
 
     val = PatchStoreDataset(Path(workdir) / "patches.h5", "val")
     try:
         if len(val) == 0:
             return torch.zeros(0)
-        idx = np.linspace(0, len(val) - 1, min(n, len(val))).astype(int)
-        return torch.stack([val[int(i)] for i in idx])
+        idx = np.unique(np.linspace(0, len(val) - 1, min(candidates, len(val))).astype(int))
+        pool = torch.stack([val[int(i)] for i in idx])
+        spread = pool.float().flatten(1).std(dim=1)
+        keep = torch.argsort(spread, descending=True)[:n].sort().values
+        return pool[keep]
     finally:
         val.close()
 
@@ -72,15 +77,23 @@ def reconstruct_from_state(state_path: Path, net: NetConfig, patches: torch.Tens
 
 
 def preview_strip(patches: torch.Tensor, recon: torch.Tensor, kind: str) -> np.ndarray:
-    """(2·S, N·S, 3) uint8: originals above reconstructions, as the operator would see them."""
-    def to_rgb(x: torch.Tensor) -> np.ndarray:
-        a = ((x.float().clamp(-1, 1) + 1) * 127.5).numpy().astype(np.uint8)  # (N, C, S, S)
-        if kind == "dual":  # show the low-energy attenuation, dark = dense, like a grey scan
-            a = 255 - a[:, 1:2]
-        if a.shape[1] == 1:
-            a = np.repeat(a, 3, axis=1)
-        return np.concatenate(list(a.transpose(0, 2, 3, 1)), axis=1)
-    return np.concatenate([to_rgb(patches), to_rgb(recon)], axis=0)
+    """(3·S, N·S, 3) uint8: originals, reconstructions (one contrast stretch for both, from the
+    originals' 1st-99th percentile, so faint benign texture is visible) and |difference| (black =
+    reconstructed exactly, white = the originals' full stretched range)."""
+    def grey(x: torch.Tensor) -> np.ndarray:  # (N, C, S, S) -> (N, S, S) float, dark = dense
+        a = x.float().clamp(-1, 1).numpy()
+        return -a[:, 1] if kind == "dual" else a.mean(axis=1)  # dual: low-energy attenuation
+
+    orig, rec = grey(patches), grey(recon)
+    lo, hi = np.percentile(orig, [1, 99])
+    span = max(float(hi - lo), 1e-3)
+
+    def row(a: np.ndarray) -> np.ndarray:
+        u8 = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return np.repeat(np.concatenate(list(u8), axis=1)[..., None], 3, axis=2)
+
+    return np.concatenate([row((orig - lo) / span), row((rec - lo) / span),
+                           row(np.abs(orig - rec) / span)], axis=0)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The training wizard: benign folder -> calibrated model in the screening tab (issue 5).
+"""The training wizard: benign folder -> calibrated model in the screening tab (issue 5). Pages 1-2
+here; 3 in ``model_page``, 4 in ``train_page``, 5-6 in ``wizard_pages``.
 
 Pages are gated by ``xscreen.wizard.page_errors`` (a pure function of ``WizardState``, tested without
 Qt); the jobs (inventory, estimates, training, calibration, evaluation) are core generators run in
@@ -12,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget, QWizard, QWizardPage)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+                               QWizard, QWizardPage)
 
 from xscreen import wizard as wz
 from xscreen.gui.worker import JobRunner
@@ -72,16 +73,24 @@ class DataPage(GatedPage):
         self.threat.setPlaceholderText("optional: labelled threat scans (or an 'xscreen synth' folder) for evaluation")
         self.threat.editingFinished.connect(self._on_threat_edited)
         self.summary, self.unreadable = QLabel("no scans yet"), QListWidget()
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("background: #e8f5e9; padding: 4px;")
+        self.note.setVisible(False)
         buttons = QHBoxLayout()
         for b in (add_dir, add_files, remove):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
-        for w in (QLabel("Benign inputs"), self.inputs):
+        for w in (self.note, QLabel("Benign inputs"), self.inputs):
             lay.addWidget(w)
         lay.addLayout(buttons)
         for w in (QLabel("Evaluation folder"), self.threat, self.summary, QLabel("Unreadable files (skipped)"),
                   self.unreadable, self.errors):
             lay.addWidget(w)
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def add_inputs(self, paths: list[Path]) -> None:
         benign = tuple(dict.fromkeys([*self.wiz.state.benign, *map(Path, paths)]))
@@ -184,95 +193,6 @@ def _estimate_job(inv: wz.Inventory, patch: wz.PatchConfig):
     yield count, preview
 
 
-class ModelPage(GatedPage):
-    key = "model"
-
-    def __init__(self, wizard: "TrainingWizard"):
-        super().__init__(wizard)
-        self.setTitle("3 · Model and run")
-        self.setSubTitle("'fast' trains in minutes on a CPU; 'paper' is the published size.")
-        self.preset = QComboBox()
-        self.preset.addItems(list(wz.PRESETS))
-        self.preset.setCurrentText(wizard.state.preset)
-        self.epochs, self.batch = QSpinBox(minimum=0, maximum=1000), QSpinBox(minimum=1, maximum=4096)
-        self.precision, self.device = QComboBox(), QComboBox()
-        self.precision.addItems(["auto", "fp32", "bf16", "fp16"])
-        self.device.addItems(_devices())
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
-        self.advanced = QGroupBox("Advanced")
-        self.advanced.setCheckable(True)
-        self.advanced.setChecked(False)
-        self.ngf, self.ndf = QSpinBox(minimum=1, maximum=256), QSpinBox(minimum=1, maximum=256)
-        self.w_adv, self.w_con, self.w_lat, self.lam = (QDoubleSpinBox(minimum=-1, maximum=1000, decimals=3)
-                                                        for _ in range(4))
-        self.recon = QComboBox()
-        self.recon.addItems(["l1", "l2"])
-        adv = QFormLayout(self.advanced)
-        for label, w in (("ngf", self.ngf), ("ndf", self.ndf), ("w_adv", self.w_adv), ("w_con", self.w_con),
-                         ("w_lat", self.w_lat), ("λ (score)", self.lam), ("reconstruction term", self.recon)):
-            adv.addRow(label, w)
-        self.speed, measure = QLabel("estimated time: measure to see"), QPushButton("Measure speed")
-        measure.clicked.connect(self._on_measure_clicked)
-        form = QFormLayout()
-        for label, w in (("Size preset", self.preset), ("Epochs", self.epochs), ("Batch size", self.batch),
-                         ("Precision", self.precision), ("Device", self.device), ("Seed", self.seed)):
-            form.addRow(label, w)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.advanced)
-        row = QHBoxLayout()
-        row.addWidget(measure)
-        row.addWidget(self.speed, 1)
-        lay.addLayout(row)
-        lay.addWidget(self.errors)
-        self._load_fields()
-        self.preset.currentTextChanged.connect(self._on_preset_changed)
-        for sig in (self.epochs.valueChanged, self.batch.valueChanged, self.seed.valueChanged,
-                    self.ngf.valueChanged, self.ndf.valueChanged, self.w_adv.valueChanged, self.w_con.valueChanged,
-                    self.w_lat.valueChanged, self.lam.valueChanged, self.precision.currentTextChanged,
-                    self.device.currentTextChanged, self.recon.currentTextChanged):
-            sig.connect(self._on_field_changed)
-
-    def _load_fields(self) -> None:
-        s = self.wiz.state
-        for w, v in ((self.epochs, s.train.epochs), (self.batch, s.train.batch_size), (self.seed, s.train.seed),
-                     (self.ngf, s.net.ngf), (self.ndf, s.net.ndf), (self.w_adv, s.train.w_adv),
-                     (self.w_con, s.train.w_con), (self.w_lat, s.train.w_lat), (self.lam, s.train.lam)):
-            w.blockSignals(True)
-            w.setValue(v)
-            w.blockSignals(False)
-
-    def _on_preset_changed(self, name: str) -> None:
-        self.wiz.set_state(wz.apply_preset(self.wiz.state, name))
-        self._load_fields()
-
-    def _on_field_changed(self, *_) -> None:
-        s = self.wiz.state
-        train = dataclasses.replace(
-            s.train, epochs=self.epochs.value(), batch_size=self.batch.value(), seed=self.seed.value(),
-            precision=self.precision.currentText(), device=self.device.currentText(), w_adv=self.w_adv.value(),
-            w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText())
-        self.wiz.update(train=train, net=dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value()))
-
-    def _on_measure_clicked(self) -> None:
-        from xscreen.wizard_run import measure_speed
-
-        s = self.wiz.state
-        net = wz.model_net(s)
-        self.speed.setText("measuring a few training steps…")
-        self.wiz.quick.start("speed", lambda: iter([measure_speed(net, s.train, max(s.patch_estimate, 1))]))
-
-    def show_speed(self, est) -> None:
-        self.speed.setText(f"{est.patches_per_s:,.0f} patches/s ({est.precision}) → about "
-                           f"{est.seconds_per_epoch / 60:.1f} min per epoch, {est.total_seconds / 60:.0f} min in all")
-
-
-def _devices() -> list[str]:
-    import torch
-
-    return ["auto", "cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())])
-
-
 class TrainingWizard(QWizard):
     """Emits ``model_saved(path)`` when the analyst saves a model (the screening tab lists it at once)."""
 
@@ -282,6 +202,8 @@ class TrainingWizard(QWizard):
     def __init__(self, parent: QWidget | None = None, workdir: Path | None = None, models_dir: Path | None = None):
         from xscreen import paths
         from xscreen.gui import wizard_pages as wp
+        from xscreen.gui.model_page import ModelPage
+        from xscreen.gui.train_page import TrainPage
 
         super().__init__(parent)
         self.setWindowTitle("Train a model")
@@ -292,7 +214,7 @@ class TrainingWizard(QWizard):
         self.models_dir = Path(models_dir or paths.user_models_dir())
         self.quick, self.trainer = JobRunner(self), JobRunner(self)
         self.pages = {"data": DataPage(self), "patches": PatchesPage(self), "model": ModelPage(self),
-                      "train": wp.TrainPage(self), "calibrate": wp.CalibratePage(self), "save": wp.SavePage(self)}
+                      "train": TrainPage(self), "calibrate": wp.CalibratePage(self), "save": wp.SavePage(self)}
         for page in self.pages.values():
             self.addPage(page)
         self.quick.item.connect(self._on_quick_item)
@@ -322,6 +244,15 @@ class TrainingWizard(QWizard):
         from xscreen.gui import dialogs
 
         self.error = dialogs.error_box(self, f"{key} failed", message)
+
+    def done(self, result: int) -> None:
+        """Finish (or Esc) must not hide the wizard: it lives in a tab, which went blank. After
+        Finish it starts over at page 1, naming the model just saved; Esc does nothing."""
+        if result == QWizard.DialogCode.Accepted and self.validateCurrentPage():  # as QWizard.done
+            saved = self.pages["save"].saved
+            self.restart()
+            self.pages["data"].set_note(f"Saved {saved.name if saved else 'the model'}: it is listed in "
+                                        "the Screening tab's model selector. Start another model here.")
 
     def shutdown(self) -> None:
         self.trainer.cancel()

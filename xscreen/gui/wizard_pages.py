@@ -1,145 +1,16 @@
-"""Training wizard pages 4-6: train (live curves), calibrate and evaluate, save."""
+"""Training wizard pages 5-6: calibrate and evaluate, save (page 4, train: ``train_page``)."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QVBoxLayout)
+                               QPushButton, QVBoxLayout)
 
 from xscreen import wizard as wz
-from xscreen.gui.training_wizard import GatedPage, to_pixmap
-
-CURVES = (("g_adv", "adversarial", "#d95f02"), ("g_con", "contextual", "#1b9e77"),
-          ("g_lat", "latent", "#7570b3"), ("d_loss", "discriminator", "#e7298a"))
-
-
-def training_job(run, workdir: Path, resume: bool):
-    """``train_model`` plus, after each epoch, a reconstruction of fixed held-out benign patches."""
-    from xscreen.train import EpochReport
-    from xscreen.train.run import train_model
-    from xscreen.wizard_run import fixed_val_patches, preview_strip, reconstruct_from_state
-
-    fixed = None
-    for item in train_model(run, workdir, resume=resume, command="xscreen train --config <wizard config>"):
-        yield item
-        if isinstance(item, EpochReport):
-            fixed = fixed_val_patches(workdir) if fixed is None else fixed
-            if len(fixed):
-                recon = reconstruct_from_state(item.checkpoint, run.net, fixed)
-                yield ("preview", preview_strip(fixed, recon, run.preprocess.kind))
-
-
-class TrainPage(GatedPage):
-    key = "train"
-
-    def __init__(self, wizard):
-        super().__init__(wizard)
-        self.setTitle("4 · Train")
-        self.setSubTitle("Losses per epoch; below, held-out benign patches (top) and the model's "
-                         "reconstruction (bottom). Cancel keeps the last finished epoch; Resume continues it.")
-        self.start, self.cancel, self.resume = QPushButton("Start"), QPushButton("Cancel"), QPushButton("Resume")
-        self.start.clicked.connect(lambda: self._begin(resume=False))
-        self.resume.clicked.connect(lambda: self._begin(resume=True))
-        self.cancel.clicked.connect(self._on_cancel_clicked)
-        self.progress, self.status, self.preview = QProgressBar(), QLabel("not started"), QLabel()
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.addLegend()
-        self.plot.setLabel("bottom", "epoch")
-        self.plot.setLogMode(y=True)
-        self.curves = {k: self.plot.plot([], [], name=name, pen=pg.mkPen(c, width=2), symbol="o", symbolSize=5)
-                       for k, name, c in CURVES}
-        self.history: dict[str, list[float]] = {k: [] for k, _, _ in CURVES}
-        self.epochs: list[int] = []
-        self.d_reinits = 0
-        buttons = QHBoxLayout()
-        for b in (self.start, self.cancel, self.resume):
-            buttons.addWidget(b)
-        lay = QVBoxLayout(self)
-        lay.addLayout(buttons)
-        for w in (self.progress, self.status, self.plot, self.preview, self.errors):
-            lay.addWidget(w)
-        wizard.trainer.item.connect(self._on_train_item)
-        wizard.trainer.done.connect(self._on_train_done)
-        wizard.trainer.failed.connect(self._on_train_failed)
-        wizard.trainer.cancelled.connect(self._on_train_cancelled)
-        self._sync_buttons()
-
-    def initializePage(self) -> None:  # noqa: N802
-        self._sync_buttons()
-
-    def _sync_buttons(self) -> None:
-        running = self.wiz.state.training
-        self.start.setEnabled(not running)
-        self.cancel.setEnabled(running)
-        self.resume.setEnabled(not running and (self.wiz.workdir / "state.pt").is_file())
-
-    def _begin(self, resume: bool) -> None:
-        s = self.wiz.state
-        run = wz.to_run_config(s, self.wiz.workdir / "model.xsm")
-        if not resume:
-            self.history = {k: [] for k in self.history}
-            self.epochs, self.d_reinits = [], 0
-            (self.wiz.workdir / "state.pt").unlink(missing_ok=True)
-        self.t0, self.wiz.run = time.monotonic(), run
-        self.wiz.update(training=True, trained_model=None)
-        self._sync_buttons()
-        self.status.setText("building the patch store…")
-        self.wiz.trainer.start("train", lambda: training_job(run, self.wiz.workdir, resume))
-
-    def _on_cancel_clicked(self) -> None:
-        self.status.setText("cancelling after the current step…")
-        self.wiz.trainer.cancel()
-
-    def _on_train_item(self, key: str, item) -> None:
-        from xscreen.train import EpochReport, ProgressReport
-
-        if isinstance(item, tuple) and item and item[0] == "preview":
-            strip = item[1]
-            zoom = max(1, 720 // max(strip.shape[1], 1))  # patches are small: enlarge, pixel for pixel
-            self.preview.setPixmap(to_pixmap(strip.repeat(zoom, axis=0).repeat(zoom, axis=1), 1000))
-        elif isinstance(item, ProgressReport):
-            done = (item.epoch - 1) * item.steps + item.step
-            total = self.wiz.run.train.epochs * item.steps
-            self.progress.setMaximum(total)
-            self.progress.setValue(done)
-            eta = (time.monotonic() - self.t0) / max(done, 1) * (total - done)
-            self.status.setText(f"epoch {item.epoch}, step {item.step}/{item.steps} · {item.patches_per_s:,.0f} "
-                                f"patches/s · G {item.g_loss:.3f} · D {item.d_loss:.3f} · ETA {eta / 60:.1f} min")
-        elif isinstance(item, EpochReport):
-            self.show_epoch(item)
-        elif hasattr(item, "done") and hasattr(item, "total"):  # StoreProgress
-            self.status.setText(f"building the patch store: scan {item.done}/{item.total}")
-
-    def show_epoch(self, r) -> None:
-        self.epochs.append(r.epoch)
-        for k in self.history:
-            self.history[k].append(max(float(getattr(r, k)), 1e-6))
-            self.curves[k].setData(self.epochs, self.history[k])
-        self.d_reinits += r.d_reinits
-        self.status.setText(f"epoch {r.epoch}/{r.epochs} · validation score {r.val_score_mean:.4f} ± "
-                            f"{r.val_score_std:.4f}{' (best)' if r.best else ''} · D re-inits {self.d_reinits}")
-
-    def _on_train_done(self, key: str, result) -> None:
-        self.status.setText(f"done: best epoch {result.best_epoch}, {result.train_seconds / 60:.1f} min, "
-                            f"patch threshold {result.calibration.patch_threshold:.4g}")
-        self.progress.setValue(self.progress.maximum())
-        self.wiz.update(training=False, trained_model=Path(result.model_path))
-        self._sync_buttons()
-
-    def _on_train_cancelled(self, key: str) -> None:
-        self.status.setText("cancelled: the last finished epoch is kept; Resume continues from it")
-        self.wiz.update(training=False)
-        self._sync_buttons()
-
-    def _on_train_failed(self, key: str, message: str) -> None:
-        self.status.setText(f"training failed: {message}")
-        self.wiz.update(training=False)
-        self._sync_buttons()
-
+from xscreen.gui.training_wizard import GatedPage
 
 def histogram_item(values: np.ndarray, colour: str) -> pg.PlotDataItem:
     counts, edges = np.histogram(values, bins=min(60, max(5, len(values) // 10)))

@@ -1,0 +1,99 @@
+"""Training wizard page 3: network size preset, run settings, advanced loss weights, speed."""
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QSpinBox, QVBoxLayout)
+
+from xscreen import wizard as wz
+from xscreen.gui.training_wizard import GatedPage
+
+
+class ModelPage(GatedPage):
+    key = "model"
+
+    def __init__(self, wizard: "TrainingWizard"):
+        super().__init__(wizard)
+        self.setTitle("3 · Model and run")
+        self.setSubTitle("'fast' trains in minutes on a CPU; 'paper' is the published size.")
+        self.preset = QComboBox()
+        self.preset.addItems(list(wz.PRESETS))
+        self.preset.setCurrentText(wizard.state.preset)
+        self.epochs, self.batch = QSpinBox(minimum=0, maximum=1000), QSpinBox(minimum=1, maximum=4096)
+        self.precision, self.device = QComboBox(), QComboBox()
+        self.precision.addItems(["auto", "fp32", "bf16", "fp16"])
+        self.device.addItems(_devices())
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.advanced = QGroupBox("Advanced")
+        self.advanced.setCheckable(True)
+        self.advanced.setChecked(False)
+        self.ngf, self.ndf = QSpinBox(minimum=1, maximum=256), QSpinBox(minimum=1, maximum=256)
+        self.w_adv, self.w_con, self.w_lat, self.lam = (QDoubleSpinBox(minimum=-1, maximum=1000, decimals=3)
+                                                        for _ in range(4))
+        self.recon = QComboBox()
+        self.recon.addItems(["l1", "l2"])
+        adv = QFormLayout(self.advanced)
+        for label, w in (("ngf", self.ngf), ("ndf", self.ndf), ("w_adv", self.w_adv), ("w_con", self.w_con),
+                         ("w_lat", self.w_lat), ("λ (score)", self.lam), ("reconstruction term", self.recon)):
+            adv.addRow(label, w)
+        self.speed, measure = QLabel("estimated time: measure to see"), QPushButton("Measure speed")
+        measure.clicked.connect(self._on_measure_clicked)
+        form = QFormLayout()
+        for label, w in (("Size preset", self.preset), ("Epochs", self.epochs), ("Batch size", self.batch),
+                         ("Precision", self.precision), ("Device", self.device), ("Seed", self.seed)):
+            form.addRow(label, w)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.advanced)
+        row = QHBoxLayout()
+        row.addWidget(measure)
+        row.addWidget(self.speed, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.errors)
+        self._load_fields()
+        self.preset.currentTextChanged.connect(self._on_preset_changed)
+        for sig in (self.epochs.valueChanged, self.batch.valueChanged, self.seed.valueChanged,
+                    self.ngf.valueChanged, self.ndf.valueChanged, self.w_adv.valueChanged, self.w_con.valueChanged,
+                    self.w_lat.valueChanged, self.lam.valueChanged, self.precision.currentTextChanged,
+                    self.device.currentTextChanged, self.recon.currentTextChanged):
+            sig.connect(self._on_field_changed)
+
+    def _load_fields(self) -> None:
+        s = self.wiz.state
+        for w, v in ((self.epochs, s.train.epochs), (self.batch, s.train.batch_size), (self.seed, s.train.seed),
+                     (self.ngf, s.net.ngf), (self.ndf, s.net.ndf), (self.w_adv, s.train.w_adv),
+                     (self.w_con, s.train.w_con), (self.w_lat, s.train.w_lat), (self.lam, s.train.lam)):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+
+    def _on_preset_changed(self, name: str) -> None:
+        self.wiz.set_state(wz.apply_preset(self.wiz.state, name))
+        self._load_fields()
+
+    def _on_field_changed(self, *_) -> None:
+        s = self.wiz.state
+        train = dataclasses.replace(
+            s.train, epochs=self.epochs.value(), batch_size=self.batch.value(), seed=self.seed.value(),
+            precision=self.precision.currentText(), device=self.device.currentText(), w_adv=self.w_adv.value(),
+            w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText())
+        self.wiz.update(train=train, net=dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value()))
+
+    def _on_measure_clicked(self) -> None:
+        from xscreen.wizard_run import measure_speed
+
+        s = self.wiz.state
+        net = wz.model_net(s)
+        self.speed.setText("measuring a few training steps…")
+        self.wiz.quick.start("speed", lambda: iter([measure_speed(net, s.train, max(s.patch_estimate, 1))]))
+
+    def show_speed(self, est) -> None:
+        self.speed.setText(f"{est.patches_per_s:,.0f} patches/s ({est.precision}) → about "
+                           f"{est.seconds_per_epoch / 60:.1f} min per epoch, {est.total_seconds / 60:.0f} min in all")
+
+
+def _devices() -> list[str]:
+    import torch
+
+    return ["auto", "cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())])
