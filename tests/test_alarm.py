@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from xscreen.alarm import (AreaFit, alarm_probability, calibrate_bags, calibration_lines, fit_area_model,
-                           loo_alarms, rule_for, threshold_at)
+from xscreen.alarm import (AreaFit, alarm_probability, calibrate_bags, calibration_lines, covered_area,
+                           fit_area_model, loo_alarms, rule_for, threshold_at)
 from xscreen.config import Calibration
 from xscreen.metrics import clopper_pearson, min_bags
 
@@ -24,14 +24,16 @@ def score_maps(rng, n, rows, cols, tail="exponential"):
 
 
 def bag_max_and_area(maps):
+    """Highest score and covered area, as the pipeline measures them (64-px patches at stride 32)."""
     n, rows, cols = maps.shape
-    return maps.reshape(n, -1).max(axis=1), np.full(n, rows * cols * STRIDE ** 2, np.float64)
+    area = covered_area(np.ones((rows, cols), bool), 2 * STRIDE, STRIDE, 10 ** 6, 10 ** 6)
+    return maps.reshape(n, -1).max(axis=1), np.full(n, area)
 
 
-def calibration_set(rng, tail, per_size=60):
+def calibration_set(rng, tail, per_size=200):
     """Benign bags from 1x to 4x the area of an 8x8-patch bag, as a site's handbags to suitcases."""
     parts = [bag_max_and_area(score_maps(rng, per_size, r, c, tail))
-             for r, c in ((8, 8), (8, 12), (10, 12), (12, 12), (12, 16), (16, 16))]
+             for r, c in ((8, 8), (8, 12), (10, 12), (12, 12), (12, 16), (17, 17))]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -45,8 +47,9 @@ def test_benign_bags_of_1x_and_4x_area_alarm_at_the_same_rate(tail):
     rng = np.random.default_rng(13)
     fit = fit_area_model(*calibration_set(rng, tail))
     n = 4000
-    small_max, small_area = bag_max_and_area(score_maps(rng, n, 8, 8, tail))
-    large_max, large_area = bag_max_and_area(score_maps(rng, n, 16, 16, tail))
+    small_max, small_area = bag_max_and_area(score_maps(rng, n, 8, 8, tail))  # sees 9 x 9 stride cells
+    large_max, large_area = bag_max_and_area(score_maps(rng, n, 17, 17, tail))  # 18 x 18: 4x the area
+    assert large_area[0] == 4 * small_area[0]
     k_small = int(np.sum(small_max >= threshold_at(fit, TARGET, small_area[0])))
     k_large = int(np.sum(large_max >= threshold_at(fit, TARGET, large_area[0])))
     assert abs(two_proportion_z(k_small, n, k_large, n)) < 3.0, (k_small, k_large)
@@ -132,3 +135,14 @@ def test_area_rule_without_scale_is_refused_on_load():
         check_consistency(replace(tiny_meta(), calibration=bad))
     check_consistency(replace(tiny_meta(), calibration=replace(bad, alarm_scale=0.01)))
     assert isinstance(rule_for(replace(bad, alarm_scale=0.01), 32).fit, AreaFit)
+
+
+def test_covered_area_counts_the_pixels_under_the_scored_patches():
+    full = np.ones((8, 8), bool)
+    assert covered_area(full, 64, 32, 10 ** 4, 10 ** 4) == 9 * 9 * 32 ** 2  # not 8 * 8 patches
+    one = np.zeros((8, 8), bool)
+    one[3, 4] = True
+    assert covered_area(one, 64, 32, 10 ** 4, 10 ** 4) == 64 * 64
+    assert covered_area(full, 64, 32, 250, 10 ** 4) == 8 * 9 * 32 ** 2  # clipped to a 250-px scan
+    assert covered_area(np.ones((3, 3), bool), 32, 24, 10 ** 4, 10 ** 4) == 80 * 80  # gcd 8 cells
+    assert covered_area(np.zeros((4, 4), bool), 64, 32, 500, 500) == 0.0

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from xscreen.config import ScreenConfig
+from xscreen.alarm import covered_area
 from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, tile
 from xscreen.preprocess import model_input
@@ -74,7 +75,7 @@ class Screening:
     device: str = "cpu"
     precision: str = "fp32"
     timings: Timings = field(default_factory=Timings)
-    area: float = 0.0  # scored (non-air) area in px^2 that the alarm threshold was set for
+    area: float = 0.0  # px^2 under the scored (non-air) patches: the alarm threshold is set for it
     alarm_rule: str = ""  # "area" (calibrated per bag area) or "constant" (override / legacy model)
     threshold_version: str = ""  # '<scoring id>.v<calibration version>': audit rows carry it
     alarm_far: float | None = None  # the rule's target benign bag alarm rate (None: an override)
@@ -147,7 +148,7 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
     air_np = air.cpu().numpy()
     _check_finite(score_grid[~air_np])
     live = score_grid[~air_np]
-    area = float(live.size * cfg.stride ** 2)
+    area = covered_area(~air_np, scorer.patch_size, cfg.stride, scan.height, scan.width)
     alarm_at = th.rule.threshold(area)
     review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
     heat = grid_to_pixels(torch.from_numpy(score_grid / review).to(scorer.device), tiling)
