@@ -160,3 +160,20 @@ def test_a_model_whose_scores_overflow_fails_every_bag_with_a_nonzero_exit(archi
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["error"] * 3 and not any(r["alarm"] for r in rows)
     assert not list(out.glob("*.json"))
+
+
+def test_a_calibrated_model_prints_the_batch_alarm_rate_against_its_target(archive, tmp_path, capsys):
+    from xscreen.config import Calibration
+
+    (archive / "corrupt.h5").unlink()
+    # a tiny alarm threshold: every bag alarms, 3/3 against a 5 % target, beyond sampling error
+    cal = Calibration(1e-6, 0.01, 1e-6, 0.05, stride=16, version=1)
+    model = save_tiny_model(tmp_path / "cal.xsm", calibration=cal)
+    rc = main(["screen", str(archive), "--model", str(model), "--out", str(tmp_path / "out"),
+               "--stride", "16", "--overlay", "none"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "(3 alarms, 0 failed)" in out
+    assert "DRIFT: alarm rate 100.0% (3/3 bags" in out and "--from-audit" in out
+    rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert {r["threshold_version"].split(".")[-1] for r in rows} == {"v1"}
+    assert all(int(r["n_alarm_regions"]) >= 1 for r in rows)
