@@ -329,6 +329,13 @@ def test_anchor_detects_rows_cut_from_the_end(tmp_path, capsys):
     assert cli_main(["audit", "verify", str(path), "--anchor", f"5:{head}"]) == 1
 
 
+def test_export_prints_the_anchor(tmp_path, capsys):
+    path = tmp_path / "a.sqlite"
+    head = _filled(path, 2).verify().head_hash
+    assert cli_main(["audit", "export", str(path), "--out", str(tmp_path / "x.csv")]) == 0
+    assert f"wrote 2 rows to {tmp_path / 'x.csv'}; anchor 2:{head}" in capsys.readouterr().out
+
+
 def test_anchor_detects_a_rewritten_chain_and_verify_prints_the_anchor(tmp_path, capsys):
     from xscreen.audit_chain import Anchor, check_anchor
 

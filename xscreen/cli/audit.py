@@ -99,7 +99,9 @@ def _stats(log: AuditLog, args: argparse.Namespace) -> int:
 
 def _export(log: AuditLog, args: argparse.Namespace) -> int:
     n = log.export_csv(args.out)
-    print(f"wrote {n} rows to {args.out}")
+    res = log.verify()  # the export's anchor, to keep with it or elsewhere
+    print(f"wrote {n} rows to {args.out}; anchor {res.anchor}"
+          + ("" if res.ok else f"; WARNING: the chain is broken at row {res.first_bad_row}: {res.reason}"))
     return 0
 
 

@@ -25,8 +25,9 @@ from xscreen.scan._tiff import (TIFF_SUFFIXES, pair_files, pair_stem, read_tiff_
                                 save_tiff_image, save_tiff_pair)
 from xscreen.scan._types import DEFAULT_MAX_PIXELS, MIN_SIDE, Scan, ScanError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MEMORY_BUDGET", "MIN_SIDE", "ReadLimits", "SCAN_SUFFIXES", "Scan", "ScanError", "file_sha256",
-           "list_scans", "load_scan", "pair_files", "read_in_process", "save_h5", "save_image", "save_scan", "save_tiff_pair"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MEMORY_BUDGET", "MIN_SIDE", "ReadLimits", "SCAN_SUFFIXES", "Scan",
+           "ScanError", "file_sha256", "list_scans", "load_scan", "pair_files", "read_in_process", "save_h5",
+           "save_image", "save_scan", "save_tiff_pair"]
 
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 SCAN_SUFFIXES = H5_SUFFIXES + TIFF_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
