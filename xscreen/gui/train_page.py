@@ -72,6 +72,7 @@ class TrainPage(GatedPage):
         for w in (self.progress, self.status):
             lay.addWidget(w)
         lay.addWidget(self.plot, 1)
+        lay.addWidget(self.plot_key)
         for w in (self.preview, self.errors):
             lay.addWidget(w)
         wizard.trainer.item.connect(self._on_train_item)
@@ -82,13 +83,16 @@ class TrainPage(GatedPage):
 
     def _make_plot(self) -> pg.PlotWidget:
         plot = pg.PlotWidget(background="w")
-        plot.addLegend(offset=(-10, 10))
         plot.setLabel("bottom", "epoch")
         plot.setLogMode(y=True)
         self.step_curves = {k: plot.plot([], [], name=name, pen=pg.mkPen(c, width=1))
                             for k, name, c in STEP_CURVES}
         self.curves = {k: plot.plot([], [], name=f"{name} (epoch mean)", pen=None, symbol="o",
                                     symbolSize=8, symbolBrush=c, symbolPen=c) for k, name, c in CURVES}
+        # the key sits under the plot: drawn inside it, it covered the curves
+        self.plot_key = QLabel("   ".join([f"<span style='color:{c}'>━</span> {name}" for _, name, c in STEP_CURVES]
+                                       + [f"<span style='color:{c}'>●</span> {name} (epoch mean)"
+                                          for _, name, c in CURVES]))
         return plot
 
     def _reset_curves(self) -> None:
