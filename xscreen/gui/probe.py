@@ -90,9 +90,9 @@ LAYER_PIXELS = 2_000_000
 
 
 def layer_step(height: int, width: int, max_pixels: int = LAYER_PIXELS) -> int:
-    """Decimation for the heatmap layer: the heat map is constant over stride-sized cells (32 px),
-    so drawing it at 1/step resolution (<= ``max_pixels``) loses nothing visible and keeps the live
-    threshold slider fast on 8000x3000 scans."""
+    """Decimation for the heatmap layer: the heat map is a smooth blend of stride-sized cells
+    (32 px), so drawing it at 1/step resolution (<= ``max_pixels``) loses nothing visible and keeps
+    the live threshold slider fast on 8000x3000 scans."""
     return max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
 
 
