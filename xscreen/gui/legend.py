@@ -61,7 +61,7 @@ class AlarmBanner(QFrame):
         font.setPointSize(max(font.pointSize(), 9) + 9)
         font.setBold(True)
         self.headline.setFont(font)
-        self.detail = ElidedLabel()
+        self.detail = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
         lay.addWidget(self.icon)
@@ -145,9 +145,9 @@ class FunctionStrip(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         self.labels: dict[str, QLabel] = {}
-        for key, name, text in vd.FUNCTION_KEYS:
+        for key, name, text, full in vd.FUNCTION_KEYS:
             label = QLabel(f"{key} {text}")
-            label.setToolTip(f"key {key}")
+            label.setToolTip(f"{full} (key {key})")
             lay.addWidget(label)
             self.labels[name] = label
         self.active: tuple[str, ...] = ()

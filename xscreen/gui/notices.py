@@ -37,11 +37,12 @@ def fit_size(wanted: tuple[int, int], available: tuple[int, int], margin: float 
 
 
 class ElidedLabel(QLabel):
-    """One line; text longer than the width is elided in the middle (the full text in the tooltip),
-    and the size hint never asks for more than a few characters."""
+    """One line; text longer than the width is elided (in the middle unless ``mode`` says otherwise;
+    the full text in the tooltip), and the size hint never asks for more than a few characters."""
 
-    def __init__(self, text: str = "", parent=None):
+    def __init__(self, text: str = "", parent=None, mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle):
         super().__init__(parent)
+        self.mode = mode
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setText(text)
 
@@ -58,7 +59,7 @@ class ElidedLabel(QLabel):
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         rect = self.contentsRect().adjusted(self.margin(), 0, -self.margin(), 0)
-        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, rect.width())
+        shown = self.fontMetrics().elidedText(self.text(), self.mode, rect.width())
         painter.drawText(rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), shown)
 
 

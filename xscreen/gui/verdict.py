@@ -37,16 +37,18 @@ def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
         return Verdict("alarm", "ALARM", f"{regions} flagged, {rel} - inspect before deciding "
                        "(J: next region)", "#b71c1c", "#ffffff", "triangle")
     if n:
-        return Verdict("attention", "ATTENTION", f"no bag alarm; {regions} above the patch threshold "
-                       f"to look at ({rel})", "#ffb300", "#000000", "diamond")
+        return Verdict("attention", "ATTENTION", f"no bag alarm; {regions} to look at ({rel})",
+                       "#ffb300", "#000000", "diamond")
     return Verdict("no_alarm", "NO ALARM", f"no region above the threshold ({rel})",
                    "#1b5e20", "#ffffff", "circle")
 
 
-FUNCTION_KEYS = (("1", "pseudo", "Colour"), ("2", "gray", "Grey"), ("3", "negative", "Negative"),
-                 ("4", "high_pen", "High pen."), ("5", "organic", "Organic"),
-                 ("6", "inorganic", "Inorganic"), ("E", "edge", "Edge"))
-FUNCTION_VIEWS = tuple(name for _, name, _ in FUNCTION_KEYS[:6])  # keys 1-6: state.IMAGE_VIEWS
+# (key, function, short label, full name): short, so the strip leaves room for the bag's name
+FUNCTION_KEYS = (("1", "pseudo", "Colour", "pseudo-colour"), ("2", "gray", "Grey", "grey"),
+                 ("3", "negative", "Neg", "negative"), ("4", "high_pen", "HiPen", "high penetration"),
+                 ("5", "organic", "Org", "organic only"), ("6", "inorganic", "Inorg", "inorganic only"),
+                 ("E", "edge", "Edge", "edge enhancement"))
+FUNCTION_VIEWS = tuple(name for _, name, _, _ in FUNCTION_KEYS[:6])  # keys 1-6: state.IMAGE_VIEWS
 
 # Material classes of the colour views, as the operator reads them; colours from materials.HUES.
 MATERIAL_KEY = tuple((label, tuple(int(c) for c in materials.HUES[cls])) for label, cls in (
