@@ -201,3 +201,14 @@ def test_a_real_hdf5_bit_flip_that_segfaults_libhdf5_fails_alone(tmp_path):
     got = batch(tmp_path / "scans")
     assert got["a.h5"] == got["c.h5"] == "ok"
     assert "b.h5: the reader process crashed on this file (killed by SIGSEGV)" in got["b.h5"]
+
+
+def test_without_a_reader_process_scans_still_load_with_a_warning(tmp_path, monkeypatch):
+    def no_processes(read):
+        raise OSError("no interpreter here")
+
+    monkeypatch.setattr(_isolated, "_SHARED", _isolated.ReaderProcess(read_in_process))
+    monkeypatch.setattr(_isolated, "_launch", no_processes)
+    with pytest.warns(RuntimeWarning, match="cannot start the scan reader process .OSError: no interpreter"):
+        scan = load_scan(save_h5(dual(), tmp_path / "d.h5"))
+    assert scan.channels.shape == (2, 70, 90)

@@ -14,12 +14,13 @@ or already checked, where the one pixel copy through the pipe matters (benchmark
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 from xscreen.scan._dicom import DICOM_SUFFIXES, read_dicom
 from xscreen.scan._hdf5 import read_h5, save_h5
 from xscreen.scan._image import IMAGE_SUFFIXES, read_image, save_png
-from xscreen.scan._isolated import shared_reader
+from xscreen.scan._isolated import ReaderUnavailable, shared_reader
 from xscreen.scan._limits import DEFAULT_MEMORY_BUDGET, ReadLimits
 from xscreen.scan._tiff import (TIFF_SUFFIXES, pair_files, pair_stem, read_tiff_image, read_tiff_pair,
                                 save_tiff_image, save_tiff_pair)
@@ -48,7 +49,12 @@ def load_scan(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, limits:
     except ValueError as exc:
         raise ScanError(path, f"cannot read under these settings: {exc}") from exc
     reader = shared_reader(read_in_process) if isolated else None
-    return reader.load(Path(path), limits) if reader is not None else read_in_process(Path(path), limits)
+    if reader is not None:
+        try:
+            return reader.load(Path(path), limits)
+        except ReaderUnavailable as exc:  # say so, but a platform without it still reads scans
+            warnings.warn(f"{exc}; reading {path} in this process, without crash isolation", RuntimeWarning)
+    return read_in_process(Path(path), limits)
 
 
 def read_in_process(path: Path, limits: ReadLimits) -> Scan:

@@ -12,6 +12,7 @@ from worker threads, and reading is I/O and single-core decoding anyway.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
@@ -37,6 +38,10 @@ from xscreen.scan._types import Scan, ScanError
 ReadFn = Callable[[Path, ReadLimits], Scan]
 _PR_SET_PDEATHSIG = 1
 _M_ARENA_MAX = -8
+
+
+class ReaderUnavailable(RuntimeError):
+    """The reader process cannot be started here: not the file's fault (load_scan reads in process)."""
 
 
 class ReaderProcess:
@@ -76,7 +81,10 @@ class ReaderProcess:
 
     def _start(self) -> None:
         self._stop()
-        self._proc, self._conn = _launch(self._read)
+        try:
+            self._proc, self._conn = _launch(self._read)
+        except (OSError, ValueError) as exc:  # no interpreter to start, no fd passing (Windows)...
+            raise ReaderUnavailable(f"cannot start the scan reader process ({type(exc).__name__}: {exc})") from exc
 
     def _stop(self) -> int | None:
         """Kill and reap the reader; its exit code (negative: the signal), None when none ran."""
@@ -275,4 +283,5 @@ def shared_reader(read: ReadFn) -> ReaderProcess | None:
     with _SHARED_LOCK:
         if _SHARED is None or _SHARED.owner != os.getpid():  # a forked child gets its own
             _SHARED = ReaderProcess(read)
+            atexit.register(_SHARED.close)  # reap it rather than leave it to interpreter teardown
         return _SHARED
