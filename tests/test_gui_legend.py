@@ -30,12 +30,16 @@ def test_verdicts_differ_in_word_shape_and_colour_not_colour_alone():
     assert "2 regions" in got["alarm"].detail and "1.50 x" in got["alarm"].detail
     assert "no bag alarm" in got["attention"].detail  # below the alarm: attention, never a threat
     assert verdict.verdict_for(None, loaded=False).kind == "none"
+    failed = verdict.failed_verdict("bag.h5: 3 patch scores are not finite\ntraceback")
+    assert failed.kind == "error" and "not cleared" in failed.detail and "traceback" not in failed.detail
+    assert failed.shape not in {v.shape for v in got.values()}
 
 
 def test_icons_differ_in_shape(qtbot):
-    imgs = {s: legend.icon(s, 34, "#ffffff").toImage() for s in ("triangle", "diamond", "circle", "square")}
+    shapes = ("triangle", "diamond", "circle", "square", "cross")
+    imgs = {s: legend.icon(s, 34, "#ffffff").toImage() for s in shapes}
     masks = {s: bytes(img.convertToFormat(img.Format.Format_Alpha8).constBits()) for s, img in imgs.items()}
-    assert len(set(masks.values())) == 4 and all(any(m) for m in masks.values())
+    assert len(set(masks.values())) == len(shapes) and all(any(m) for m in masks.values())
 
 
 def test_banner_legend_and_function_strip_follow_the_bag(qtbot, window, bag_dir, tiny_model):  # noqa: F811

@@ -44,6 +44,12 @@ def test_bad_files_in_a_queue_are_one_list_and_no_modal(qtbot, window, bag_dir, 
     assert sorted(os.path.basename(p) for p in window.tab.errors.paths()) == ["a_bad.h5", "b_bad.h5", "c_bad.h5"]
     assert window.tab.errors.title() == "Could not open (3)"
     assert window.error is None and QApplication.activeModalWidget() is None
+    window.dispatch("queue.prev")  # back to a bad bag: the banner says it is not cleared
+    qtbot.waitUntil(lambda: window.runner.running is None and window.tab.banner.verdict.kind == "error",
+                    timeout=TIMEOUT)
+    assert window.tab.banner.headline.text() == "ERROR" and "not cleared" in window.tab.banner.detail.text()
+    assert str(folder) not in window.tab.banner.detail.text()  # the title names the file once
+    assert "c_bad.h5" in window.tab.title.text() and not window.tab.legend.materials.isVisible()
     assert not [w for w in QApplication.topLevelWidgets() if w.isVisible() and w is not window]
     window.tab.errors.clear()
     assert not window.tab.errors.isVisible()

@@ -147,7 +147,8 @@ class FileHandling:
         if key != getattr(self, "target", None):
             return  # pre-scoring the next bag: listed now, shown when the operator gets to it
         self.tab.progress.set_busy(None)
-        self.tab.set_outcome(None, f"could not open {Path(path).name}: {message.splitlines()[0]}")
+        self.tab.set_failed(f"{Path(path).name}   [{self.queue.position()}]   could not open",
+                            message.removeprefix(f"{path}: "))
         self.statusBar().showMessage(f"could not open {Path(path).name} (listed under 'Could not open')", 10000)
         self.show_decisions()
         self.update_actions()

@@ -20,7 +20,7 @@ from xscreen.gui.notices import ElidedLabel
 
 def icon(shape: str, size: int, colour: str) -> QPixmap:
     """Banner icon: triangle with '!' (alarm), diamond with '!' (attention), circle with a tick
-    (no alarm), square with a dash (not scored); drawn in ``colour`` on transparent."""
+    (no alarm), square with a dash (not scored), a cross (error); drawn in ``colour``."""
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
@@ -35,13 +35,16 @@ def icon(shape: str, size: int, colour: str) -> QPixmap:
         p.drawPolygon(QPolygonF([QPointF(c, m), QPointF(m + s, c), QPointF(c, m + s), QPointF(m, c)]))
     elif shape == "circle":
         p.drawEllipse(QRectF(m, m, s, s))
-    else:
+    elif shape == "square":
         p.drawRect(QRectF(m, m, s, s))
     if shape == "circle":
         p.drawPolyline(QPolygonF([QPointF(size * .28, size * .52), QPointF(size * .44, size * .68),
                                   QPointF(size * .72, size * .34)]))
     elif shape == "square":
         p.drawLine(QPointF(size * .3, size / 2), QPointF(size * .7, size / 2))
+    elif shape == "cross":
+        p.drawLine(QPointF(m, m), QPointF(m + s, m + s))
+        p.drawLine(QPointF(m + s, m), QPointF(m, m + s))
     else:
         top = size * (0.36 if shape == "triangle" else 0.3)
         p.drawLine(QPointF(size / 2, top), QPointF(size / 2, size * 0.62))
@@ -177,9 +180,9 @@ class LegendRow(QWidget):
         lay.addSpacing(12)
         lay.addWidget(self.materials)
 
-    def set_state(self, state, scored: bool) -> None:
-        """``state``: the tab's ``ViewState``."""
+    def set_state(self, state, scored: bool, loaded: bool = True) -> None:
+        """``state``: the tab's ``ViewState``; nothing is shown without a bag."""
         self.colour_bar.setVisible(scored and state.overlay and state.overlay_mode == "fill"
                                    and state.layer != "residual")
         self.colour_bar.set_threshold(state.rel_threshold)
-        self.materials.setVisible(state.view in vd.MATERIAL_VIEWS and state.layer != "residual")
+        self.materials.setVisible(loaded and state.view in vd.MATERIAL_VIEWS and state.layer != "residual")

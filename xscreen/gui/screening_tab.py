@@ -18,7 +18,7 @@ from xscreen.gui import state as st
 from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow, QueuePanel
 from xscreen.gui.legend import AlarmBanner, FunctionStrip, LegendRow
 from xscreen.gui.notices import ElidedLabel, ErrorPanel
-from xscreen.gui.verdict import verdict_for
+from xscreen.gui.verdict import failed_verdict, verdict_for
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
 from xscreen.gui.worker import JobRunner
@@ -119,6 +119,11 @@ class ScreeningTab(QWidget):
         self._redraw(image=True, layer=True, regions=True)
         self.view.fit()
 
+    def set_failed(self, info: str, message: str) -> None:
+        """The bag could not be read or scored: nothing shown, and the banner says it is not cleared."""
+        self.set_outcome(None, info)
+        self.banner.set_verdict(failed_verdict(message))
+
     @property
     def screening(self):
         return self.outcome.screening if self.outcome is not None else None
@@ -168,7 +173,7 @@ class ScreeningTab(QWidget):
         self.display.set_state(self.state)
         s = self.screening
         self.detector.set_state(self.state, None if s is None else s.threshold)
-        self.legend.set_state(self.state, s is not None)
+        self.legend.set_state(self.state, s is not None, self.outcome is not None)
         self.functions.set_state(self.state.view, self.state.edge, self.display_views())
 
     # --- drawing ---------------------------------------------------------------------------------

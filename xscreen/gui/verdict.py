@@ -15,12 +15,12 @@ from xscreen import heatmap, materials
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: str  # "alarm" | "attention" | "no_alarm" | "unscored" | "none"
+    kind: str  # "alarm" | "attention" | "no_alarm" | "unscored" | "none" | "error"
     headline: str
     detail: str
     background: str
     foreground: str
-    shape: str  # icon: "triangle" | "diamond" | "circle" | "square"
+    shape: str  # icon: "triangle" | "diamond" | "circle" | "square" | "cross"
 
 
 def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
@@ -41,6 +41,12 @@ def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
                        "#ffb300", "#000000", "diamond")
     return Verdict("no_alarm", "NO ALARM", f"no region above the threshold ({rel})",
                    "#1b5e20", "#ffffff", "circle")
+
+
+def failed_verdict(message: str) -> Verdict:
+    """A bag that could not be read or scored (a non-finite score included): never a clear."""
+    first = message.strip().splitlines()[0] if message.strip() else "unknown fault"
+    return Verdict("error", "ERROR", f"this bag is not cleared - {first}", "#4a148c", "#ffffff", "cross")
 
 
 # (key, function, short label, full name): short, so the strip leaves room for the bag's name
