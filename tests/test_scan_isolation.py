@@ -212,3 +212,13 @@ def test_without_a_reader_process_scans_still_load_with_a_warning(tmp_path, monk
     with pytest.warns(RuntimeWarning, match="cannot start the scan reader process .OSError: no interpreter"):
         scan = load_scan(save_h5(dual(), tmp_path / "d.h5"))
     assert scan.channels.shape == (2, 70, 90)
+
+
+def test_relative_paths_resolve_where_the_caller_stands(tmp_path, monkeypatch):
+    save_h5(dual(), tmp_path / "d.h5")
+    monkeypatch.chdir(tmp_path)
+    scan = load_scan("d.h5")
+    assert scan.path == Path("d.h5") and scan.channels.shape == (2, 70, 90)
+    with pytest.raises(ScanError) as err:
+        load_scan("missing.h5")
+    assert err.value.path == "missing.h5" and err.value.fault == "file not found"

@@ -62,11 +62,12 @@ class ReaderProcess:
         with self._lock:
             if self._proc is None or not self._proc.alive():
                 self._start()  # first use, or the reader died between files (not this file's fault)
+            request = (_cwd(), str(path), limits)  # relative paths resolve where the caller stands
             try:
-                self._conn.send((os.getcwd(), str(path), limits))
+                self._conn.send(request)
             except OSError:
                 self._start()
-                self._conn.send((os.getcwd(), str(path), limits))
+                self._conn.send(request)
             try:
                 return self._reply(path, time.monotonic() + limits.seconds, limits.seconds)
             except ScanError:
@@ -124,6 +125,13 @@ class ReaderProcess:
             code = self._stop()
             raise ScanError(path, f"the reader process crashed on this file ({_describe(code)}); "
                                   f"the file is refused") from exc
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the caller's folder was deleted: only absolute paths can work anyway
+        return ""
 
 
 def _describe(code: int | None) -> str:
@@ -208,7 +216,9 @@ def _serve(conn: Any, read: ReadFn) -> None:
         except (EOFError, OSError):
             return  # the parent is gone
         _cap_memory(base, limits.memory_bytes)
-        os.chdir(cwd)
+        if cwd:
+            with contextlib.suppress(OSError):
+                os.chdir(cwd)
         header, channels = _answer(read, path, limits)
         conn.send_bytes(header)
         if channels is not None:
