@@ -146,3 +146,20 @@ def test_covered_area_counts_the_pixels_under_the_scored_patches():
     assert covered_area(full, 64, 32, 250, 10 ** 4) == 8 * 9 * 32 ** 2  # clipped to a 250-px scan
     assert covered_area(np.ones((3, 3), bool), 32, 24, 10 ** 4, 10 ** 4) == 80 * 80  # gcd 8 cells
     assert covered_area(np.zeros((4, 4), bool), 64, 32, 500, 500) == 0.0
+
+
+@pytest.mark.parametrize("power, loc", [(0.0, 1e6), (1.0, -5.0), (2.0, -1.0)])
+def test_a_calibration_giving_no_usable_threshold_fails_the_bag(power, loc):
+    from screen_fixtures import dual_scan, tiny_model
+    from dataclasses import replace
+
+    from xscreen.config import ScreenConfig
+    from xscreen.pipeline import screen
+    from xscreen.scoring import Scorer
+
+    cal = Calibration(1e-6, 0.01, 0.1, 0.05, alarm_rule="area", alarm_power=power, alarm_loc=loc,
+                      alarm_scale=0.01, ref_area=1e5)
+    model = tiny_model()
+    scorer = Scorer(replace(model, meta=replace(model.meta, calibration=cal)), device="cpu")
+    with pytest.raises(ValueError, match="not a positive finite number"):
+        screen(dual_scan(), scorer, ScreenConfig(stride=16))

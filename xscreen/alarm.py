@@ -155,7 +155,16 @@ def threshold_at(fit: AreaFit, far: float, area: float) -> float:
     """The raw region score that a benign bag of ``area`` px^2 reaches with probability ``far``."""
     area = max(float(area), 1.0)  # an all-air bag has no region; any finite level will do
     y = fit.loc + fit.scale * (math.log(area / fit.ref_area) - math.log(-math.log1p(-far)))
-    return _inverse(y, fit.power)
+    try:
+        t = _inverse(y, fit.power)
+    except OverflowError:
+        t = math.inf
+    # a model file is untrusted: a level that could never alarm (inf) or always would (<= 0) is
+    # refused for the bag, never applied (DESIGN.md: thresholds finite and positive)
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"alarm threshold {t} for a bag of {area:.0f} px^2 is not a positive finite "
+                         "number: the model's calibration is broken")
+    return t
 
 
 def alarm_probability(fit: AreaFit, score: float, area: float) -> float:
