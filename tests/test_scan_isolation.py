@@ -204,7 +204,7 @@ def test_a_real_hdf5_bit_flip_that_segfaults_libhdf5_fails_alone(tmp_path):
 
 
 def test_without_a_reader_process_scans_still_load_with_a_warning(tmp_path, monkeypatch):
-    def no_processes(read):
+    def no_processes(read, spawn):
         raise OSError("no interpreter here")
 
     monkeypatch.setattr(_isolated, "_SHARED", _isolated.ReaderProcess(read_in_process))
@@ -222,3 +222,15 @@ def test_relative_paths_resolve_where_the_caller_stands(tmp_path, monkeypatch):
     with pytest.raises(ScanError) as err:
         load_scan("missing.h5")
     assert err.value.path == "missing.h5" and err.value.fault == "file not found"
+
+
+def test_the_frozen_apps_spawn_launch_reads_and_survives_a_crash(tmp_path):
+    """A frozen app starts the reader with multiprocessing's spawn (no 'python -c' there)."""
+    reader = _isolated.ReaderProcess(misbehave, spawn=True)
+    try:
+        assert reader.load(save_h5(dual(), tmp_path / "a.h5"), ReadLimits()).scan_id == "bag-001"
+        with pytest.raises(ScanError, match="killed by SIGSEGV"):
+            reader.load(save_h5(dual(), tmp_path / "crash.h5"), ReadLimits())
+        assert reader.load(tmp_path / "a.h5", ReadLimits()).channels.shape == (2, 70, 90)
+    finally:
+        reader.close()

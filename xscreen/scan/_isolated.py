@@ -47,8 +47,9 @@ class ReaderUnavailable(RuntimeError):
 class ReaderProcess:
     """A reader process running ``read`` (a module-level function, so spawn can pickle it)."""
 
-    def __init__(self, read: ReadFn):
+    def __init__(self, read: ReadFn, spawn: bool | None = None):
         self._read = read
+        self._spawn = bool(getattr(sys, "frozen", False)) if spawn is None else spawn
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
@@ -83,7 +84,7 @@ class ReaderProcess:
     def _start(self) -> None:
         self._stop()
         try:
-            self._proc, self._conn = _launch(self._read)
+            self._proc, self._conn = _launch(self._read, self._spawn)
         except (OSError, ValueError) as exc:  # no interpreter to start, no fd passing (Windows)...
             raise ReaderUnavailable(f"cannot start the scan reader process ({type(exc).__name__}: {exc})") from exc
 
@@ -168,14 +169,14 @@ class _Child:
         return self._proc.exitcode
 
 
-def _launch(read: ReadFn) -> tuple[_Child, Connection]:
+def _launch(read: ReadFn, spawn: bool) -> tuple[_Child, Connection]:
     """A fresh interpreter (``python -c``) that imports only the readers: never a fork (a GUI's
     threads and CUDA state) and never a re-run of the caller's main script, which multiprocessing's
     spawn does (an unguarded script or stdin would break the reader). A frozen app has no
     ``python -c``; there multiprocessing's spawn runs it (the entry point calls freeze_support)."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        if getattr(sys, "frozen", False):
+        if spawn:
             ctx = multiprocessing.get_context("spawn")
             child_end = Connection(os.dup(theirs.fileno()))
             proc: Any = ctx.Process(target=_serve, args=(child_end, read), daemon=True,
@@ -189,7 +190,7 @@ def _launch(read: ReadFn) -> tuple[_Child, Connection]:
                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         conn = Connection(os.dup(ours.fileno()))
     # only the reader holds its end now: its death is an EOF here
-    if not getattr(sys, "frozen", False):
+    if not spawn:
         conn.send(read)  # pickled by reference: the reader imports the module that defines it
     return _Child(proc), conn
 
