@@ -94,3 +94,13 @@ def test_the_area_fit_threshold_is_what_the_pipeline_applies():
     fit = AreaFit(cal.alarm_power, cal.alarm_loc, cal.alarm_scale, cal.ref_area, 0.0)
     s = screen(big_bag(), scorer, ScreenConfig(stride=16))
     assert s.scan_threshold == pytest.approx(threshold_at(fit, 0.05, s.area))
+
+
+def test_the_gui_rethreshold_keeps_the_levels_of_the_one_rule():
+    from xscreen.gui import probe
+
+    top, area = probe_score()
+    s = screen(dense_scan(), area_scorer(top * 1.02, area), ScreenConfig(stride=16))
+    assert [r.level for r in probe.rethreshold(s, 1.0)] == [r.level for r in s.regions] == ["attention"]
+    # a lower display threshold shows more regions, never turns one into an alarm
+    assert {r.level for r in probe.rethreshold(s, 0.5)} == {"attention"}
