@@ -104,3 +104,18 @@ def test_the_gui_rethreshold_keeps_the_levels_of_the_one_rule():
     assert [r.level for r in probe.rethreshold(s, 1.0)] == [r.level for r in s.regions] == ["attention"]
     # a lower display threshold shows more regions, never turns one into an alarm
     assert {r.level for r in probe.rethreshold(s, 0.5)} == {"attention"}
+
+
+def test_a_saved_report_reloads_with_the_same_levels_and_decision(tmp_path):
+    from xscreen.report.load import load_screening_json
+
+    top, area = probe_score()
+    scan = dense_scan()
+    s = screen(scan, area_scorer(top * 1.02, area), ScreenConfig(stride=16))
+    write_reports(s, scan, tmp_path, ["json"])
+    back, _ = load_screening_json(tmp_path / "report.json")
+    assert back.alarm == s.alarm is False and [r.level for r in back.regions] == ["attention"]
+    assert back.threshold_version == s.threshold_version and back.area == s.area
+    (tmp_path / "summary.json").write_text(json.dumps(s.to_summary()))
+    again, _ = load_screening_json(tmp_path / "summary.json")
+    assert [r.level for r in again.regions] == ["attention"] and again.alarm_rule == "area"
