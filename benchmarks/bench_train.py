@@ -72,6 +72,12 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
         g, d, og, od = _models(net, channels_last=cl)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         p = precision_for("cpu", prec)
+        if prec == "bf16":  # what precision="auto" trains this network in here (measured, cached)
+            from xscreen.config import TrainConfig
+            from xscreen.train.session import train_precision
+
+            auto = train_precision(net, TrainConfig(device="cpu", precision="auto"))
+            print(f"precision=auto picks {auto.name} for training this network here", flush=True)
         variants[name] = lambda x, pair=pair, p=p, cl=cl: train_step(pair, x, p, channels_last=cl).g_loss
     return variants
 

@@ -26,7 +26,8 @@ def test_export_holds_both_networks_the_score_and_the_metadata(tmp_path, capsys)
     loaded = load_model(model)
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props["xscreen.model_id"] == loaded.model_id and props["xscreen.checksum"] == loaded.checksum
-    assert json.loads(props["xscreen.score"]) == {"lam": loaded.meta.train.lam, "recon": loaded.meta.train.recon}
+    assert json.loads(props["xscreen.score"]) == {"lam": loaded.meta.train.lam, "recon": loaded.meta.train.recon,
+                                                  "score_inpaint": 0, "recon_window": 0}
     assert json.loads(props["xscreen.net"])["size"] == 32
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     torch_scorer = Scorer(loaded, device="cpu", precision="fp32")
@@ -39,6 +40,25 @@ def test_export_holds_both_networks_the_score_and_the_metadata(tmp_path, capsys)
         np.testing.assert_allclose(recon, want.recon_error.numpy(), atol=1e-5)
         np.testing.assert_allclose(latent, want.latent_error.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(x_hat, want.reconstructions.numpy(), atol=1e-5)
+
+
+def test_export_carries_the_score_options(tmp_path):
+    """Test-time inpainting and the windowed residual (issue 12) are part of the exported graph."""
+    from dataclasses import replace
+
+    from screen_fixtures import tiny_model
+    from xscreen.checkpoint import save_model
+    from xscreen.export import onnx_bytes
+
+    m = tiny_model(size=32)
+    m = replace(m, meta=replace(m.meta, train=replace(m.meta.train, score_inpaint=2, recon_window=8)))
+    save_model(tmp_path / "opt.xsm", m.generator, m.discriminator, m.meta)
+    loaded = load_model(tmp_path / "opt.xsm")
+    session = ort.InferenceSession(onnx_bytes(loaded), providers=["CPUExecutionProvider"])
+    x = torch.rand(6, 2, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    score = session.run(["score"], {"patches": x.numpy()})[0]
+    np.testing.assert_allclose(score, Scorer(loaded, device="cpu", precision="fp32").score(x).scores.numpy(),
+                               atol=1e-5)
 
 
 @pytest.mark.slow

@@ -99,3 +99,58 @@ def test_loads_a_model_file_and_reads_calibration(tmp_path):
     assert s.patch_size == 32 and s.preprocess.kind == "dual" and s.threshold is None
     cal = Scorer(with_calibration(tiny_model(), 0.2, 0.3), device="cpu")
     assert cal.threshold == 0.2 and cal.scan_threshold == 0.3
+
+
+def _with_score(model, **train):
+    from dataclasses import replace
+
+    return replace(model, meta=replace(model.meta, train=replace(model.meta.train, **train)))
+
+
+def test_inpainting_reconstruction_takes_each_block_from_the_pass_that_hid_it():
+    from xscreen.network import reconstruct
+
+    model = tiny_model()
+    x = _patches(5)
+    with torch.no_grad():
+        got = reconstruct(model.generator, x, 2)
+        mean = x.mean((2, 3), keepdim=True)
+        for i in range(2):
+            for j in range(2):
+                hidden = x.clone()
+                hidden[:, :, i * 16:(i + 1) * 16, j * 16:(j + 1) * 16] = mean.expand(-1, -1, 16, 16)
+                want = model.generator(hidden)[:, :, i * 16:(i + 1) * 16, j * 16:(j + 1) * 16]
+                torch.testing.assert_close(got[:, :, i * 16:(i + 1) * 16, j * 16:(j + 1) * 16], want,
+                                           rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(got, model.generator(x), atol=1e-3)  # the copy path is really cut
+
+
+def test_windowed_residual_finds_a_small_spot_the_patch_mean_dilutes():
+    from xscreen.loss import score_parts
+
+    x = torch.zeros(2, 2, 32, 32)
+    x_hat = x.clone()
+    x_hat[0, :, 4:12, 20:28] = 1.0  # an 8x8 spot of residual 1 in patch 0
+    f = torch.zeros(2, 8, 1, 1)
+    whole = score_parts(x, x_hat, f, f, 1.0, "l1", window=0).recon
+    spot = score_parts(x, x_hat, f, f, 1.0, "l1", window=8).recon
+    assert whole[0].item() == pytest.approx(64 / 1024)
+    assert spot[0].item() == pytest.approx(1.0) and spot[1].item() == 0.0
+
+
+def test_scorer_and_training_validation_agree_with_score_options():
+    """The score options live in the model file; Scorer and the train loop's validation scorer (which
+    selects epochs) compute the same numbers from them."""
+    from torch.utils.data import TensorDataset
+
+    from xscreen.runtime import precision_for
+    from xscreen.train import validation_scores
+
+    model = _with_score(tiny_model(), score_inpaint=2, recon_window=8, lam=0.7)
+    x = _patches(9)
+    got = Scorer(model, device="cpu", precision="fp32").score(x)
+    want = validation_scores(model.generator, model.discriminator, TensorDataset(x), precision_for("cpu", "fp32"),
+                             lam=0.7, recon="l1", inpaint=2, window=8)
+    torch.testing.assert_close(got.scores.double(), torch.from_numpy(want), rtol=1e-4, atol=1e-6)
+    plain = Scorer(tiny_model(), device="cpu", precision="fp32").score(x).scores
+    assert not torch.allclose(got.scores, plain)

@@ -75,6 +75,12 @@ class TrainConfig:
     w_lat: float = 1.0
     lam: float = 0.9  # score A = lam * R + (1 - lam) * L
     recon: Literal["l1", "l2"] = "l1"  # R: paper's |x - x_hat| (l1) or reference code's squared error
+    # issue 12 score options (paper: 0 / 0). score_inpaint k: x_hat by test-time inpainting on a k x k
+    # grid of hidden blocks (k^2 generator passes), so the UNet skips cannot copy what it should judge;
+    # recon_window w: R = the largest mean residual over w x w windows, so a small object's residual is
+    # not averaged away over the whole patch
+    score_inpaint: int = 0
+    recon_window: int = 0
     d_reinit_below: float = 1e-5
     input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)
     input_mask: float = 0.0  # share of training patches with a random block hidden from G (target: whole patch)

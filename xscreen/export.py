@@ -22,6 +22,7 @@ import torch
 
 from xscreen.atomic import atomic_path
 from xscreen.loss import score_parts
+from xscreen.network import reconstruct
 from xscreen.scoring import PatchScores, Scorer
 
 OUTPUTS = ("score", "recon", "latent", "reconstruction")
@@ -31,17 +32,18 @@ OPSET = 17  # onnxruntime >= 1.12 runs it; new enough for every op the two netwo
 class ScoreGraph(torch.nn.Module):
     """G, D and the anomaly score as one module: (N, C, S, S) -> (score, recon, latent, x_hat)."""
 
-    def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, lam: float, recon: str):
+    def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, lam: float, recon: str,
+                 inpaint: int = 0, window: int = 0):
         super().__init__()
         self.generator, self.discriminator = generator, discriminator
-        self.lam, self.recon = float(lam), recon
+        self.lam, self.recon, self.inpaint, self.window = float(lam), recon, int(inpaint), int(window)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x_hat = self.generator(x)
+        x_hat = reconstruct(self.generator, x, self.inpaint)
         # two D passes, not one over [x; x_hat]: eval-mode BN makes them equal and the graph simpler
         _, f_x = self.discriminator(x)
         _, f_xh = self.discriminator(x_hat)
-        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon)  # type: ignore[arg-type]
+        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window)  # type: ignore[arg-type]
         return parts.score, parts.recon, parts.latent, x_hat
 
 
@@ -60,7 +62,7 @@ def onnx_bytes(model: Any) -> bytes:
     loaded = _loaded(model)
     meta = loaded.meta
     graph = ScoreGraph(loaded.generator.float().cpu().eval(), loaded.discriminator.float().cpu().eval(),
-                       meta.train.lam, meta.train.recon).eval()
+                       meta.train.lam, meta.train.recon, meta.train.score_inpaint, meta.train.recon_window).eval()
     example = torch.zeros(2, meta.net.channels, meta.net.size, meta.net.size)
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -82,7 +84,9 @@ def _metadata(loaded: Any) -> dict[str, str]:
     return {"xscreen.model_id": loaded.model_id, "xscreen.checksum": loaded.checksum,
             "xscreen.preprocess": json.dumps(dataclasses.asdict(meta.preprocess)),
             "xscreen.net": json.dumps(dataclasses.asdict(meta.net)),
-            "xscreen.score": json.dumps({"lam": meta.train.lam, "recon": meta.train.recon}),
+            "xscreen.score": json.dumps({"lam": meta.train.lam, "recon": meta.train.recon,
+                                         "score_inpaint": meta.train.score_inpaint,
+                                         "recon_window": meta.train.recon_window}),
             "xscreen.calibration": json.dumps(dataclasses.asdict(cal) if cal is not None else None)}
 
 

@@ -65,20 +65,28 @@ class ScoreParts:
 
 
 def score_parts(x: torch.Tensor, x_hat: torch.Tensor, f_x: torch.Tensor, f_xhat: torch.Tensor,
-                lam: float = 0.9, recon: Literal["l1", "l2"] = "l1") -> ScoreParts:
-    """x, x_hat (N, C, S, S); f_x, f_xhat (N, nz, 1, 1) -> ScoreParts of (N,) fp32 tensors."""
+                lam: float = 0.9, recon: Literal["l1", "l2"] = "l1", window: int = 0) -> ScoreParts:
+    """x, x_hat (N, C, S, S); f_x, f_xhat (N, nz, 1, 1) -> ScoreParts of (N,) fp32 tensors.
+
+    ``window`` 0: R is the mean residual over the patch (paper); w > 0: the largest mean residual
+    over w x w windows at stride w / 2."""
     diff = x.float() - x_hat.float()
     if recon == "l1":
-        r = diff.abs().flatten(1).mean(1)
+        err = diff.abs()
     elif recon == "l2":
-        r = diff.pow(2).flatten(1).mean(1)
+        err = diff.pow(2)
     else:
         raise ValueError(f"recon must be 'l1' or 'l2', not {recon!r}")
+    if window:
+        pooled = F.avg_pool2d(err.mean(1, keepdim=True), window, max(1, window // 2))
+        r = pooled.flatten(1).amax(1)
+    else:
+        r = err.flatten(1).mean(1)
     lat = (f_x.float() - f_xhat.float()).pow(2).flatten(1).mean(1)
     return ScoreParts(lam * r + (1.0 - lam) * lat, r, lat)
 
 
 def anomaly_score(x: torch.Tensor, x_hat: torch.Tensor, f_x: torch.Tensor, f_xhat: torch.Tensor,
-                  lam: float = 0.9, recon: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+                  lam: float = 0.9, recon: Literal["l1", "l2"] = "l1", window: int = 0) -> torch.Tensor:
     """A = λ·R + (1 − λ)·L per sample: (N,) fp32."""
-    return score_parts(x, x_hat, f_x, f_xhat, lam, recon).score
+    return score_parts(x, x_hat, f_x, f_xhat, lam, recon, window).score

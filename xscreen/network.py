@@ -117,6 +117,26 @@ class Discriminator(nn.Module):
         return torch.sigmoid(logit), f
 
 
+def reconstruct(generator: nn.Module, x: torch.Tensor, inpaint: int = 0) -> torch.Tensor:
+    """x (N, C, S, S) -> x̂ (N, C, S, S). ``inpaint`` 0: x̂ = G(x) (the paper). k > 0: test-time
+    inpainting - each block of a k x k grid is hidden (filled with the patch's per-channel mean, as
+    training's ``hide_blocks`` does) and G's output of that pass is kept inside the block, so x̂ is
+    predicted from context everywhere. The k² passes run as one batch (eval-mode BatchNorm: each
+    patch's output does not depend on its batch)."""
+    if not inpaint:
+        return generator(x)
+    n, c, s, _ = x.shape
+    b = s // inpaint
+    grid = (torch.arange(s, device=x.device) // b).clamp_max(inpaint - 1)  # S not a multiple of k: last block wider
+    block = grid[:, None] * inpaint + grid[None, :]  # (S, S) block ids
+    masks = (block[None] == torch.arange(inpaint * inpaint, device=x.device)[:, None, None])  # (k², S, S)
+    masks = masks[:, None, None].to(x.dtype)  # (k², 1, 1, S, S)
+    mean = x.mean((2, 3), keepdim=True)
+    hidden = (x[None] * (1 - masks) + mean[None] * masks).reshape(-1, c, s, s)
+    out = generator(hidden.contiguous(memory_format=torch.channels_last)).reshape(-1, n, c, s, s)
+    return (out * masks.to(out.dtype)).sum(0)
+
+
 def _sn_conv(*args, **kwargs) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(nn.Conv2d(*args, **kwargs))
 

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from xscreen.config import Preprocess
+from xscreen.loss import score_parts
+from xscreen.network import reconstruct
 from xscreen.runtime import Precision, precision_for, resolve_device
 
 CPU_BATCH = 64  # 2-core CPU: 128 measured within noise of 64 (benchmarks/RESULTS.md)
@@ -59,6 +61,7 @@ class Scorer:
         meta = self.loaded.meta
         self.lam = float(meta.train.lam)
         self.recon = str(meta.train.recon)
+        self.inpaint, self.window = int(meta.train.score_inpaint), int(meta.train.recon_window)
         self.compiled = bool(compile)
         self.generator = self._prepare(self.loaded.generator)
         self.discriminator = self._prepare(self.loaded.discriminator)
@@ -161,7 +164,7 @@ class Scorer:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))]).contiguous(
                 memory_format=torch.channels_last)
         with self.precision.autocast():
-            x_hat = self.generator(x)
+            x_hat = reconstruct(self.generator, x, self.inpaint)
             # one discriminator pass over [x; x_hat]: a bigger GEMM, and eval-mode BN makes the
             # features of each half identical to two separate passes
             _, feats = self.discriminator(torch.cat([x, x_hat.to(x.dtype)], dim=0))
@@ -171,12 +174,8 @@ class Scorer:
         x, x_hat = x[:n].float(), x_hat[:n].float()
         if self.compiled:  # CUDA-graph outputs are overwritten by the next replay
             x_hat = x_hat.clone()
-        diff = x - x_hat
-        r = diff.abs() if self.recon == "l1" else diff.square()
-        recon_err = r.flatten(1).mean(dim=1)
-        latent_err = (f_x - f_xh).square().mean(dim=1)
-        scores = self.lam * recon_err + (1.0 - self.lam) * latent_err
-        return PatchScores(scores, recon_err, latent_err, x_hat if keep else None)
+        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window)  # type: ignore[arg-type]
+        return PatchScores(parts.score, parts.recon, parts.latent, x_hat if keep else None)
 
 
 def _concat(parts: list[PatchScores], keep: bool) -> PatchScores:

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from xscreen.config import RunConfig
 from xscreen.loss import score_parts
+from xscreen.network import reconstruct
 from xscreen.runtime import Precision
 from xscreen.train.session import Session, build_session, deterministic_mode, fingerprint
 from xscreen.train.state import Progress, cpu_state, load_state, restore, save_state
@@ -74,7 +75,8 @@ def _batch(item) -> torch.Tensor:
 
 @torch.no_grad()
 def validation_scores(generator: torch.nn.Module, discriminator: torch.nn.Module, data: Dataset,
-                      precision: Precision, *, lam: float, recon: str, batch_size: int = 64) -> np.ndarray:
+                      precision: Precision, *, lam: float, recon: str, batch_size: int = 64, inpaint: int = 0,
+                      window: int = 0) -> np.ndarray:
     """Anomaly scores (N,) float64 of every patch of ``data``, in order, with both networks in eval
     mode (restored to their previous mode after): a patch's score does not depend on its batch."""
     modes = generator.training, discriminator.training
@@ -84,10 +86,10 @@ def validation_scores(generator: torch.nn.Module, discriminator: torch.nn.Module
         for item in DataLoader(data, batch_size=batch_size, shuffle=False):
             x = _batch(item).to(precision.device).contiguous(memory_format=torch.channels_last)
             with precision.autocast():
-                x_hat = generator(x)
+                x_hat = reconstruct(generator, x, inpaint)
                 _, f_x = discriminator(x)
                 _, f_xh = discriminator(x_hat)
-            out.append(score_parts(x, x_hat, f_x, f_xh, lam, recon).score.double().cpu())
+            out.append(score_parts(x, x_hat, f_x, f_xh, lam, recon, window).score.double().cpu())
     finally:
         generator.train(modes[0]), discriminator.train(modes[1])
     return torch.cat(out).numpy() if out else np.zeros(0)
@@ -128,7 +130,8 @@ def _objective(s: Session, run: RunConfig, val_data: Dataset) -> tuple[np.ndarra
         broadcast_module(s.discriminator)
     t = run.train
     score = lambda data: validation_scores(s.generator, s.discriminator, data, s.precision,  # noqa: E731
-                                           lam=t.lam, recon=t.recon, batch_size=t.batch_size)
+                                           lam=t.lam, recon=t.recon, batch_size=t.batch_size,
+                                           inpaint=t.score_inpaint, window=t.recon_window)
     scores = score(val_data)
     if t.selection == "pasted":
         from xscreen.train.selection import PastedDataset, pasted_auc
