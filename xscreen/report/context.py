@@ -163,7 +163,9 @@ def _alarm_text(s: Any) -> str:
     how = {"area": f"for this bag's scored area {getattr(s, 'area', 0.0):.0f} px^2",
            "constant": "the same for every bag size"}.get(getattr(s, "alarm_rule", ""), "")
     version = getattr(s, "threshold_version", "")
-    return f"{s.scan_threshold:.5g}" + (f" ({how})" if how else "") + (f", version {version}" if version else "")
+    far = getattr(s, "alarm_far", None)
+    return (f"{s.scan_threshold:.5g}" + (f" ({how})" if how else "")
+            + (f", set for {far:.1%} of benign bags" if far else "") + (f", version {version}" if version else ""))
 
 
 def _far(far: float | None) -> str:
