@@ -14,8 +14,8 @@ import numpy as np
 # (the threshold), so the operator's eye goes to flagged areas and benign texture stays visible.
 RAMP_LO = 0.5
 HEAT_MAX = 2.0  # rel score at the top of the colour map
-# alarm boxes red and thick, attention boxes thin cyan: an attention region must never read as a threat
-BOX_COLOURS = {"alarm": (255, 40, 40), "attention": (0, 200, 255)}
+# alarm boxes thick yellow (as in the GUI), attention boxes thin pale blue: never read as a threat
+BOX_COLOURS = {"alarm": (255, 230, 0), "attention": (120, 200, 255)}
 
 
 @dataclass

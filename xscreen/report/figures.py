@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from xscreen.config import Preprocess
-from xscreen.heatmap import overlay
+from xscreen.heatmap import BOX_COLOURS, overlay
 from xscreen.materials import render
 from xscreen.preprocess import to_transmission
 from xscreen.scan import Scan
@@ -127,15 +127,16 @@ def boxed_thumbnail(rgb: np.ndarray, regions: list[Any], side: int = THUMB_SIDE,
     font = _font(max(14, img.height // 24))
     for r in regions:
         box = [r.x * k, r.y * k, (r.x + r.w) * k - 1, (r.y + r.h) * k - 1]
-        lw = max(3, img.width // 250)
-        # Black under yellow: the box stays visible on light (air, organic) and dark (metal) areas.
+        colour = BOX_COLOURS.get(getattr(r, "level", "alarm"), BOX_RGB)
+        lw = max(3, img.width // 250) // (2 if colour != BOX_RGB else 1)  # attention: thinner
+        # Black under the colour: the box stays visible on light (air, organic) and dark (metal) areas.
         draw.rectangle([box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1], outline=(0, 0, 0), width=lw + 2)
-        draw.rectangle(box, outline=BOX_RGB, width=lw)
+        draw.rectangle(box, outline=colour, width=lw)
         label = str(r.rank)
         tw, th = draw.textbbox((0, 0), label, font=font)[2:]
         tx, ty = box[0], box[1] - th - 6 if box[1] - th - 6 >= 0 else box[1] + 3  # else inside the box
         draw.rectangle([tx, ty, tx + tw + 6, ty + th + 6], fill=(0, 0, 0))
-        draw.text((tx + 3, ty + 1), label, fill=BOX_RGB, font=font)
+        draw.text((tx + 3, ty + 1), label, fill=colour, font=font)
     return np.asarray(img)
 
 
