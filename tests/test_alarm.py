@@ -163,3 +163,25 @@ def test_a_calibration_giving_no_usable_threshold_fails_the_bag(power, loc):
     scorer = Scorer(replace(model, meta=replace(model.meta, calibration=cal)), device="cpu")
     with pytest.raises(ValueError, match="not a positive finite number"):
         screen(dual_scan(), scorer, ScreenConfig(stride=16))
+
+
+def test_model_metadata_written_before_the_rule_still_loads_as_legacy():
+    import json
+    from dataclasses import replace
+
+    from screen_fixtures import tiny_meta
+    from xscreen.checkpoint import ModelMeta
+    from xscreen.model_checks import check_consistency, check_fields
+
+    old = Calibration(0.07, 0.01, 0.11, 0.05, "max", 5, {"0.99": 0.07, "0.999": 0.09}, 13300, 40)
+    raw = json.loads(replace(tiny_meta(), calibration=old).to_json())
+    new_fields = ("alarm_rule", "alarm_power", "alarm_loc", "alarm_scale", "ref_area", "stride", "version",
+                  "n_alarmed", "far_lo", "far_hi", "source")
+    for key in new_fields:
+        del raw["calibration"][key]
+    del raw["card"]["calibration_history"]
+    meta = ModelMeta.from_json(json.dumps(raw))
+    check_fields(meta)
+    check_consistency(meta)
+    assert meta.calibration.alarm_rule == "legacy" and meta.card.calibration_history == []
+    assert "derived from a legacy calibration" in "\n".join(calibration_lines(meta.calibration))
