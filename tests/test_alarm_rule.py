@@ -119,3 +119,16 @@ def test_a_saved_report_reloads_with_the_same_levels_and_decision(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(s.to_summary()))
     again, _ = load_screening_json(tmp_path / "summary.json")
     assert [r.level for r in again.regions] == ["attention"] and again.alarm_rule == "area"
+
+
+def test_scoring_id_changes_with_everything_a_score_depends_on_and_nothing_else():
+    from xscreen.config import Preprocess, TrainConfig
+    from xscreen.pipeline import scoring_id
+
+    t, p = TrainConfig(), Preprocess()
+    base = scoring_id("w", t, p, 32)
+    assert base == scoring_id("w", replace(t, epochs=99, seed=7), p, 32)  # training-only settings
+    for other in (scoring_id("v", t, p, 32), scoring_id("w", t, p, 16), scoring_id("w", t, p, 32, lam=1.0),
+                  scoring_id("w", replace(t, recon="l2"), p, 32), scoring_id("w", replace(t, recon_window=4), p, 32),
+                  scoring_id("w", t, Preprocess(a_max=8.0), 32)):
+        assert other != base

@@ -74,7 +74,7 @@ def test_cli_prints_the_drift_and_exits_1(tmp_path):
     model = save_tiny_model(tmp_path / "m.xsm")
     update_model_meta(model, calibration=Calibration(0.1, 0.01, 0.2, 0.05, stride=32, version=1))
     m = load_model(model)
-    sid = scoring_id(m.weights_id, m.meta.train.lam, m.meta.train.recon, m.meta.preprocess, 32)
+    sid = scoring_id(m.weights_id, m.meta.train, m.meta.preprocess, 32)
     db = tmp_path / "a.sqlite"
     _log(db, [(True, "clear")] * 12 + [(False, "clear")] * 28, version=f"{sid}.v1")
     res = subprocess.run([sys.executable, "-m", "xscreen", "model", "drift", str(model), "--audit", str(db)],

@@ -52,17 +52,26 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
     return Thresholds(float(patch), far, rule, f"v{version}")
 
 
-def scoring_id(weights_id: str, lam: float, recon: str, preprocess: Any, stride: int) -> str:
-    """12 hex digits over what a bag's score depends on (weights, λ, R's form, input map, stride):
-    recalibrating from the audit uses only scores that this model would give again."""
+# Score options beyond λ and R's form (issue 12); each enters the id only when switched on, so a
+# model's id does not change when a later version adds an option it does not use.
+SCORE_OPTIONS = ("score_inpaint", "recon_window")
+
+
+def scoring_id(weights_id: str, train: Any, preprocess: Any, stride: int, lam: float | None = None) -> str:
+    """12 hex digits over what a bag's score depends on (weights, λ, R's form and the other score
+    options of ``train``, the input map, stride): recalibrating from the audit uses only scores that
+    this model would give again. ``lam`` overrides train.lam (a Scorer's λ may be set apart)."""
     import hashlib
     import json
 
-    key = json.dumps([weights_id, float(lam), str(recon), asdict(preprocess), int(stride)], sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+    options = {k: getattr(train, k) for k in SCORE_OPTIONS if getattr(train, k, 0)}
+    key = [weights_id, float(train.lam if lam is None else lam), str(train.recon), asdict(preprocess), int(stride)]
+    key += [options] if options else []
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def threshold_version(scorer: Scorer, stride: int, version: str) -> str:
     """'<scoring id>.<version>', e.g. '3f2a9c0d1b7e.v2' (audit rows carry it)."""
-    weights = getattr(scorer.loaded, "weights_id", "") or scorer.checksum
-    return f"{scoring_id(weights, scorer.lam, getattr(scorer, 'recon', ''), scorer.preprocess, stride)}.{version}"
+    loaded = scorer.loaded
+    weights = getattr(loaded, "weights_id", "") or scorer.checksum
+    return f"{scoring_id(weights, loaded.meta.train, scorer.preprocess, stride, lam=scorer.lam)}.{version}"

@@ -150,7 +150,7 @@ def drift_cmd(args: argparse.Namespace) -> int:
         meta, cal = loaded.meta, loaded.meta.calibration
         if cal is None:
             raise ValueError(f"{args.file}: not calibrated, so there is no target rate to watch")
-        sid = scoring_id(loaded.weights_id, meta.train.lam, meta.train.recon, meta.preprocess, cal.stride or 32)
+        sid = scoring_id(loaded.weights_id, meta.train, meta.preprocess, cal.stride or 32)
         with AuditLog(args.audit, create=False) as log:
             report = audit_drift(log.rows(), cal.scan_far, "" if args.all_versions else f"{sid}.v{cal.version}")
     except (ModelError, AuditError, ValueError, OSError) as exc:

@@ -121,7 +121,7 @@ def calibrate_from_audit(model: Path, audit_db: str | Path, *, scan_far: float =
         raise ValueError(f"{model}: not calibrated; calibrate on benign scans first (the audit "
                          "holds no patch scores for the review level)")
     stride = int(stride or old.stride or 32)
-    sid = scoring_id(loaded.weights_id, meta.train.lam, meta.train.recon, meta.preprocess, stride)
+    sid = scoring_id(loaded.weights_id, meta.train, meta.preprocess, stride)
     with AuditLog(audit_db, create=False) as log:
         scores, areas, skipped = cleared_bags(log.rows(), sid)
     if scores.size < 3:
