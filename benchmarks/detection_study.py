@@ -33,6 +33,7 @@ from sixray import BOXES, _run_config, load_bag, make_splits, patches_of  # noqa
 from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 
 from xscreen.metrics import roc_auc  # noqa: E402
+from xscreen.network import reconstruct  # noqa: E402
 
 
 # --- measures -------------------------------------------------------------------------------
@@ -62,6 +63,31 @@ def paste_anomalies(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray
         dst = out[k].transpose(1, 2, 0)
         dst[mask] = rot[mask]
     return out
+
+
+def insert_objects(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """X-ray-style foreign objects in uint8 (N, C, S, S): a random bar, ellipse or polygon whose
+    transmission (0.3-0.8) multiplies what lies under it - objects superimpose multiplicatively in a
+    radiograph. Generic shapes, no threat shape or threat data."""
+    n, _, s, _ = patches.shape
+    out = patches.astype(np.float32)
+    for k in range(n):
+        mask = np.zeros((s, s), np.uint8)
+        kind = rng.integers(3)
+        c = rng.uniform(s * 0.2, s * 0.8, 2)
+        if kind == 0:
+            a, ln, w = rng.uniform(0, np.pi), rng.uniform(s * 0.3, s * 0.8), rng.uniform(1.5, s * 0.12)
+            d = np.array([np.cos(a), np.sin(a)]) * ln / 2
+            cv2.line(mask, tuple((c - d).astype(int)), tuple((c + d).astype(int)), 1, max(1, int(w)))
+        elif kind == 1:
+            ax = (int(rng.uniform(2, s * 0.3)), int(rng.uniform(2, s * 0.3)))
+            cv2.ellipse(mask, tuple(c.astype(int)), ax, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        else:
+            pts = (c + rng.uniform(-s * 0.3, s * 0.3, (int(rng.integers(3, 7)), 2))).astype(np.int32)
+            cv2.fillPoly(mask, [cv2.convexHull(pts)], 1)
+        t = 1.0 - (1.0 - rng.uniform(0.3, 0.8)) * cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
+        out[k] *= t[None]
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -115,29 +141,13 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
         if feat_std is not None:
             parts["Lz"] = (fd / feat_std).pow(2).mean(1)
         with prec.autocast():
-            xin = inpainted(g, x)
+            xin = reconstruct(g, x, 2)
         din = (x.float() - xin.float()).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
         parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
         for k, v in parts.items():
             out.setdefault(k, []).append(v.double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def inpainted(g, x: torch.Tensor, k: int = 2) -> torch.Tensor:
-    """Test-time inpainting: each of k x k blocks is hidden (filled with the patch's channel mean, as
-    train.step.hide_blocks does) and the reconstruction of that pass is kept inside the block."""
-    s = x.shape[-1]
-    out = torch.empty_like(x)
-    mean = x.mean((2, 3), keepdim=True)
-    b = s // k
-    for i in range(k):
-        for j in range(k):
-            xm = x.clone()
-            xm[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b] = mean.expand(-1, -1, b, b)
-            xh = g(xm.contiguous(memory_format=torch.channels_last)).to(x.dtype)
-            out[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b] = xh[:, :, i * b:(i + 1) * b, j * b:(j + 1) * b]
-    return out
 
 
 @torch.no_grad()
@@ -170,17 +180,27 @@ def evaluate_epoch(g, d, data: dict, prec, rng_seed: int) -> dict:
     g.eval(), d.eval()
     fstd = feature_std(d, data["val"], prec)
     val = score_forms(g, d, data["val"], prec, fstd)
-    pasted = score_forms(g, d, paste_anomalies(data["val"], np.random.default_rng(rng_seed)), prec, fstd)
+    pasted_patches = paste_anomalies(data["val"], np.random.default_rng(rng_seed))
+    pasted = score_forms(g, d, pasted_patches, prec, fstd)
     thr = [score_forms(g, d, p, prec, fstd) for p in data["threat"]]
-    val_m, pasted_m = add_mixes(val, val), add_mixes(pasted, val)
+    inserted = score_forms(g, d, insert_objects(data["val"], np.random.default_rng(rng_seed)), prec, fstd)
+    val_m, pasted_m, inserted_m = add_mixes(val, val), add_mixes(pasted, val), add_mixes(inserted, val)
     thr_m = [add_mixes(t, val) for t in thr]
     inside = [c >= 0.25 for c in data["cover"]]
     outside = [c == 0 for c in data["cover"]]
+    dark_val = 1.0 - data["val"].reshape(len(data["val"]), -1).mean(1) / 255.0
+    dark_pasted = 1.0 - pasted_patches.reshape(len(pasted_patches), -1).mean(1) / 255.0
+    sub = np.random.default_rng(0).permutation(len(dark_val))[:1500]
     res = {}
     for k in val_m:
         w = within_image([t[k] for t in thr_m], data["dark"], inside, outside)
         y = np.r_[np.zeros(len(val_m[k])), np.ones(len(pasted_m[k]))]
-        res[k] = {**w, "benign_pasted_auc": roc_auc(y, np.r_[val_m[k], pasted_m[k]])}
+        # the same criterion over (pasted, clean) pairs of nearly equal darkness, as the threat measure
+        pm, _ = darkness_matched_auc([np.r_[pasted_m[k][sub], val_m[k][sub]]], [np.r_[dark_pasted[sub], dark_val[sub]]],
+                                     [np.r_[np.ones(len(sub), bool), np.zeros(len(sub), bool)]],
+                                     [np.r_[np.zeros(len(sub), bool), np.ones(len(sub), bool)]])
+        res[k] = {**w, "benign_pasted_auc": roc_auc(y, np.r_[val_m[k], pasted_m[k]]), "benign_pasted_matched": pm,
+                  "benign_inserted_auc": roc_auc(y, np.r_[val_m[k], inserted_m[k]])}
     g.train(), d.train()
     return res
 
@@ -218,12 +238,29 @@ def main(argv=None) -> int:
     p.add_argument("--n-val", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("/tmp/xs_study"))
+    p.add_argument("--evaluate-state", type=Path, default=None, help="only evaluate this training-state file")
     args = p.parse_args(argv)
     args.quick, args.device = False, "cpu"
     from xscreen.train import fit
     from xscreen.train.loop import EpochReport
 
     data = load_data(args)
+    if args.evaluate_state:
+        from _common import nets_from_state
+
+        run = _run_config(args)
+        net_kw = dict(kv.split("=", 1) for kv in args.set)
+        run = dataclasses.replace(run, net=dataclasses.replace(
+            run.net, **{k: json.loads(v) for k, v in net_kw.items() if k in {f.name for f in dataclasses.fields(run.net)}}))
+        from xscreen.runtime import precision_for
+
+        res = evaluate_epoch(*nets_from_state(args.evaluate_state, run), data, precision_for("cpu", args.precision),
+                             args.seed)
+        write_outputs(args.out, f"state_{args.variant}", {"state": str(args.evaluate_state), "scores": res}, "")
+        for k, r in res.items():
+            print(f"{k:18s} pooled {r['pooled']:.3f} matched {r['matched']:.3f} pasted {r['benign_pasted_auc']:.3f} "
+                  f"pasted-matched {r['benign_pasted_matched']:.3f} inserted {r['benign_inserted_auc']:.3f}")
+        return 0
     if args.variant == "trivial":
         res = trivial(data, args.seed)
         log(json.dumps(res))

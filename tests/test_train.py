@@ -299,3 +299,30 @@ def test_fit_with_pasted_selection_minimises_minus_auc(tmp_path):
     assert all(-1.0 <= e.val_objective <= 0.0 for e in epochs)
     best = min(epochs, key=lambda e: e.val_objective)
     assert reports[-1].best_epoch == best.epoch and reports[-1].best_objective == best.val_objective
+
+
+@pytest.mark.parametrize("kind", ["dual", "rgb"])
+def test_inserted_objects_only_ever_attenuate_and_are_deterministic(kind):
+    from xscreen.train.selection import InsertedDataset
+
+    x = _patches(12, 4)[:, :1].repeat(1, 2 if kind == "dual" else 3, 1, 1)
+    base = TensorDataset(x)
+    a, b = InsertedDataset(base, kind, 9.0, seed=1), InsertedDataset(base, kind, 9.0, seed=1)
+    for i in range(12):
+        y, x0 = a[i], base[i][0]
+        assert torch.equal(y, b[i]) and y.shape == x0.shape
+        changed = (y != x0).any(0)
+        assert 0 < changed.float().mean() < 0.95  # an object, never the whole patch
+        if kind == "dual":  # attenuation (x up = darker) grows, low energy at least as much as high
+            assert (y >= x0 - 1e-6).all()
+            gain = (y - x0)[:, changed]
+            assert (gain[1] >= gain[0] - 1e-6).all()
+        else:  # transmission (x down = darker) shrinks
+            assert (y <= x0 + 1e-6).all()
+
+
+def test_fit_with_inserted_selection_minimises_minus_auc(tmp_path):
+    reports = list(_fit(tmp_path, _run(selection="inserted", epochs=2)))
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert all(-1.0 <= e.val_objective <= 0.0 for e in epochs)
+    assert reports[-1].best_objective == min(e.val_objective for e in epochs)

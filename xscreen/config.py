@@ -88,9 +88,10 @@ class TrainConfig:
     lr_step_epochs: int = 10
     lr_gamma: float = 0.1
     patience: int = 0  # early stopping on the benign validation objective; 0 = off
-    # epoch selection on benign data: "mean_score" (paper: lowest mean held-out benign score) or
-    # "pasted" (highest AUC of held-out benign patches with CutPaste anomalies vs the same clean)
-    selection: Literal["mean_score", "pasted"] = "mean_score"
+    # epoch selection on benign data: "mean_score" (paper: lowest mean held-out benign score), or the
+    # highest AUC of held-out benign patches with a synthetic anomaly vs the same clean: "pasted"
+    # (CutPaste) or "inserted" (a generic object superimposed as in a radiograph); train/selection.py
+    selection: Literal["mean_score", "pasted", "inserted"] = "mean_score"
     augment: bool = False  # flips and 90-degree rotations
     seed: int = 0
     deterministic: bool = False

@@ -80,8 +80,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     _train_flag(p, "patch_far", "target patch false-alarm rate of the calibrated threshold", type=float)
     _train_flag(p, "scan_far", "target scan false-alarm rate of the calibrated threshold", type=float)
     _train_flag(p, "input_mask", "share of training patches with a block hidden from the generator", type=float)
-    _train_flag(p, "selection", "epoch selection on benign data: mean_score (paper) or pasted (CutPaste AUC)",
-                choices=("mean_score", "pasted"))
+    _train_flag(p, "selection", "epoch selection on benign data: mean_score (paper), pasted (CutPaste AUC) or "
+                "inserted (AUC of superimposed generic objects)", choices=("mean_score", "pasted", "inserted"))
     _train_flag(p, "score_inpaint", "score with test-time inpainting on a k x k grid, 0 = off (k² generator passes)",
                 type=int)
     _train_flag(p, "recon_window", "R = largest mean residual over w x w windows, 0 = whole patch", type=int)

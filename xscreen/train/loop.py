@@ -2,7 +2,8 @@
 
 Per epoch: train steps (ProgressReport every ``log_every`` steps), then the held-out *benign*
 validation objective (mean anomaly score, eval-mode BatchNorm, lower is better; or with
-``selection="pasted"`` minus the AUC of CutPaste-pasted benign patches, selection.py), LR schedulers
+``selection="pasted"``/``"inserted"`` minus the AUC of benign patches with a synthetic anomaly,
+selection.py), LR schedulers
 stepped, the training state written atomically, an EpochReport. Model selection and early
 stopping use only that benign objective - never test data. At the end the best epoch's weights are
 saved to the model file and calibrated on the validation scans (finish.py).
@@ -133,10 +134,11 @@ def _objective(s: Session, run: RunConfig, val_data: Dataset) -> tuple[np.ndarra
                                            lam=t.lam, recon=t.recon, batch_size=t.batch_size,
                                            inpaint=t.score_inpaint, window=t.recon_window)
     scores = score(val_data)
-    if t.selection == "pasted":
-        from xscreen.train.selection import PastedDataset, pasted_auc
+    if t.selection != "mean_score":
+        from xscreen.train.selection import anomaly_dataset, pasted_auc
 
-        return scores, -pasted_auc(scores, score(PastedDataset(val_data, t.seed)))
+        pre = run.preprocess
+        return scores, -pasted_auc(scores, score(anomaly_dataset(t.selection, val_data, pre.kind, pre.a_max, t.seed)))
     return scores, float(scores.mean())
 
 
