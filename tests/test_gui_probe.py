@@ -22,10 +22,10 @@ def _scan(h=96, w=128, seed=0) -> Scan:
     return Scan("t", "dual", np.stack([high, low]), 60000.0)
 
 
-def _screening(grid, threshold=1.0):
+def _screening(grid, threshold=1.0, alarm_threshold=2.5):
     grid = np.asarray(grid, np.float32)
-    return SimpleNamespace(score_grid=grid, threshold=threshold, patch_size=64, stride=32,
-                           height=32 * grid.shape[0] + 32, width=32 * grid.shape[1] + 32)
+    return SimpleNamespace(score_grid=grid, threshold=threshold, scan_threshold=alarm_threshold, patch_size=64,
+                           stride=32, height=32 * grid.shape[0] + 32, width=32 * grid.shape[1] + 32)
 
 
 def test_probe_imports_without_qt():
@@ -40,6 +40,8 @@ def test_rethreshold_uses_the_stored_grid():
     assert [r.max_score for r in at_one] == [3.0, 2.0]  # ranked; (0,1)+(1,1) connected
     assert at_one[1].patches and sorted(at_one[1].patches) == [(0, 1), (1, 1)]
     assert at_one[0].max_rel == pytest.approx(3.0)
+    # the alarm level is the bag's alarm threshold (2.5), whatever review level the slider sets
+    assert [r.level for r in at_one] == ["alarm", "attention"]
     higher = probe.rethreshold(s, 1.5)
     assert [r.max_score for r in higher] == [3.0, 2.0] and len(higher[1].patches) == 1
     assert higher[0].max_rel == pytest.approx(2.0)  # relative to the threshold in force
