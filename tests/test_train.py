@@ -244,7 +244,9 @@ def test_cli_train_with_config_file_and_model_info(tmp_path, scan_dir, capsys):
     assert info["train"]["epochs"] == 1 and info["calibration"]["n_scans"] == 2  # the --val scans
     assert info["card"]["n_val_scans"] == 2
     assert main(["model", "info", str(out)]) == 0
-    assert "threshold  patch" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "alarm      a bag alarms iff a region reaches the alarm threshold" in text
+    assert "review     regions from" in text
 
 
 def test_cli_errors_name_the_file(tmp_path, capsys):
