@@ -18,7 +18,8 @@ def tiny_meta(kind: str = "dual", size: int = 32, calibration: Calibration | Non
               recon: str = "l1") -> ModelMeta:
     pre = Preprocess(kind=kind)
     net = NetConfig(size=size, channels=pre.channels, ngf=8, ndf=8, nz=16)
-    return ModelMeta(net, pre, PatchConfig(size=size, stride=size // 2), TrainConfig(recon=recon),
+    # the paper's λ 0.9: both score terms take part, so the tests check the whole formula
+    return ModelMeta(net, pre, PatchConfig(size=size, stride=size // 2), TrainConfig(recon=recon, lam=0.9),
                      calibration, ModelCard(name="tiny"))
 
 

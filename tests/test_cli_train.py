@@ -114,7 +114,8 @@ def test_help_shows_every_default():
         if action.option_strings and action.dest != "help":
             assert "default" in (action.help or ""), action.option_strings
     text = _train_parser().format_help()
-    for shown in ("--lam LAM", "(default 0.9)", "--w-con W_CON", "(default 50)", "--w-adv", "--w-lat"):
+    for shown in ("--lam LAM", "(default 1)", "--w-con W_CON", "(default 50)", "--w-adv", "--w-lat", "--score-inpaint",
+                  "--selection", "(default mean_score)"):
         assert shown in text
 
 

@@ -195,3 +195,27 @@ def test_preview_strip_shows_structure_and_the_difference():
     assert top.std() > 40  # stretched: the faint texture fills the grey range
     assert np.array_equal(top[:, :16], middle[:, :16])  # exact reconstruction: identical tiles
     assert bottom[:, :16].max() == 0 and bottom[:, 16:32].min() > 50  # the difference row shows it
+
+
+def test_model_page_sets_the_detection_options(qtbot, wizard):
+    m = wizard.pages["model"]
+    s = wizard.state
+    assert (s.train.selection, s.train.input_mask, s.net.outer_skips_off, s.net.d_spectral_norm,
+            s.train.score_inpaint, s.train.recon_window) == ("mean_score", 0.0, 0, False, 0, 0)  # paper
+    m.selection.setCurrentText("inserted")
+    m.input_mask.setValue(0.5)
+    m.skips_off.setValue(2)
+    m.spectral.setChecked(True)
+    m.inpaint.setValue(2)
+    m.window.setValue(8)
+    s = wizard.state
+    assert (s.train.selection, s.train.input_mask, s.net.outer_skips_off, s.net.d_spectral_norm,
+            s.train.score_inpaint, s.train.recon_window) == ("inserted", 0.5, 2, True, 2, 8)
+    m.window.setValue(1)  # a 1-px window is refused with a reason
+    assert any("residual window" in e for e in wz_errors(wizard))
+
+
+def wz_errors(wizard):
+    from xscreen import wizard as wz
+
+    return wz.page_errors(wizard.state, "model")

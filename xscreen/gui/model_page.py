@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QSpinBox, QVBoxLayout)
 
 from xscreen import wizard as wz
 from xscreen.gui.training_wizard import GatedPage
@@ -37,6 +37,7 @@ class ModelPage(GatedPage):
         for label, w in (("ngf", self.ngf), ("ndf", self.ndf), ("w_adv", self.w_adv), ("w_con", self.w_con),
                          ("w_lat", self.w_lat), ("λ (score)", self.lam), ("reconstruction term", self.recon)):
             adv.addRow(label, w)
+        self._add_detection_options(adv)
         self.speed, measure = QLabel("estimated time: measure to see"), QPushButton("Measure speed")
         measure.clicked.connect(self._on_measure_clicked)
         form = QFormLayout()
@@ -56,8 +57,24 @@ class ModelPage(GatedPage):
         for sig in (self.epochs.valueChanged, self.batch.valueChanged, self.seed.valueChanged,
                     self.ngf.valueChanged, self.ndf.valueChanged, self.w_adv.valueChanged, self.w_con.valueChanged,
                     self.w_lat.valueChanged, self.lam.valueChanged, self.precision.currentTextChanged,
-                    self.device.currentTextChanged, self.recon.currentTextChanged):
+                    self.device.currentTextChanged, self.recon.currentTextChanged, self.selection.currentTextChanged,
+                    self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled,
+                    self.inpaint.valueChanged, self.window.valueChanged):
             sig.connect(self._on_field_changed)
+
+    def _add_detection_options(self, form: QFormLayout) -> None:
+        """The detection-study options (benchmarks/RESULTS.md, 'Detection study'); paper values by default."""
+        self.selection = QComboBox()
+        self.selection.addItems(["mean_score", "pasted", "inserted"])
+        self.input_mask = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.1)
+        self.skips_off, self.inpaint = QSpinBox(minimum=0, maximum=3), QSpinBox(minimum=0, maximum=4)
+        self.window = QSpinBox(minimum=0, maximum=128)
+        self.spectral = QCheckBox("spectral norm in the discriminator")
+        for label, w in (("epoch selection (benign)", self.selection), ("masked-input share", self.input_mask),
+                         ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral),
+                         ("score: inpainting grid k (0 = off)", self.inpaint),
+                         ("score: residual window (0 = patch)", self.window)):
+            form.addRow(label, w)
 
     def _load_fields(self) -> None:
         s = self.wiz.state
@@ -66,6 +83,15 @@ class ModelPage(GatedPage):
                      (self.w_con, s.train.w_con), (self.w_lat, s.train.w_lat), (self.lam, s.train.lam)):
             w.blockSignals(True)
             w.setValue(v)
+            w.blockSignals(False)
+        for w, setter, v in ((self.selection, self.selection.setCurrentText, s.train.selection),
+                             (self.input_mask, self.input_mask.setValue, s.train.input_mask),
+                             (self.skips_off, self.skips_off.setValue, s.net.outer_skips_off),
+                             (self.spectral, self.spectral.setChecked, s.net.d_spectral_norm),
+                             (self.inpaint, self.inpaint.setValue, s.train.score_inpaint),
+                             (self.window, self.window.setValue, s.train.recon_window)):
+            w.blockSignals(True)
+            setter(v)
             w.blockSignals(False)
 
     def _on_preset_changed(self, name: str) -> None:
@@ -77,8 +103,12 @@ class ModelPage(GatedPage):
         train = dataclasses.replace(
             s.train, epochs=self.epochs.value(), batch_size=self.batch.value(), seed=self.seed.value(),
             precision=self.precision.currentText(), device=self.device.currentText(), w_adv=self.w_adv.value(),
-            w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText())
-        self.wiz.update(train=train, net=dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value()))
+            w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText(),
+            selection=self.selection.currentText(), input_mask=self.input_mask.value(),
+            score_inpaint=self.inpaint.value(), recon_window=self.window.value())
+        net = dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value(),
+                                  outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked())
+        self.wiz.update(train=train, net=net)
 
     def _on_measure_clicked(self) -> None:
         from xscreen.wizard_run import measure_speed
