@@ -85,3 +85,19 @@ def test_export_without_onnx_says_what_to_install(tmp_path, capsys, monkeypatch)
     assert main(["export", str(model), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "pip install 'xscreen[onnx]'" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_screen_backend_onnx_decides_like_torch(tmp_path):
+    import csv
+
+    bag = paths.samples_dir() / "bag02_handgun.h5"
+    rows, codes = {}, {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / backend
+        codes[backend] = main(["screen", str(bag), "--out", str(out), "--backend", backend, "--precision", "fp32"])
+        with open(out / "summary.csv", newline="") as fh:
+            rows[backend] = next(csv.DictReader(fh))
+    assert codes["torch"] == codes["onnx"] and rows["onnx"]["status"] == "ok" and rows["onnx"]["alarm"] == "True"
+    keys = [k for k in rows["torch"] if k in ("alarm", "n_regions", "n_alarm_regions")]
+    assert keys and all(rows["torch"][k] == rows["onnx"][k] for k in keys)
+    assert abs(float(rows["torch"]["scan_score"]) - float(rows["onnx"]["scan_score"])) <= 1e-3

@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CPU threads for torch (default: all cores; 1 per job when a node runs many)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (one-off 1-3 min; faster for large batches of scans)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="scoring engine: torch (default) or onnxruntime on the CPU (needs xscreen[onnx])")
     p.add_argument("--shard", default="0/1", help="i/n: screen only the i-th of n disjoint parts")
     p.add_argument("--overlay", default="fill", choices=("fill", "contour", "none"))
     p.add_argument("--report", default="", help="also write reports: comma list of html,pdf,csv,json")
@@ -103,8 +105,15 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
     if model is None:
         raise _Fail("--model: no model given and no shipped model found")
     try:
+        if args.backend == "onnx":
+            from xscreen.export import OnnxScorer
+
+            return OnnxScorer(model, batch_size=cfg.batch_size, threads=args.threads)
         return Scorer(model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size,
                       compile=args.compile)
+    except ImportError as exc:
+        raise _Fail(f"--backend onnx needs the optional packages onnx and onnxruntime "
+                    f"(pip install 'xscreen[onnx]'): {exc}") from None
     except ModelError as exc:
         raise _Fail(str(exc)) from None
     except OSError as exc:
