@@ -128,7 +128,8 @@ def test_scoring_id_changes_with_everything_a_score_depends_on_and_nothing_else(
     t, p = TrainConfig(), Preprocess()
     base = scoring_id("w", t, p, 32)
     assert base == scoring_id("w", replace(t, epochs=99, seed=7), p, 32)  # training-only settings
-    for other in (scoring_id("v", t, p, 32), scoring_id("w", t, p, 16), scoring_id("w", t, p, 32, lam=1.0),
+    for other in (scoring_id("v", t, p, 32), scoring_id("w", t, p, 16), scoring_id("w", t, p, 32, lam=0.5),
                   scoring_id("w", replace(t, recon="l2"), p, 32), scoring_id("w", replace(t, recon_window=4), p, 32),
+                  scoring_id("w", replace(t, score_inpaint=2), p, 32),
                   scoring_id("w", t, Preprocess(a_max=8.0), 32)):
         assert other != base
