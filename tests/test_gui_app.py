@@ -67,8 +67,7 @@ def window(qtbot, tmp_path):
     qtbot.waitExposed(win)
     win.activateWindow()
     yield win
-    win.runner.cancel()
-    win.runner.wait()
+    win.runner.shutdown()
 
 
 def _screened(qtbot, win, path, model=None):
@@ -360,3 +359,28 @@ def test_large_scan_views_render_off_the_gui_thread(qtbot, window, bag_dir, monk
     qtbot.waitUntil(lambda: tab.renderer.has("negative") and tab.renderer_jobs.running is None, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: np.array_equal(tab.view.image.image, materials.render(tab.outcome.scan, "negative")),
                     timeout=TIMEOUT)
+
+
+def test_a_shut_down_runner_never_starts_another_job(qtbot):
+    """After shutdown, the cancelled job's queued 'finished' must not start the next (pre-scoring) job:
+    a QThread destroyed while it runs aborts the process."""
+    import time
+
+    from xscreen.gui.worker import JobRunner
+
+    runner = JobRunner()
+    started = []
+
+    def slow():
+        for i in range(200):
+            time.sleep(0.01)
+            yield i
+
+    runner.idle.connect(lambda: (started.append("idle"), runner.start("next", slow)))
+    runner.start("first", slow)
+    assert runner.running == "first"
+    assert runner.shutdown(5000)
+    qtbot.wait(100)  # deliver the queued 'finished'
+    assert runner.running is None and started == []
+    runner.start("late", slow)
+    assert runner.running is None

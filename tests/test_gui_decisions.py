@@ -36,8 +36,7 @@ def _window(qtbot, tmp_path, operator="ana", minutes=None):
 def window(qtbot, tmp_path):
     win = _window(qtbot, tmp_path)
     yield win
-    win.runner.cancel()
-    win.runner.wait()
+    win.runner.shutdown()
 
 
 def _rows(tmp_path):

@@ -269,8 +269,7 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
     def closeEvent(self, event) -> None:
         self.idle_timer.stop()
         QApplication.instance().removeEventFilter(self._activity)
-        self.runner.cancel()
-        self.runner.wait(10000)
+        self.runner.shutdown(10000)
         self.settings.sync()
         super().closeEvent(event)
 

@@ -59,12 +59,15 @@ class JobRunner(QObject):
         super().__init__(parent)
         self._thread: JobThread | None = None
         self._next: tuple[str, Callable[[], Iterator[Any]]] | None = None
+        self._closed = False
 
     @property
     def running(self) -> str | None:
         return self._thread.key if self._thread is not None else None
 
     def start(self, key: str, job: Callable[[], Iterator[Any]]) -> None:
+        if self._closed:
+            return
         if self._thread is not None:
             self._next = (key, job)  # started as soon as the running job has stopped
             self._thread.cancel()
@@ -89,10 +92,21 @@ class JobRunner(QObject):
         thread = self._thread
         return thread.wait(ms) if thread is not None else True
 
+    def shutdown(self, ms: int = 30000) -> bool:
+        """Cancel, wait, and start nothing ever again (the owner is closing). Without it, the queued
+        ``finished`` of the cancelled job arrives after the close, emits ``idle``, and a new job (the
+        next bag's pre-scoring) starts in a window about to be destroyed: Qt aborts the whole process
+        when a QThread is destroyed while it runs (seen in the GUI tests under load)."""
+        self._closed = True
+        self.cancel()
+        return self.wait(ms)
+
     def _on_thread_finished(self) -> None:
         if self._thread is not None:
             self._thread.deleteLater()
         self._thread = None
+        if self._closed:
+            return
         if self._next is not None:
             key, job = self._next
             self._next = None
