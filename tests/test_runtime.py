@@ -31,7 +31,7 @@ def test_auto_picks_the_faster_per_job_and_caches_it(native_bf16):
     score = precision_for("cpu", "auto", job="score", workload=_workload({"fp32": 0.02, "bf16": 0.001}, calls),
                           workload_key="net A")
     assert (train.name, score.name) == ("fp32", "bf16")
-    assert sorted(set(calls)) == ["bf16", "fp32"] and len(calls) == 16  # 2 jobs x 2 precisions x (1 + 3)
+    assert sorted(set(calls)) == ["bf16", "fp32"] and len(calls) == 24  # 2 jobs x 2 precisions x (1 + 5)
     cache = json.loads(native_bf16.read_text())
     assert sorted(v["choice"] for v in cache.values()) == ["bf16", "fp32"]
     calls.clear()
@@ -80,3 +80,10 @@ def test_train_precision_measures_real_train_steps(native_bf16):
     entry = next(iter(json.loads(native_bf16.read_text()).values()))
     assert p.name == entry["choice"] and set(entry["seconds"]) == {"fp32", "bf16"}
     assert all(v > 0 for v in entry["seconds"].values())
+
+
+def test_candidates_alternate_so_load_slows_them_alike(native_bf16):
+    calls: list[str] = []
+    precision_for("cpu", "auto", job="score", workload=_workload({"fp32": 0.0, "bf16": 0.0}, calls),
+                  workload_key="alt")
+    assert calls[:2] == ["fp32", "bf16"] and calls[2:] == ["fp32", "bf16"] * 5
