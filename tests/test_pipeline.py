@@ -155,3 +155,25 @@ def test_a_non_finite_score_fails_the_bag_never_clears_it(tmp_path):
 def test_thresholds_that_could_never_alarm_are_refused(kw):
     with pytest.raises(ValueError, match="not a positive finite number"):
         screen(dense_scan(), clamp_scorer(), ScreenConfig(**kw))
+
+
+def test_screen_steps_reports_every_batch_and_stops_when_no_longer_pulled(monkeypatch):
+    from xscreen.pipeline import ScreenProgress, screen_steps
+
+    scan, scorer = dense_scan(), clamp_scorer()
+    scorer.batch_size = 4
+    seen = []
+    real = scorer.score
+    monkeypatch.setattr(scorer, "score", lambda p, **k: seen.append(p.shape[0]) or real(p, **k))
+    cfg = ScreenConfig(stride=16, threshold=1.0)
+    items = list(screen_steps(scan, scorer, cfg))
+    progress, last = items[:-1], items[-1]
+    assert all(isinstance(p, ScreenProgress) for p in progress) and isinstance(last, Screening)
+    assert [p.done for p in progress] == list(np.cumsum(seen)) and progress[-1].done == progress[-1].total
+    assert len(progress) == len(seen) > 3 and progress[-1].total == last.n_scored
+    np.testing.assert_array_equal(last.score_grid, screen(scan, scorer, cfg).score_grid)
+    seen.clear()
+    steps = screen_steps(scan, scorer, cfg)
+    assert isinstance(next(steps), ScreenProgress)  # a consumer that cancels after the first batch ...
+    steps.close()
+    assert seen == [4]  # ... has cost one batch, not the scan

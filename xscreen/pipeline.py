@@ -128,9 +128,26 @@ def _sha256(path: Path | None) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class ScreenProgress:
+    """Patches scored so far in one scan (reported after every batch)."""
+
+    done: int
+    total: int
+
+
 def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
            load_seconds: float = 0.0) -> Screening:
     """Screen one scan. Raises ValueError when the scan's kind is not the model's."""
+    for item in screen_steps(scan, scorer, cfg, load_seconds=load_seconds):
+        pass
+    return item  # the last item is the Screening
+
+
+def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
+                 load_seconds: float = 0.0) -> Iterator[ScreenProgress | Screening]:
+    """``screen`` as a generator: a ScreenProgress after every scored batch, the Screening last. A
+    consumer that stops pulling (the GUI's Cancel) stops the work within one batch."""
     th = resolve_thresholds(scorer, cfg)
     t = Timings(load=load_seconds)
     t0 = time.perf_counter()
@@ -142,7 +159,7 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
     air = air_mask(tiling, cfg.air_threshold, scorer.preprocess) if cfg.skip_air else \
         torch.zeros(tiling.grid, dtype=torch.bool, device=scorer.device)
     t.tile = _lap(t1, scorer)
-    grids, recon, residual = _score_stream(tiling, air, scorer, t)
+    grids, recon, residual = yield from _score_stream(tiling, air, scorer, t)
     t3 = time.perf_counter()
     score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
     air_np = air.cpu().numpy()
@@ -156,7 +173,7 @@ def screen(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(), *,
     s_score = float(live.max()) if live.size else 0.0
     t.regions = time.perf_counter() - t3
     t.total = load_seconds + time.perf_counter() - t0
-    return Screening(
+    yield Screening(
         scan_id=scan.scan_id, path=str(scan.path) if scan.path else None, sha256=_sha256(scan.path),
         kind=scan.kind, width=scan.width, height=scan.height, model_id=scorer.model_id,
         model_checksum=scorer.checksum, threshold=review, threshold_far=th.patch_far,
@@ -179,11 +196,13 @@ def _check_finite(scores: np.ndarray) -> None:
 
 
 def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
-    """Score non-air patches batch by batch; -> ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W))."""
+    """Score non-air patches batch by batch, yielding a ScreenProgress after each;
+    returns ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W))."""
     dev = scorer.device
     grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
     acc = StitchAccumulator(tiling)
     todo = torch.nonzero(~air.reshape(-1)).reshape(-1)
+    done = 0
     for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
         ts = time.perf_counter()
         batch = tiling.gather(chunk)
@@ -194,6 +213,8 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
         ts = time.perf_counter()
         acc.add(chunk, batch, ps.reconstructions)
         t.stitch += time.perf_counter() - ts
+        done += int(chunk.numel())
+        yield ScreenProgress(done, int(todo.numel()))
     ts = time.perf_counter()
     recon, residual = acc.result()
     t.stitch += _lap(ts, scorer)

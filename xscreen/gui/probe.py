@@ -62,7 +62,10 @@ def screen_job(path: str | Path, scorer: Callable[[], Any] | None, cfg: Any | No
         from xscreen.config import ScreenConfig
 
         model = scorer()
-        screening = pipeline.screen(scan, model, cfg or ScreenConfig())
+        for item in pipeline.screen_steps(scan, model, cfg or ScreenConfig()):
+            if isinstance(item, pipeline.ScreenProgress):  # per batch: Cancel acts within one batch
+                yield JobStep(key, "score", 0.2 + 0.75 * item.done / max(item.total, 1))
+        screening = item
         recon = Renderer(reconstruction_scan(scan, screening.reconstruction, model.preprocess))
         recon.prepare(view)
         out = dataclasses.replace(out, screening=screening, recon_renderer=recon,
