@@ -177,3 +177,19 @@ def test_screen_steps_reports_every_batch_and_stops_when_no_longer_pulled(monkey
     assert isinstance(next(steps), ScreenProgress)  # a consumer that cancels after the first batch ...
     steps.close()
     assert seen == [4]  # ... has cost one batch, not the scan
+
+
+def test_screen_paths_passes_batch_progress_on_request(tmp_path):
+    from xscreen.pipeline import ScreenProgress, ScreenResult, screen_paths
+
+    for i in range(2):
+        save_h5(dense_scan(), tmp_path / f"bag{i}.h5")
+    scorer = clamp_scorer()
+    scorer.batch_size = 8
+    plain = list(screen_paths([tmp_path], scorer, ScreenConfig(stride=16, threshold=1.0)))
+    assert [type(r) for r in plain] == [ScreenResult, ScreenResult]
+    items = list(screen_paths([tmp_path], scorer, ScreenConfig(stride=16, threshold=1.0), progress=True))
+    kinds = ["P" if isinstance(r, ScreenProgress) else "R" for r in items]
+    first = kinds.index("R")
+    assert first > 1 and kinds[first + 1:].count("R") == 1 and kinds[-1] == "R"
+    assert items[first - 1].done == items[first - 1].total == items[first].screening.n_scored

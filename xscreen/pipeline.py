@@ -265,15 +265,19 @@ def collect_paths(paths: Iterable[str | Path], shard: tuple[int, int] = (0, 1)) 
 
 
 def screen_paths(paths: Iterable[str | Path], scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
-                 shard: tuple[int, int] = (0, 1)) -> Iterator[ScreenResult | ScreenFailure]:
-    """Yield one result or failure per scan file; bad files are reported and skipped."""
+                 shard: tuple[int, int] = (0, 1), *,
+                 progress: bool = False) -> Iterator[ScreenResult | ScreenFailure | ScreenProgress]:
+    """Yield one result or failure per scan file; bad files are reported and skipped. ``progress``:
+    also the current scan's ScreenProgress after every batch (the CLI's bar, like the GUI's)."""
     from xscreen.scan import load_scan
 
     for path in collect_paths(paths, shard):
         t0 = time.perf_counter()
         try:
             scan = load_scan(path)
-            result = screen(scan, scorer, cfg, load_seconds=time.perf_counter() - t0)
+            for result in screen_steps(scan, scorer, cfg, load_seconds=time.perf_counter() - t0):
+                if progress and isinstance(result, ScreenProgress):
+                    yield result
         except ScanError as exc:
             yield ScreenFailure(path, str(exc))
         except (ValueError, OSError) as exc:

@@ -123,12 +123,17 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
 def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
     from tqdm import tqdm
 
-    from xscreen.pipeline import ScreenFailure, screen_paths
+    from xscreen.pipeline import ScreenFailure, ScreenProgress, screen_paths
 
     out = Path(args.out)
     rows, names, failed = [], set(), 0
-    with tqdm(total=len(files), unit="scan", file=sys.stderr, disable=None) as bar:
-        for item in screen_paths(files, scorer, cfg):
+    with tqdm(total=len(files), unit="scan", file=sys.stderr, disable=None,
+              bar_format="{l_bar}{bar}| {n:.1f}/{total} scans [{elapsed}<{remaining}]") as bar:
+        for item in screen_paths(files, scorer, cfg, progress=True):
+            if isinstance(item, ScreenProgress):  # within the scan, batch by batch
+                bar.n = len(rows) + item.done / max(item.total, 1)
+                bar.refresh()
+                continue
             if isinstance(item, ScreenFailure):
                 failed += 1
                 tqdm.write(f"error: {item.fault}", file=sys.stderr)
@@ -140,7 +145,8 @@ def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
                     failed += 1
                     tqdm.write(f"error: {item.path}: cannot write outputs: {exc}", file=sys.stderr)
                     rows.append({"path": str(item.path), "status": "error", "error": str(exc)})
-            bar.update(1)
+            bar.n = len(rows)
+            bar.refresh()
     csv_name = "summary.csv" if shard == (0, 1) else f"summary-{shard[0]}of{shard[1]}.csv"
     atomic_write_text(out / csv_name, _csv(rows))
     n_alarm = sum(1 for r in rows if r.get("alarm"))
