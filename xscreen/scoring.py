@@ -78,8 +78,11 @@ class Scorer:
             self.precision = p
             self._score_batch(torch.zeros(batch, net.channels, net.size, net.size), keep=False)
 
-        key = f"{json.dumps(dataclasses.asdict(net), sort_keys=True)} batch {batch} compiled {self.compiled}"
-        return precision_for(self.device, precision, job="score", workload=workload, workload_key=key)
+        key = f"{json.dumps(dataclasses.asdict(net), sort_keys=True)} batch {batch}"
+        # a compiled model would be compiled once per candidate just to be timed: minutes, so it takes
+        # the device's default (reduced precision on CUDA, fp32 on the CPU) instead
+        return precision_for(self.device, precision, job="score", workload=None if self.compiled else workload,
+                             workload_key=key)
 
     def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
         # channels-last lets oneDNN / cuDNN pick NHWC conv kernels without reorders per layer
