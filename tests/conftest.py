@@ -1,4 +1,6 @@
+import gc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,13 @@ def _precision_cache(tmp_path_factory):
         os.environ.pop("XSCREEN_PRECISION_CACHE", None)
     else:
         os.environ["XSCREEN_PRECISION_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _qt_garbage_on_the_main_thread():
+    """Widgets a GUI test leaves in reference cycles are collected here, on the main (GUI) thread.
+    Left to the cycle collector, they can die in a later test's worker thread (training, scoring):
+    a QWidget destroyed off the GUI thread deadlocked the suite inside torch.save."""
+    yield
+    if "PySide6.QtWidgets" in sys.modules:
+        gc.collect()

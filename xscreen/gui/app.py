@@ -276,8 +276,15 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
 
 def run_app(paths_in: list[str] | None = None, model: str | None = None) -> int:
     """Open the main window (optionally a scan or folder and a model) and run the event loop."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("xscreen")
+    # Python's cycle collector runs in whichever thread happens to allocate; a Qt widget in a garbage
+    # cycle then dies in a worker thread (scoring, training), which deadlocks or aborts (seen in the
+    # GUI tests: a QMenu destroyed inside torch.save on the training thread). Collect on a GUI-thread
+    # timer instead, with automatic collection off.
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - kept alive for the event loop
     win = MainWindow()
     if model:
         win.set_model(str(Path(model).resolve()))
