@@ -328,3 +328,51 @@ def test_fit_with_inserted_selection_minimises_minus_auc(tmp_path):
     epochs = [r for r in reports if isinstance(r, EpochReport)]
     assert all(-1.0 <= e.val_objective <= 0.0 for e in epochs)
     assert reports[-1].best_objective == min(e.val_objective for e in epochs)
+
+
+def test_train_model_fits_the_area_alarm_rule_on_the_held_out_scans(tmp_path):
+    """A freshly trained model carries the one alarm rule (issue 13), fitted on its held-out benign
+    scans screened at the operating stride - not a calibration derived from patch statistics."""
+    from screen_fixtures import dual_scan
+
+    from xscreen.checkpoint import load_model
+    from xscreen.evaluate.recalibrate import CalibrationProgress
+    from xscreen.scan import save_h5
+    from xscreen.train.run import train_model, val_scans
+
+    benign, val = tmp_path / "benign", tmp_path / "val"
+    for folder, seeds in ((benign, range(4)), (val, range(10, 14))):
+        folder.mkdir()
+        for s in seeds:
+            save_h5(dual_scan(96, 96 + 8 * s % 64, seed=s, box=(8, 8, 60, 50), scan_id=f"b{s}"), folder / f"b{s}.h5")
+    run = RunConfig(benign=(str(benign),), val=(str(val),), output=str(tmp_path / "m.xsm"), net=NET,
+                    patch=PatchConfig(size=32, stride=16),
+                    train=TrainConfig(epochs=1, batch_size=8, precision="fp32", device="cpu", log_every=100))
+    assert [p.name for p in val_scans(run, tmp_path / "work")] == ["b10.h5", "b11.h5", "b12.h5", "b13.h5"]
+    items = list(train_model(run, tmp_path / "work"))
+    result = items[-1]
+    assert isinstance(result, TrainResult)
+    assert sum(isinstance(i, CalibrationProgress) for i in items) == 4
+    cal = load_model(result.model_path).meta.calibration
+    assert cal.alarm_rule == "area" and cal.n_scans == 4 and cal == result.calibration
+    assert result.model_id.endswith(load_model(result.model_path).checksum[:12])
+
+
+def test_val_scans_are_the_patch_stores_own_held_out_split(tmp_path):
+    from screen_fixtures import dual_scan
+
+    from xscreen.dataset import store_info
+    from xscreen.scan import save_h5
+    from xscreen.train.run import prepare_stores, val_scans
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for s in range(10):
+        save_h5(dual_scan(64, 64, seed=s, box=(4, 4, 50, 50)), scans / f"s{s}.h5")
+    run = RunConfig(benign=(str(scans),), patch=PatchConfig(size=32, stride=16),
+                    train=TrainConfig(val_fraction=0.3, seed=3))
+    list(prepare_stores(run, tmp_path / "work", reuse=False))
+    held_out = sorted(s.name for s in store_info(tmp_path / "work" / "patches.h5").scans if s.split == "val")
+    assert len(held_out) == 3 and sorted(p.name for p in val_scans(run, tmp_path / "work")) == held_out
+    (scans / "new.h5").write_bytes((scans / "s1.h5").read_bytes())  # a file added after the store was built
+    assert sorted(p.name for p in val_scans(run, tmp_path / "work")) == held_out

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from xscreen.config import Preprocess, RunConfig
+from xscreen.train.finish import TrainResult
 from xscreen.train.loop import DataInfo, fit
 from xscreen.train.step import distributed
 
@@ -130,4 +131,43 @@ def train_model(run: RunConfig, workdir: str | Path, resume: bool = False, comma
     if distributed():
         dist.barrier()
     run, train, val, info = open_data(run, workdir, command)
-    yield from fit(run, train, val, out=Path(run.output), workdir=workdir, resume=resume, info=info)
+    for item in fit(run, train, val, out=Path(run.output), workdir=workdir, resume=resume, info=info):
+        if isinstance(item, TrainResult) and rank == 0:
+            item = yield from calibrate_for_screening(run, workdir, item)
+        yield item
+
+
+def val_scans(run: RunConfig, workdir: Path) -> list[Path]:
+    """The held-out benign scans: ``run.val``, or those of ``run.benign`` that the patch store in
+    ``workdir`` held out (matched by file name; a name read from the store only selects among the
+    paths given, it never becomes a path)."""
+    if run.val:
+        return expand_scans(run.val)
+    from xscreen.dataset import store_info
+
+    held_out = {s.name for s in store_info(workdir / "patches.h5").scans if s.split == "val"}
+    return [p for p in expand_scans(run.benign) if p.name in held_out]
+
+
+def calibrate_for_screening(run: RunConfig, workdir: Path, result: TrainResult) -> Iterator[object]:
+    """Fit the alarm rule (issue 13: per bag, area-aware) on the held-out benign scans screened as
+    operators screen them, so a freshly trained model carries the one rule instead of a calibration
+    derived from patch statistics. Yields CalibrationProgress; returns the updated TrainResult. With
+    fewer than 3 usable held-out scans the training calibration stays (the card says it is legacy)."""
+    from xscreen.config import ScreenConfig
+    from xscreen.evaluate.recalibrate import ScanCalibration, calibrate_on_scans, write_calibration
+
+    final = None
+    try:
+        for item in calibrate_on_scans(result.model_path, val_scans(run, workdir), patch_far=run.train.patch_far,
+                                       scan_far=run.train.scan_far, stride=ScreenConfig().stride,
+                                       device=run.train.device):
+            if isinstance(item, ScanCalibration):
+                final = item
+            else:
+                yield item
+    except ValueError:
+        return result
+    checksum = write_calibration(result.model_path, final)
+    name = result.model_id.rsplit("-", 1)[0]
+    return dataclasses.replace(result, model_id=f"{name}-{checksum[:12]}", calibration=final.calibration)
