@@ -384,3 +384,24 @@ def test_a_shut_down_runner_never_starts_another_job(qtbot):
     assert runner.running is None and started == []
     runner.start("late", slow)
     assert runner.running is None
+
+
+def test_attention_regions_can_be_hidden(qtbot, window, bag_dir, tiny_model, monkeypatch):
+    """Regions below the bag's alarm threshold ('attention', issue 13) are switchable; alarm regions
+    always stay."""
+    import dataclasses
+
+    tab = _screened(qtbot, window, bag_dir / "a_threat.h5", tiny_model)
+    found = probe.rethreshold(tab.screening, 1.0)
+    assert found
+    mixed = [dataclasses.replace(r, level="alarm" if i == 0 else "attention") for i, r in enumerate(found)]
+    if len(mixed) == 1:
+        mixed.append(dataclasses.replace(found[0], rank=2, level="attention"))
+    monkeypatch.setattr(probe, "rethreshold", lambda s, rel, min_patches=1: list(mixed))
+    window.dispatch("threshold.up"), window.dispatch("threshold.down")  # re-derive the regions
+    assert [r.level for r in tab.regions] == [r.level for r in mixed]
+    tab.detector.attention.setChecked(False)
+    assert tab.state.attention is False
+    assert [r.level for r in tab.regions] == ["alarm"] and tab.view.n_boxes == 1
+    tab.detector.attention.setChecked(True)
+    assert len(tab.regions) == len(mixed) == tab.view.n_boxes

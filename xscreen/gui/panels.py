@@ -119,7 +119,8 @@ class DetectorPanel(QGroupBox):
         super().__init__("Detector", parent)
         self.overlay = QCheckBox("Heatmap (H)")
         self.boxes = QCheckBox("Region boxes (B)")
-        for box in (self.overlay, self.boxes):
+        self.attention = QCheckBox("Attention regions (below the alarm threshold)")
+        for box in (self.overlay, self.boxes, self.attention):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.mode = _combo({"fill": "Fill", "contour": "Contour"})
         self.opacity = _slider(0, 100)
@@ -131,6 +132,7 @@ class DetectorPanel(QGroupBox):
         row.addWidget(self.overlay)
         row.addWidget(self.boxes)
         form.addRow(row)
+        form.addRow(self.attention)
         form.addRow("Mode (M)", self.mode)
         form.addRow("Opacity ([ ])", self.opacity)
         form.addRow("Show (I R D V)", self.layer)
@@ -138,6 +140,7 @@ class DetectorPanel(QGroupBox):
         form.addRow(self.threshold_label)
         self.overlay.toggled.connect(lambda on: self.edit.emit({"overlay": on}))
         self.boxes.toggled.connect(lambda on: self.edit.emit({"boxes": on}))
+        self.attention.toggled.connect(lambda on: self.edit.emit({"attention": on}))
         self.mode.activated.connect(lambda i: self.edit.emit({"overlay_mode": self.mode.itemData(i)}))
         self.opacity.valueChanged.connect(lambda v: self.edit.emit({"opacity": v / 100}))
         self.layer.activated.connect(lambda i: self.edit.emit({"layer": self.layer.itemData(i)}))
@@ -145,11 +148,12 @@ class DetectorPanel(QGroupBox):
             lambda v: self.edit.emit({"rel_threshold": slider_to_threshold(v)}))
 
     def set_state(self, s: st.ViewState, model_threshold: float | None = None) -> None:
-        widgets = (self.overlay, self.boxes, self.mode, self.opacity, self.layer, self.threshold)
+        widgets = (self.overlay, self.boxes, self.attention, self.mode, self.opacity, self.layer, self.threshold)
         for w in widgets:
             w.blockSignals(True)
         self.overlay.setChecked(s.overlay)
         self.boxes.setChecked(s.boxes)
+        self.attention.setChecked(s.attention)
         self.mode.setCurrentIndex(self.mode.findData(s.overlay_mode))
         self.opacity.setValue(int(round(s.opacity * 100)))
         self.layer.setCurrentIndex(self.layer.findData(s.layer))

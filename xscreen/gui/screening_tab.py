@@ -162,7 +162,7 @@ class ScreeningTab(QWidget):
         else:
             self._redraw(image=bool(changed & set(_IMAGE_FIELDS)),
                          layer=bool(changed & {"overlay", "overlay_mode", "rel_threshold", "layer"}),
-                         regions=bool(changed & {"rel_threshold", "boxes"}))
+                         regions=bool(changed & {"rel_threshold", "boxes", "attention"}))
         self._sync_panels()
         self.state_changed.emit(new)
 
@@ -187,6 +187,8 @@ class ScreeningTab(QWidget):
         if regions:
             s = self.screening
             self.regions = probe.rethreshold(s, self.state.rel_threshold) if s is not None else []
+            if not self.state.attention:  # the operator chose to see only what raises the alarm
+                self.regions = [r for r in self.regions if r.level == "alarm"]
             self.selected = None
             self.region_panel.set_regions(self.regions)
             self.view.set_regions(self.regions, self.state.boxes)

@@ -35,6 +35,7 @@ class ViewState:
     overlay_mode: str = "fill"
     opacity: float = 0.5
     boxes: bool = True
+    attention: bool = True  # show regions below the alarm threshold ("attention"), issue 13
     rel_threshold: float = 1.0
 
 
@@ -105,13 +106,14 @@ SETTINGS_SCHEMA: dict[str, tuple[Any, type]] = {
     "view/overlay_mode": ("fill", str),
     "view/opacity": (0.5, float),
     "view/boxes": (True, bool),
+    "view/attention": (True, bool),
     "session/idle_lock_minutes": (5.0, float),  # lock (sign out) after this long without input; 0 = never
     "files/last_folder": ("", str),
     "files/recent": ([], list),
     "model/path": ("", str),
 }
 _STATE_KEYS = {"view/overlay": "overlay", "view/overlay_mode": "overlay_mode", "view/opacity": "opacity",
-               "view/boxes": "boxes"}
+               "view/boxes": "boxes", "view/attention": "attention"}
 _CHOICES = {"view/overlay_mode": OVERLAY_MODES}
 
 
