@@ -34,6 +34,7 @@ from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 
 from xscreen.metrics import roc_auc  # noqa: E402
 from xscreen.network import reconstruct  # noqa: E402
+from xscreen.train.selection import insert_object, paste_patch  # noqa: E402
 
 
 # --- measures -------------------------------------------------------------------------------
@@ -45,49 +46,26 @@ def within_image(scores: list[np.ndarray], dark: list[np.ndarray], inside: list[
     return {"pooled": roc_auc(y, s), "matched": matched, "pairs": pairs}
 
 
+def _on_model_input(patches: np.ndarray, fn) -> np.ndarray:
+    """Apply ``fn(x (C, S, S) in [-1, 1]) -> same`` to every uint8 patch (N, C, S, S), as ArrayPatches
+    maps them (bright = air = +1), and back to uint8."""
+    x = patches.astype(np.float32) / 127.5 - 1.0
+    out = np.stack([fn(k, x[k]) for k in range(len(x))])
+    return np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def paste_anomalies(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """CutPaste on uint8 (N, C, S, S): a rotated rectangle from another benign patch, pasted at a
-    random place. Benign material only - no threat shape or threat data is used."""
-    n, _, s, _ = patches.shape
-    out = patches.copy()
-    for k in range(n):
-        src = patches[rng.integers(n)].transpose(1, 2, 0)
-        h, w = int(rng.integers(s // 8, s // 2)), int(rng.integers(s // 4, s * 3 // 4))
-        y0, x0 = int(rng.integers(0, s - h)), int(rng.integers(0, s - w))
-        piece = np.ascontiguousarray(src[y0:y0 + h, x0:x0 + w])
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(0, 180)), 1.0)
-        rot = cv2.warpAffine(piece, m, (s, s))
-        mask = cv2.warpAffine(np.ones((h, w), np.uint8), m, (s, s)).astype(bool)
-        dy, dx = int(rng.integers(-s // 4, s // 4)), int(rng.integers(-s // 4, s // 4))
-        rot, mask = np.roll(rot, (dy, dx), (0, 1)), np.roll(mask, (dy, dx), (0, 1))
-        dst = out[k].transpose(1, 2, 0)
-        dst[mask] = rot[mask]
-    return out
+    """The product's CutPaste (train/selection.py ``paste_patch``): a rotated rectangle from another
+    benign patch. Benign material only - no threat shape or threat data is used."""
+    n = len(patches)
+    donors = patches.astype(np.float32) / 127.5 - 1.0
+    return _on_model_input(patches, lambda k, x: paste_patch(x, donors[rng.integers(n)], rng))
 
 
 def insert_objects(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """X-ray-style foreign objects in uint8 (N, C, S, S): a random bar, ellipse or polygon whose
-    transmission (0.3-0.8) multiplies what lies under it - objects superimpose multiplicatively in a
-    radiograph. Generic shapes, no threat shape or threat data."""
-    n, _, s, _ = patches.shape
-    out = patches.astype(np.float32)
-    for k in range(n):
-        mask = np.zeros((s, s), np.uint8)
-        kind = rng.integers(3)
-        c = rng.uniform(s * 0.2, s * 0.8, 2)
-        if kind == 0:
-            a, ln, w = rng.uniform(0, np.pi), rng.uniform(s * 0.3, s * 0.8), rng.uniform(1.5, s * 0.12)
-            d = np.array([np.cos(a), np.sin(a)]) * ln / 2
-            cv2.line(mask, tuple((c - d).astype(int)), tuple((c + d).astype(int)), 1, max(1, int(w)))
-        elif kind == 1:
-            ax = (int(rng.uniform(2, s * 0.3)), int(rng.uniform(2, s * 0.3)))
-            cv2.ellipse(mask, tuple(c.astype(int)), ax, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        else:
-            pts = (c + rng.uniform(-s * 0.3, s * 0.3, (int(rng.integers(3, 7)), 2))).astype(np.int32)
-            cv2.fillPoly(mask, [cv2.convexHull(pts)], 1)
-        t = 1.0 - (1.0 - rng.uniform(0.3, 0.8)) * cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
-        out[k] *= t[None]
-    return np.clip(out, 0, 255).astype(np.uint8)
+    """The product's ``inserted`` criterion (train/selection.py ``insert_object``, rgb input): a
+    generic bar, ellipse or polygon multiplying the transmission beneath it."""
+    return _on_model_input(patches, lambda k, x: insert_object(x, "rgb", 9.0, rng))
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -221,6 +199,21 @@ def trivial(data: dict, seed: int) -> dict:
     return res
 
 
+def configured_run(args):
+    """sixray.py's RunConfig with ``--set KEY=VALUE`` overrides (NetConfig or TrainConfig fields)."""
+    run = _run_config(args)
+    net_kw, train_kw = {}, {"precision": args.precision}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        val = json.loads(v) if v[:1] in "0123456789-[{tfn" else v
+        if k in {f.name for f in dataclasses.fields(run.net)}:
+            net_kw[k] = val
+        else:
+            train_kw[k] = val
+    return dataclasses.replace(run, net=dataclasses.replace(run.net, **net_kw),
+                               train=dataclasses.replace(run.train, **train_kw, epochs=args.epochs, log_every=10**6))
+
+
 # --- training -------------------------------------------------------------------------------
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -248,10 +241,7 @@ def main(argv=None) -> int:
     if args.evaluate_state:
         from _common import nets_from_state
 
-        run = _run_config(args)
-        net_kw = dict(kv.split("=", 1) for kv in args.set)
-        run = dataclasses.replace(run, net=dataclasses.replace(
-            run.net, **{k: json.loads(v) for k, v in net_kw.items() if k in {f.name for f in dataclasses.fields(run.net)}}))
+        run = configured_run(args)
         from xscreen.runtime import precision_for
 
         res = evaluate_epoch(*nets_from_state(args.evaluate_state, run), data, precision_for("cpu", args.precision),
@@ -268,17 +258,7 @@ def main(argv=None) -> int:
                       json.dumps(res))
         return 0
     log(f"{args.variant}: {len(data['train'])} train, {len(data['val'])} val patches, {len(data['threat'])} boxed")
-    run = _run_config(args)
-    net_kw, train_kw = {}, {"precision": args.precision}
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        val = json.loads(v) if v[:1] in "0123456789-[{tfn" else v
-        if k in {f.name for f in dataclasses.fields(run.net)}:
-            net_kw[k] = val
-        else:
-            train_kw[k] = val
-    run = dataclasses.replace(run, net=dataclasses.replace(run.net, **net_kw),
-                              train=dataclasses.replace(run.train, **train_kw, epochs=args.epochs, log_every=10**6))
+    run = configured_run(args)
     history, t0 = [], time.time()
     out = args.out / args.variant
     from xscreen.runtime import precision_for

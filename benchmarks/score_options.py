@@ -27,7 +27,7 @@ from xscreen.patches import tile
 from xscreen.preprocess import model_input
 from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
-from xscreen.train.selection import InsertedDataset, pasted_auc
+from xscreen.train.selection import InsertedDataset, anomaly_auc
 
 from model_table import row
 
@@ -49,7 +49,7 @@ def inserted_auc(model: Path, patches: torch.Tensor) -> float:
     pre = scorer.preprocess
     bad = torch.stack(list(InsertedDataset(TensorDataset(patches), pre.kind, pre.a_max, seed=0)))
     clean = scorer.score(patches, keep_reconstructions=False).scores.numpy()
-    return pasted_auc(clean, scorer.score(bad, keep_reconstructions=False).scores.numpy())
+    return anomaly_auc(clean, scorer.score(bad, keep_reconstructions=False).scores.numpy())
 
 
 def main() -> None:

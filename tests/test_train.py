@@ -278,7 +278,7 @@ def test_hide_blocks_hides_one_square_per_picked_patch():
 
 
 def test_pasted_dataset_is_deterministic_and_pastes_benign_material():
-    from xscreen.train.selection import PastedDataset, pasted_auc
+    from xscreen.train.selection import PastedDataset, anomaly_auc
 
     base = TensorDataset(_patches(10, 3))
     a, b = PastedDataset(base, seed=5), PastedDataset(base, seed=5)
@@ -290,8 +290,8 @@ def test_pasted_dataset_is_deterministic_and_pastes_benign_material():
         assert 0.0 < changed < 0.5  # a rectangle, not the whole patch
         assert y.min() >= -1 and y.max() <= 1
     assert any(not torch.equal(a[i], other[i]) for i in range(10))
-    assert pasted_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
-    assert pasted_auc(np.array([0.1, 0.2]), np.array([0.1, 0.2])) == 0.5
+    assert anomaly_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
+    assert anomaly_auc(np.array([0.1, 0.2]), np.array([0.1, 0.2])) == 0.5
 
 
 def test_fit_with_pasted_selection_minimises_minus_auc(tmp_path):

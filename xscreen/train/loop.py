@@ -135,10 +135,10 @@ def _objective(s: Session, run: RunConfig, val_data: Dataset) -> tuple[np.ndarra
                                            inpaint=t.score_inpaint, window=t.recon_window)
     scores = score(val_data)
     if t.selection != "mean_score":
-        from xscreen.train.selection import anomaly_dataset, pasted_auc
+        from xscreen.train.selection import anomaly_dataset, anomaly_auc
 
         pre = run.preprocess
-        return scores, -pasted_auc(scores, score(anomaly_dataset(t.selection, val_data, pre.kind, pre.a_max, t.seed)))
+        return scores, -anomaly_auc(scores, score(anomaly_dataset(t.selection, val_data, pre.kind, pre.a_max, t.seed)))
     return scores, float(scores.mean())
 
 

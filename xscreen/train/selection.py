@@ -118,7 +118,7 @@ def anomaly_dataset(criterion: str, base: Dataset, kind: str, a_max: float, seed
     raise ValueError(f"selection must be mean_score, pasted or inserted, not {criterion!r}")
 
 
-def pasted_auc(clean: np.ndarray, pasted: np.ndarray) -> float:
-    """AUC of pasted-anomaly scores (N,) against clean benign scores (M,): 1 = every pasted patch
-    scores above every clean one."""
-    return roc_auc(np.r_[np.zeros(len(clean)), np.ones(len(pasted))], np.r_[clean, pasted])
+def anomaly_auc(clean: np.ndarray, anomalous: np.ndarray) -> float:
+    """AUC of synthetic-anomaly scores (N,) against clean benign scores (M,): 1 = every patch with an
+    anomaly scores above every clean one."""
+    return roc_auc(np.r_[np.zeros(len(clean)), np.ones(len(anomalous))], np.r_[clean, anomalous])

@@ -119,18 +119,16 @@ def train_precision(net: NetConfig, t: TrainConfig) -> Precision:
     device = resolve_device(t.device)
     batch = min(t.batch_size, 32)
 
-    def workload_factory():
-        state: dict = {}
+    made: list = []  # the networks are built on the first timed step only: a cached choice builds none
 
-        def step(p: Precision) -> None:
-            if "pair" not in state:
-                state["pair"] = new_pair(net, device, t)
-                state["x"] = torch.rand(batch, net.channels, net.size, net.size, device=device) * 2 - 1
-            train_step(state["pair"], state["x"], p)
-        return step
+    def step(p: Precision) -> None:
+        if not made:
+            x = torch.rand(batch, net.channels, net.size, net.size, device=device) * 2 - 1
+            made.extend([new_pair(net, device, t), x])
+        train_step(made[0], made[1], p)
 
     key = f"{json.dumps(asdict(net), sort_keys=True)} batch {batch}"
-    chosen = precision_for(device, t.precision, job="train", workload=workload_factory(), workload_key=key)
+    chosen = precision_for(device, t.precision, job="train", workload=step, workload_key=key)
     if distributed():  # every rank must train in rank 0's precision
         code = torch.tensor([chosen.dtype is not None], dtype=torch.int64, device=device)
         dist.broadcast(code, 0)
