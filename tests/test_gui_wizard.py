@@ -172,7 +172,7 @@ def test_wizard_config_reruns_headless(tmp_path, benign):
 
 
 def test_scan_count_warning_asks_for_enough_held_out_scans():
-    from xscreen.gui.wizard_pages import scan_count_warning
+    from xscreen.gui.training_wizard.calibrate_pages import scan_count_warning
 
     assert scan_count_warning(40, 0.05) == ""
     text = scan_count_warning(1, 0.05)
@@ -182,7 +182,7 @@ def test_scan_count_warning_asks_for_enough_held_out_scans():
 def test_preview_strip_shows_structure_and_the_difference():
     import torch
 
-    from xscreen.wizard_run import preview_strip
+    from xscreen.wizard.run import preview_strip
 
     g = torch.Generator().manual_seed(0)
     x = -1 + 0.1 * torch.rand(4, 2, 16, 16, generator=g)  # faint benign texture near air

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from xscreen import materials as mt
+from xscreen.physics import MAT_INDEX, MATERIALS, SANDWICH, reference_curve, transmission
 from xscreen.scan import Scan
-from xscreen.synth_physics import MAT_INDEX, MATERIALS, SANDWICH, reference_curve, transmission
 
 I0 = 60000.0
 

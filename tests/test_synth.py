@@ -1,4 +1,4 @@
-"""synth.py + `xscreen synth`: determinism, physics (air = I0), threat ground truth, files, CLI."""
+"""xscreen.synth + `xscreen synth`: determinism, physics (air = I0), threat ground truth, files, CLI."""
 import csv
 import json
 
@@ -8,11 +8,11 @@ import pytest
 
 from xscreen import materials as mt
 from xscreen.cli import main
+from xscreen.physics import transmission
 from xscreen.scan import load_scan
 from xscreen.synth import I0, ELECTRONIC_NOISE, SynthBag, synth_bag, write_dataset
-from xscreen.synth_draw import Canvas, Pose
-from xscreen.synth_physics import transmission
-from xscreen.synth_threats import THREATS
+from xscreen.synth.draw import Canvas, Pose
+from xscreen.synth.threats import THREATS
 
 W = 160  # small bags keep the tests fast; sizes are in cm so the scene is the same, only coarser
 

@@ -4,7 +4,7 @@ Pure numpy/OpenCV. Material classes come from a 2-D decision over (a_high, a_low
 low/high ratio alone: beam hardening makes the ratio of one material fall with thickness (iron goes
 from ~3.1 when thin to ~1.7 when thick, below thin aluminium's ~1.9), so a fixed ratio cut would call
 thick steel "inorganic". Instead the boundaries are curves, computed from the physics model in
-``synth_physics`` for reference materials (cellulose Z_eff~7, aluminium Z=13, iron Z=26) at
+``physics`` for reference materials (cellulose Z_eff~7, aluminium Z=13, iron Z=26) at
 thicknesses from 0.01 to 300 g/cm^2: at each a_high the class boundary sits halfway (geometric mean)
 between the neighbouring reference materials' a_low.
 
@@ -19,8 +19,8 @@ import functools
 import cv2
 import numpy as np
 
+from xscreen.physics import reference_curve
 from xscreen.scan import Scan
-from xscreen.synth_physics import reference_curve
 
 VIEWS = ("pseudo", "gray", "negative", "high_pen", "organic", "inorganic")
 DUAL_ONLY = ("high_pen", "organic", "inorganic")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xscreen.synth_draw import Canvas, Pose, curve, ellipse, line, polygon, rect
+from xscreen.synth.draw import Canvas, Pose, curve, ellipse, line, polygon, rect
 
 THREAT_TYPES = ("handgun", "knife", "gun_part", "ied")
 

@@ -1,59 +1,15 @@
-"""The training wizard: benign folder -> calibrated model in the screening tab (issue 5). Pages 1-2
-here; 3 in ``model_page``, 4 in ``train_page``, 5-6 in ``wizard_pages``.
-
-Pages are gated by ``xscreen.wizard.page_errors`` (a pure function of ``WizardState``, tested without
-Qt); the jobs (inventory, estimates, training, calibration, evaluation) are core generators run in
-``JobRunner`` worker threads, so the GUI thread only displays.
-"""
+"""Training wizard pages 1-2: benign data, patches (page 3: ``model_page``)."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget,
-                               QWizard, QWizardPage)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout)
 
 from xscreen import wizard as wz
-from xscreen.gui.worker import JobRunner
-
-
-def to_pixmap(rgb: np.ndarray, max_side: int = 420) -> QPixmap:
-    rgb = np.ascontiguousarray(rgb)
-    h, w = rgb.shape[:2]
-    img = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    pix = QPixmap.fromImage(img)
-    return pix.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
-                      Qt.TransformationMode.SmoothTransformation) if max(h, w) > max_side else pix
-
-
-def error_label() -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #b00020;")
-    return label
-
-
-class GatedPage(QWizardPage):
-    """A page whose Next button follows ``page_errors(state, key)``; the reasons are shown."""
-
-    key = ""
-
-    def __init__(self, wizard: "TrainingWizard"):
-        super().__init__()
-        self.wiz = wizard
-        self.errors = error_label()
-        wizard.state_changed.connect(self._on_state_changed)
-
-    def isComplete(self) -> bool:  # noqa: N802 (Qt API)
-        return not wz.page_errors(self.wiz.state, self.key)
-
-    def _on_state_changed(self) -> None:
-        self.errors.setText("\n".join(wz.page_errors(self.wiz.state, self.key)))
-        self.completeChanged.emit()
+from xscreen.gui.training_wizard.base import GatedPage, to_pixmap
 
 
 class DataPage(GatedPage):
@@ -191,80 +147,3 @@ def _estimate_job(inv: wz.Inventory, patch: wz.PatchConfig):
         view = "pseudo" if scan.kind == "dual" else "gray"
         preview = wz.tiling_preview(render(scan, view), scan, patch)
     yield count, preview
-
-
-class TrainingWizard(QWizard):
-    """Emits ``model_saved(path)`` when the analyst saves a model (the screening tab lists it at once)."""
-
-    state_changed = Signal()
-    model_saved = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None, workdir: Path | None = None, models_dir: Path | None = None):
-        from xscreen import paths
-        from xscreen.gui import wizard_pages as wp
-        from xscreen.gui.model_page import ModelPage
-        from xscreen.gui.train_page import TrainPage
-
-        super().__init__(parent)
-        self.setWindowTitle("Train a model")
-        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
-        self.setOption(QWizard.WizardOption.NoCancelButton, True)
-        self.state = wz.apply_preset(wz.WizardState(), "standard")
-        self.workdir = Path(workdir or paths.user_data_dir() / "runs" / "wizard")
-        self.models_dir = Path(models_dir or paths.user_models_dir())
-        self.quick, self.trainer = JobRunner(self), JobRunner(self)
-        self.pages = {"data": DataPage(self), "patches": PatchesPage(self), "model": ModelPage(self),
-                      "train": TrainPage(self), "calibrate": wp.CalibratePage(self), "save": wp.SavePage(self)}
-        for page in self.pages.values():
-            self.addPage(page)
-        self.quick.item.connect(self._on_quick_item)
-        self.quick.failed.connect(self._on_job_failed)
-        self.state_changed.emit()
-
-    def set_state(self, state: wz.WizardState) -> None:
-        self.state = state
-        self.state_changed.emit()
-
-    def update(self, **changes) -> None:
-        self.set_state(dataclasses.replace(self.state, **changes))
-
-    def _on_quick_item(self, key: str, item) -> None:
-        if key == "inventory":
-            done, total, inv = item
-            self.update(inventory=inv)
-            self.pages["data"].show_inventory(done, total, inv)
-        elif key == "estimate":
-            self.pages["patches"].show_estimate(*item)
-        elif key == "speed":
-            self.pages["model"].show_speed(item)
-        else:
-            self.pages["calibrate"].on_job_item(key, item)
-
-    def _on_job_failed(self, key: str, message: str) -> None:
-        from xscreen.gui import dialogs
-
-        self.error = dialogs.error_box(self, f"{key} failed", message)
-
-    def done(self, result: int) -> None:
-        """Finish (or Esc) must not hide the wizard: it lives in a tab, which went blank. After
-        Finish it starts over at page 1, naming the model just saved; Esc does nothing."""
-        if result == QWizard.DialogCode.Accepted and self.validateCurrentPage():  # as QWizard.done
-            saved = self.pages["save"].saved
-            self.restart()
-            self.pages["data"].set_note(f"Saved {saved.name if saved else 'the model'}: it is listed in "
-                                        "the Screening tab's model selector. Start another model here.")
-
-    def shutdown(self) -> None:
-        self.trainer.cancel()
-        self.quick.cancel()
-        self.trainer.wait()
-        self.quick.wait()
-
-
-def create_training_widget(parent: QWidget) -> QWidget:
-    """The Training tab of the main window; a saved model is listed in the screening tab at once."""
-    wizard = TrainingWizard(parent)
-    refresh = getattr(parent, "refresh_models", None)
-    if refresh is not None:
-        wizard.model_saved.connect(lambda _path: refresh())
-    return wizard

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from xscreen.config import Calibration, NetConfig, RunConfig, TrainConfig
-from xscreen.wizard import safe_model_filename
+from xscreen.wizard.logic import expand_inputs, safe_model_filename
 
 PREVIEW_PATCHES = 8
 
@@ -160,7 +160,6 @@ def evaluation_dirs(folder: Path, workdir: Path, benign_inputs: tuple[Path, ...]
     linked into ``workdir/eval_benign``.
     """
     from xscreen.dataset import store_info
-    from xscreen.wizard import expand_inputs
 
     folder = Path(folder)
     if (folder / "benign").is_dir() and (folder / "threat").is_dir():

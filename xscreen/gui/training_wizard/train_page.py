@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
 from xscreen import wizard as wz
-from xscreen.gui.training_wizard import GatedPage, to_pixmap
+from xscreen.gui.training_wizard.base import GatedPage, to_pixmap
 
 CURVES = (("g_adv", "adversarial", "#d95f02"), ("g_con", "contextual", "#1b9e77"),
           ("g_lat", "latent", "#7570b3"), ("d_loss", "discriminator", "#e7298a"))
@@ -29,7 +29,7 @@ def training_job(run, workdir: Path, resume: bool):
     """``train_model`` plus, after each epoch, a reconstruction of fixed held-out benign patches."""
     from xscreen.train import EpochReport
     from xscreen.train.run import train_model
-    from xscreen.wizard_run import fixed_val_patches, preview_strip, reconstruct_from_state
+    from xscreen.wizard.run import fixed_val_patches, preview_strip, reconstruct_from_state
 
     fixed = None
     for item in train_model(run, workdir, resume=resume, command="xscreen train --config <wizard config>"):

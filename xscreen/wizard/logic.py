@@ -1,6 +1,6 @@
 """The training wizard's logic without Qt: scan inventory, patch estimates, page gates, run config.
 
-Every page of ``gui/training_wizard.py`` is enabled by ``page_errors(state, page) == []``, so the
+Every page of the GUI's ``training_wizard`` is enabled by ``page_errors(state, page) == []``, so the
 gating rules are tested here without a display.
 """
 from __future__ import annotations

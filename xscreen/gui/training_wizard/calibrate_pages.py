@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QPushButton, QVBoxLayout)
 
 from xscreen import wizard as wz
-from xscreen.gui.training_wizard import GatedPage
+from xscreen.gui.training_wizard.base import GatedPage
 
 def histogram_item(values: np.ndarray, colour: str) -> pg.PlotDataItem:
     counts, edges = np.histogram(values, bins=min(60, max(5, len(values) // 10)))
@@ -59,7 +59,7 @@ class CalibratePage(GatedPage):
             lay.addWidget(w)
 
     def initializePage(self) -> None:  # noqa: N802
-        from xscreen.wizard_run import validation_scores
+        from xscreen.wizard.run import validation_scores
 
         s = self.wiz.state
         self.patch_far.setValue(s.train.patch_far)
@@ -76,7 +76,7 @@ class CalibratePage(GatedPage):
             self.show_evaluation(item)
 
     def _on_far_changed(self, *_) -> None:
-        from xscreen.wizard_run import calibration_for
+        from xscreen.wizard.run import calibration_for
 
         s = self.wiz.state
         self.wiz.update(train=dataclasses.replace(s.train, patch_far=self.patch_far.value(),
@@ -96,7 +96,7 @@ class CalibratePage(GatedPage):
 
     def validatePage(self) -> bool:  # noqa: N802
         """Leaving the page writes the chosen thresholds into the model file."""
-        from xscreen.wizard_run import recalibrate
+        from xscreen.wizard.run import recalibrate
 
         if self.scores is None:
             return False
@@ -106,7 +106,7 @@ class CalibratePage(GatedPage):
 
     def _on_evaluate_clicked(self) -> None:
         from xscreen.evaluate import EvalResult, evaluate_model
-        from xscreen.wizard_run import evaluation_dirs, recalibrate
+        from xscreen.wizard.run import evaluation_dirs, recalibrate
 
         s = self.wiz.state
         if self.scores is None:
@@ -154,7 +154,7 @@ class SavePage(GatedPage):
         form.addRow(self.errors)
 
     def validatePage(self) -> bool:  # noqa: N802
-        from xscreen.wizard_run import save_trained_model
+        from xscreen.wizard.run import save_trained_model
 
         s = self.wiz.state
         run = wz.to_run_config(s, self.wiz.workdir / "model.xsm")

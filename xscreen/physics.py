@@ -1,7 +1,8 @@
 """X-ray physics shared by the synthetic-bag generator and the material classifier.
 
 Pure numpy, no xscreen imports, so both ``materials`` (display) and ``synth`` (generator) can
-rely on it. Everything is Beer-Lambert over a small polychromatic spectrum per detector channel:
+rely on it; it lives outside the ``synth`` package because ``materials`` sits below ``synth`` in the
+layering and must not import it. Everything is Beer-Lambert over a small polychromatic spectrum per detector channel:
 
     T_c = sum_e w_ce * exp(-sum_m (mu/rho)_m(E_e) * D_m) / sum_e w_ce
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from xscreen.synth_physics import MAT_INDEX, MATERIALS
+from xscreen.physics import MAT_INDEX, MATERIALS
 
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _SCALE = 1 << _SHIFT

@@ -1,4 +1,4 @@
-"""Benign bag contents and the bag itself, built from ``synth_draw`` primitives in real units.
+"""Benign bag contents and the bag itself, built from ``synth.draw`` primitives in real units.
 
 Sizes are in cm, areal densities in g/cm^2 (thickness x bulk density along the beam). Values are
 typical of real objects so the physics gives realistic attenuation: a paperback ~2 g/cm^2 of
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xscreen.synth_draw import Canvas, Pose, blob, curve, ellipse, line, noise, polygon, rect
+from xscreen.synth.draw import Canvas, Pose, blob, curve, ellipse, line, noise, polygon, rect
 
 
 def clothes(cv: Canvas, p: Pose, rng: np.random.Generator) -> None:

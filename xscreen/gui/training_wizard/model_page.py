@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QPushButton, QSpinBox, QVBoxLayout)
 
 from xscreen import wizard as wz
-from xscreen.gui.training_wizard import GatedPage
+from xscreen.gui.training_wizard.base import GatedPage
 
 
 class ModelPage(GatedPage):
@@ -111,7 +111,7 @@ class ModelPage(GatedPage):
         self.wiz.update(train=train, net=net)
 
     def _on_measure_clicked(self) -> None:
-        from xscreen.wizard_run import measure_speed
+        from xscreen.wizard.run import measure_speed
 
         s = self.wiz.state
         net = wz.model_net(s)

@@ -1,7 +1,7 @@
 """Physically grounded synthetic dual-energy bags, with and without threats, and datasets of them.
 
-A scene is accumulated as per-material areal-density maps (M, H, W) g/cm^2 (``synth_draw``), then
-imaged in one pass (``synth_physics.transmission``): Beer-Lambert over a sandwich detector's
+A scene is accumulated as per-material areal-density maps (M, H, W) g/cm^2 (``synth.draw``), then
+imaged in one pass (``physics.transmission``): Beer-Lambert over a sandwich detector's
 polychromatic spectrum, detector blur, Poisson photon noise on I0 = 60 000 counts plus electronic
 noise, uint16 out with bright = air. Everything is drawn from ``np.random.default_rng(seed)``, so a
 seed gives the same bag bit for bit.
@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from xscreen.atomic import atomic_write_bytes, atomic_write_text
+from xscreen.physics import transmission
 from xscreen.scan import Scan
-from xscreen.synth_draw import Canvas, Pose, ellipse, line, polygon, rect
-from xscreen.synth_items import BENIGN
-from xscreen.synth_physics import transmission
-from xscreen.synth_threats import THREAT_TYPES, THREATS
+from xscreen.synth.draw import Canvas, Pose, ellipse, line, polygon, rect
+from xscreen.synth.items import BENIGN
+from xscreen.synth.threats import THREAT_TYPES, THREATS
 
 I0 = 60000.0  # open-beam counts per pixel
 ELECTRONIC_NOISE = 6.0  # counts, rms

@@ -1,0 +1,44 @@
+"""Pieces every training-wizard page shares: the gated page base class and image helpers."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QLabel, QWizardPage
+
+from xscreen import wizard as wz
+
+
+def to_pixmap(rgb: np.ndarray, max_side: int = 420) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    img = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    pix = QPixmap.fromImage(img)
+    return pix.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
+                      Qt.TransformationMode.SmoothTransformation) if max(h, w) > max_side else pix
+
+
+def error_label() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #b00020;")
+    return label
+
+
+class GatedPage(QWizardPage):
+    """A page whose Next button follows ``page_errors(state, key)``; the reasons are shown."""
+
+    key = ""
+
+    def __init__(self, wizard: "TrainingWizard"):
+        super().__init__()
+        self.wiz = wizard
+        self.errors = error_label()
+        wizard.state_changed.connect(self._on_state_changed)
+
+    def isComplete(self) -> bool:  # noqa: N802 (Qt API)
+        return not wz.page_errors(self.wiz.state, self.key)
+
+    def _on_state_changed(self) -> None:
+        self.errors.setText("\n".join(wz.page_errors(self.wiz.state, self.key)))
+        self.completeChanged.emit()
