@@ -124,6 +124,9 @@ class ScreenConfig:
     min_region_patches: int = 1
     top_k: int = 5  # scan score = mean of the top-k patch scores when aggregation == "topk"
     attention: bool = True  # keep regions between the review level and the alarm threshold
+    # coarse-to-fine screening (cascade.py): 0 = off (every non-air patch scored, exact); else the
+    # share of the review level at which a coarse patch is refined. Off wherever exactness matters.
+    cascade: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -230,12 +230,16 @@ class StitchAccumulator:
         for k in range(vals.shape[0]):  # 1-D index_add_ per plane: measured 3x faster than 2-D
             self.sums[k].index_add_(0, flat, vals[k])
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def result(self, counted: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (reconstruction (C, H, W) in model space, residual (H, W)), float32 views of the
-        accumulator (call once: the sums are normalised in place)."""
+        accumulator (call once: the sums are normalised in place). ``counted`` (rows, cols) float:
+        1 for the patches whose weights count (default all: air counts as x_hat = x); a cell left
+        out (the cascade's unscored cells) must not be the only cover of a pixel."""
         t = self.tiling
         hp, wp = t.padded
         sums = self.sums.reshape(-1, hp, wp)
-        sums /= weight_sum(t, self.window)  # in place: for a 24-Mpixel scan a copy is ~300 MB
+        weights = weight_sum(t, self.window) if counted is None else \
+            overlap_add(counted.to(sums.device, torch.float32), t.size, t.stride, self.window)
+        sums /= weights  # in place: for a 24-Mpixel scan a copy is ~300 MB
         recon = sums[:-1].add_(t.padded_x)[:, : t.height, : t.width]
         return recon, sums[-1, : t.height, : t.width]

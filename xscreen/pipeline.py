@@ -16,6 +16,7 @@ import torch
 
 from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
+from xscreen.cascade import Cascade, coarse_cells, dilate, fill_unscored, growth, overlap_radius, seeds
 from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, tile
 from xscreen.preprocess import model_input
@@ -79,6 +80,8 @@ class Screening:
     alarm_rule: str = ""  # "area" (calibrated per bag area) or "constant" (override / legacy model)
     threshold_version: str = ""  # '<scoring id>.v<calibration version>': audit rows carry it
     alarm_far: float | None = None  # the rule's target benign bag alarm rate (None: an override)
+    cascade: float = 0.0  # coarse-to-fine fraction (cascade.py), 0: every non-air patch scored
+    n_evaluated: int = -1  # patches the model actually scored (-1: not recorded)
 
     @property
     def n_patches(self) -> int:
@@ -102,7 +105,7 @@ class Screening:
         keys = ("scan_id", "path", "sha256", "kind", "width", "height", "model_id", "model_checksum",
                 "threshold", "threshold_far", "scan_threshold", "scan_aggregation", "stride",
                 "patch_size", "scan_score", "alarm", "device", "precision", "area", "alarm_rule",
-                "threshold_version")
+                "threshold_version", "cascade", "n_evaluated")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out.update(scan_rel=self.scan_rel, n_patches=self.n_patches, n_scored=self.n_scored,
                    n_regions=len(self.regions), n_alarm_regions=self.n_alarm_regions,
@@ -158,16 +161,17 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     del x  # the padded copy inside the tiling is the only one kept
     air = air_mask(tiling, cfg.air_threshold, scorer.preprocess) if cfg.skip_air else \
         torch.zeros(tiling.grid, dtype=torch.bool, device=scorer.device)
-    t.tile = _lap(t1, scorer)
-    grids, recon, residual = yield from _score_stream(tiling, air, scorer, t)
-    t3 = time.perf_counter()
-    score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
     air_np = air.cpu().numpy()
-    _check_finite(score_grid[~air_np])
-    live = score_grid[~air_np]
     area = covered_area(~air_np, scorer.patch_size, cfg.stride, scan.height, scan.width)
     alarm_at = th.rule.threshold(area)
     review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
+    t.tile = _lap(t1, scorer)
+    plan = Cascade(cfg.cascade) if cfg.cascade else None
+    grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review)
+    t3 = time.perf_counter()
+    score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
+    _check_finite(score_grid[~air_np])
+    live = score_grid[~air_np]
     heat = grid_to_pixels(torch.from_numpy(score_grid / review).to(scorer.device), tiling)
     regions = find_regions(score_grid, review, tiling, cfg.min_region_patches, alarm_threshold=alarm_at)
     s_score = float(live.max()) if live.size else 0.0
@@ -184,7 +188,7 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
         scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
         precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
         threshold_version=threshold_version(scorer, cfg.stride, th.version),
-        alarm_far=th.rule.far or None)
+        alarm_far=th.rule.far or None, cascade=float(cfg.cascade), n_evaluated=n_scored)
 
 
 def _check_finite(scores: np.ndarray) -> None:
@@ -195,30 +199,68 @@ def _check_finite(scores: np.ndarray) -> None:
                          "the model or the scan is broken; this bag is not cleared")
 
 
-def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings):
-    """Score non-air patches batch by batch, yielding a ScreenProgress after each;
-    returns ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W))."""
+def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: Cascade | None = None,
+                  review: float = 0.0):
+    """Score non-air patches batch by batch (all of them, or the cells ``plan`` picks: cascade.py),
+    yielding a ScreenProgress after each; returns ((scores, R, L) flat (N,), recon (C,H,W),
+    resid (H,W), number of patches scored)."""
     dev = scorer.device
     grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
     acc = StitchAccumulator(tiling)
-    todo = torch.nonzero(~air.reshape(-1)).reshape(-1)
-    done = 0
-    for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
-        ts = time.perf_counter()
-        batch = tiling.gather(chunk)
-        ps = scorer.score(batch)
-        for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
-            g[chunk] = v
-        t.score += time.perf_counter() - ts
-        ts = time.perf_counter()
-        acc.add(chunk, batch, ps.reconstructions)
-        t.stitch += time.perf_counter() - ts
-        done += int(chunk.numel())
-        yield ScreenProgress(done, int(todo.numel()))
+    scored = torch.zeros(tiling.grid, dtype=torch.bool, device=dev)
+    progress = [0, 0]  # done, known total
+
+    def run(cells: torch.Tensor):
+        todo = torch.nonzero((cells & ~scored).reshape(-1)).reshape(-1)
+        progress[1] += int(todo.numel())
+        for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
+            ts = time.perf_counter()
+            batch = tiling.gather(chunk)
+            ps = scorer.score(batch)
+            for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
+                g[chunk] = v.to(dev, torch.float32)
+            scored.view(-1)[chunk] = True
+            t.score += time.perf_counter() - ts
+            ts = time.perf_counter()
+            acc.add(chunk, batch, ps.reconstructions)
+            t.stitch += time.perf_counter() - ts
+            progress[0] += int(chunk.numel())
+            yield ScreenProgress(*progress)
+
+    live = ~air
+    if plan is None:
+        yield from run(live)
+    else:
+        coarse = yield from _cascade(plan, run, live, scored, grids[0].view(tiling.grid), tiling, review)
+        score = grids[0].view(tiling.grid)
+        # an unscored cell shows the highest *coarse* patch over it (below the hot level by
+        # construction); R and L come from that same patch
+        grids = [torch.where(scored, g.view(tiling.grid),
+                             fill_unscored(g.view(tiling.grid), coarse, tiling.size, tiling.stride, key=score))
+                 .reshape(-1) for g in grids]
     ts = time.perf_counter()
-    recon, residual = acc.result()
+    # cells the cascade skipped do not count in the blending weights (air counts, as x_hat = x)
+    recon, residual = acc.result(None if plan is None else (scored | air).float())
     t.stitch += _lap(ts, scorer)
-    return grids, recon, residual
+    return grids, recon, residual, int(scored.sum())
+
+
+def _cascade(plan: Cascade, run, live: torch.Tensor, scored: torch.Tensor, score: torch.Tensor,
+             tiling, review: float):
+    """Coarse cells, then cells overlapping hot coarse ones (and any the coarse pass left
+    uncovered), then growth around hot cells until none has an unscored neighbour. Returns the
+    coarse cells (rows, cols) bool."""
+    size, stride = tiling.size, tiling.stride
+    coarse = coarse_cells(tiling.grid, plan.factor(stride, size), live.device) & live
+    yield from run(coarse)
+    hot_level = plan.fraction * review
+    uncovered = live & ~dilate(coarse, overlap_radius(size, stride))
+    yield from run((seeds(coarse & (score >= hot_level), size, stride) | uncovered) & live)
+    while True:
+        more = growth(scored, score >= hot_level) & live
+        if not bool(more.any()):
+            return coarse
+        yield from run(more)
 
 
 def _lap(start: float, scorer: Scorer) -> float:

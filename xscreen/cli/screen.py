@@ -23,7 +23,7 @@ from xscreen.config import ScreenConfig
 
 CSV_FIELDS = ("scan_id", "path", "output", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
               "threshold", "n_regions", "n_alarm_regions", "top_region_rel", "area", "threshold_version",
-              "n_patches", "n_scored", "width",
+              "n_patches", "n_scored", "n_evaluated", "width",
               "height", "kind", "sha256", "model_id", "seconds", "error")
 
 
@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the model (one-off 1-3 min; faster for large batches of scans)")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                    help="scoring engine: torch (default) or onnxruntime on the CPU (needs xscreen[onnx])")
+    p.add_argument("--cascade", type=float, nargs="?", const=0.5, default=0.0, metavar="FRACTION",
+                   help="coarse-to-fine screening: score patches at the patch size's stride first, then "
+                   "at --stride only around patches above FRACTION of the review level (default off; "
+                   "given without a value 0.5). Same regions and alarms in our checks, far fewer patches "
+                   "scored; the heat map away from them is coarse. Not for evaluation or calibration")
     p.add_argument("--shard", default="0/1", help="i/n: screen only the i-th of n disjoint parts")
     p.add_argument("--overlay", default="fill", choices=("fill", "contour", "none"))
     p.add_argument("--report", default="", help="also write reports: comma list of html,pdf,csv,json")
@@ -72,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
                            skip_air=not args.no_air_skip, threshold=args.threshold,
                            scan_threshold=args.scan_threshold, device=args.device,
                            attention=not args.no_attention,
-                           precision=args.precision, batch_size=args.batch_size)
+                           precision=args.precision, batch_size=args.batch_size,
+                           cascade=args.cascade)
+        if cfg.cascade:
+            from xscreen.cascade import Cascade
+
+            Cascade(cfg.cascade)  # range check before any file is read
         scorer = _scorer(args, cfg)
         resolve_thresholds(scorer, cfg)
         if not 8 <= cfg.stride <= min(64, scorer.patch_size):

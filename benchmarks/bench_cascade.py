@@ -1,0 +1,77 @@
+"""Coarse-to-fine screening (xscreen/cascade.py) against the full grid, side by side in one run.
+
+For every bag: screen with the full grid, then with each cascade fraction (same Scorer, fp32 -
+what CPUs without native bf16 run); count the patches the model scored, the seconds, and the bags
+whose region set (boxes, levels, member cells, max scores) or alarm differs from the full grid's.
+
+    python benchmarks/bench_cascade.py DIR [DIR ...] --stride 32 --fractions 0.5 0.6 0.7 [--avx2]
+
+``--avx2`` re-runs the script with ATen and oneDNN held to AVX2 kernels (ATEN_CPU_CAPABILITY=avx2,
+ONEDNN_MAX_CPU_ISA=AVX2): the kernels of a CPU without AVX-512, on this one.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dirs", nargs="+", type=Path)
+    ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.6, 0.7])
+    ap.add_argument("--limit", type=int, default=0, help="at most this many bags (0: all)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--avx2", action="store_true", help="hold torch to AVX2 kernels (see module doc)")
+    args = ap.parse_args()
+    if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
+        return subprocess.call([sys.executable, *sys.argv], env=env)
+    import torch
+
+    from xscreen.config import ScreenConfig
+    from xscreen.paths import default_model
+    from xscreen.pipeline import screen
+    from xscreen.scan import list_scans, load_scan
+    from xscreen.scoring import Scorer
+
+    torch.set_num_threads(args.threads)
+    scorer = Scorer(args.model or default_model(), device="cpu", precision="fp32")
+    files = [p for d in args.dirs for p in list_scans(d, recursive=False)]
+    files = files[: args.limit] if args.limit else files
+    print(f"kernels: {torch.backends.cpu.get_cpu_capability()}, threads {args.threads}, "
+          f"{len(files)} bags, stride {args.stride}", flush=True)
+    settings = [0.0, *args.fractions]
+    patches = dict.fromkeys(settings, 0)
+    seconds = dict.fromkeys(settings, 0.0)
+    region_diff = dict.fromkeys(settings, 0)
+    alarm_diff = dict.fromkeys(settings, 0)
+    for path in files:
+        scan = load_scan(path)
+        ref = None
+        for f in settings:  # full grid first, then each fraction: one bag, side by side
+            t0 = time.perf_counter()
+            s = screen(scan, scorer, ScreenConfig(stride=args.stride, cascade=f, device="cpu", precision="fp32"))
+            seconds[f] += time.perf_counter() - t0
+            patches[f] += s.n_evaluated
+            key = [(r.x, r.y, r.w, r.h, r.level, round(r.max_score, 5), sorted(r.patches)) for r in s.regions]
+            if ref is None:
+                ref = (key, s.alarm)
+            region_diff[f] += key != ref[0]
+            alarm_diff[f] += s.alarm != ref[1]
+    print("\n| cascade fraction | patches scored | seconds | speed-up | bags with other regions | bags with another alarm |")
+    print("|---|---|---|---|---|---|")
+    for f in settings:
+        name = "off (full grid)" if f == 0 else f"{f:g}"
+        print(f"| {name} | {patches[f]} | {seconds[f]:.1f} | {seconds[0.0] / seconds[f]:.2f}× "
+              f"| {region_diff[f]} / {len(files)} | {alarm_diff[f]} / {len(files)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
