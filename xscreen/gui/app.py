@@ -129,6 +129,7 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
             self.addAction(act)  # shortcuts work whatever has focus in the window
             out[sc.action] = act
         self.recent_menu = menus["File"].addMenu("Recent files")
+        self.fast_action = self._build_fast_action(menus["Detector"])
         bar = self.toolbar = self.addToolBar("Operator")
         bar.setObjectName("operator-toolbar")
         for action, short in TOOLBAR.items():
@@ -162,6 +163,7 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
             scored=self.tab.screening is not None, text_focus=is_text_input(QApplication.focusWidget()))
         for sc in shortcuts.SHORTCUTS:
             self.actions_by_id[sc.action].setEnabled(shortcuts.enabled(sc, ctx))
+        self.fast_action.setEnabled(ctx.signed_in)
         self.tab.decisions.set_enabled(self.can_decide())
 
     def _on_tabs_current_changed(self, index: int) -> None:

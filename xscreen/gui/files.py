@@ -1,14 +1,18 @@
 """The main window's bag flow (a mixin of ``MainWindow``): opening files, folders and drops, the
-queue with background pre-scoring of the next bag, and worker results (decisions: ``deciding``)."""
+queue with background pre-scoring of the next bag, the screening mode (exact or fast, coarse-to-fine),
+and worker results (decisions: ``deciding``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
 from xscreen.gui import probe, session
 
 SCAN_FILTER = "Scans (*.h5 *.hdf5 *.tif *.tiff *.png *.jpg *.jpeg *.bmp *.dcs *.dcm);;All files (*)"
+FAST_TIP = ("Scores fewer patches: coarse first, then only around suspect areas. Same regions in our "
+            "checks; the heat map is coarse away from them. Keep off for evaluation.")
 
 
 class FileHandling:
@@ -83,15 +87,48 @@ class FileHandling:
         self.request(path)
 
     # --- scoring -----------------------------------------------------------------------------------
+    def scoring_id(self) -> str:
+        """What a result depends on besides the bag: the model and the screening mode (a bag
+        screened fast must never be shown as the exact result, nor the other way round)."""
+        return f"{self.model_path}#fast" if self.model_path and self.setting("screening/fast") else self.model_path
+
+    def screen_config(self):
+        """ScreenConfig of the screening mode: exact (default) or coarse-to-fine (cascade.py)."""
+        from xscreen.cascade import DEFAULT_FRACTION
+        from xscreen.config import ScreenConfig
+
+        return ScreenConfig(cascade=DEFAULT_FRACTION if self.setting("screening/fast") else 0.0)
+
+    def _build_fast_action(self, menu) -> QAction:
+        """The screening mode switch: a setting, not a key (the registry holds keys)."""
+        act = QAction("Fast screening (coarse-to-fine)", self)
+        act.setCheckable(True)
+        act.setChecked(self.setting("screening/fast"))
+        act.setStatusTip(FAST_TIP)
+        act.setToolTip(FAST_TIP)
+        act.toggled.connect(self.set_fast_screening)
+        menu.addSeparator()
+        menu.addAction(act)
+        return act
+
+    def set_fast_screening(self, on: bool) -> None:
+        """Switch the screening mode (kept in the settings); the bag on screen is screened in it."""
+        self.put_setting("screening/fast", bool(on))
+        self.fast_action.blockSignals(True)  # the menu follows a switch made from code, once
+        self.fast_action.setChecked(bool(on))
+        self.fast_action.blockSignals(False)
+        if self.queue.current is not None:
+            self.request(self.queue.current)
+
     def job_key(self, path: Path | str) -> str:
-        return f"{path}|{self.model_path}"
+        return f"{path}|{self.scoring_id()}"
 
     def request(self, path: Path | str | None, force: bool = False) -> None:
         """Show ``path``: from the cache, by waiting for the pre-scoring job, or by starting a job."""
         if path is None:
             return
         self.target = self.job_key(path)
-        cached = None if force else self.cache.get(path, self.model_path)
+        cached = None if force else self.cache.get(path, self.scoring_id())
         plan = session.plan_scoring(self.target, cached is not None, self.runner.running)
         if plan == "show":
             self._show(cached)
@@ -105,8 +142,8 @@ class FileHandling:
         self.tab.progress.set_busy(f"{Path(path).name}", 0.0)
 
     def _job(self, path):
-        scorer, view = self.scorer_factory(), self.tab.state.view
-        return lambda: probe.screen_job(path, scorer, view=view)
+        scorer, cfg, view = self.scorer_factory(), self.screen_config(), self.tab.state.view
+        return lambda: probe.screen_job(path, scorer, cfg, view=view)
 
     def rescore(self) -> None:
         self.request(self.queue.current, force=True)
@@ -119,7 +156,7 @@ class FileHandling:
         nxt = self.queue.peek_next()
         if nxt is None or str(nxt) in self.tab.errors.paths():
             return  # a failed file is not cached: retrying it here would loop on every idle
-        if self.runner.running is None and self.cache.get(nxt, self.model_path) is None:
+        if self.runner.running is None and self.cache.get(nxt, self.scoring_id()) is None:
             self.runner.start(self.job_key(nxt), self._job(nxt))
 
     def _on_job_item(self, key: str, item) -> None:

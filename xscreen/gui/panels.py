@@ -127,7 +127,13 @@ class DetectorPanel(QGroupBox):
         self.layer = _combo(LAYER_LABELS)
         self.threshold = _slider(0, 1000)
         self.threshold_label = QLabel()
+        self.mode_label = QLabel()  # how the shown result was screened; hidden when exact
+        self.mode_label.setStyleSheet("font-weight: bold;")
+        self.mode_label.setToolTip("Coarse-to-fine: the heat map is coarse away from suspect areas. "
+                                   "Detector menu > Fast screening switches it off.")
+        self.mode_label.hide()
         form = QFormLayout(self)
+        form.addRow(self.mode_label)
         row = QHBoxLayout()
         row.addWidget(self.overlay)
         row.addWidget(self.boxes)
@@ -146,6 +152,10 @@ class DetectorPanel(QGroupBox):
         self.layer.activated.connect(lambda i: self.edit.emit({"layer": self.layer.itemData(i)}))
         self.threshold.valueChanged.connect(
             lambda v: self.edit.emit({"rel_threshold": slider_to_threshold(v)}))
+
+    def set_mode(self, text: str) -> None:
+        self.mode_label.setText(text)
+        self.mode_label.setVisible(bool(text))
 
     def set_state(self, s: st.ViewState, model_threshold: float | None = None) -> None:
         widgets = (self.overlay, self.boxes, self.attention, self.mode, self.opacity, self.layer, self.threshold)

@@ -18,7 +18,7 @@ from xscreen.gui import state as st
 from xscreen.gui.controls import DecisionBar, ModelPanel, ProgressRow, QueuePanel
 from xscreen.gui.legend import AlarmBanner, FunctionStrip, LegendRow
 from xscreen.gui.notices import ElidedLabel, ErrorPanel
-from xscreen.gui.verdict import failed_verdict, verdict_for
+from xscreen.gui.verdict import failed_verdict, mode_text, verdict_for
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
 from xscreen.gui.worker import JobRunner
@@ -100,6 +100,7 @@ class ScreeningTab(QWidget):
         self._residual_rgb = self._residual_scale = None
         self.renderer = self.recon_renderer = None
         self.banner.set_verdict(verdict_for(self.screening, loaded=outcome is not None))
+        self.detector.set_mode(mode_text(self.screening))
         if outcome is None:
             self.regions = []
             self.view.set_image(None)

@@ -107,6 +107,9 @@ SETTINGS_SCHEMA: dict[str, tuple[Any, type]] = {
     "view/opacity": (0.5, float),
     "view/boxes": (True, bool),
     "view/attention": (True, bool),
+    # coarse-to-fine scoring (cascade.py): fewer patches scored; off by default, as exactness
+    # matters for evaluation and the heat map is coarse away from suspect areas
+    "screening/fast": (False, bool),
     "session/idle_lock_minutes": (5.0, float),  # lock (sign out) after this long without input; 0 = never
     "files/last_folder": ("", str),
     "files/recent": ([], list),

@@ -1,4 +1,4 @@
-"""What the alarm banner says about the bag on screen, and the legend texts (no Qt).
+"""What the alarm banner says about the bag on screen, the legend texts and the screening mode (no Qt).
 
 Each verdict differs from the others in its word, its icon shape and its colour, so an operator
 who cannot tell red from green still reads ALARM vs NO ALARM (issue 14 item 4). The bag alarm is
@@ -21,6 +21,13 @@ class Verdict:
     background: str
     foreground: str
     shape: str  # icon: "triangle" | "diamond" | "circle" | "square" | "cross"
+
+
+def mode_text(screening: Any | None) -> str:
+    """How the shown result was screened: '' when exact (every non-air patch scored)."""
+    if screening is None or not getattr(screening, "cascade", 0.0):
+        return ""
+    return f"Fast screening: {screening.n_evaluated} of {screening.n_scored} patches scored"
 
 
 def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
