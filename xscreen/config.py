@@ -127,6 +127,9 @@ class ScreenConfig:
     # coarse-to-fine screening (cascade.py): 0 = off (every non-air patch scored, exact); else the
     # share of the review level at which a coarse patch is refined. Off wherever exactness matters.
     cascade: float = 0.0
+    # per-pixel reconstruction and residual maps (the GUI, reports); off, screening skips the
+    # stitching accumulator (3 floats per pixel) - the batch CLI without reports needs only the heat
+    maps: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import numpy as np
 # (the threshold), so the operator's eye goes to flagged areas and benign texture stays visible.
 RAMP_LO = 0.5
 HEAT_MAX = 2.0  # rel score at the top of the colour map
+# overlay() blends this many rows at a time: an 8000 x 3000 scan blended whole took ~1 GB of floats
+BAND_ROWS = 256
 # alarm boxes thick yellow (as in the GUI), attention boxes thin pale blue: never read as a threat
 BOX_COLOURS = {"alarm": (255, 230, 0), "attention": (120, 200, 255)}
 
@@ -103,9 +105,12 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, mode: str = "fill", opacity: floa
     if rgb.shape[:2] != heat.shape:
         raise ValueError(f"image {rgb.shape[:2]} and heat map {heat.shape} differ in size")
     if mode == "fill":
-        rgba = colormap(heat, opacity).astype(np.float32)
-        a = rgba[..., 3:4] / 255.0
-        out = (rgb.astype(np.float32) * (1.0 - a) + rgba[..., :3] * a + 0.5).astype(np.uint8)
+        out = np.empty_like(rgb)
+        for y in range(0, rgb.shape[0], BAND_ROWS):  # bands: float temporaries of a band, not the scan
+            rgba = colormap(heat[y:y + BAND_ROWS], opacity).astype(np.float32)
+            a = rgba[..., 3:4] / 255.0
+            out[y:y + BAND_ROWS] = (rgb[y:y + BAND_ROWS].astype(np.float32) * (1.0 - a)
+                                    + rgba[..., :3] * a + 0.5).astype(np.uint8)
     elif mode == "contour":
         out = np.ascontiguousarray(rgb.copy())
         mask = (np.nan_to_num(heat) >= 1.0).astype(np.uint8)
@@ -113,13 +118,16 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, mode: str = "fill", opacity: floa
         cv2.drawContours(out, contours, -1, (255, 40, 40), _line(rgb))
     else:
         raise ValueError(f"unknown overlay mode {mode!r} (expected 'fill' or 'contour')")
-    return draw_boxes(out, regions or [])
+    return _draw_boxes_into(out, regions or [])  # out is this call's own array: no second copy
 
 
 def draw_boxes(rgb: np.ndarray, regions: list[Region]) -> np.ndarray:
     """Region boxes with their rank, on a copy of rgb (H, W, 3) uint8; style by region level."""
-    out = np.ascontiguousarray(rgb.copy())
-    lw = _line(rgb)
+    return _draw_boxes_into(np.ascontiguousarray(rgb.copy()), regions)
+
+
+def _draw_boxes_into(out: np.ndarray, regions: list[Region]) -> np.ndarray:
+    lw = _line(out)
     for r in regions:
         colour = BOX_COLOURS.get(r.level, BOX_COLOURS["alarm"])
         width = lw if r.level == "attention" else 2 * lw

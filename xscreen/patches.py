@@ -84,6 +84,13 @@ class Tiling:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         return batch.contiguous(memory_format=fmt)
 
+    def geometry_only(self) -> "Tiling":
+        """The same grid with its pixels dropped (zero-stride views of one element): enough for
+        heat maps and weights (``grid_to_pixels``), and the padded scan's memory can go."""
+        one = self.padded_x.new_empty(1)
+        return Tiling(view=one.expand(tuple(self.view.shape)), padded_x=one.expand(tuple(self.padded_x.shape)),
+                      size=self.size, stride=self.stride, height=self.height, width=self.width)
+
     @property
     def patches(self) -> torch.Tensor:
         """All patches (N, C, S, S), materialised: for small scans and tests only."""
@@ -97,14 +104,28 @@ def check_stride(stride: int, size: int) -> None:
 
 def tile(x: torch.Tensor, size: int, stride: int, pad_value: float) -> Tiling:
     """x (C, H, W) -> Tiling with an air-padded (C, Hp, Wp) copy and its unfold view."""
-    check_stride(stride, size)
     c, h, w = x.shape
-    _, hp = grid_extent(h, size, stride)
-    _, wp = grid_extent(w, size, stride)
-    padded = F.pad(x.unsqueeze(0), (0, wp - w, 0, hp - h), value=pad_value)[0]
+    padded = padded_buffer(c, h, w, size, stride, pad_value, x.device)
+    padded[:, :h, :w] = x
+    return tile_padded(padded, size, stride, h, w)
+
+
+def padded_buffer(channels: int, height: int, width: int, size: int, stride: int, pad_value: float,
+                  device=None) -> torch.Tensor:
+    """(C, Hp, Wp) float32 filled with ``pad_value``, the size ``tile`` pads a (C, H, W) scan to:
+    write the scan into ``[:, :H, :W]`` and call ``tile_padded`` - one full-size copy, not two."""
+    check_stride(stride, size)
+    _, hp = grid_extent(height, size, stride)
+    _, wp = grid_extent(width, size, stride)
+    return torch.full((channels, hp, wp), pad_value, dtype=torch.float32, device=device)
+
+
+def tile_padded(padded: torch.Tensor, size: int, stride: int, height: int, width: int) -> Tiling:
+    """A Tiling over ``padded`` (C, Hp, Wp) from ``padded_buffer`` holding an H x W scan."""
+    check_stride(stride, size)
     # unfold over H then W: (C, rows, cols, S, S) -> (rows, cols, C, S, S), still a view
     view = padded.unfold(1, size, stride).unfold(2, size, stride).permute(1, 2, 0, 3, 4)
-    return Tiling(view=view, padded_x=padded, size=size, stride=stride, height=h, width=w)
+    return Tiling(view=view, padded_x=padded, size=size, stride=stride, height=height, width=width)
 
 
 def transmission(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
@@ -115,9 +136,20 @@ def transmission(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
 
 
 def air_mask(tiling: Tiling, threshold: float, pre: Preprocess) -> torch.Tensor:
-    """(rows, cols) bool: mean transmission of the patch (all channels) >= threshold."""
-    t = transmission(tiling.padded_x, pre).mean(dim=0, keepdim=True)
-    mean_t = F.avg_pool2d(t.unsqueeze(0), tiling.size, tiling.stride)[0, 0]
+    """(rows, cols) bool: mean transmission of the patch (all channels) >= threshold.
+    One channel at a time, in place: whole-array temporaries cost ~3x the padded scan."""
+    x = tiling.padded_x
+    t = torch.empty(x.shape[1:], dtype=torch.float32, device=x.device)
+    total = torch.zeros_like(t)
+    for c in range(x.shape[0]):
+        if pre.kind == "dual":  # as transmission(): exp(-(x + 1) * 0.5 * a_max)
+            torch.add(x[c], 1.0, out=t).neg_().mul_(0.5).mul_(pre.a_max).exp_()
+        else:
+            torch.add(x[c], 1.0, out=t).mul_(0.5).clamp_(0.0, 1.0)
+        total += t
+    del t
+    total /= x.shape[0]
+    mean_t = F.avg_pool2d(total[None, None], tiling.size, tiling.stride)[0, 0]
     return mean_t >= threshold
 
 
@@ -137,10 +169,44 @@ def blend_window(size: int, floor: float = TAPER_FLOOR, device=None) -> torch.Te
 def overlap_add(grid: torch.Tensor, size: int, stride: int,
                 window: torch.Tensor | None = None) -> torch.Tensor:
     """grid (rows, cols) -> (Hp, Wp): each pixel gets the sum over covering patches of the patch's
-    value times ``window`` (S, S) at that pixel (ones: a plain sum)."""
-    kernel = torch.ones(size, size, dtype=grid.dtype, device=grid.device) if window is None \
-        else window.to(grid.device, grid.dtype)
-    return F.conv_transpose2d(grid[None, None], kernel[None, None], stride=stride)[0, 0]
+    value times ``window`` (S, S) at that pixel (ones: a plain sum).
+
+    A separable window (ones, ``blend_window``) is applied as two small matrix products,
+    Ly^T @ grid @ Lx with L the (n, padded length) lattice of 1-D window factors: no temporary
+    beyond the output. ``conv_transpose2d`` (kept for other windows) builds an S^2 x rows*cols
+    column buffer first - 385 MB for an 8000 x 3000 scan at stride 32 (issue 17, memory).
+    """
+    factors = _separable(window, size, grid.device)
+    if factors is None:
+        kernel = window.to(grid.device, grid.dtype)
+        return F.conv_transpose2d(grid[None, None], kernel[None, None], stride=stride)[0, 0]
+    rows, cols = grid.shape
+    ly = _lattice(rows, size, stride, factors[0].to(grid.dtype))
+    lx = _lattice(cols, size, stride, factors[1].to(grid.dtype))
+    return ly.T @ (grid @ lx)
+
+
+def _separable(window: torch.Tensor | None, size: int, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(column factor, row factor) with window = outer(a, b), or None when it is not separable."""
+    if window is None:
+        one = torch.ones(size, dtype=torch.float32, device=device)
+        return one, one
+    w = window.to(device, torch.float32)
+    k = int(torch.argmax(w.abs().sum(1)))
+    if float(w[k].abs().max()) == 0.0:
+        return None
+    a, b = w[:, k], w[k] / w[k, k] if float(w[k, k]) != 0.0 else None
+    if b is None or not torch.allclose(torch.outer(a, b), w, rtol=1e-6, atol=1e-7):
+        return None
+    return a, b
+
+
+def _lattice(n: int, size: int, stride: int, h: torch.Tensor) -> torch.Tensor:
+    """(n, (n - 1) * stride + size): row i holds ``h`` at columns i*stride .. i*stride + size - 1."""
+    out = torch.zeros(n, (n - 1) * stride + size, dtype=h.dtype, device=h.device)
+    cols = (torch.arange(n, device=h.device) * stride)[:, None] + torch.arange(size, device=h.device)
+    out.scatter_(1, cols, h.expand(n, size).contiguous())
+    return out
 
 
 def coverage(tiling: Tiling) -> torch.Tensor:
@@ -159,7 +225,8 @@ def grid_to_pixels(grid: torch.Tensor, tiling: Tiling, floor: float = TAPER_FLOO
     """(rows, cols) per-patch values -> (H, W): weighted mean over the patches covering each pixel,
     weights ``blend_window`` (``floor=1``: the flat mean)."""
     w = blend_window(tiling.size, floor, grid.device)
-    summed = overlap_add(grid.float(), tiling.size, tiling.stride, w) / weight_sum(tiling, w)
+    summed = overlap_add(grid.float(), tiling.size, tiling.stride, w)
+    summed /= weight_sum(tiling, w)  # in place: one scan-sized map less at the peak
     return summed[: tiling.height, : tiling.width]
 
 

@@ -18,7 +18,7 @@ from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
 from xscreen.cascade import Cascade, coarse_cells, dilate, fill_unscored, growth, overlap_radius, seeds
 from xscreen.heatmap import Region, bag_alarm, find_regions
-from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, tile
+from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
 from xscreen.scoring import Scorer
@@ -68,8 +68,8 @@ class Screening:
     latent_grid: np.ndarray  # (rows, cols) float32 L per patch, 0 for air
     air_grid: np.ndarray  # (rows, cols) bool
     heat: np.ndarray  # (H, W) float32 rel score, mean of covering patches
-    residual: np.ndarray  # (H, W) float32 mean|x - x_hat| over channels, mean of covering patches
-    reconstruction: np.ndarray  # (C, H, W) float32 model space [-1, 1]
+    residual: np.ndarray | None  # (H, W) float32 mean|x - x_hat| over channels (None: maps off)
+    reconstruction: np.ndarray | None  # (C, H, W) float32 model space [-1, 1] (None: maps off)
     regions: list[Region]  # "alarm" and "attention" regions, ranked by score
     scan_score: float  # the highest region (= non-air patch) score, 0 for an all-air scan
     alarm: bool  # the one rule: some region reaches scan_threshold
@@ -154,11 +154,9 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     th = resolve_thresholds(scorer, cfg)
     t = Timings(load=load_seconds)
     t0 = time.perf_counter()
-    x = torch.from_numpy(model_input(scan, scorer.preprocess)).to(scorer.device)
+    tiling = _model_tiling(scan, scorer, cfg.stride)
     t.load += _lap(t0, scorer)
     t1 = time.perf_counter()
-    tiling = tile(x, scorer.patch_size, cfg.stride, air_value(scorer.preprocess))
-    del x  # the padded copy inside the tiling is the only one kept
     air = air_mask(tiling, cfg.air_threshold, scorer.preprocess) if cfg.skip_air else \
         torch.zeros(tiling.grid, dtype=torch.bool, device=scorer.device)
     air_np = air.cpu().numpy()
@@ -167,8 +165,10 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
     t.tile = _lap(t1, scorer)
     plan = Cascade(cfg.cascade) if cfg.cascade else None
-    grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review)
+    grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps)
     t3 = time.perf_counter()
+    if not cfg.maps:
+        tiling = tiling.geometry_only()  # the padded scan is no longer needed: free it before the heat map
     score_grid, recon_grid, latent_grid = (g.reshape(tiling.grid).cpu().numpy() for g in grids)
     _check_finite(score_grid[~air_np])
     live = score_grid[~air_np]
@@ -184,7 +184,8 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
         scan_threshold=alarm_at, scan_aggregation=th.aggregation, stride=cfg.stride,
         patch_size=scorer.patch_size, score_grid=score_grid, recon_grid=recon_grid,
         latent_grid=latent_grid, air_grid=air_np, heat=heat.cpu().numpy(),
-        residual=residual.cpu().numpy(), reconstruction=recon.cpu().numpy(), regions=regions,
+        residual=None if residual is None else residual.cpu().numpy(),
+        reconstruction=None if recon is None else recon.cpu().numpy(), regions=regions,
         scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
         precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
         threshold_version=threshold_version(scorer, cfg.stride, th.version),
@@ -199,14 +200,24 @@ def _check_finite(scores: np.ndarray) -> None:
                          "the model or the scan is broken; this bag is not cleared")
 
 
+def _model_tiling(scan: Scan, scorer: Scorer, stride: int):
+    """The scan's model input written straight into the air-padded buffer that is tiled: one
+    full-size float copy of the scan (issue 17: an 8000 x 3000 dual scan is 192 MB per copy)."""
+    pre = scorer.preprocess
+    c, h, w = scan.channels.shape
+    padded = padded_buffer(c, h, w, scorer.patch_size, stride, air_value(pre))
+    model_input(scan, pre, out=padded[:, :h, :w].numpy())
+    return tile_padded(padded.to(scorer.device), scorer.patch_size, stride, h, w)
+
+
 def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: Cascade | None = None,
-                  review: float = 0.0):
+                  review: float = 0.0, maps: bool = True):
     """Score non-air patches batch by batch (all of them, or the cells ``plan`` picks: cascade.py),
     yielding a ScreenProgress after each; returns ((scores, R, L) flat (N,), recon (C,H,W),
-    resid (H,W), number of patches scored)."""
+    resid (H,W), number of patches scored); recon and resid are None when ``maps`` is off."""
     dev = scorer.device
     grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
-    acc = StitchAccumulator(tiling)
+    acc = StitchAccumulator(tiling) if maps else None
     scored = torch.zeros(tiling.grid, dtype=torch.bool, device=dev)
     progress = [0, 0]  # done, known total
 
@@ -216,14 +227,15 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
         for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
             ts = time.perf_counter()
             batch = tiling.gather(chunk)
-            ps = scorer.score(batch)
+            ps = scorer.score(batch, keep_reconstructions=maps)
             for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
                 g[chunk] = v.to(dev, torch.float32)
             scored.view(-1)[chunk] = True
             t.score += time.perf_counter() - ts
-            ts = time.perf_counter()
-            acc.add(chunk, batch, ps.reconstructions)
-            t.stitch += time.perf_counter() - ts
+            if acc is not None:
+                ts = time.perf_counter()
+                acc.add(chunk, batch, ps.reconstructions)
+                t.stitch += time.perf_counter() - ts
             progress[0] += int(chunk.numel())
             yield ScreenProgress(*progress)
 
@@ -238,10 +250,12 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
         grids = [torch.where(scored, g.view(tiling.grid),
                              fill_unscored(g.view(tiling.grid), coarse, tiling.size, tiling.stride, key=score))
                  .reshape(-1) for g in grids]
-    ts = time.perf_counter()
-    # cells the cascade skipped do not count in the blending weights (air counts, as x_hat = x)
-    recon, residual = acc.result(None if plan is None else (scored | air).float())
-    t.stitch += _lap(ts, scorer)
+    recon = residual = None
+    if acc is not None:
+        ts = time.perf_counter()
+        # cells the cascade skipped do not count in the blending weights (air counts, as x_hat = x)
+        recon, residual = acc.result(None if plan is None else (scored | air).float())
+        t.stitch += _lap(ts, scorer)
     return grids, recon, residual, int(scored.sum())
 
 

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                            scan_threshold=args.scan_threshold, device=args.device,
                            attention=not args.no_attention,
                            precision=args.precision, batch_size=args.batch_size,
-                           cascade=args.cascade)
+                           cascade=args.cascade, maps=bool(args.report))
         if cfg.cascade:
             from xscreen.cascade import Cascade
 

@@ -224,6 +224,8 @@ def _serve(conn: Any, read: ReadFn) -> None:
         conn.send_bytes(header)
         if channels is not None:
             conn.send_bytes(channels.reshape(-1).view(np.uint8))
+        del header, channels  # not held until the next file: an idle reader keeps no scan
+        _trim()
 
 
 def _answer(read: ReadFn, path: str, limits: ReadLimits) -> tuple[bytes, np.ndarray | None]:
@@ -256,6 +258,14 @@ def _harden() -> None:
         libc = ctypes.CDLL(None)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        pass
+
+
+def _trim() -> None:
+    """Hand freed heap back to the system (glibc keeps it for reuse otherwise); best effort."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
