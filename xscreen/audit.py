@@ -19,7 +19,7 @@ exactly as before (the field enters the hash only when set).
 Durability: WAL mode with ``synchronous=FULL`` and one ``BEGIN IMMEDIATE`` transaction per
 decision, so a decision is on disk when ``record`` returns and a second writer (GUI + CLI) can
 never fork the chain by reading the same previous hash; each decision is then checkpointed into the
-main file, and ``audit_chain.backup`` copies a live database safely.
+main file, and ``audit_backup.backup`` copies a live database safely.
 """
 from __future__ import annotations
 

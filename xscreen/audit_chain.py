@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from xscreen.atomic import atomic_path
 
 GENESIS = "0" * 64  # prev_hash of the first row
 CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "threshold",
@@ -148,26 +147,3 @@ def _bad(rows: list[dict[str, Any]], row_id: int, reason: str) -> VerifyResult:
 
 def read_only_uri(path: Path) -> str:
     return "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
-
-
-def backup(db_path: str | Path, dest: str | Path) -> Any:
-    """Consistent single-file copy of the audit database at ``dest`` (atomic); returns the copy's
-    VerifyResult, so the caller can show its anchor (a broken chain is copied as it is)."""
-    from xscreen.audit import AuditError, AuditLog
-
-    src_path = Path(db_path)
-    with AuditLog(src_path, create=False):  # refuses a missing, truncated or foreign file first
-        pass
-    with atomic_path(dest) as tmp:
-        src = sqlite3.connect(read_only_uri(src_path), uri=True, timeout=10.0)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-        except sqlite3.Error as exc:
-            raise AuditError(f"{src_path}: backup failed ({exc})") from exc
-        finally:
-            dst.close()
-            src.close()
-    with AuditLog(dest, create=False) as copy:
-        return copy.verify()

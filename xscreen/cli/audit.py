@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from xscreen.audit import AuditError, AuditLog, default_db_path
-from xscreen.audit_chain import append_anchor, backup, parse_anchor, read_anchor_file
+from xscreen.audit_backup import backup
+from xscreen.audit_chain import append_anchor, parse_anchor, read_anchor_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
