@@ -123,6 +123,8 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
         din = (x.float() - xin.float()).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
         parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
+        if x.shape[-1] >= 64:  # the same window share of a 64-px patch as 8 of 32
+            parts["Rin_l1_max16"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 16, 8).flatten(1).amax(1)
         for k, v in parts.items():
             out.setdefault(k, []).append(v.double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}

@@ -27,6 +27,7 @@ for the heat map, and the residual and reconstruction there come from the coarse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -122,3 +123,29 @@ def _shift(grid: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     if r0 < r1 and c0 < c1:
         out[r0:r1, c0:c1] = grid[r0 + dy:r1 + dy, c0 + dx:c1 + dx]
     return out
+
+
+def cascade_cells(plan: Cascade, run: Callable[[torch.Tensor], Iterator], live: torch.Tensor,
+                  scored: torch.Tensor, score: torch.Tensor, size: int, stride: int, review: float):
+    """The cascade's passes as a generator over ``run(cells)`` (which scores the cells not yet
+    ``scored``, updating ``scored`` and ``score`` in place, yielding progress): coarse cells, then
+    cells overlapping hot coarse ones (and any the coarse pass left uncovered), then growth around
+    hot cells until none has an unscored neighbour. Returns the coarse cells (rows, cols) bool."""
+    coarse = coarse_cells(tuple(live.shape), plan.factor(stride, size), live.device) & live
+    yield from run(coarse)
+    hot_level = plan.fraction * review
+    uncovered = live & ~dilate(coarse, overlap_radius(size, stride))
+    yield from run((seeds(coarse & (score >= hot_level), size, stride) | uncovered) & live)
+    while True:
+        more = growth(scored, score >= hot_level) & live
+        if not bool(more.any()):
+            return coarse
+        yield from run(more)
+
+
+def fill_grids(grids: list[torch.Tensor], scored: torch.Tensor, coarse: torch.Tensor, size: int,
+               stride: int) -> list[torch.Tensor]:
+    """[score, R, L] (rows, cols) with every unscored cell showing the highest *coarse* patch over
+    it (below the hot level by construction); R and L come from that same patch."""
+    score = grids[0]
+    return [torch.where(scored, g, fill_unscored(g, coarse, size, stride, key=score)) for g in grids]

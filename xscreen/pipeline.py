@@ -16,7 +16,7 @@ import torch
 
 from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
-from xscreen.cascade import Cascade, coarse_cells, dilate, fill_unscored, growth, overlap_radius, seeds
+from xscreen.cascade import Cascade, cascade_cells, fill_grids
 from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
@@ -243,13 +243,10 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
     if plan is None:
         yield from run(live)
     else:
-        coarse = yield from _cascade(plan, run, live, scored, grids[0].view(tiling.grid), tiling, review)
-        score = grids[0].view(tiling.grid)
-        # an unscored cell shows the highest *coarse* patch over it (below the hot level by
-        # construction); R and L come from that same patch
-        grids = [torch.where(scored, g.view(tiling.grid),
-                             fill_unscored(g.view(tiling.grid), coarse, tiling.size, tiling.stride, key=score))
-                 .reshape(-1) for g in grids]
+        coarse = yield from cascade_cells(plan, run, live, scored, grids[0].view(tiling.grid),
+                                          tiling.size, tiling.stride, review)
+        grids = [g.reshape(-1) for g in fill_grids([g.view(tiling.grid) for g in grids], scored, coarse,
+                                                    tiling.size, tiling.stride)]
     recon = residual = None
     if acc is not None:
         ts = time.perf_counter()
@@ -257,24 +254,6 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
         recon, residual = acc.result(None if plan is None else (scored | air).float())
         t.stitch += _lap(ts, scorer)
     return grids, recon, residual, int(scored.sum())
-
-
-def _cascade(plan: Cascade, run, live: torch.Tensor, scored: torch.Tensor, score: torch.Tensor,
-             tiling, review: float):
-    """Coarse cells, then cells overlapping hot coarse ones (and any the coarse pass left
-    uncovered), then growth around hot cells until none has an unscored neighbour. Returns the
-    coarse cells (rows, cols) bool."""
-    size, stride = tiling.size, tiling.stride
-    coarse = coarse_cells(tiling.grid, plan.factor(stride, size), live.device) & live
-    yield from run(coarse)
-    hot_level = plan.fraction * review
-    uncovered = live & ~dilate(coarse, overlap_radius(size, stride))
-    yield from run((seeds(coarse & (score >= hot_level), size, stride) | uncovered) & live)
-    while True:
-        more = growth(scored, score >= hot_level) & live
-        if not bool(more.any()):
-            return coarse
-        yield from run(more)
 
 
 def _lap(start: float, scorer: Scorer) -> float:
