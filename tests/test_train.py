@@ -62,6 +62,32 @@ def test_a_few_steps_lower_the_contextual_loss_on_a_fixed_batch():
     assert last.g_con < 0.7 * first.g_con  # w_con·|x − x̂|₁ falls: G learns to reconstruct
 
 
+class _Blur(torch.nn.Module):
+    """A fixed 'generator' whose output a discriminator can tell from its input: a 4x box blur
+    (times a gain the test never changes: G's step needs a parameter to step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.gain * torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), scale_factor=4.0)
+
+
+@pytest.mark.parametrize("d_batch", ["separate", "joint"])
+def test_discriminator_learns_to_tell_reconstructions_from_real_patches(d_batch):
+    """The losses take D's logits. Fed D's sigmoid output instead (the bug until 2026-11-29), L_D
+    cannot fall below ln(1 + 1/e) + ln 2 = 1.006, and D stuck at L_D = 2 ln 2 in every real run."""
+    pair = _pair(3)
+    pair.generator = _Blur()
+    pair.opt_g = torch.optim.SGD(pair.generator.parameters(), lr=0.0)
+    rng = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 2, 32, 32, generator=rng) * 1.6 - 0.8  # sharp noise: blurring it is obvious
+    steps = [train_step(pair, x, FP32, d_joint=d_batch == "joint") for _ in range(120)]
+    assert steps[-1].d_loss < 0.7 < 1.006 < steps[0].d_loss  # 1.006: the floor of the old mix-up
+    assert steps[-1].d_real < 0.5 and steps[-1].d_fake < 0.5  # better than chance (ln 2) on both halves
+
+
 def test_input_noise_is_real_seeded_gaussian():
     x = _patches(8, 0)
     runs = []

@@ -88,6 +88,11 @@ class TrainConfig:
     d_reinit_below: float = 1e-5
     input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)
     input_mask: float = 0.0  # share of training patches with a random block hidden from G (target: whole patch)
+    # D's batches in training: "separate" (paper, reference code, DCGAN: D(x) and D(x_hat) in two
+    # forward passes, each normalised by its own BatchNorm statistics) or "joint" (one pass over
+    # [x; x_hat]: both halves share the statistics, so a difference between real and reconstructed
+    # batches that per-batch normalisation would remove stays visible to D; issue 12, D at chance)
+    d_batch: Literal["separate", "joint"] = "separate"
     lr_schedule: Literal["none", "step", "cosine"] = "none"
     lr_step_epochs: int = 10
     lr_gamma: float = 0.1

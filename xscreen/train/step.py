@@ -108,9 +108,11 @@ def hide_blocks(x: torch.Tensor, share: float, gen: torch.Generator | None = Non
 
 def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: LossWeights = LossWeights(),
                *, noise_std: float = 0.0, noise_gen: torch.Generator | None = None,
-               d_reinit_below: float = 1e-5, channels_last: bool = True, mask_share: float = 0.0) -> StepResult:
+               d_reinit_below: float = 1e-5, channels_last: bool = True, mask_share: float = 0.0,
+               d_joint: bool = False) -> StepResult:
     """One G step and one D step on a batch x (N, C, S, S) in [-1, 1]; G sees x with noise
-    (``noise_std``) and hidden blocks (``mask_share``, see ``hide_blocks``) and must restore x."""
+    (``noise_std``) and hidden blocks (``mask_share``, see ``hide_blocks``) and must restore x.
+    ``d_joint``: D runs once on [x; x̂] instead of twice (TrainConfig.d_batch)."""
     g_net, d_net, scaler = pair.generator, pair.discriminator, pair.scaler
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = x.to(precision.device, non_blocking=True).contiguous(memory_format=fmt)
@@ -123,8 +125,17 @@ def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: Lo
     with precision.autocast():
         x_hat = g_net(x_in)
         x_leaf = x_hat.detach().requires_grad_(True)
-        real_logit, f_x = d_net(x)
-        fake_logit, f_xhat = d_net(x_leaf)
+        # logits, not D's sigmoid output: the losses are BCE-with-logits. Until 2026-11-29 this fed
+        # D's probabilities in as logits, which bounds L_D below by ~1.0 and let D saturate at
+        # p = 0 for every patch (L_D = 2 ln 2, adversarial term ln 2 with zero gradient): the
+        # "D at chance from epoch 2" of issue 12
+        if d_joint:  # one pass, shared BatchNorm statistics (TrainConfig.d_batch)
+            logits, feats = d_net.logits_features(torch.cat([x, x_leaf]).contiguous(memory_format=fmt))
+            real_logit, fake_logit = logits.split(x.shape[0])
+            f_x, f_xhat = feats.split(x.shape[0])
+        else:
+            real_logit, f_x = d_net.logits_features(x)
+            fake_logit, f_xhat = d_net.logits_features(x_leaf)
     gl = generator_loss(x, x_leaf, fake_logit, f_x.detach(), f_xhat, w_adv=weights.adv, w_con=weights.con,
                         w_lat=weights.lat)
     pair.opt_g.zero_grad(set_to_none=True)
