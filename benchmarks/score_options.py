@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--test", type=Path, required=True, help="folder with benign/ threat/ masks/")
     ap.add_argument("--settings", nargs="+", default=["0:0", "2:16"], help="k:w pairs")
     ap.add_argument("--out", type=Path, default=Path("/tmp/score_options"))
+    ap.add_argument("--lams", type=float, nargs="+", default=None,
+                    help="score weightings to report (default: the model's λ); calibration uses the model's")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     base = load_model(args.model)
@@ -71,7 +73,7 @@ def main() -> None:
         update_model_meta(path, train=dataclasses.replace(base.meta.train, score_inpaint=k, recon_window=w))
         criterion = inserted_auc(path, patches)
         assert cli(["model", "calibrate", str(path), str(args.calib), "--stride", "32"]) == 0
-        r = row(path, args.test / "benign", args.test / "threat", [float(base.meta.train.lam)])
+        r = row(path, args.test / "benign", args.test / "threat", args.lams or [float(base.meta.train.lam)])
         r.update(setting=setting, benign_inserted_auc=round(criterion, 4))
         rows.append(r)
         print(json.dumps(r), flush=True)
