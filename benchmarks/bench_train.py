@@ -65,10 +65,11 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
     if with_reference:
         g, d, og, od = _models(net, channels_last=False)
         variants["reference fp32 NCHW"] = lambda x, m=(g, d, og, od): reference_step(*m, x)
-    ours = [("ours fp32 channels_last", "fp32", True), ("ours fp32 NCHW", "fp32", False)]
+    ours = [("ours fp32 channels_last", "fp32", True, False), ("ours fp32 NCHW", "fp32", False, False),
+            ("ours fp32 joint D batch", "fp32", True, True)]
     if bf16:
-        ours.append(("ours bf16 channels_last", "bf16", True))
-    for name, prec, cl in ours:
+        ours += [("ours bf16 channels_last", "bf16", True, False), ("ours bf16 joint D batch", "bf16", True, True)]
+    for name, prec, cl, joint in ours:
         g, d, og, od = _models(net, channels_last=cl)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         p = precision_for("cpu", prec)
@@ -78,7 +79,8 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
 
             auto = train_precision(net, TrainConfig(device="cpu", precision="auto"))
             print(f"precision=auto picks {auto.name} for training this network here", flush=True)
-        variants[name] = lambda x, pair=pair, p=p, cl=cl: train_step(pair, x, p, channels_last=cl).g_loss
+        variants[name] = lambda x, pair=pair, p=p, cl=cl, j=joint: train_step(pair, x, p, channels_last=cl,
+                                                                             d_joint=j).g_loss
     return variants
 
 
