@@ -92,9 +92,10 @@ class TrainConfig:
     # forward passes, each normalised by its own BatchNorm statistics; the `paper` preset) or "joint"
     # (one pass over [x; x_hat], shared statistics, so a difference between the real and the
     # reconstructed batch that per-batch normalisation would remove stays visible to D). Default
-    # joint on the evidence: synthetic dual-energy test patch AUC 0.876 / 0.879 vs 0.837 / 0.827 for
-    # two seeds, and the benign-only inserted-object criterion higher on average (0.578 vs 0.562);
-    # on SIXray (one seed) its R ranked threats worse (benchmarks/RESULTS.md, 'The discriminator bug')
+    # joint: the benign-only inserted-object criterion preferred it over two seeds (0.578 vs 0.562);
+    # a third seed each made that a tie (0.576 vs 0.575) while synthetic test patch AUC stayed higher
+    # (0.877 vs 0.844 mean); on SIXray its R ranked threats a little worse. Open question, see
+    # benchmarks/RESULTS.md, 'The discriminator bug'; the `paper` preset keeps separate batches
     d_batch: Literal["separate", "joint"] = "joint"
     lr_schedule: Literal["none", "step", "cosine"] = "none"
     lr_step_epochs: int = 10
