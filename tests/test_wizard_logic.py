@@ -78,7 +78,7 @@ def test_presets_and_run_config(tmp_path):
     s = apply_preset(_ready(patch=PatchConfig(size=32, stride=16)), "paper")
     assert (s.net.ngf, s.net.ndf, s.train.epochs, s.train.lam, s.train.d_batch) == (64, 64, 15, 0.9, "separate")
     std = apply_preset(s, "standard")  # the evidence's recipe (RESULTS.md, 'The discriminator bug')
-    assert (std.net.ngf, std.train.lam, std.train.d_batch) == (32, 1.0, "joint")
+    assert (std.net.ngf, std.train.lam, std.train.d_batch) == (32, 1.0, "separate")
     run = to_run_config(s, tmp_path / "m.xsm")
     assert run.net.size == 32 and run.net.channels == 2 and run.preprocess.kind == "dual"
     run.save(tmp_path / "run.json")

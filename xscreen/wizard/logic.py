@@ -21,11 +21,12 @@ MIN_PATCHES = 64
 PATCH_SIZES = (32, 64, 128)
 ESTIMATE_SAMPLE = 8  # scans read to estimate the patch count; the rest are extrapolated by area
 
-# Size presets: "paper" is the published model; the smaller ones trade accuracy for CPU time and use
-# the recipe the evidence chose (R alone, joint D batches: benchmarks/RESULTS.md, issue 12).
+# Size presets: "paper" is the published model; the smaller ones trade accuracy for CPU time and
+# score with R alone (λ 1, benchmarks/RESULTS.md, issue 12). D's batches: the paper's everywhere
+# (joint batches did not win on the benign-only criterion; see TrainConfig.d_batch).
 PRESETS: dict[str, dict[str, float | str]] = {
-    "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64, "lam": 1.0, "d_batch": "joint"},
-    "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64, "lam": 1.0, "d_batch": "joint"},
+    "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64, "lam": 1.0, "d_batch": "separate"},
+    "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64, "lam": 1.0, "d_batch": "separate"},
     # the paper's configuration, kept reachable as it was published (λ 0.9, ngf 64, 15 epochs,
     # D on real and reconstructed batches separately as in the reference code)
     "paper": {"ngf": 64, "ndf": 64, "epochs": 15, "batch_size": 64, "lam": 0.9, "d_batch": "separate"},
