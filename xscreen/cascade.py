@@ -94,24 +94,25 @@ def fill_unscored(values: torch.Tensor, scored: torch.Tensor, size: int, stride:
                   key: torch.Tensor | None = None) -> torch.Tensor:
     """values (rows, cols) with cells outside ``scored`` set from the ``scored`` cell of highest
     ``key`` (default: ``values``) among those whose patch overlaps theirs; cells with none keep theirs.
+    Returns a new grid (``fill_grids`` is what screening uses)."""
+    src, found = _sources(scored, values if key is None else key, size, stride)
+    return torch.where(scored | ~found, values, values.reshape(-1)[src])
 
-    Returns a new grid. Screening passes the coarse cells as ``scored`` and keeps every cell it did
-    score: a filled cell's source is a coarse patch below the hot level, so it never enters a region.
-    """
-    key = values if key is None else key
+
+def _sources(sources: torch.Tensor, key: torch.Tensor, size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every cell: the flat index of the ``sources`` cell of highest ``key`` whose patch overlaps
+    its patch, and whether there is one ((rows, cols) long, (rows, cols) bool)."""
     radius = overlap_radius(size, stride)
-    rows, cols = values.shape
-    best_key = torch.full_like(key, -float("inf"))
-    best_val = values.clone()
-    masked_key = torch.where(scored, key, torch.full_like(key, -float("inf")))
+    index = torch.arange(key.numel(), device=key.device).view(key.shape)
+    masked_key = torch.where(sources, key, torch.full_like(key, -float("inf")))
+    best_key, best_index = torch.full_like(key, -float("inf")), index
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             k_src = _shift(masked_key, dy, dx, -float("inf"))
-            v_src = _shift(values, dy, dx, 0.0)
             better = k_src > best_key
             best_key = torch.where(better, k_src, best_key)
-            best_val = torch.where(better, v_src, best_val)
-    return torch.where(scored, values, torch.where(best_key > -float("inf"), best_val, values))
+            best_index = torch.where(better, _shift(index, dy, dx, 0), best_index)
+    return best_index, best_key > -float("inf")
 
 
 def _shift(grid: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
@@ -147,5 +148,6 @@ def fill_grids(grids: list[torch.Tensor], scored: torch.Tensor, coarse: torch.Te
                stride: int) -> list[torch.Tensor]:
     """[score, R, L] (rows, cols) with every unscored cell showing the highest *coarse* patch over
     it (below the hot level by construction); R and L come from that same patch."""
-    score = grids[0]
-    return [torch.where(scored, g, fill_unscored(g, coarse, size, stride, key=score)) for g in grids]
+    src, found = _sources(coarse, grids[0], size, stride)  # one choice of source for all three grids
+    keep = scored | ~found
+    return [torch.where(keep, g, g.reshape(-1)[src]) for g in grids]

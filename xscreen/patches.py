@@ -129,25 +129,21 @@ def tile_padded(padded: torch.Tensor, size: int, stride: int, height: int, width
 
 
 def transmission(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """Model space -> transmission in [0, 1] (torch twin of ``preprocess.to_transmission``)."""
-    if pre.kind == "dual":
-        return torch.exp(-(x + 1.0) * 0.5 * pre.a_max)
-    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+    """Model space -> transmission in [0, 1] (torch twin of ``preprocess.to_transmission``).
+    One new tensor, then in place: on a whole scan each temporary is hundreds of MB."""
+    t = x + 1.0
+    if pre.kind == "dual":  # exp(-(x + 1) * 0.5 * a_max), in that order
+        return t.neg_().mul_(0.5).mul_(pre.a_max).exp_()
+    return t.mul_(0.5).clamp_(0.0, 1.0)
 
 
 def air_mask(tiling: Tiling, threshold: float, pre: Preprocess) -> torch.Tensor:
     """(rows, cols) bool: mean transmission of the patch (all channels) >= threshold.
     One channel at a time, in place: whole-array temporaries cost ~3x the padded scan."""
     x = tiling.padded_x
-    t = torch.empty(x.shape[1:], dtype=torch.float32, device=x.device)
-    total = torch.zeros_like(t)
+    total = torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
     for c in range(x.shape[0]):
-        if pre.kind == "dual":  # as transmission(): exp(-(x + 1) * 0.5 * a_max)
-            torch.add(x[c], 1.0, out=t).neg_().mul_(0.5).mul_(pre.a_max).exp_()
-        else:
-            torch.add(x[c], 1.0, out=t).mul_(0.5).clamp_(0.0, 1.0)
-        total += t
-    del t
+        total += transmission(x[c], pre)
     total /= x.shape[0]
     mean_t = F.avg_pool2d(total[None, None], tiling.size, tiling.stride)[0, 0]
     return mean_t >= threshold
@@ -193,12 +189,10 @@ def _separable(window: torch.Tensor | None, size: int, device) -> tuple[torch.Te
         return one, one
     w = window.to(device, torch.float32)
     k = int(torch.argmax(w.abs().sum(1)))
-    if float(w[k].abs().max()) == 0.0:
+    if float(w[k, k]) == 0.0:
         return None
-    a, b = w[:, k], w[k] / w[k, k] if float(w[k, k]) != 0.0 else None
-    if b is None or not torch.allclose(torch.outer(a, b), w, rtol=1e-6, atol=1e-7):
-        return None
-    return a, b
+    a, b = w[:, k], w[k] / w[k, k]
+    return (a, b) if torch.allclose(torch.outer(a, b), w, rtol=1e-6, atol=1e-7) else None
 
 
 def _lattice(n: int, size: int, stride: int, h: torch.Tensor) -> torch.Tensor:
