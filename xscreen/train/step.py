@@ -2,8 +2,8 @@
 
 Update order (the reference code's order fails on PyTorch >= 1.5 with an in-place autograd error:
 it stepped G and then back-propagated a D loss whose graph still ran through G's old weights):
-  1. x̂ = G(x); D runs once on x and once on x̂ᵈ, a detached *leaf* copy of x̂ that records its
-     gradient. G's adversarial and latent terms are taken through D(x̂ᵈ); only ∂L_G/∂x̂ᵈ is formed
+  1. x̂ = G(x); D runs once on x and once on x̂ᵈ (or once on [x; x̂ᵈ] with ``d_joint``), x̂ᵈ a
+     detached *leaf* copy of x̂ that records its gradient. G's adversarial and latent terms are taken through D(x̂ᵈ); only ∂L_G/∂x̂ᵈ is formed
      (``autograd.grad`` prunes D's weight gradients, which the reference computed and threw away)
      and pushed into G with ``x̂.backward(∂L_G/∂x̂ᵈ)``. G steps.
   2. The same D(x), D(x̂ᵈ) logits give L_D (D has not moved, so they equal a fresh D(x̂.detach())
