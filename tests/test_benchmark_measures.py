@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from sixray_measures import darkness_matched_auc  # noqa: E402
@@ -37,3 +38,20 @@ def test_images_are_never_paired_with_each_other():
     outside = [~i for i in inside]
     auc, pairs = darkness_matched_auc([np.ones(2), np.ones(2)], dark, inside, outside)
     assert pairs == 0 and np.isnan(auc)  # 0.5-darkness patches exist in both images, never as a pair
+
+
+def test_pooled_matched_auc_of_the_synthetic_baselines_equals_brute_force():
+    """benchmarks/synthetic_baselines.py pairs threat patches with benign-bag patches across bags by a
+    sorted window; it must count exactly the pairs a brute-force double loop counts."""
+    from synthetic_baselines import darkness_matched_auc as pooled
+
+    rng = np.random.default_rng(1)
+    b, t = rng.integers(0, 5, 300).astype(float), rng.integers(0, 5, 80).astype(float)  # many ties
+    bd, td = rng.uniform(0, 1, 300), rng.uniform(0, 1, 80)
+    close = np.abs(td[:, None] - bd[None, :]) <= 0.02
+    cmp = (t[:, None] > b[None, :]) + 0.5 * (t[:, None] == b[None, :])
+    auc, pairs = pooled(b, bd, t, td)
+    assert pairs == int(close.sum()) > 0
+    assert abs(auc - float(cmp[close].sum()) / pairs) < 1e-12
+    assert pooled(bd, bd, td, td)[0] == pytest.approx(0.5, abs=0.08)  # darkness itself: near chance
+    assert pooled(b, bd, t, np.full(80, 5.0)) == (pytest.approx(float("nan"), nan_ok=True), 0)

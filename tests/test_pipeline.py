@@ -193,3 +193,37 @@ def test_screen_paths_passes_batch_progress_on_request(tmp_path):
     first = kinds.index("R")
     assert first > 1 and kinds[first + 1:].count("R") == 1 and kinds[-1] == "R"
     assert items[first - 1].done == items[first - 1].total == items[first].screening.n_scored
+
+
+@pytest.mark.parametrize("fault", [MemoryError(),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: "
+                                                "can't allocate memory: you tried to allocate 9663676416 bytes")])
+def test_a_bag_that_runs_out_of_memory_fails_alone_and_is_not_cleared(tmp_path, monkeypatch, fault):
+    import xscreen.pipeline as pipeline
+
+    for i in range(3):
+        save_h5(dual_scan(seed=i, scan_id=f"b{i}"), tmp_path / f"b{i}.h5")
+    real = pipeline.screen_steps
+
+    def steps(scan, *args, **kwargs):
+        if scan.scan_id == "b1":
+            raise fault
+        return real(scan, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "screen_steps", steps)
+    out = list(screen_paths([tmp_path], clamp_scorer(), ScreenConfig(threshold=1.0)))
+    assert [type(r).__name__ for r in out] == ["ScreenResult", "ScreenFailure", "ScreenResult"]
+    assert "b1.h5" in out[1].fault and "out of memory" in out[1].fault and "not cleared" in out[1].fault
+
+
+def test_a_runtime_error_that_is_not_an_allocation_failure_is_not_swallowed(tmp_path, monkeypatch):
+    import xscreen.pipeline as pipeline
+
+    save_h5(dual_scan(), tmp_path / "bag.h5")
+
+    def steps(*args, **kwargs):
+        raise RuntimeError("shape mismatch in a kernel")
+
+    monkeypatch.setattr(pipeline, "screen_steps", steps)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        list(screen_paths([tmp_path], clamp_scorer(), ScreenConfig(threshold=1.0)))

@@ -299,6 +299,15 @@ def collect_paths(paths: Iterable[str | Path], shard: tuple[int, int] = (0, 1)) 
     return [p for k, p in enumerate(sorted(found, key=str)) if k % n == i]
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (numpy's MemoryError, torch's CPU allocator or CUDA
+    out-of-memory), which is a fault of one too-large bag, not of the batch."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
 def screen_paths(paths: Iterable[str | Path], scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
                  shard: tuple[int, int] = (0, 1), *,
                  progress: bool = False) -> Iterator[ScreenResult | ScreenFailure | ScreenProgress]:
@@ -317,5 +326,10 @@ def screen_paths(paths: Iterable[str | Path], scorer: Scorer, cfg: ScreenConfig 
             yield ScreenFailure(path, str(exc))
         except (ValueError, OSError) as exc:
             yield ScreenFailure(path, f"{path}: {exc}")
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not out_of_memory(exc):
+                raise  # a bug, not this bag: let it surface
+            yield ScreenFailure(path, f"{path}: out of memory while screening this scan; it is not cleared "
+                                      "(screen it alone, or on a machine with more memory)")
         else:
             yield ScreenResult(path, scan, result)

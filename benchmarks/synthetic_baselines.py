@@ -1,0 +1,203 @@
+"""Trivial baselines on the synthetic dual-energy test set, on the product's own patch grid (issue 12).
+
+A detector earns its place only if it ranks threat patches better than scores that need no
+network. Every score here is read on the grid ``pipeline.screen`` tiles (same stride, same air
+rule, same ``truth`` labels as ``xscreen evaluate``), and every threshold is the 99th percentile of
+the score over the *benign calibration* bags' non-air patches (1 % patch false-alarm rate), so the
+instance hit rates are comparable across rows. Scores:
+
+* ``patch darkness``: the patch's mean attenuation (mean a / a_max);
+* ``dual-energy histogram``: the benign training bags' 2-D histogram of per-pixel attenuation
+  pairs (a_high, a_low) = -ln T; a pixel's score is its negative log density, a patch's the 90th
+  percentile over its pixels (an unusual material at an unusual thickness anywhere in the patch);
+* ``PCA``: linear reconstruction (k = 64) fit on benign training patches, R = mean |x - x̂|;
+* each model given: its own patch score (what screening uses), under the same threshold rule.
+
+    python benchmarks/synthetic_baselines.py --train T/benign --calib C/benign --test TEST \
+        --models models/default.xsm [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xscreen.config import ScreenConfig
+from xscreen.evaluate import truth
+from xscreen.metrics import roc_auc
+from xscreen.patches import tile
+from xscreen.pipeline import screen
+from xscreen.preprocess import model_input
+from xscreen.scan import list_scans, load_scan
+from xscreen.scoring import Scorer
+
+from baselines import PcaBaseline
+
+BINS, A_MAX, AIR_A = 96, 9.0, 0.05
+
+
+def attenuation(scan) -> np.ndarray:
+    """(2, H, W) float32 a = -ln T [high, low]."""
+    t = scan.channels.astype(np.float32) / np.float32(scan.i0)
+    return -np.log(np.clip(t, 1e-6, 1.0))
+
+
+class EnergyHistogram:
+    """Benign density of (a_high, a_low) pixel pairs; a pixel's score is -log density."""
+
+    def __init__(self) -> None:
+        self.hist = np.zeros((BINS, BINS))
+        self.table: np.ndarray | None = None
+
+    @staticmethod
+    def _bins(a: np.ndarray) -> np.ndarray:
+        return np.clip((a / A_MAX * BINS).astype(np.int64), 0, BINS - 1)
+
+    def add(self, scan) -> None:
+        a = attenuation(scan)
+        keep = a[0] > AIR_A
+        np.add.at(self.hist, (self._bins(a[0][keep]), self._bins(a[1][keep])), 1)
+
+    def finish(self) -> "EnergyHistogram":
+        import cv2
+
+        h = cv2.GaussianBlur(self.hist, (0, 0), 1.0) + 1e-3
+        self.table = -np.log(h / h.sum())
+        return self
+
+    def pixel_scores(self, scan) -> np.ndarray:
+        a = attenuation(scan)
+        m = self.table[self._bins(a[0]), self._bins(a[1])].astype(np.float32)
+        m[a[0] <= AIR_A] = 0.0
+        return m
+
+
+def grid_quantile(m: np.ndarray, rows: int, cols: int, size: int, stride: int, q: float = 0.9) -> np.ndarray:
+    """(rows * cols,) q-quantile of ``m`` over each patch of the grid (every 4th pixel)."""
+    pad = np.zeros((rows * stride + size, cols * stride + size), np.float32)
+    pad[:m.shape[0], :m.shape[1]] = m
+    u = torch.from_numpy(pad).unfold(0, size, stride).unfold(1, size, stride)[:rows, :cols]
+    return torch.quantile(u.reshape(rows * cols, -1)[:, ::4], q, dim=1).numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=Path, required=True, help="benign training bags (the models' own)")
+    ap.add_argument("--calib", type=Path, required=True, help="held-out benign bags: thresholds")
+    ap.add_argument("--test", type=Path, required=True, help="folder with benign/ threat/ masks/ labels.csv")
+    ap.add_argument("--models", type=Path, nargs="+", required=True, help="the first sets the patch grid")
+    ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/synthetic_baselines"))
+    args = ap.parse_args()
+    scorers = [Scorer(m, device="cpu") for m in args.models]
+    size, pre = scorers[0].patch_size, scorers[0].preprocess
+    cfg = ScreenConfig(stride=args.stride, maps=False)
+
+    hist, train_patches = EnergyHistogram(), []
+    rng = np.random.default_rng(0)
+    for path in list_scans(args.train):
+        scan = load_scan(path)
+        hist.add(scan)
+        x = torch.from_numpy(model_input(scan, pre))
+        p = tile(x, size, size, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size)
+        p = p[p.mean((1, 2, 3)) > -0.9]
+        train_patches.append(p[np.sort(rng.permutation(len(p))[:100])].clone())
+    hist.finish()
+    pca = PcaBaseline(k=64).fit(_Items(torch.cat(train_patches)))
+    pca_score = lambda p: pca.score(_Items(p))  # noqa: E731
+    types = {r["stem"]: [t for t in r["threat_types"].split(";") if t]
+             for r in csv.DictReader(open(args.test / "labels.csv", newline=""))}
+
+    def scores_of(folder: Path, masks: bool) -> list[dict]:
+        out = []
+        for path in list_scans(folder):
+            scan = load_scan(path)
+            runs = [screen(scan, s, cfg) for s in scorers]
+            first = runs[0]
+            rows, cols = first.score_grid.shape
+            live = ~first.air_grid.ravel()
+            x = torch.from_numpy(model_input(scan, pre))
+            patches = tile(x, size, args.stride, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size)
+            dark = (patches.mean((1, 2, 3)).numpy() + 1.0) / 2.0  # mean a / a_max, in [0, 1]
+            d = {"patch darkness": dark,
+                 "dual-energy histogram (q90 of -log density)": grid_quantile(hist.pixel_scores(scan), rows, cols,
+                                                                            size, args.stride),
+                 "PCA k=64 (R)": pca_score(patches.contiguous())}
+            for m, r in zip(args.models, runs):
+                d[f"model {m.name}"] = r.score_grid.ravel()
+            e = {"d": d, "live": live, "dark": dark}
+            if masks:
+                mask = truth.read_mask(args.test / "masks" / f"{path.stem}.png", (scan.height, scan.width))
+                origins = np.array([(r * args.stride, c * args.stride) for r in range(rows) for c in range(cols)])
+                e["tp"] = truth.threat_patches(mask, origins, size, 0.1) & live
+                e["inst"] = [(i.type, truth.instance_patches(mask, i, origins, size, 0.1) & live)
+                             for i in truth.instances(mask, types[path.stem])]
+            out.append(e)
+        return out
+
+    calib = scores_of(args.calib, False)
+    benign = scores_of(args.test / "benign", False)
+    threat = scores_of(args.test / "threat", True)
+    rows = []
+    for k in calib[0]["d"]:
+        th = float(np.quantile(np.concatenate([e["d"][k][e["live"]] for e in calib]), 0.99))
+        b = np.concatenate([e["d"][k][e["live"]] for e in benign])
+        t = np.concatenate([e["d"][k][e["tp"]] for e in threat])
+        matched, pairs = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in benign]), t,
+                                              np.concatenate([e["dark"][e["tp"]] for e in threat]))
+        smax = np.array([e["d"][k][e["live"]].max() for e in benign + threat])
+        hits: dict[str, list[bool]] = {}
+        for e in threat:
+            for ty, sel in e["inst"]:
+                hits.setdefault(ty, []).append(bool((e["d"][k][sel] >= th).any()))
+        rows.append({"score": k, "patch_auc": round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3),
+                     "darkness_matched_auc": round(matched, 3), "matched_pairs": pairs,
+                     "scan_auc_max": round(roc_auc(np.r_[np.zeros(len(benign)), np.ones(len(threat))], smax), 3),
+                     "test_benign_patch_far": round(float(np.mean(b >= th)), 4),
+                     "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())}})
+        print(json.dumps(rows[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "synthetic_baselines.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| score | patch AUC | darkness-matched patch AUC | scan AUC (max) | test benign patch FAR | hits " +
+             " / ".join(rows[0]["hits"]) + " |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['score']} | {r['patch_auc']} | {r['darkness_matched_auc']} | {r['scan_auc_max']} | {r['test_benign_patch_far']} | "
+                     + " / ".join(f"{v:.0%}" for v in r["hits"].values()) + " |")
+    (args.out / "synthetic_baselines.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def darkness_matched_auc(benign: np.ndarray, benign_dark: np.ndarray, threat: np.ndarray,
+                         threat_dark: np.ndarray, tol: float = 0.02) -> tuple[float, int]:
+    """Share of (threat patch, benign patch) pairs whose mean darkness differs by <= ``tol`` that the
+    score ranks threat-first (ties 1/2), and the number of pairs: the patch AUC with darkness taken
+    out (SIXray's measure, here across bags as the patch AUC is)."""
+    order = np.argsort(benign_dark, kind="stable")
+    bd, bs = benign_dark[order], benign[order]
+    lo = np.searchsorted(bd, threat_dark - tol, "left")
+    hi = np.searchsorted(bd, threat_dark + tol, "right")
+    good, n = 0.0, 0
+    for s, a, b in zip(threat, lo, hi):
+        w = bs[a:b]
+        good += float((w < s).sum()) + 0.5 * float((w == s).sum())
+        n += int(b - a)
+    return (good / n if n else float("nan")), n
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
+if __name__ == "__main__":
+    main()
