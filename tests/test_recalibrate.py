@@ -123,6 +123,31 @@ def test_from_audit_uses_only_cleared_bags_scored_by_this_model(setup, tmp_path)
         calibrate_from_audit(model, tmp_path / "other.sqlite")
 
 
+def test_from_audit_leaves_out_bags_screened_coarse_to_fine(setup, tmp_path):
+    """Fast screening scores only the patches near hot ones exactly, so a cleared bag's highest score
+    may be a coarse stand-in: the audit records the mode and the refit leaves those bags out."""
+    from xscreen.audit import AuditLog
+    from xscreen.evaluate.recalibrate import calibrate_from_audit, cleared_bags
+
+    model, folder = setup
+    write_calibration(model, list(calibrate_on_scans(model, [folder], stride=16))[-1])
+    scorer = Scorer(model)
+    paths = sorted(folder.glob("*.h5"))
+    full = [screen(load_scan(p), scorer, ScreenConfig(stride=16)) for p in paths[:3]]
+    fast = [screen(load_scan(p), scorer, ScreenConfig(stride=16, cascade=0.5)) for p in paths[3:]]
+    db = tmp_path / "audit.sqlite"
+    _audit_from_screenings(db, full + fast, ["clear"] * 6)
+    with AuditLog(db, create=False) as log:
+        rows = log.rows()
+        assert [r["cascade"] for r in rows] == [0.0] * 3 + [0.5] * 3
+        assert log.verify().ok
+        result = calibrate_from_audit(model, db, scan_far=0.2)
+        scoring_id = rows[0]["threshold_version"].rsplit(".", 1)[0]  # "<scoring id>.<version>"
+        _, _, skipped = cleared_bags(rows, scoring_id)
+    assert result.calibration.n_scans == 3 and result.calibration.source == "audit: 3 cleared bags"
+    assert len(skipped) == 3 and all("fast screening" in why for why in skipped)
+
+
 def test_cli_from_audit_writes_a_new_version(setup, tmp_path):
     model, folder = setup
     write_calibration(model, list(calibrate_on_scans(model, [folder], stride=16))[-1])

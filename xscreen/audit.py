@@ -42,7 +42,8 @@ from xscreen.paths import user_data_dir
 DecisionKind = Literal["clear", "suspect", "unresolved"]
 DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved")
 COLUMNS = CONTENT + ("amends",) + MACHINE + ("prev_hash", "row_hash")
-_MACHINE_TYPES = {"threshold_version": "TEXT", "bag_score": "REAL", "bag_area": "REAL", "machine_alarm": "INTEGER"}
+_MACHINE_TYPES = {"threshold_version": "TEXT", "bag_score": "REAL", "bag_area": "REAL", "machine_alarm": "INTEGER",
+                  "cascade": "REAL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -92,13 +93,14 @@ class Decision:
     bag_score: float | None = None  # Screening.scan_score (highest region score, raw)
     bag_area: float | None = None  # Screening.area (scored px^2)
     machine_alarm: bool | None = None  # Screening.alarm
+    cascade: float | None = None  # Screening.cascade: 0 = every patch scored, F > 0 = fast screening
 
 
 def machine_fields(screening: Any) -> dict[str, Any]:
     """The Decision fields that record what the machine said about a bag (a pipeline.Screening)."""
     return {"threshold_version": str(screening.threshold_version) or None,
             "bag_score": float(screening.scan_score), "bag_area": float(screening.area),
-            "machine_alarm": bool(screening.alarm)}
+            "machine_alarm": bool(screening.alarm), "cascade": float(screening.cascade)}
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ class AuditLog:
                   "amends": None if d.amends is None else int(d.amends),
                   "threshold_version": d.threshold_version or None,
                   "bag_score": _real(d.bag_score), "bag_area": _real(d.bag_area),
-                  "machine_alarm": None if d.machine_alarm is None else int(bool(d.machine_alarm))}
+                  "machine_alarm": None if d.machine_alarm is None else int(bool(d.machine_alarm)),
+                  "cascade": _real(d.cascade)}
         try:
             row_id = self._append(values, exclusive)
         except sqlite3.Error as exc:

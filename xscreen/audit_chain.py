@@ -29,8 +29,9 @@ GENESIS = "0" * 64  # prev_hash of the first row
 CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "threshold",
            "regions_shown", "decision", "decision_seconds")
 # What the machine said when the decision was taken (issue 13): the threshold version, the bag's
-# highest region score and scored area (what `model calibrate --from-audit` refits on) and its alarm.
-MACHINE = ("threshold_version", "bag_score", "bag_area", "machine_alarm")
+# highest region score and scored area (what `model calibrate --from-audit` refits on) and its alarm;
+# and whether the bag was screened coarse-to-fine (issue 17: cascade fraction F, 0 = every patch).
+MACHINE = ("threshold_version", "bag_score", "bag_area", "machine_alarm", "cascade")
 _ANCHOR = re.compile(r"(?:^|\s)(\d+):([0-9a-f]{64})\s*$")
 
 

@@ -102,6 +102,10 @@ def cleared_bags(rows: Iterable[dict[str, Any]], scoring: str) -> tuple[np.ndarr
             skipped.append(f"{scan_id}: decision predates recorded scores")
         elif not str(scored[-1].get("threshold_version") or "").startswith(scoring + "."):
             skipped.append(f"{scan_id}: scored by another model, λ or stride")
+        elif float(scored[-1].get("cascade") or 0.0) > 0.0:
+            # coarse-to-fine screening scores only patches near hot ones exactly; a cleared bag's
+            # highest score can be a coarse stand-in, which would bias the fit of the benign scores
+            skipped.append(f"{scan_id}: screened with fast screening (bag score not exact)")
         else:
             scores.append(float(scored[-1]["bag_score"]))
             areas.append(float(scored[-1]["bag_area"]))
