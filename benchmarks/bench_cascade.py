@@ -4,7 +4,11 @@ For every bag: screen with the full grid, then with each cascade fraction (same 
 what CPUs without native bf16 run); count the patches the model scored, the seconds, and the bags
 whose region set (boxes, levels, member cells, max scores) or alarm differs from the full grid's.
 
-    python benchmarks/bench_cascade.py DIR [DIR ...] --stride 32 --fractions 0.5 0.6 0.7 [--avx2]
+    python benchmarks/bench_cascade.py DIR [DIR ...] --stride 32 --fractions 0.5 0.6 0.7 [--avx2] \
+        [--coarse-max 0.5]
+
+``--coarse-max F`` adds rows with the first seed rule (every cell overlapping a coarse patch >= F
+of the review level) for models whose score the residual estimate would otherwise serve.
 
 ``--avx2`` re-runs the script with ATen and oneDNN held to AVX2 kernels (ATEN_CPU_CAPABILITY=avx2,
 ONEDNN_MAX_CPU_ISA=AVX2): the kernels of a CPU without AVX-512, on this one.
@@ -28,12 +32,15 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="at most this many bags (0: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--avx2", action="store_true", help="hold torch to AVX2 kernels (see module doc)")
+    ap.add_argument("--coarse-max", type=float, nargs="*", default=[],
+                    help="also these fractions with the coarse-maximum seed rule")
     args = ap.parse_args()
     if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
         env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
         return subprocess.call([sys.executable, *sys.argv], env=env)
     import torch
 
+    from xscreen import cascade
     from xscreen.config import ScreenConfig
     from xscreen.paths import default_model
     from xscreen.pipeline import screen
@@ -46,7 +53,8 @@ def main() -> int:
     files = files[: args.limit] if args.limit else files
     print(f"kernels: {torch.backends.cpu.get_cpu_capability()}, threads {args.threads}, "
           f"{len(files)} bags, stride {args.stride}", flush=True)
-    settings = [0.0, *args.fractions]
+    settings = [0.0, *args.fractions, *(-f for f in args.coarse_max)]  # negative: coarse-max rule
+    estimate = cascade.ResidualBlocks.__dict__["usable"]  # the staticmethod itself
     patches = dict.fromkeys(settings, 0)
     seconds = dict.fromkeys(settings, 0.0)
     region_diff = dict.fromkeys(settings, 0)
@@ -55,8 +63,9 @@ def main() -> int:
         scan = load_scan(path)
         ref = None
         for f in settings:  # full grid first, then each fraction: one bag, side by side
+            cascade.ResidualBlocks.usable = estimate if f >= 0 else staticmethod(lambda *a: False)
             t0 = time.perf_counter()
-            s = screen(scan, scorer, ScreenConfig(stride=args.stride, cascade=f, device="cpu", precision="fp32"))
+            s = screen(scan, scorer, ScreenConfig(stride=args.stride, cascade=abs(f), device="cpu", precision="fp32"))
             seconds[f] += time.perf_counter() - t0
             patches[f] += s.n_evaluated
             key = [(r.x, r.y, r.w, r.h, r.level, round(r.max_score, 5), sorted(r.patches)) for r in s.regions]
@@ -64,10 +73,11 @@ def main() -> int:
                 ref = (key, s.alarm)
             region_diff[f] += key != ref[0]
             alarm_diff[f] += s.alarm != ref[1]
+    cascade.ResidualBlocks.usable = estimate
     print("\n| cascade fraction | patches scored | seconds | speed-up | bags with other regions | bags with another alarm |")
     print("|---|---|---|---|---|---|")
     for f in settings:
-        name = "off (full grid)" if f == 0 else f"{f:g}"
+        name = "off (full grid)" if f == 0 else f"{f:g}" if f > 0 else f"{-f:g}, coarse-maximum seeds"
         print(f"| {name} | {patches[f]} | {seconds[f]:.1f} | {seconds[0.0] / seconds[f]:.2f}× "
               f"| {region_diff[f]} / {len(files)} | {alarm_diff[f]} / {len(files)} |")
     return 0

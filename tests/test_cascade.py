@@ -11,6 +11,7 @@ from xscreen.cascade import Cascade, coarse_cells, dilate, fill_unscored, growth
 from xscreen.config import ScreenConfig
 from xscreen.paths import default_model
 from xscreen.pipeline import screen
+from xscreen.preprocess import model_input
 from xscreen.scan import load_scan
 from xscreen.scoring import Scorer
 
@@ -180,3 +181,44 @@ def test_cli_cascade_fraction_out_of_range_is_refused(tmp_path, capsys):
     sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "bag01_benign.h5"
     assert cli(["screen", str(sample), "--out", str(tmp_path), "--cascade", "1.5"]) == 2
     assert "cascade fraction 1.5 out of range" in capsys.readouterr().err
+
+
+def test_residual_blocks_estimate_every_patch_exactly_for_a_pointwise_reconstruction():
+    """With x̂ a pixelwise function of x the residual of a pixel does not depend on the patch that
+    reconstructs it, so the coarse pass's residual blocks give every grid patch's mean residual."""
+    from xscreen.cascade import ResidualBlocks, coarse_cells
+    from xscreen.patches import tile
+
+    scan = _spot_scan((150, 100))
+    scorer = Scorer(replace(tiny_model(size=32), generator=ClampGenerator()), device="cpu", precision="fp32")
+    x = torch.from_numpy(model_input(scan, scorer.preprocess))
+    t = tile(x, 32, 8, pad_value=-1.0)
+    full = scorer.score(t.gather(torch.arange(t.n_patches)), keep_reconstructions=False).recon_error
+    blocks = ResidualBlocks(t.grid, 32, 8)
+    cells = torch.nonzero(coarse_cells(t.grid, 4).reshape(-1)).reshape(-1)
+    patches = t.gather(cells)
+    blocks.add(cells, (patches - ClampGenerator()(patches)).abs().mean(1))
+    np.testing.assert_allclose(blocks.estimate().reshape(-1).numpy(), full.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, stride, lam, window, inpaint, ok", [
+    (64, 32, 1.0, 0, 0, True), (64, 16, 1.0, 0, 0, True), (64, 24, 1.0, 0, 0, False),
+    (64, 32, 0.9, 0, 0, False), (64, 32, 1.0, 8, 0, False), (64, 32, 1.0, 0, 2, False)])
+def test_residual_estimate_is_used_only_where_the_score_is_the_mean_residual(size, stride, lam, window, inpaint, ok):
+    from xscreen.cascade import ResidualBlocks
+
+    assert ResidualBlocks.usable(size, stride, lam, window, inpaint) is ok
+
+
+def test_residual_seeds_score_fewer_patches_than_coarse_maxima_for_the_same_regions(monkeypatch):
+    from xscreen.cascade import ResidualBlocks
+
+    scorer = Scorer(replace(tiny_model(size=32), generator=ClampGenerator()), device="cpu", precision="fp32")
+    scorer.lam = 1.0  # score = mean residual: what the estimate is for
+    scan = _spot_scan((150, 100))
+    full = screen(scan, scorer, ScreenConfig(stride=8, threshold=_review_for(scan, scorer)))
+    new = screen(scan, scorer, ScreenConfig(stride=8, threshold=full.threshold, cascade=0.5))
+    monkeypatch.setattr(ResidualBlocks, "usable", staticmethod(lambda *a: False))
+    old = screen(scan, scorer, ScreenConfig(stride=8, threshold=full.threshold, cascade=0.5))
+    assert full.regions and _regions(new) == _regions(old) == _regions(full)
+    assert new.n_evaluated < old.n_evaluated < full.n_evaluated

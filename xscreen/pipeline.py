@@ -16,7 +16,7 @@ import torch
 
 from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
-from xscreen.cascade import Cascade, cascade_cells, fill_grids
+from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids
 from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
@@ -221,13 +221,21 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
     scored = torch.zeros(tiling.grid, dtype=torch.bool, device=dev)
     progress = [0, 0]  # done, known total
 
-    def run(cells: torch.Tensor):
+    blocks = None  # the coarse pass's residual, where it estimates the other patches' scores
+    if plan is not None and ResidualBlocks.usable(tiling.size, tiling.stride, scorer.lam, scorer.window,
+                                                  scorer.inpaint):
+        blocks = ResidualBlocks(tiling.grid, tiling.size, tiling.stride, dev)
+
+    def run(cells: torch.Tensor, keep_residual: bool = False):
         todo = torch.nonzero((cells & ~scored).reshape(-1)).reshape(-1)
         progress[1] += int(todo.numel())
         for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
             ts = time.perf_counter()
             batch = tiling.gather(chunk)
-            ps = scorer.score(batch, keep_reconstructions=maps)
+            ps = scorer.score(batch, keep_reconstructions=maps or keep_residual)
+            if keep_residual and blocks is not None:
+                diff = batch.float() - ps.reconstructions.to(batch.device).float()
+                blocks.add(chunk, (diff.abs() if scorer.recon == "l1" else diff.pow(2)).mean(1))
             for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
                 g[chunk] = v.to(dev, torch.float32)
             scored.view(-1)[chunk] = True
@@ -244,9 +252,13 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
         yield from run(live)
     else:
         coarse = yield from cascade_cells(plan, run, live, scored, grids[0].view(tiling.grid),
-                                          tiling.size, tiling.stride, review)
-        grids = [g.reshape(-1) for g in fill_grids([g.view(tiling.grid) for g in grids], scored, coarse,
-                                                    tiling.size, tiling.stride)]
+                                          tiling.size, tiling.stride, review, blocks)
+        filled = fill_grids([g.view(tiling.grid) for g in grids], scored, coarse, tiling.size, tiling.stride)
+        if blocks is not None:  # the unscored cells' own estimates: below the hot level, unlike a
+            est = blocks.estimate()  # coarse patch over them, which may be hot itself
+            stand_in = live & ~scored
+            filled[0], filled[1] = (torch.where(stand_in, est, g) for g in filled[:2])
+        grids = [g.reshape(-1) for g in filled]
     recon = residual = None
     if acc is not None:
         ts = time.perf_counter()
