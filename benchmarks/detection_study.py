@@ -287,8 +287,20 @@ def main(argv=None) -> int:
     result = {"variant": args.variant, "set": args.set, "args": {k: str(v) for k, v in vars(args).items()},
               "environment": environment(), "history": history,
               "seconds": time.time() - t0}
-    write_outputs(args.out, f"study_{args.variant}", result, json.dumps(result["trivial"]))
+    write_outputs(args.out, f"study_{args.variant}", result, history_markdown(history))
     return 0
+
+
+def history_markdown(history: list[dict]) -> str:
+    """Per-epoch table: D loss and every score form's pooled / darkness-matched AUC."""
+    if not history:
+        return ""
+    forms = list(history[0]["scores"])
+    lines = ["| epoch | D loss | " + " | ".join(forms) + " |", "|---" * (len(forms) + 2) + "|"]
+    for h in history:
+        cells = [f"{h['scores'][k]['pooled']:.3f} / {h['scores'][k]['matched']:.3f}" for k in forms]
+        lines.append(f"| {h['epoch']} | {h['d_loss']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
