@@ -109,8 +109,9 @@ def test_sample_bags_same_regions_and_alarms_with_the_shipped_model():
     for path in samples:
         scan = load_scan(path)
         full = screen(scan, scorer, ScreenConfig(stride=32))
-        fast = screen(scan, scorer, ScreenConfig(stride=32, cascade=0.5))
+        fast = screen(scan, scorer, ScreenConfig(stride=32, cascade="auto"))  # 0.8: residual seeds
         assert _regions(fast) == _regions(full) and fast.alarm == full.alarm, path.name
+        assert fast.cascade == 0.8
         n_full, n_fast = n_full + full.n_evaluated, n_fast + fast.n_evaluated
     assert n_fast < 0.8 * n_full
 
@@ -123,8 +124,9 @@ def test_synthetic_threat_bags_same_regions_with_the_shipped_model():
     for seed in range(4):
         bag = synth_bag(seed=7100 + seed, threat=True)
         full = screen(bag.scan, scorer, ScreenConfig(stride=32))
-        fast = screen(bag.scan, scorer, ScreenConfig(stride=32, cascade=0.5))
-        assert _regions(fast) == _regions(full) and fast.alarm == full.alarm, seed
+        for f in (0.5, "auto"):
+            fast = screen(bag.scan, scorer, ScreenConfig(stride=32, cascade=f))
+            assert _regions(fast) == _regions(full) and fast.alarm == full.alarm, (seed, f)
         saved += full.n_evaluated - fast.n_evaluated
     assert saved > 0
 
@@ -168,7 +170,7 @@ def test_cli_cascade_flag_writes_the_same_regions_and_counts_patches(tmp_path):
         (row,) = csv.DictReader((out / "summary.csv").open())
         assert int(row["n_evaluated"]) == outs[name]["n_evaluated"]
     full, fast = outs["full"], outs["fast"]
-    assert fast["cascade"] == 0.5 and full["cascade"] == 0.0 and full["alarm"] and fast["alarm"]
+    assert fast["cascade"] == 0.8 and full["cascade"] == 0.0  # 'auto' for a λ 1 model and full["alarm"] and fast["alarm"]
     assert fast["n_evaluated"] < full["n_evaluated"] == full["n_scored"]
     assert [r["patches"] for r in fast["regions"]] == [r["patches"] for r in full["regions"]]
 
@@ -181,6 +183,21 @@ def test_cli_cascade_fraction_out_of_range_is_refused(tmp_path, capsys):
     sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "bag01_benign.h5"
     assert cli(["screen", str(sample), "--out", str(tmp_path), "--cascade", "1.5"]) == 2
     assert "cascade fraction 1.5 out of range" in capsys.readouterr().err
+    assert cli(["screen", str(sample), "--out", str(tmp_path), "--cascade", "fast"]) == 2
+    assert "cascade must be 'auto' or a fraction" in capsys.readouterr().err
+
+
+def test_auto_fraction_follows_the_seed_rule():
+    from xscreen.cascade import resolve_fraction
+
+    assert resolve_fraction("auto", True) == 0.8 and resolve_fraction("auto", False) == 0.5
+    assert resolve_fraction(0.0, True) == 0.0 and resolve_fraction("0.6", False) == 0.6
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_fraction(1.2, True)
+    scorer = Scorer(tiny_model(size=32), device="cpu", precision="fp32")  # λ 0.9: no residual estimate
+    scan = _spot_scan((150, 100))
+    fast = screen(scan, scorer, ScreenConfig(stride=8, threshold=_review_for(scan, scorer), cascade="auto"))
+    assert fast.cascade == 0.5
 
 
 def test_residual_blocks_estimate_every_patch_exactly_for_a_pointwise_reconstruction():

@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
 
 from tests.test_gui_app import TIMEOUT, window  # noqa: E402,F401  (shared fixtures)
-from xscreen.cascade import DEFAULT_FRACTION  # noqa: E402
+from xscreen.cascade import AUTO, DEFAULT_FRACTION_ESTIMATE  # noqa: E402
 from xscreen.gui import state as st  # noqa: E402
 from xscreen.gui.app import MainWindow  # noqa: E402
 from xscreen.paths import default_model  # noqa: E402
@@ -39,11 +39,11 @@ def test_setting_defaults_off_and_persists(qtbot, tmp_path):
     win.sign_in("ana")
     win.fast_action.trigger()  # the menu item
     assert win.setting("screening/fast") is True
-    assert win.screen_config().cascade == DEFAULT_FRACTION
+    assert win.screen_config().cascade == AUTO
     win.close()
     again = MainWindow(settings_path=ini, audit_path=tmp_path / "audit.sqlite")
     qtbot.addWidget(again)
-    assert again.fast_action.isChecked() and again.screen_config().cascade == DEFAULT_FRACTION
+    assert again.fast_action.isChecked() and again.screen_config().cascade == AUTO
     again.close()
 
 
@@ -56,8 +56,8 @@ def test_fast_screening_on_the_handgun_bag_same_boxes_fewer_patches(qtbot, windo
     exact_shown = _boxes(window.tab.regions)
 
     window.fast_action.trigger()  # switching re-screens the bag on screen
-    fast = _idle_with(qtbot, window, DEFAULT_FRACTION)
-    assert fast.cascade == 0.5 and fast.n_evaluated < fast.n_scored == exact.n_scored
+    fast = _idle_with(qtbot, window, DEFAULT_FRACTION_ESTIMATE)  # the shipped model scores with λ 1
+    assert fast.cascade == 0.8 and fast.n_evaluated < fast.n_scored == exact.n_scored
     assert _boxes(fast.regions) == _boxes(exact.regions) and any(r.level == "alarm" for r in fast.regions)
     assert fast.alarm == exact.alarm
     assert _boxes(window.tab.regions) == exact_shown
@@ -78,8 +78,8 @@ def test_pre_scoring_uses_the_mode_in_force(qtbot, window):  # noqa: F811
     window.set_fast_screening(True)
     assert window.fast_action.isChecked()
     window.open_path(SAMPLES)
-    _idle_with(qtbot, window, DEFAULT_FRACTION)
+    _idle_with(qtbot, window, DEFAULT_FRACTION_ESTIMATE)
     nxt = window.queue.peek_next()
     qtbot.waitUntil(lambda: window.cache.get(nxt, window.scoring_id()) is not None, timeout=TIMEOUT)
-    assert window.cache.get(nxt, window.scoring_id()).screening.cascade == DEFAULT_FRACTION
+    assert window.cache.get(nxt, window.scoring_id()).screening.cascade == DEFAULT_FRACTION_ESTIMATE
     assert window.cache.get(nxt, window.model_path) is None  # nothing filed under the exact mode

@@ -134,8 +134,9 @@ class ScreenConfig:
     top_k: int = 5  # scan score = mean of the top-k patch scores when aggregation == "topk"
     attention: bool = True  # keep regions between the review level and the alarm threshold
     # coarse-to-fine screening (cascade.py): 0 = off (every non-air patch scored, exact); else the
-    # share of the review level at which a coarse patch is refined. Off wherever exactness matters.
-    cascade: float = 0.0
+    # share of the review level at which a patch counts as hot, or "auto" (the seed rule's default).
+    # Off wherever exactness matters.
+    cascade: float | str = 0.0
     # per-pixel reconstruction and residual maps (the GUI, reports); off, screening skips the
     # stitching accumulator (3 floats per pixel) - the batch CLI without reports needs only the heat
     maps: bool = True

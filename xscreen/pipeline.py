@@ -16,7 +16,7 @@ import torch
 
 from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
-from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids
+from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids, resolve_fraction
 from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
@@ -164,7 +164,9 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     alarm_at = th.rule.threshold(area)
     review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
     t.tile = _lap(t1, scorer)
-    plan = Cascade(cfg.cascade) if cfg.cascade else None
+    estimate = ResidualBlocks.usable(scorer.patch_size, cfg.stride, scorer.lam, scorer.window, scorer.inpaint)
+    fraction = resolve_fraction(cfg.cascade, estimate)
+    plan = Cascade(fraction) if fraction else None
     grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps)
     t3 = time.perf_counter()
     if not cfg.maps:
@@ -189,7 +191,7 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
         scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
         precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
         threshold_version=threshold_version(scorer, cfg.stride, th.version),
-        alarm_far=th.rule.far or None, cascade=float(cfg.cascade), n_evaluated=n_scored)
+        alarm_far=th.rule.far or None, cascade=fraction, n_evaluated=n_scored)
 
 
 def _check_finite(scores: np.ndarray) -> None:

@@ -52,11 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the model (one-off 1-3 min; faster for large batches of scans)")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                    help="scoring engine: torch (default) or onnxruntime on the CPU (needs xscreen[onnx])")
-    p.add_argument("--cascade", type=float, nargs="?", const=0.5, default=0.0, metavar="FRACTION",
+    p.add_argument("--cascade", nargs="?", const="auto", default=0.0, metavar="FRACTION",
                    help="coarse-to-fine screening: score patches at the patch size's stride first, then "
-                   "at --stride only around patches above FRACTION of the review level (default off; "
-                   "given without a value 0.5). Same regions and alarms in our checks, far fewer patches "
-                   "scored; the heat map away from them is coarse. Not for evaluation or calibration")
+                   "at --stride only the patches estimated above FRACTION of the review level and their "
+                   "neighbours (default off; given without a value 'auto': 0.8 where the estimate from the "
+                   "coarse residual applies, i.e. λ 1 scores, else 0.5). Same regions and alarms in our "
+                   "checks, far fewer patches scored; the heat map away from them is coarse. Not for "
+                   "evaluation or calibration")
     p.add_argument("--shard", default="0/1", help="i/n: screen only the i-th of n disjoint parts")
     p.add_argument("--overlay", default="fill", choices=("fill", "contour", "none"))
     p.add_argument("--report", default="", help="also write reports: comma list of html,pdf,csv,json")
@@ -80,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
                            precision=args.precision, batch_size=args.batch_size,
                            cascade=args.cascade, maps=bool(args.report))
         if cfg.cascade:
-            from xscreen.cascade import Cascade
+            from xscreen.cascade import resolve_fraction
 
-            Cascade(cfg.cascade)  # range check before any file is read
+            resolve_fraction(cfg.cascade, True)  # 'auto' or a fraction in range, before any file is read
         scorer = _scorer(args, cfg)
         resolve_thresholds(scorer, cfg)
         if not 8 <= cfg.stride <= min(64, scorer.patch_size):

@@ -94,10 +94,10 @@ class FileHandling:
 
     def screen_config(self):
         """ScreenConfig of the screening mode: exact (default) or coarse-to-fine (cascade.py)."""
-        from xscreen.cascade import DEFAULT_FRACTION
+        from xscreen.cascade import AUTO
         from xscreen.config import ScreenConfig
 
-        return ScreenConfig(cascade=DEFAULT_FRACTION if self.setting("screening/fast") else 0.0)
+        return ScreenConfig(cascade=AUTO if self.setting("screening/fast") else 0.0)
 
     def _build_fast_action(self, menu) -> QAction:
         """The screening mode switch: a setting, not a key (the registry holds keys)."""
