@@ -265,7 +265,7 @@ def test_status_bar_histogram_recent_and_prescoring(qtbot, window, bag_dir, tiny
     tab._on_view_cursor_moved(x + 0.4, y + 0.4)
     text = window.cursor_label.text()
     assert f"x {x}  y {y}" in text and f"high {scan.channels[0, y, x]}" in text
-    assert probe.pixel_material(scan, x, y) in text and "x thr" in text
+    assert probe.pixel_material(scan, x, y) in text and "x review" in text
     # the next bag of the folder is scored in the background while this one is reviewed
     nxt = window.queue.peek_next()
     qtbot.waitUntil(lambda: window.cache.get(nxt, window.model_path) is not None, timeout=TIMEOUT)

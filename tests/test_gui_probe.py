@@ -110,7 +110,7 @@ def test_inspection_zoom_and_cursor():
     # the per-pixel class is the whole-scan class map's value there
     for (x, y) in ((40, 30), (0, 0), (99, 69)):
         assert probe.pixel_material(scan, x, y) == materials.MATERIAL_NAMES[classes[y, x]]
-    assert "high" in info.text("dual") and "score 1.00x thr" in info.text("dual")
+    assert "high" in info.text("dual") and "score 1.00x review" in info.text("dual")
     assert probe.cursor_info(scan, -1, 5) is None and probe.cursor_info(scan, 5, scan.height) is None
     assert probe.cursor_info(scan, 1, 1).rel_score is None
 

@@ -96,8 +96,8 @@ class ColourBar(QWidget):
         self.ticks = vd.heat_tick_labels(1.0)
         self.setMinimumSize(220, 34)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Heatmap colour = patch score / threshold. Transparent below 0.5; "
-                        "regions start at 1 (the threshold in force).")
+        self.setToolTip("Heatmap colour = patch score / review level. Transparent below 0.5; "
+                        "regions start at 1 (the review level in force; alarms need the higher alarm threshold).")
 
     def set_threshold(self, rel_threshold: float) -> None:
         self.ticks = vd.heat_tick_labels(rel_threshold)

@@ -171,7 +171,7 @@ class DetectorPanel(QGroupBox):
         for w in widgets:
             w.blockSignals(False)
         raw = "" if model_threshold is None else f" = {model_threshold * s.rel_threshold:.4g} raw"
-        self.threshold_label.setText(f"{s.rel_threshold:.2f} x model threshold{raw}")
+        self.threshold_label.setText(f"{s.rel_threshold:.2f} x model review level{raw}")
 
 
 def to_pixmap(rgb: np.ndarray | None, size: int = 120) -> QPixmap:
@@ -217,7 +217,7 @@ class RegionPanel(QGroupBox):
         self.list.blockSignals(True)
         self.list.clear()
         for r in regions[:MAX_LISTED]:
-            item = QListWidgetItem(f"#{r.rank}  {r.max_rel:.2f}x thr  ({r.x}, {r.y}) {r.w}x{r.h}  "
+            item = QListWidgetItem(f"#{r.rank}  {r.max_rel:.2f}x review  ({r.x}, {r.y}) {r.w}x{r.h}  "
                                    f"{len(r.patches)} patch{'es' if len(r.patches) != 1 else ''}")
             item.setData(Qt.ItemDataRole.UserRole, r.rank)
             self.list.addItem(item)
@@ -240,7 +240,7 @@ class RegionPanel(QGroupBox):
         for label, img in zip(self.crops, (insp.original, insp.reconstruction, insp.residual)):
             label.setPixmap(to_pixmap(img))
         x, y, w, h = insp.box
-        self.score.setText(f"max {insp.max_rel:.2f}x thr, mean {insp.mean_rel:.2f}x  at ({x}, {y}) {w}x{h}")
+        self.score.setText(f"max {insp.max_rel:.2f}x review, mean {insp.mean_rel:.2f}x  at ({x}, {y}) {w}x{h}")
 
     def _on_list_row_changed(self, row: int) -> None:
         rank = self.list.item(row).data(Qt.ItemDataRole.UserRole) if row >= 0 else None

@@ -179,7 +179,7 @@ class CursorInfo:
         parts.append("  ".join(f"{n} {v}" for n, v in zip(names, self.values)))
         if self.material is not None:
             parts.append(self.material)
-        parts.append("score -" if self.rel_score is None else f"score {self.rel_score:.2f}x thr")
+        parts.append("score -" if self.rel_score is None else f"score {self.rel_score:.2f}x review")
         return "   |   ".join(parts)
 
 

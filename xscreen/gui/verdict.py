@@ -75,5 +75,5 @@ def heat_tick_labels(rel_threshold: float) -> list[tuple[float, str]]:
     relative to the threshold in force (the model's x ``rel_threshold``)."""
     t = f" ({rel_threshold:.2f} x model)" if abs(rel_threshold - 1.0) > 1e-6 else ""
     return [(heatmap.RAMP_LO / heatmap.HEAT_MAX, f"{heatmap.RAMP_LO:g}"),
-            (1.0 / heatmap.HEAT_MAX, f"1 = threshold{t}"),
+            (1.0 / heatmap.HEAT_MAX, f"1 = review level{t}"),
             (1.0, f"{heatmap.HEAT_MAX:g}+ x")]
