@@ -42,8 +42,7 @@ BINS, A_MAX, AIR_A = 96, 9.0, 0.05
 
 def attenuation(scan) -> np.ndarray:
     """(2, H, W) float32 a = -ln T [high, low]."""
-    t = scan.channels.astype(np.float32) / np.float32(scan.i0)
-    return -np.log(np.clip(t, 1e-6, 1.0))
+    return -np.log(np.maximum(scan.transmission(), 1e-6))
 
 
 class EnergyHistogram:
@@ -165,8 +164,9 @@ def main() -> None:
     lines = ["| score | patch AUC | darkness-matched patch AUC | scan AUC (max) | test benign patch FAR | hits " +
              " / ".join(rows[0]["hits"]) + " |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['score']} | {r['patch_auc']} | {r['darkness_matched_auc']} | {r['scan_auc_max']} | {r['test_benign_patch_far']} | "
-                     + " / ".join(f"{v:.0%}" for v in r["hits"].values()) + " |")
+        cells = [r["score"], r["patch_auc"], r["darkness_matched_auc"], r["scan_auc_max"], r["test_benign_patch_far"],
+                 " / ".join(f"{v:.0%}" for v in r["hits"].values())]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (args.out / "synthetic_baselines.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -165,7 +165,7 @@ class ResidualBlocks:
 
     def __init__(self, grid: tuple[int, int], size: int, stride: int, device=None):
         self.k = size // stride
-        self.size, self.stride = size, stride
+        self.stride = stride
         self.blocks = torch.zeros(grid[0] + self.k, grid[1] + self.k, device=device)
         self.cols = grid[1]
 
@@ -212,9 +212,16 @@ def cascade_cells(plan: Cascade, run: Callable[..., Iterator], live: torch.Tenso
 
 
 def fill_grids(grids: list[torch.Tensor], scored: torch.Tensor, coarse: torch.Tensor, size: int,
-               stride: int) -> list[torch.Tensor]:
+               stride: int, estimate: torch.Tensor | None = None,
+               live: torch.Tensor | None = None) -> list[torch.Tensor]:
     """[score, R, L] (rows, cols) with every unscored cell showing the highest *coarse* patch over
-    it (below the hot level by construction); R and L come from that same patch."""
+    it; R and L come from that same patch. With ``estimate`` (``ResidualBlocks.estimate()``, seeds
+    from the coarse residual) the unscored ``live`` cells show their own estimate in the score and R
+    grids instead: below the hot level, unlike a coarse patch over them, which may be hot itself."""
     src, found = _sources(coarse, grids[0], size, stride)  # one choice of source for all three grids
     keep = scored | ~found
-    return [torch.where(keep, g, g.reshape(-1)[src]) for g in grids]
+    out = [torch.where(keep, g, g.reshape(-1)[src]) for g in grids]
+    if estimate is not None:
+        stand_in = ~scored if live is None else live & ~scored
+        out[0], out[1] = (torch.where(stand_in, estimate, g) for g in out[:2])
+    return out

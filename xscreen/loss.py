@@ -64,19 +64,23 @@ class ScoreParts:
     latent: torch.Tensor
 
 
+def pixel_error(x: torch.Tensor, x_hat: torch.Tensor, recon: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+    """(N, C, S, S) fp32 per-pixel residual of the score's R: |x - x̂| (l1) or (x - x̂)² (l2)."""
+    diff = x.float() - x_hat.float()
+    if recon == "l1":
+        return diff.abs()
+    if recon == "l2":
+        return diff.pow(2)
+    raise ValueError(f"recon must be 'l1' or 'l2', not {recon!r}")
+
+
 def score_parts(x: torch.Tensor, x_hat: torch.Tensor, f_x: torch.Tensor, f_xhat: torch.Tensor,
                 lam: float = 0.9, recon: Literal["l1", "l2"] = "l1", window: int = 0) -> ScoreParts:
     """x, x_hat (N, C, S, S); f_x, f_xhat (N, nz, 1, 1) -> ScoreParts of (N,) fp32 tensors.
 
     ``window`` 0: R is the mean residual over the patch (paper); w > 0: the largest mean residual
     over w x w windows at stride w / 2."""
-    diff = x.float() - x_hat.float()
-    if recon == "l1":
-        err = diff.abs()
-    elif recon == "l2":
-        err = diff.pow(2)
-    else:
-        raise ValueError(f"recon must be 'l1' or 'l2', not {recon!r}")
+    err = pixel_error(x, x_hat, recon)
     if window:
         pooled = F.avg_pool2d(err.mean(1, keepdim=True), window, max(1, window // 2))
         r = pooled.flatten(1).amax(1)

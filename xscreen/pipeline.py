@@ -18,6 +18,7 @@ from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
 from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids, resolve_fraction
 from xscreen.heatmap import Region, bag_alarm, find_regions
+from xscreen.loss import pixel_error
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
@@ -167,7 +168,8 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     estimate = ResidualBlocks.usable(scorer.patch_size, cfg.stride, scorer.lam, scorer.window, scorer.inpaint)
     fraction = resolve_fraction(cfg.cascade, estimate)
     plan = Cascade(fraction) if fraction else None
-    grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps)
+    grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps,
+                                                                estimate)
     t3 = time.perf_counter()
     if not cfg.maps:
         tiling = tiling.geometry_only()  # the padded scan is no longer needed: free it before the heat map
@@ -213,20 +215,19 @@ def _model_tiling(scan: Scan, scorer: Scorer, stride: int):
 
 
 def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: Cascade | None = None,
-                  review: float = 0.0, maps: bool = True):
-    """Score non-air patches batch by batch (all of them, or the cells ``plan`` picks: cascade.py),
-    yielding a ScreenProgress after each; returns ((scores, R, L) flat (N,), recon (C,H,W),
-    resid (H,W), number of patches scored); recon and resid are None when ``maps`` is off."""
+                  review: float = 0.0, maps: bool = True, estimate: bool = False):
+    """Score non-air patches batch by batch (all of them, or the cells ``plan`` picks: cascade.py,
+    seeded from the coarse residual when ``estimate``), yielding a ScreenProgress after each; returns
+    ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W), number of patches scored); recon and resid
+    are None when ``maps`` is off."""
     dev = scorer.device
     grids = [torch.zeros(tiling.n_patches, dtype=torch.float32, device=dev) for _ in range(3)]
     acc = StitchAccumulator(tiling) if maps else None
     scored = torch.zeros(tiling.grid, dtype=torch.bool, device=dev)
     progress = [0, 0]  # done, known total
 
-    blocks = None  # the coarse pass's residual, where it estimates the other patches' scores
-    if plan is not None and ResidualBlocks.usable(tiling.size, tiling.stride, scorer.lam, scorer.window,
-                                                  scorer.inpaint):
-        blocks = ResidualBlocks(tiling.grid, tiling.size, tiling.stride, dev)
+    # the coarse pass's residual, where it estimates the other patches' scores
+    blocks = ResidualBlocks(tiling.grid, tiling.size, tiling.stride, dev) if plan is not None and estimate else None
 
     def run(cells: torch.Tensor, keep_residual: bool = False):
         todo = torch.nonzero((cells & ~scored).reshape(-1)).reshape(-1)
@@ -235,9 +236,8 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
             ts = time.perf_counter()
             batch = tiling.gather(chunk)
             ps = scorer.score(batch, keep_reconstructions=maps or keep_residual)
-            if keep_residual and blocks is not None:
-                diff = batch.float() - ps.reconstructions.to(batch.device).float()
-                blocks.add(chunk, (diff.abs() if scorer.recon == "l1" else diff.pow(2)).mean(1))
+            if keep_residual:
+                blocks.add(chunk, pixel_error(batch, ps.reconstructions.to(batch.device), scorer.recon).mean(1))
             for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
                 g[chunk] = v.to(dev, torch.float32)
             scored.view(-1)[chunk] = True
@@ -255,11 +255,8 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
     else:
         coarse = yield from cascade_cells(plan, run, live, scored, grids[0].view(tiling.grid),
                                           tiling.size, tiling.stride, review, blocks)
-        filled = fill_grids([g.view(tiling.grid) for g in grids], scored, coarse, tiling.size, tiling.stride)
-        if blocks is not None:  # the unscored cells' own estimates: below the hot level, unlike a
-            est = blocks.estimate()  # coarse patch over them, which may be hot itself
-            stand_in = live & ~scored
-            filled[0], filled[1] = (torch.where(stand_in, est, g) for g in filled[:2])
+        filled = fill_grids([g.view(tiling.grid) for g in grids], scored, coarse, tiling.size, tiling.stride,
+                            None if blocks is None else blocks.estimate(), live)
         grids = [g.reshape(-1) for g in filled]
     recon = residual = None
     if acc is not None:
