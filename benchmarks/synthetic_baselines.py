@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, nargs="+", required=True, help="the first sets the patch grid")
     ap.add_argument("--stride", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("/tmp/synthetic_baselines"))
+    ap.add_argument("--fuse", action="store_true",
+                    help="also each model fused with the histogram score (benign-calibration tails)")
     args = ap.parse_args()
     scorers = [Scorer(m, device="cpu") for m in args.models]
     size, pre = scorers[0].patch_size, scorers[0].preprocess
@@ -141,6 +143,9 @@ def main() -> None:
     calib = scores_of(args.calib, False)
     benign = scores_of(args.test / "benign", False)
     threat = scores_of(args.test / "threat", True)
+    if args.fuse:
+        for prior in ("dual-energy histogram (q90 of -log density)", "patch darkness"):
+            add_fusions(calib, benign + threat, [f"model {m.name}" for m in args.models], prior)
     rows = []
     for k in calib[0]["d"]:
         th = float(np.quantile(np.concatenate([e["d"][k][e["live"]] for e in calib]), 0.99))
@@ -169,6 +174,26 @@ def main() -> None:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (args.out / "synthetic_baselines.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def add_fusions(calib: list[dict], others: list[dict], models: list[str], prior: str) -> None:  
+    """Add, per model, scores that fuse it with ``prior`` using only the benign calibration patches:
+    ``ratio sum`` = s_m / q99_m + s_p / q99_p; ``ratio max``; ``Fisher`` = -ln p_m - ln p_p with p the
+    benign tail share (n_ge + 1) / (n + 1)."""
+    def ref(k):
+        return np.sort(np.concatenate([e["d"][k][e["live"]] for e in calib]))
+
+    for k in models:
+        rm, rp = ref(k), ref(prior)
+        qm, qp = np.quantile(rm, 0.99), np.quantile(rp, 0.99)
+        for e in calib + others:
+            m, p = e["d"][k], e["d"][prior]
+            tm = (len(rm) - np.searchsorted(rm, m, "left") + 1) / (len(rm) + 1)
+            tp = (len(rp) - np.searchsorted(rp, p, "left") + 1) / (len(rp) + 1)
+            name = prior.split(" (")[0]
+            e["d"][f"{k} + {name}: ratio sum"] = m / qm + p / qp
+            e["d"][f"{k} + {name}: ratio max"] = np.maximum(m / qm, p / qp)
+            e["d"][f"{k} + {name}: Fisher"] = -np.log(tm) - np.log(tp)
 
 
 def darkness_matched_auc(benign: np.ndarray, benign_dark: np.ndarray, threat: np.ndarray,

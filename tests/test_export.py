@@ -27,7 +27,8 @@ def test_export_holds_both_networks_the_score_and_the_metadata(tmp_path, capsys)
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props["xscreen.model_id"] == loaded.model_id and props["xscreen.checksum"] == loaded.checksum
     assert json.loads(props["xscreen.score"]) == {"lam": loaded.meta.train.lam, "recon": loaded.meta.train.recon,
-                                                  "score_inpaint": 0, "recon_window": 0}
+                                                  "score_inpaint": 0, "recon_window": 0, "density": 0.0,
+                                                  "density_scale": 0.0}
     assert json.loads(props["xscreen.net"])["size"] == 32
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     torch_scorer = Scorer(loaded, device="cpu", precision="fp32")
@@ -43,7 +44,8 @@ def test_export_holds_both_networks_the_score_and_the_metadata(tmp_path, capsys)
 
 
 def test_export_carries_the_score_options(tmp_path):
-    """Test-time inpainting and the windowed residual (issue 12) are part of the exported graph."""
+    """Test-time inpainting, the windowed residual and the density prior (issue 12) are part of the
+    exported graph."""
     from dataclasses import replace
 
     from screen_fixtures import tiny_model
@@ -51,7 +53,8 @@ def test_export_carries_the_score_options(tmp_path):
     from xscreen.export import onnx_bytes
 
     m = tiny_model(size=32)
-    m = replace(m, meta=replace(m.meta, train=replace(m.meta.train, score_inpaint=2, recon_window=8)))
+    m = replace(m, meta=replace(m.meta, train=replace(m.meta.train, score_inpaint=2, recon_window=8, density=1.0,
+                                                      density_scale=0.3)))
     save_model(tmp_path / "opt.xsm", m.generator, m.discriminator, m.meta)
     loaded = load_model(tmp_path / "opt.xsm")
     session = ort.InferenceSession(onnx_bytes(loaded), providers=["CPUExecutionProvider"])

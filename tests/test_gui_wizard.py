@@ -208,11 +208,13 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     m.spectral.setChecked(True)
     m.inpaint.setValue(2)
     m.window.setValue(8)
+    m.density.setValue(1.5)
     assert s.train.d_batch == "separate"  # the paper's, still the default (RESULTS.md, 'The discriminator bug')
     m.d_batch.setCurrentText("joint")
     s = wizard.state
     assert (s.train.selection, s.train.input_mask, s.net.outer_skips_off, s.net.d_spectral_norm,
             s.train.score_inpaint, s.train.recon_window, s.train.d_batch) == ("inserted", 0.5, 2, True, 2, 8, "joint")
+    assert s.train.density == 1.5
     m.window.setValue(1)  # a 1-px window is refused with a reason
     assert any("residual window" in e for e in wz_errors(wizard))
 

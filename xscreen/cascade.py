@@ -155,8 +155,9 @@ def _shift(grid: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
 class ResidualBlocks:
     """The coarse pass's per-pixel residual, kept as its means over ``stride`` x ``stride`` blocks.
 
-    When a patch's score is its mean residual (λ = 1, no window, no inpainting) and the stride
-    divides the patch size, every operating-grid patch is a union of such blocks, so the mean of the
+    When a patch's score is its mean residual (λ = 1, no window, no inpainting; a density prior adds
+    ρ × density per pixel, exactly as the score does - loss.pixel_score) and the stride divides the
+    patch size, every operating-grid patch is a union of such blocks, so the mean of the
     blocks under it is its residual *as the coarse reconstructions see it* - a far closer estimate
     of its own score than the highest coarse score over it (on the synthetic test bags the ratio
     true/estimate of patches near the review level stayed within 0.90-1.10, against 0.67 for the

@@ -85,6 +85,12 @@ class TrainConfig:
     # not averaged away over the whole patch
     score_inpaint: int = 0
     recon_window: int = 0
+    # density prior (issue 12): score += density * density_scale * D, D the patch's mean density in
+    # [0, 1]. density is the weight (0 = off, the paper; 1 = as much as the score itself at the benign
+    # 99th percentile); density_scale is set from benign data when the model is built (training's
+    # validation patches, or `xscreen model calibrate --density`), never by hand
+    density: float = 0.0
+    density_scale: float = 0.0
     d_reinit_below: float = 1e-5
     input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)
     input_mask: float = 0.0  # share of training patches with a random block hidden from G (target: whole patch)

@@ -33,17 +33,19 @@ class ScoreGraph(torch.nn.Module):
     """G, D and the anomaly score as one module: (N, C, S, S) -> (score, recon, latent, x_hat)."""
 
     def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, lam: float, recon: str,
-                 inpaint: int = 0, window: int = 0):
+                 inpaint: int = 0, window: int = 0, density: float = 0.0, kind: str = "dual"):
         super().__init__()
         self.generator, self.discriminator = generator, discriminator
         self.lam, self.recon, self.inpaint, self.window = float(lam), recon, int(inpaint), int(window)
+        self.density, self.kind = float(density), str(kind)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x_hat = reconstruct(self.generator, x, self.inpaint)
         # two D passes, not one over [x; x_hat]: eval-mode BN makes them equal and the graph simpler
         _, f_x = self.discriminator(x)
         _, f_xh = self.discriminator(x_hat)
-        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window)  # type: ignore[arg-type]
+        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window,  # type: ignore[arg-type]
+                            self.density, self.kind)
         return parts.score, parts.recon, parts.latent, x_hat
 
 
@@ -62,7 +64,8 @@ def onnx_bytes(model: Any) -> bytes:
     loaded = _loaded(model)
     meta = loaded.meta
     graph = ScoreGraph(loaded.generator.float().cpu().eval(), loaded.discriminator.float().cpu().eval(),
-                       meta.train.lam, meta.train.recon, meta.train.score_inpaint, meta.train.recon_window).eval()
+                       meta.train.lam, meta.train.recon, meta.train.score_inpaint, meta.train.recon_window,
+                       meta.train.density * meta.train.density_scale, meta.preprocess.kind).eval()
     example = torch.zeros(2, meta.net.channels, meta.net.size, meta.net.size)
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -86,7 +89,9 @@ def _metadata(loaded: Any) -> dict[str, str]:
             "xscreen.net": json.dumps(dataclasses.asdict(meta.net)),
             "xscreen.score": json.dumps({"lam": meta.train.lam, "recon": meta.train.recon,
                                          "score_inpaint": meta.train.score_inpaint,
-                                         "recon_window": meta.train.recon_window}),
+                                         "recon_window": meta.train.recon_window,
+                                         "density": meta.train.density,
+                                         "density_scale": meta.train.density_scale}),
             "xscreen.calibration": json.dumps(dataclasses.asdict(cal) if cal is not None else None)}
 
 

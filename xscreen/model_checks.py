@@ -59,7 +59,8 @@ LIMITS: dict[str, dict[str, Range]] = {
                     "num_workers": NON_NEGATIVE, "log_every": AT_LEAST_1, "val_fraction": UNIT,
                     "patch_far": UNIT, "scan_far": UNIT, "input_mask": UNIT,
                     # k² generator passes per patch: 4 (16 passes) is already 16x the scoring cost
-                    "score_inpaint": Range(0, 4), "recon_window": Range(0, 128)},
+                    "score_inpaint": Range(0, 4), "recon_window": Range(0, 128),
+                    "density": Range(0.0, 10.0), "density_scale": Range(0.0, 1e6)},
     "Calibration": {"patch_threshold": POSITIVE, "scan_threshold": POSITIVE, "patch_far": UNIT,
                     "scan_far": UNIT, "top_k": AT_LEAST_1, "n_patches": NON_NEGATIVE,
                     "n_scans": NON_NEGATIVE, "alarm_scale": NON_NEGATIVE, "ref_area": NON_NEGATIVE,
@@ -127,6 +128,10 @@ def check_consistency(meta: Any) -> None:
                          f"'{meta.preprocess.kind}' ({expected} channels)")
     if meta.patch.size != meta.net.size:
         raise ValueError(f"patch.size {meta.patch.size} differs from net.size {meta.net.size}")
+    t = meta.train
+    if t.density > 0 and not t.density_scale > 0:  # the prior would be silently off
+        raise ValueError(f"train.density {t.density:g} has no density_scale from benign data: set it with "
+                         "`xscreen model calibrate FILE BENIGN --density W`")
     cal = meta.calibration
     # an area rule with no scale or reference area would divide by zero into a NaN threshold
     if cal is not None and cal.alarm_rule == "area" and not (cal.alarm_scale > 0 and cal.ref_area > 0):

@@ -18,7 +18,7 @@ from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
 from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids, resolve_fraction
 from xscreen.heatmap import Region, bag_alarm, find_regions
-from xscreen.loss import pixel_error
+from xscreen.loss import pixel_score
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
@@ -237,7 +237,8 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
             batch = tiling.gather(chunk)
             ps = scorer.score(batch, keep_reconstructions=maps or keep_residual)
             if keep_residual:
-                blocks.add(chunk, pixel_error(batch, ps.reconstructions.to(batch.device), scorer.recon).mean(1))
+                blocks.add(chunk, pixel_score(batch, ps.reconstructions.to(batch.device), scorer.recon,
+                                              scorer.density, scorer.kind))
             for g, v in zip(grids, (ps.scores, ps.recon_error, ps.latent_error)):
                 g[chunk] = v.to(dev, torch.float32)
             scored.view(-1)[chunk] = True

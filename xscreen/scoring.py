@@ -62,6 +62,9 @@ class Scorer:
         self.lam = float(meta.train.lam)
         self.recon = str(meta.train.recon)
         self.inpaint, self.window = int(meta.train.score_inpaint), int(meta.train.recon_window)
+        # ρ of the density prior (0 = off) and the input kind that defines density
+        self.density = float(meta.train.density) * float(meta.train.density_scale)
+        self.kind = str(meta.preprocess.kind)
         self.compiled = bool(compile)
         self.generator = self._prepare(self.loaded.generator)
         self.discriminator = self._prepare(self.loaded.discriminator)
@@ -177,7 +180,8 @@ class Scorer:
         x, x_hat = x[:n].float(), x_hat[:n].float()
         if self.compiled:  # CUDA-graph outputs are overwritten by the next replay
             x_hat = x_hat.clone()
-        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window)  # type: ignore[arg-type]
+        parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window,  # type: ignore[arg-type]
+                            self.density, self.kind)
         return PatchScores(parts.score, parts.recon, parts.latent, x_hat if keep else None)
 
 

@@ -54,7 +54,7 @@ def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:
 
 # Score options beyond λ and R's form (issue 12); each enters the id only when switched on, so a
 # model's id does not change when a later version adds an option it does not use.
-SCORE_OPTIONS = ("score_inpaint", "recon_window")
+SCORE_OPTIONS = ("score_inpaint", "recon_window", "density", "density_scale")
 
 
 def scoring_id(weights_id: str, train: Any, preprocess: Any, stride: int, lam: float | None = None) -> str:

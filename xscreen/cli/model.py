@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scan-far", type=float, default=0.05, help="target scan false-alarm rate (default 0.05)")
     c.add_argument("--stride", type=int, default=32, help="screening stride to calibrate for (default 32)")
     c.add_argument("--lam", type=float, default=None, help="score weighting λ to store (default: keep the model's)")
+    c.add_argument("--density", type=float, default=None, metavar="W",
+                   help="weight of the density prior to store (0 = off, 1 = as much as the score at the benign "
+                   "99th percentile); its scale is measured on these benign scans (default: keep the model's)")
     c.add_argument("--aggregation", choices=["max", "topk"], default="max")
     c.add_argument("--device", default="auto")
     d = actions.add_parser("drift", help="compare the alarm and cleared-alarm rates in the audit log with the "
@@ -95,7 +98,7 @@ def _calibrate_scans(args: argparse.Namespace):
     bar, result = None, None
     for item in calibrate_on_scans(args.file, args.benign, patch_far=args.patch_far, scan_far=args.scan_far,
                                    stride=args.stride, lam=args.lam, aggregation=args.aggregation,
-                                   device=args.device):
+                                   device=args.device, density=args.density):
         if isinstance(item, CalibrationProgress):
             bar = bar or tqdm(total=item.total, desc="calibrating", unit="scan", file=sys.stderr)
             bar.update(1)
@@ -115,6 +118,9 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
     from xscreen.evaluate.recalibrate import calibrate_from_audit, write_calibration
     from xscreen.scan import ScanError
 
+    if args.from_audit and args.density is not None:
+        print("error: --density changes the score, so it needs benign scans, not --from-audit", file=sys.stderr)
+        return 2
     if bool(args.benign) == bool(args.from_audit):
         print("error: give benign scan folders or --from-audit AUDIT_DB (one of the two)", file=sys.stderr)
         return 2
@@ -126,7 +132,8 @@ def calibrate_cmd(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c, target = result.calibration, args.out or args.file
-    print(f"{target}: λ {result.lam}, stride {result.stride}: review level {c.patch_threshold:.6g} "
+    prior = f", density prior {result.density[0]:g} (scale {result.density[1]:.4g})" if result.density else ""
+    print(f"{target}: λ {result.lam}{prior}, stride {result.stride}: review level {c.patch_threshold:.6g} "
           f"(patch FAR {c.patch_far:g}, {c.n_patches} patches); alarm threshold {c.scan_threshold:.6g} "
           f"at {c.ref_area:.0f} px^2 for {c.scan_far:.1%} of benign bags ({c.n_scans} scans); "
           f"new checksum {checksum[:12]}")

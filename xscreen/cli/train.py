@@ -17,7 +17,7 @@ from xscreen.config import RunConfig
 # Flags that set a TrainConfig field of the same name; None (not given) keeps --config's value.
 _TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers",
                 "lam", "w_adv", "w_con", "w_lat", "recon", "val_fraction", "patch_far", "scan_far",
-                "input_mask", "selection", "score_inpaint", "recon_window", "d_batch")
+                "input_mask", "selection", "score_inpaint", "recon_window", "density", "d_batch")
 _DEFAULT = RunConfig()
 
 
@@ -85,6 +85,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     _train_flag(p, "score_inpaint", "score with test-time inpainting on a k x k grid, 0 = off (k² generator passes)",
                 type=int)
     _train_flag(p, "recon_window", "R = largest mean residual over w x w windows, 0 = whole patch", type=int)
+    _train_flag(p, "density", "weight of the density prior added to the score (0 = off; 1 = as much as the "
+                "score at the benign 99th percentile, scale set on the validation patches)", type=float)
     _train_flag(p, "d_batch", "discriminator batches: separate (paper: D(x), D(x^) in two passes) or joint "
                 "(one pass over both, shared BatchNorm statistics)", choices=("separate", "joint"))
     p.add_argument("--outer-skips-off", type=int, choices=(0, 1, 2, 3), default=None,

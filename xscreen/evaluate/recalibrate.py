@@ -16,6 +16,7 @@ made by this model as it scores now; its patches were not stored, so the review 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class ScanCalibration:
     stride: int
     failures: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # audit bags not used, with the reason
+    density: tuple[float, float] | None = None  # (weight, scale) of the density prior to store; None: keep
 
 
 def _next_version(model: Path) -> int:
@@ -56,12 +58,21 @@ def _next_version(model: Path) -> int:
 def calibrate_on_scans(model: Path, benign: Iterable[str | Path], *, patch_far: float = 0.01,
                        scan_far: float = 0.05, stride: int = 32, lam: float | None = None,
                        aggregation: str = "max", top_k: int = 5, device: str = "auto",
-                       ) -> Iterator[CalibrationProgress | ScanCalibration]:
+                       density: float | None = None) -> Iterator[CalibrationProgress | ScanCalibration]:
     """Screen every benign scan; yield progress, then the ScanCalibration (not yet written).
-    ``aggregation``/``top_k`` are accepted for old callers; the rule's bag score is the max."""
+    ``aggregation``/``top_k`` are accepted for old callers; the rule's bag score is the max.
+    ``density``: the density prior's weight to store (0 = off; None = keep the model's); its scale
+    is measured on these same benign scans first (``benign_density_scale``)."""
     scorer = Scorer(model, device=device)
     if lam is not None:
         scorer.lam = float(lam)
+    prior = None
+    if density is not None:
+        if not (math.isfinite(density) and 0.0 <= density <= 10.0):
+            raise ValueError(f"density weight {density} out of range [0, 10]")
+        scorer.density = 0.0
+        scale = benign_density_scale(scorer, collect_paths(benign)) if density > 0 else 0.0
+        scorer.density, prior = density * scale, (float(density), scale)
     # the thresholds only shape regions, which calibration ignores; any positive value will do
     cfg = ScreenConfig(stride=stride, threshold=1.0, scan_threshold=1.0, device=device)
     paths = collect_paths(benign)
@@ -82,7 +93,40 @@ def calibrate_on_scans(model: Path, benign: Iterable[str | Path], *, patch_far: 
     cal = calibrate_bags(np.concatenate(patch_scores), np.array(bag_max), np.array(areas),
                          patch_far=patch_far, scan_far=scan_far, stride=stride,
                          version=_next_version(Path(model)), source=f"{len(bag_max)} benign scans")
-    yield ScanCalibration(cal, scorer.lam, stride, tuple(failures))
+    yield ScanCalibration(cal, scorer.lam, stride, tuple(failures), density=prior)
+
+
+def benign_density_scale(scorer: Scorer, paths: list[Path], per_bag: int = 256, seed: int = 0) -> float:
+    """TrainConfig.density_scale measured on benign scans: up to ``per_bag`` random non-air patches of
+    each (a stride-``size`` grid, the screening air rule), scored without the prior, against their
+    mean density (loss.density_scale). Unreadable scans are left out (the screening pass names them)."""
+    import torch
+
+    from xscreen.loss import density_scale, patch_density
+    from xscreen.patches import air_mask, air_value, tile
+    from xscreen.preprocess import model_input
+    from xscreen.scan import ScanError, load_scan
+
+    rng = np.random.default_rng(seed)
+    size, pre, air_t = scorer.patch_size, scorer.preprocess, ScreenConfig().air_threshold
+    base, dens = [], []
+    for path in paths:
+        try:
+            scan = load_scan(path)
+            x = torch.from_numpy(model_input(scan, pre))
+        except (ScanError, ValueError, OSError):
+            continue
+        t = tile(x, size, size, pad_value=air_value(pre))
+        live = (~air_mask(t, air_t, pre)).flatten().nonzero()[:, 0].numpy()
+        pick = np.sort(rng.permutation(live)[:per_bag])
+        if not pick.size:
+            continue
+        p = t.view.reshape(-1, *t.view.shape[2:])[torch.from_numpy(pick)].contiguous()
+        base.append(scorer.score(p, keep_reconstructions=False).scores.double().numpy())
+        dens.append(patch_density(p, pre.kind).double().numpy())
+    if not base:
+        raise ValueError("the density prior's scale needs at least one readable benign scan with non-air patches")
+    return density_scale(np.concatenate(base), np.concatenate(dens))
 
 
 def cleared_bags(rows: Iterable[dict[str, Any]], scoring: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -168,8 +212,11 @@ def write_calibration(model: Path, result: ScanCalibration, out: Path | None = N
         shutil.copyfile(model, out)
         model = Path(out)
     train = dataclasses.replace(meta.train, lam=result.lam)
+    if result.density is not None:
+        train = dataclasses.replace(train, density=result.density[0], density_scale=result.density[1])
     c = result.calibration
-    note = {"scan_calibration": {"stride": result.stride, "lam": result.lam, "n_scans": c.n_scans,
+    note = {"scan_calibration": {"stride": result.stride, "lam": result.lam, "density": train.density,
+                                 "density_scale": train.density_scale, "n_scans": c.n_scans,
                                  "n_patches": c.n_patches, "version": c.version, "source": c.source}}
     return update_model_meta(model, calibration=c, train=train, evaluation=note,
                              calibration_history=history)

@@ -6,6 +6,7 @@ use, so the stored threshold means what screening will compare against.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,11 @@ def finish(run: RunConfig, s: Session, best: dict, progress: Progress, val_data:
         s.generator.load_state_dict(best["generator"])
         s.discriminator.load_state_dict(best["discriminator"])
     if s.rank == 0:
+        if run.train.density > 0:  # the prior's scale from the chosen weights' benign validation scores
+            from xscreen.train.loop import benign_density_scale
+
+            k = benign_density_scale(s.generator, s.discriminator, val_data, s.precision, run)
+            run = dataclasses.replace(run, train=dataclasses.replace(run.train, density_scale=k))
         n_train, n_val = len(s.loader.dataset), len(val_data)  # type: ignore[arg-type]
         meta = ModelMeta(run.net, run.preprocess, run.patch, run.train, None,
                          _card(run, out, progress, n_train, n_val, info))

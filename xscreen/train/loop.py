@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from xscreen.config import RunConfig
-from xscreen.loss import score_parts
+from xscreen.loss import density_scale, patch_density, score_parts
 from xscreen.network import reconstruct
 from xscreen.runtime import Precision
 from xscreen.train.session import Session, build_session, deterministic_mode, fingerprint
@@ -96,6 +96,22 @@ def validation_scores(generator: torch.nn.Module, discriminator: torch.nn.Module
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
+def validation_density(data: Dataset, kind: str, batch_size: int = 256) -> np.ndarray:
+    """(N,) float64 mean density (loss.patch_density) of every patch of ``data``, in order."""
+    out = [patch_density(_batch(item), kind).double() for item in DataLoader(data, batch_size=batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def benign_density_scale(generator: torch.nn.Module, discriminator: torch.nn.Module, data: Dataset,
+                         precision: Precision, run: RunConfig) -> float:
+    """TrainConfig.density_scale from benign patches: their scores without the prior against their
+    densities (loss.density_scale)."""
+    t = run.train
+    base = validation_scores(generator, discriminator, data, precision, lam=t.lam, recon=t.recon,
+                             batch_size=t.batch_size, inpaint=t.score_inpaint, window=t.recon_window)
+    return density_scale(base, validation_density(data, run.preprocess.kind))
+
+
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
     for s in (loader.batch_sampler, loader.sampler):
         if hasattr(s, "set_epoch"):
@@ -134,12 +150,18 @@ def _objective(s: Session, run: RunConfig, val_data: Dataset) -> tuple[np.ndarra
     score = lambda data: validation_scores(s.generator, s.discriminator, data, s.precision,  # noqa: E731
                                            lam=t.lam, recon=t.recon, batch_size=t.batch_size,
                                            inpaint=t.score_inpaint, window=t.recon_window)
-    scores = score(val_data)
+    pre = run.preprocess
+    scores, rho = score(val_data), 0.0
+    if t.density > 0:  # the prior on this epoch's benign scale, as finish() will set it for the best epoch
+        dens = validation_density(val_data, pre.kind)
+        rho = t.density * density_scale(scores, dens)
+        scores = scores + rho * dens
     if t.selection != "mean_score":
         from xscreen.train.selection import anomaly_dataset, anomaly_auc
 
-        pre = run.preprocess
-        return scores, -anomaly_auc(scores, score(anomaly_dataset(t.selection, val_data, pre.kind, pre.a_max, t.seed)))
+        bad = anomaly_dataset(t.selection, val_data, pre.kind, pre.a_max, t.seed)
+        bad_scores = score(bad) + (rho * validation_density(bad, pre.kind) if rho else 0.0)
+        return scores, -anomaly_auc(scores, bad_scores)
     return scores, float(scores.mean())
 
 

@@ -59,7 +59,8 @@ class ModelPage(GatedPage):
                     self.w_lat.valueChanged, self.lam.valueChanged, self.precision.currentTextChanged,
                     self.device.currentTextChanged, self.recon.currentTextChanged, self.selection.currentTextChanged,
                     self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled,
-                    self.inpaint.valueChanged, self.window.valueChanged, self.d_batch.currentTextChanged):
+                    self.inpaint.valueChanged, self.window.valueChanged, self.density.valueChanged,
+                    self.d_batch.currentTextChanged):
             sig.connect(self._on_field_changed)
 
     def _add_detection_options(self, form: QFormLayout) -> None:
@@ -71,12 +72,16 @@ class ModelPage(GatedPage):
         self.input_mask = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.1)
         self.skips_off, self.inpaint = QSpinBox(minimum=0, maximum=3), QSpinBox(minimum=0, maximum=4)
         self.window = QSpinBox(minimum=0, maximum=128)
+        self.density = QDoubleSpinBox(minimum=0.0, maximum=10.0, decimals=2, singleStep=0.25)
+        self.density.setToolTip("adds the patch's mean density to the score, weighted against the score's own "
+                                "benign 99th percentile (0 = off)")
         self.spectral = QCheckBox("spectral norm in the discriminator")
         for label, w in (("epoch selection (benign)", self.selection), ("masked-input share", self.input_mask),
                          ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral),
                          ("discriminator batches", self.d_batch),
                          ("score: inpainting grid k (0 = off)", self.inpaint),
-                         ("score: residual window (0 = patch)", self.window)):
+                         ("score: residual window (0 = patch)", self.window),
+                         ("score: density prior weight (0 = off)", self.density)):
             form.addRow(label, w)
 
     def _load_fields(self) -> None:
@@ -93,7 +98,8 @@ class ModelPage(GatedPage):
                              (self.skips_off, self.skips_off.setValue, s.net.outer_skips_off),
                              (self.spectral, self.spectral.setChecked, s.net.d_spectral_norm),
                              (self.inpaint, self.inpaint.setValue, s.train.score_inpaint),
-                             (self.window, self.window.setValue, s.train.recon_window)):
+                             (self.window, self.window.setValue, s.train.recon_window),
+                             (self.density, self.density.setValue, s.train.density)):
             w.blockSignals(True)
             setter(v)
             w.blockSignals(False)
@@ -109,7 +115,7 @@ class ModelPage(GatedPage):
             precision=self.precision.currentText(), device=self.device.currentText(), w_adv=self.w_adv.value(),
             w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText(),
             selection=self.selection.currentText(), input_mask=self.input_mask.value(),
-            score_inpaint=self.inpaint.value(), recon_window=self.window.value(),
+            score_inpaint=self.inpaint.value(), recon_window=self.window.value(), density=self.density.value(),
             d_batch=self.d_batch.currentText())
         net = dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value(),
                                   outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked())
