@@ -32,6 +32,7 @@ from _common import ArrayPatches, environment, log, write_outputs  # noqa: E402
 from sixray import BOXES, _run_config, load_bag, make_splits, patches_of  # noqa: E402
 from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 
+from xscreen.loss import density_scale, patch_density  # noqa: E402
 from xscreen.metrics import roc_auc  # noqa: E402
 from xscreen.network import reconstruct  # noqa: E402
 from xscreen.train.selection import insert_object, paste_patch  # noqa: E402
@@ -123,6 +124,7 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
         din = (x.float() - xin.float()).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
         parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
+        parts["D"] = patch_density(x, "rgb")  # mean darkness, the density prior (ArrayPatches: bright = +1)
         if x.shape[-1] >= 64:  # the same window share of a 64-px patch as 8 of 32
             parts["Rin_l1_max16"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 16, 8).flatten(1).amax(1)
         for k, v in parts.items():
@@ -150,6 +152,8 @@ def zscore_mix(forms: dict, ref: dict, a: str, b: str, lam: float) -> np.ndarray
 def add_mixes(forms: dict, ref: dict) -> dict:
     forms = dict(forms)
     forms["paper 0.9R+0.1L"] = 0.9 * forms["R_l1"] + 0.1 * forms["L"]
+    for k in ("R_l1", "Rin_l1_max8"):  # the product's density prior at weight 1 (TrainConfig.density)
+        forms[f"{k} + density"] = forms[k] + density_scale(ref[k], ref["D"]) * forms["D"]
     lat = "Lz" if "Lz" in forms else "L"
     for lam in (0.5, 0.8):
         forms[f"z {lam}R+{1 - lam:.1f}{lat}"] = zscore_mix(forms, ref, "R_l1", lat, lam)
