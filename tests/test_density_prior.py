@@ -122,6 +122,8 @@ def test_calibrate_density_measures_the_scale_on_the_benign_scans_and_stores_it(
     meta = read_meta(model)[0]
     assert meta.train.density == 1.0 and meta.train.density_scale == pytest.approx(want, rel=1e-5)
     assert "density prior 1" in out
+    assert main(["model", "info", str(model)]) == 0  # the score line names the prior and its scale
+    assert f"recon l1, density prior 1 (scale {want:.4g})" in capsys.readouterr().out
     assert before is None or meta.calibration.patch_threshold != before.patch_threshold
     # --density 0 switches it off again
     assert main(["model", "calibrate", str(model), str(benign), "--density", "0", "--stride", "16"]) in (0, 1)

@@ -57,7 +57,7 @@ def _text(d: dict) -> str:
              f"input      {d['preprocess']['kind']} ({net['channels']} ch), patch {net['size']}px stride "
              f"{d['patch']['stride']}, a_max {d['preprocess']['a_max']}",
              f"network    ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}; score λ {d['train']['lam']} "
-             f"recon {d['train']['recon']}",
+             f"recon {d['train']['recon']}{_score_options(d['train'])}",
              f"data       {card['n_train_patches']} train patches / {card['n_train_scans']} scans, "
              f"{card['n_val_patches']} val patches / {card['n_val_scans']} scans",
              f"manifest   {card['data_manifest_sha256'] or '-'}"]
@@ -70,6 +70,18 @@ def _text(d: dict) -> str:
     for key, value in card["evaluation"].items():
         lines.append(f"eval       {key}: {json.dumps(value, sort_keys=True)}")
     return "\n".join(lines)
+
+
+def _score_options(t: dict) -> str:
+    """The score options in use (issue 12), as they read in `xscreen train --help`."""
+    out = ""
+    if t.get("score_inpaint"):
+        out += f", inpainting {t['score_inpaint']}x{t['score_inpaint']}"
+    if t.get("recon_window"):
+        out += f", window {t['recon_window']}"
+    if t.get("density"):
+        out += f", density prior {t['density']:g} (scale {t.get('density_scale', 0):.4g})"
+    return out
 
 
 def alarm_lines(d: dict) -> list[str]:
