@@ -86,7 +86,7 @@ def test_the_prior_changes_the_scoring_id():
 def test_training_sets_the_scale_from_the_chosen_weights_benign_validation_patches(tmp_path):
     from test_train import _fit, _patches, _run
     from xscreen.runtime import precision_for
-    from xscreen.train.loop import benign_density_scale
+    from xscreen.train.validation import benign_density_scale
 
     run = _run(density=1.0, selection="inserted", epochs=2)
     result = list(_fit(tmp_path, run))[-1]

@@ -85,7 +85,7 @@ def finish(run: RunConfig, s: Session, best: dict, progress: Progress, val_data:
         s.discriminator.load_state_dict(best["discriminator"])
     if s.rank == 0:
         if run.train.density > 0:  # the prior's scale from the chosen weights' benign validation scores
-            from xscreen.train.loop import benign_density_scale
+            from xscreen.train.validation import benign_density_scale
 
             k = benign_density_scale(s.generator, s.discriminator, val_data, s.precision, run)
             run = dataclasses.replace(run, train=dataclasses.replace(run.train, density_scale=k))
