@@ -169,3 +169,12 @@ def test_wizard_logic_refuses_a_weight_out_of_range():
     s = wz.WizardState()
     s = replace(s, train=replace(s.train, density=12.0))
     assert any("density prior" in e for e in wz.page_errors(s, "model"))
+
+
+@pytest.mark.parametrize("weight", ["-1", "nan", "11"])
+def test_cli_train_refuses_a_bad_weight_before_any_work(tmp_path, capsys, weight):
+    from xscreen.cli import main
+
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.xsm"), "--density", weight]) == 2
+    assert "density prior weight must be 0 (off) to 10" in capsys.readouterr().err
+    assert not (tmp_path / "m.xsm").exists()
