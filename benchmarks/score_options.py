@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 
 from xscreen.checkpoint import load_model, update_model_meta
 from xscreen.cli import main as cli
-from xscreen.patches import tile
+from xscreen.patches import air_value, tile
 from xscreen.preprocess import model_input
 from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
@@ -38,8 +38,9 @@ def benign_patches(folder: Path, size: int, pre, per_bag: int = 64, seed: int = 
     out = []
     for path in list_scans(folder):
         x = torch.from_numpy(model_input(load_scan(path), pre))
-        p = tile(x, size, size // 2, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size)
-        p = p[p.mean((1, 2, 3)) > -0.9]  # not air (air is -1 in every input kind)
+        air = air_value(pre)  # -1 for dual-energy input, +1 (bright) for rgb / gray
+        p = tile(x, size, size // 2, pad_value=air).view.reshape(-1, x.shape[0], size, size)
+        p = p[(p.mean((1, 2, 3)) - air).abs() > 0.1]  # not air
         out.append(p[np.sort(rng.permutation(len(p))[:per_bag])])
     return torch.cat(out).contiguous()
 
