@@ -402,3 +402,19 @@ def test_val_scans_are_the_patch_stores_own_held_out_split(tmp_path):
     assert len(held_out) == 3 and sorted(p.name for p in val_scans(run, tmp_path / "work")) == held_out
     (scans / "new.h5").write_bytes((scans / "s1.h5").read_bytes())  # a file added after the store was built
     assert sorted(p.name for p in val_scans(run, tmp_path / "work")) == held_out
+
+
+def test_inserted_objects_follow_the_transmission_range():
+    """The criterion's objects are faint by default (t 0.3-0.8); a dense range attenuates more."""
+    from xscreen.train.selection import insert_object
+
+    x = _patches(1, 7)[0]
+    xs = x.numpy()
+    faint = insert_object(xs, "dual", 9.0, np.random.default_rng(3))
+    same = insert_object(xs, "dual", 9.0, np.random.default_rng(3), t_range=(0.3, 0.8))
+    dense = insert_object(xs, "dual", 9.0, np.random.default_rng(3), t_range=(0.02, 0.3))
+    assert np.array_equal(faint, same)  # the default is the faint range
+    added_faint, added_dense = (faint - xs).max(), (dense - xs).max()
+    # high-energy channel: 2 (-ln t) / a_max at the object's core, t the range's draw
+    assert 2 * -np.log(0.8) / 9.0 - 1e-3 <= (faint[0] - xs[0]).max() <= 2 * -np.log(0.3) / 9.0 + 1e-3
+    assert added_dense > added_faint

@@ -76,14 +76,16 @@ def object_mask(s: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
 
 
-def insert_object(x: np.ndarray, kind: str, a_max: float, rng: np.random.Generator) -> np.ndarray:
-    """x (C, S, S) model input in [-1, 1] -> the same with an object of transmission t superimposed.
+def insert_object(x: np.ndarray, kind: str, a_max: float, rng: np.random.Generator,
+                  t_range: tuple[float, float] = (0.3, 0.8)) -> np.ndarray:
+    """x (C, S, S) model input in [-1, 1] -> the same with an object of transmission t superimposed
+    (t uniform in ``t_range``; the selection criterion's default is faint: 0.3-0.8).
 
     ``rgb``/``gray`` inputs are transmission maps ((x + 1) / 2 = value / i0): they are multiplied by
     t. ``dual`` inputs are attenuations a / a_max: -ln t is added, on the low-energy channel times a
     material factor 1-1.6 (low energies are attenuated more, the more so the denser the material)."""
     m = object_mask(x.shape[-1], rng)
-    t = float(rng.uniform(0.3, 0.8))
+    t = float(rng.uniform(*t_range))
     if kind == "dual":
         extra = -np.log(t) / a_max * np.array([1.0, rng.uniform(1.0, 1.6)], np.float32)[:, None, None]
         return np.clip(x + 2.0 * extra * m[None], -1.0, 1.0).astype(np.float32)
@@ -95,15 +97,17 @@ class InsertedDataset(Dataset):
     """``base`` with a generic X-ray-style foreign object in every item (``insert_object``);
     deterministic per (seed, index)."""
 
-    def __init__(self, base: Dataset, kind: str, a_max: float, seed: int = 0):
-        self.base, self.kind, self.a_max, self.seed = base, kind, a_max, seed
+    def __init__(self, base: Dataset, kind: str, a_max: float, seed: int = 0,
+                 t_range: tuple[float, float] = (0.3, 0.8)):
+        self.base, self.kind, self.a_max, self.seed, self.t_range = base, kind, a_max, seed, t_range
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> torch.Tensor:
         x = _item(self.base[i]).float().numpy()
-        return torch.from_numpy(insert_object(x, self.kind, self.a_max, np.random.default_rng((self.seed, i, 1))))
+        return torch.from_numpy(insert_object(x, self.kind, self.a_max, np.random.default_rng((self.seed, i, 1)),
+                                              self.t_range))
 
 
 def _item(item) -> torch.Tensor:

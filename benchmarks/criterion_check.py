@@ -1,0 +1,79 @@
+"""Does the benign-only selection criterion track detection? (issue 12)
+
+For every evaluated model (a ``score_options.py`` output folder: the recalibrated model copy and its
+``score_options.json`` with the synthetic test numbers), the inserted-object AUC on held-out benign
+patches is computed twice: with the criterion's faint objects (transmission 0.3-0.8, what
+``--selection inserted`` uses) and with the same shapes dense (transmission 0.02-0.3: a few mm of
+steel, a blade or a gun part). Then the rank correlation (Spearman) of each with the test set's patch
+AUC and knife / IED hit rates, over all models.
+
+Exploratory: the dense variant was written *after* the test set had shown that the faint criterion
+prefers scores that find IEDs over scores that find knives, so its agreement here is not a
+benign-only selection; it says whether such a criterion is worth fixing in advance.
+
+    python benchmarks/criterion_check.py /tmp/score_options/* /tmp/so_* --calib CALIB/benign
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from xscreen.checkpoint import load_model
+from xscreen.scoring import Scorer
+from xscreen.train.selection import InsertedDataset, anomaly_auc
+
+from score_options import benign_patches
+
+RANGES = {"faint (criterion)": (0.3, 0.8), "dense": (0.02, 0.3)}
+
+
+def spearman(a, b) -> float:
+    ra, rb = (np.argsort(np.argsort(v)).astype(float) for v in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dirs", nargs="+", type=Path, help="score_options.py output folders")
+    ap.add_argument("--calib", type=Path, required=True, help="held-out benign bags")
+    ap.add_argument("--per-bag", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/criterion_check.json"))
+    args = ap.parse_args()
+    rows, cache = [], {}
+    for d in args.dirs:
+        if not (d / "score_options.json").is_file():
+            continue
+        for r in json.loads((d / "score_options.json").read_text()):
+            model = d / r["model"]
+            meta = load_model(model).meta
+            key = (meta.net.size, meta.preprocess)
+            if key not in cache:
+                cache[key] = benign_patches(args.calib, meta.net.size, meta.preprocess, per_bag=args.per_bag)
+            patches = cache[key]
+            scorer = Scorer(model, device="cpu")
+            clean = scorer.score(patches, keep_reconstructions=False).scores.numpy()
+            crit = {}
+            for name, tr in RANGES.items():
+                bad = torch.stack(list(InsertedDataset(TensorDataset(patches), meta.preprocess.kind,
+                                                       meta.preprocess.a_max, seed=0, t_range=tr)))
+                crit[name] = round(anomaly_auc(clean, scorer.score(bad, keep_reconstructions=False).scores.numpy()), 4)
+            test = r["by_lambda"][next(iter(r["by_lambda"]))]
+            row = {"model": f"{d.name}/{r['model']}", "setting": r.get("setting"), **crit,
+                   "test_patch_auc": test["patch"], "knife": test["types"].get("knife"), "ied": test["types"].get("ied")}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    for c in RANGES:
+        cs = [r[c] for r in rows]
+        print(f"{c}: Spearman with test patch AUC {spearman(cs, [r['test_patch_auc'] for r in rows]):+.2f}, "
+              f"knife hits {spearman(cs, [r['knife'] for r in rows]):+.2f}, IED hits "
+              f"{spearman(cs, [r['ied'] for r in rows]):+.2f} over {len(rows)} models")
+
+
+if __name__ == "__main__":
+    main()
