@@ -43,13 +43,18 @@ def main() -> None:
     ap.add_argument("--calib", type=Path, required=True, help="held-out benign bags")
     ap.add_argument("--per-bag", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("/tmp/criterion_check.json"))
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --out")
     args = ap.parse_args()
     rows, cache = [], {}
+    done = {r["model"]: r for r in json.loads(args.out.read_text())} if args.resume and args.out.is_file() else {}
     for d in args.dirs:
         if not (d / "score_options.json").is_file():
             continue
         for r in json.loads((d / "score_options.json").read_text()):
             model = d / r["model"]
+            if f"{d.name}/{r['model']}" in done:
+                rows.append(done[f"{d.name}/{r['model']}"])
+                continue
             meta = load_model(model).meta
             key = (meta.net.size, meta.preprocess)
             if key not in cache:
@@ -62,10 +67,12 @@ def main() -> None:
                 bad = torch.stack(list(InsertedDataset(TensorDataset(patches), meta.preprocess.kind,
                                                        meta.preprocess.a_max, seed=0, t_range=tr)))
                 crit[name] = round(anomaly_auc(clean, scorer.score(bad, keep_reconstructions=False).scores.numpy()), 4)
-            test = r["by_lambda"][next(iter(r["by_lambda"]))]
+            # the model's own λ: the one it was calibrated and scored with (the only entry with hit rates)
+            test = next(v for v in r["by_lambda"].values() if "types" in v)
             row = {"model": f"{d.name}/{r['model']}", "setting": r.get("setting"), **crit,
                    "test_patch_auc": test["patch"], "knife": test["types"].get("knife"), "ied": test["types"].get("ied")}
             rows.append(row)
+            args.out.write_text(json.dumps(rows, indent=1))
             print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps(rows, indent=1))
     for c in RANGES:
