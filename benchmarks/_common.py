@@ -89,7 +89,9 @@ def score_nets(g: torch.nn.Module, d: torch.nn.Module, data: Dataset, run) -> np
 
     prec = precision_for(run.train.device, run.train.precision)
     g, d = g.to(prec.device), d.to(prec.device)
-    return validation_scores(g, d, data, prec, lam=run.train.lam, recon=run.train.recon, batch_size=256)
+    t = run.train
+    return validation_scores(g, d, data, prec, lam=t.lam, recon=t.recon, batch_size=256, inpaint=t.score_inpaint,
+                             window=t.recon_window)
 
 
 def train_skip(run, train: Dataset, val: Dataset, workdir: Path,

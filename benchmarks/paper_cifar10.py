@@ -117,7 +117,8 @@ def _run_config(args: argparse.Namespace):
                      net=NetConfig(size=32, channels=3, ngf=args.ngf, ndf=args.ngf, nz=100),
                      train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                        device=args.device, log_every=10_000, val_fraction=0.0,
-                                       lam=args.lam, precision=args.precision))
+                                       lam=args.lam, precision=args.precision,
+                                       score_inpaint=args.score_inpaint))
 
 
 def _method_row(name: str, scores: np.ndarray, labels: np.ndarray, history: list[dict], best_epoch: int) -> dict:
@@ -194,6 +195,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny slice and model: a smoke run of minutes")
     p.add_argument("--device", default="auto")
     p.add_argument("--lam", type=float, default=0.9, help="score weighting λ (paper: 0.9)")
+    p.add_argument("--score-inpaint", type=int, default=0,
+                   help="score by test-time inpainting on a k x k grid (0 = off, the paper)")
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
                     help="training precision (runs before 2026-11-29: fp32)")
     p.add_argument("--seed", type=int, default=0)
