@@ -131,6 +131,15 @@ def test_calibrate_density_measures_the_scale_on_the_benign_scans_and_stores_it(
     assert (meta.train.density, meta.train.density_scale) == (0.0, 0.0)
 
 
+def test_calibrate_density_reads_a_one_shot_iterator_of_folders_for_both_passes(tmp_path, benign):
+    """The scale pass and the screening pass see the same scans when ``benign`` is an iterator."""
+    from xscreen.evaluate.recalibrate import calibrate_on_scans
+
+    model = save_tiny_model(tmp_path / "m.xsm")
+    result = list(calibrate_on_scans(model, iter([benign]), stride=16, density=1.0))[-1]
+    assert result.calibration.n_scans == 5 and result.density[0] == 1.0 and result.density[1] > 0
+
+
 def test_calibrate_density_refuses_a_bad_weight_and_the_audit_route(tmp_path, benign, capsys):
     from xscreen.cli import main
 

@@ -66,16 +66,16 @@ def calibrate_on_scans(model: Path, benign: Iterable[str | Path], *, patch_far: 
     scorer = Scorer(model, device=device)
     if lam is not None:
         scorer.lam = float(lam)
+    paths = collect_paths(benign)  # once: ``benign`` may be a one-shot iterator
     prior = None
     if density is not None:
         if not (math.isfinite(density) and 0.0 <= density <= 10.0):
             raise ValueError(f"density weight {density} out of range [0, 10]")
         scorer.density = 0.0
-        scale = benign_density_scale(scorer, collect_paths(benign)) if density > 0 else 0.0
+        scale = benign_density_scale(scorer, paths) if density > 0 else 0.0
         scorer.density, prior = density * scale, (float(density), scale)
     # the thresholds only shape regions, which calibration ignores; any positive value will do
     cfg = ScreenConfig(stride=stride, threshold=1.0, scan_threshold=1.0, device=device)
-    paths = collect_paths(benign)
     patch_scores, bag_max, areas, failures = [], [], [], []
     for i, item in enumerate(screen_paths(paths, scorer, cfg)):
         if isinstance(item, ScreenFailure):
