@@ -60,6 +60,11 @@ class NetConfig:
     outer_skips_off: int = 0  # UNet levels below the outermost whose skip is removed (less copying)
 
 
+# the density prior's largest weight (TrainConfig.density): 10 already lets density outweigh the score
+# tenfold at the benign tail; the one bound the model-file check, the CLI and the wizard all use
+DENSITY_MAX = 10.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training and scoring hyper-parameters (paper defaults; w_con = 50 per the reference code,
@@ -89,7 +94,7 @@ class TrainConfig:
     # [0, 1]. density is the weight (0 = off, the paper; 1 = as much as the score itself at the benign
     # 99th percentile); density_scale is set from benign data when the model is built (training's
     # validation patches, or `xscreen model calibrate --density`), never by hand
-    density: float = 0.0
+    density: float = 0.0  # at most DENSITY_MAX
     density_scale: float = 0.0
     d_reinit_below: float = 1e-5
     input_noise: float = 0.0  # std of real Gaussian noise on training input (reference: buggy, off)

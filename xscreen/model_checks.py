@@ -19,7 +19,7 @@ from typing import Any, Iterator, Literal, Mapping, Union
 import torch
 from torch.overrides import TorchFunctionMode
 
-from xscreen.config import CHANNELS
+from xscreen.config import CHANNELS, DENSITY_MAX
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ LIMITS: dict[str, dict[str, Range]] = {
                     "patch_far": UNIT, "scan_far": UNIT, "input_mask": UNIT,
                     # k² generator passes per patch: 4 (16 passes) is already 16x the scoring cost
                     "score_inpaint": Range(0, 4), "recon_window": Range(0, 128),
-                    "density": Range(0.0, 10.0), "density_scale": Range(0.0, 1e6)},
+                    "density": Range(0.0, DENSITY_MAX), "density_scale": Range(0.0, 1e6)},
     "Calibration": {"patch_threshold": POSITIVE, "scan_threshold": POSITIVE, "patch_far": UNIT,
                     "scan_far": UNIT, "top_k": AT_LEAST_1, "n_patches": NON_NEGATIVE,
                     "n_scans": NON_NEGATIVE, "alarm_scale": NON_NEGATIVE, "ref_area": NON_NEGATIVE,

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from xscreen.alarm import calibrate_bags
-from xscreen.config import Calibration, ScreenConfig
+from xscreen.config import DENSITY_MAX, Calibration, ScreenConfig
 from xscreen.pipeline import ScreenFailure, collect_paths, screen_paths
 from xscreen.scoring import Scorer
 
@@ -69,8 +69,8 @@ def calibrate_on_scans(model: Path, benign: Iterable[str | Path], *, patch_far: 
     paths = collect_paths(benign)  # once: ``benign`` may be a one-shot iterator
     prior = None
     if density is not None:
-        if not (math.isfinite(density) and 0.0 <= density <= 10.0):
-            raise ValueError(f"density weight {density} out of range [0, 10]")
+        if not (math.isfinite(density) and 0.0 <= density <= DENSITY_MAX):
+            raise ValueError(f"density weight {density} out of range [0, {DENSITY_MAX:g}]")
         scorer.density = 0.0
         scale = benign_density_scale(scorer, paths) if density > 0 else 0.0
         scorer.density, prior = density * scale, (float(density), scale)

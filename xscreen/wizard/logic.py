@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from xscreen.config import NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
+from xscreen.config import DENSITY_MAX, NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
 
 PAGES = ("data", "patches", "model", "train", "calibrate", "save")
 MIN_SCANS = 3  # at least two for training and one held out for validation/calibration
@@ -194,8 +194,8 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append("skips off must be 0 to 3")
     if not 0 <= t.score_inpaint <= 4:
         errors.append("test-time inpainting grid must be 0 (off) to 4")
-    if not 0.0 <= t.density <= 10.0:
-        errors.append("density prior weight must be 0 (off) to 10")
+    if not 0.0 <= t.density <= DENSITY_MAX:
+        errors.append(f"density prior weight must be 0 (off) to {DENSITY_MAX:g}")
     if t.recon_window and not 2 <= t.recon_window <= s.net.size:
         errors.append(f"residual window must be 0 (whole patch) or 2 to {s.net.size}")
     return errors

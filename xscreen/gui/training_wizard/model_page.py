@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QPushButton, QSpinBox, QVBoxLayout)
 
 from xscreen import wizard as wz
+from xscreen.config import DENSITY_MAX
 from xscreen.gui.training_wizard.base import GatedPage
 
 
@@ -72,7 +73,7 @@ class ModelPage(GatedPage):
         self.input_mask = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.1)
         self.skips_off, self.inpaint = QSpinBox(minimum=0, maximum=3), QSpinBox(minimum=0, maximum=4)
         self.window = QSpinBox(minimum=0, maximum=128)
-        self.density = QDoubleSpinBox(minimum=0.0, maximum=10.0, decimals=2, singleStep=0.25)
+        self.density = QDoubleSpinBox(minimum=0.0, maximum=DENSITY_MAX, decimals=2, singleStep=0.25)
         self.density.setToolTip("adds the patch's mean density to the score, weighted against the score's own "
                                 "benign 99th percentile (0 = off)")
         self.spectral = QCheckBox("spectral norm in the discriminator")
