@@ -200,21 +200,29 @@ def test_auto_fraction_follows_the_seed_rule():
     assert fast.cascade == 0.5
 
 
-def test_residual_blocks_estimate_every_patch_exactly_for_a_pointwise_reconstruction():
+@pytest.mark.parametrize("prior", [0.0, 0.5])
+def test_residual_blocks_estimate_every_patch_exactly_for_a_pointwise_reconstruction(prior):
     """With x̂ a pixelwise function of x the residual of a pixel does not depend on the patch that
-    reconstructs it, so the coarse pass's residual blocks give every grid patch's mean residual."""
+    reconstructs it, so the coarse pass's residual blocks give every grid patch's mean residual -
+    and, averaging loss.pixel_score, its whole score when a density prior (ρ = ``prior``) is added."""
     from xscreen.cascade import ResidualBlocks, coarse_cells
+    from xscreen.loss import pixel_score
     from xscreen.patches import tile
 
+    m = replace(tiny_model(size=32), generator=ClampGenerator())
+    if prior:
+        m = replace(m, meta=replace(m.meta, train=replace(m.meta.train, density=1.0, density_scale=prior)))
+    scorer = Scorer(m, device="cpu", precision="fp32")
+    scorer.lam = 1.0  # score = mean residual (+ the prior): what the estimate is for
+    assert scorer.density == prior
     scan = _spot_scan((150, 100))
-    scorer = Scorer(replace(tiny_model(size=32), generator=ClampGenerator()), device="cpu", precision="fp32")
     x = torch.from_numpy(model_input(scan, scorer.preprocess))
     t = tile(x, 32, 8, pad_value=-1.0)
-    full = scorer.score(t.gather(torch.arange(t.n_patches)), keep_reconstructions=False).recon_error
+    full = scorer.score(t.gather(torch.arange(t.n_patches)), keep_reconstructions=False).scores
     blocks = ResidualBlocks(t.grid, 32, 8)
     cells = torch.nonzero(coarse_cells(t.grid, 4).reshape(-1)).reshape(-1)
     patches = t.gather(cells)
-    blocks.add(cells, (patches - ClampGenerator()(patches)).abs().mean(1))
+    blocks.add(cells, pixel_score(patches, ClampGenerator()(patches), "l1", scorer.density, scorer.kind))
     np.testing.assert_allclose(blocks.estimate().reshape(-1).numpy(), full.numpy(), rtol=1e-4, atol=1e-6)
 
 

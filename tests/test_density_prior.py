@@ -150,28 +150,6 @@ def test_calibrate_density_refuses_a_bad_weight_and_the_audit_route(tmp_path, be
     assert "needs benign scans" in capsys.readouterr().err
 
 
-def test_residual_blocks_stay_exact_with_the_prior():
-    """The cascade's estimate averages loss.pixel_score; with a pointwise reconstruction it equals
-    every grid patch's score, density term included."""
-    from test_cascade import ClampGenerator, _spot_scan
-    from xscreen.cascade import ResidualBlocks, coarse_cells
-    from xscreen.patches import tile
-    from xscreen.preprocess import model_input
-
-    m = _with_prior(replace(tiny_model(size=32), generator=ClampGenerator()), 1.0, 0.5)
-    scorer = Scorer(m, device="cpu", precision="fp32")
-    scorer.lam = 1.0
-    scan = _spot_scan((150, 100))
-    x = torch.from_numpy(model_input(scan, scorer.preprocess))
-    t = tile(x, 32, 8, pad_value=-1.0)
-    full = scorer.score(t.gather(torch.arange(t.n_patches)), keep_reconstructions=False).scores
-    blocks = ResidualBlocks(t.grid, 32, 8)
-    cells = torch.nonzero(coarse_cells(t.grid, 4).reshape(-1)).reshape(-1)
-    patches = t.gather(cells)
-    blocks.add(cells, pixel_score(patches, ClampGenerator()(patches), "l1", scorer.density, scorer.kind))
-    np.testing.assert_allclose(blocks.estimate().reshape(-1).numpy(), full.numpy(), rtol=1e-4, atol=1e-6)
-
-
 def test_wizard_logic_refuses_a_weight_out_of_range():
     from xscreen import wizard as wz
 
