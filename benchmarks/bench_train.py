@@ -68,8 +68,10 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
     ours = [("ours fp32 channels_last", "fp32", True, False), ("ours fp32 NCHW", "fp32", False, False),
             ("ours fp32 joint D batch", "fp32", True, True)]
     if bf16:
-        ours += [("ours bf16 channels_last", "bf16", True, False), ("ours bf16 joint D batch", "bf16", True, True)]
+        ours += [("ours bf16 channels_last", "bf16", True, False), ("ours bf16 joint D batch", "bf16", True, True),
+                 ("ours bf16 D every 2nd step", "bf16", True, False), ("ours bf16 D every 4th step", "bf16", True, False)]
     for name, prec, cl, joint in ours:
+        every = 4 if "every 4th" in name else 2 if "every 2nd" in name else 1
         g, d, og, od = _models(net, channels_last=cl)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         p = precision_for("cpu", prec)
@@ -79,8 +81,15 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
 
             auto = train_precision(net, TrainConfig(device="cpu", precision="auto"))
             print(f"precision=auto picks {auto.name} for training this network here", flush=True)
-        variants[name] = lambda x, pair=pair, p=p, cl=cl, j=joint: train_step(pair, x, p, channels_last=cl,
-                                                                             d_joint=j).g_loss
+        if every == 1:
+            variants[name] = lambda x, pair=pair, p=p, cl=cl, j=joint: train_step(pair, x, p, channels_last=cl,
+                                                                                 d_joint=j).g_loss
+        else:  # one call = `every` steps, D stepped on the first (TrainConfig.d_every); timed per step
+            def step(x, pair=pair, p=p, cl=cl, j=joint, every=every):
+                for k in range(every):
+                    train_step(pair, x, p, channels_last=cl, d_joint=j, d_update=k == 0)
+            step.steps = every
+            variants[name] = step
     return variants
 
 
@@ -92,7 +101,7 @@ def timed(variants: dict, x: torch.Tensor, steps: int, warmup: int) -> dict[str,
             t0 = time.perf_counter()
             step(x)
             if r >= warmup:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append((time.perf_counter() - t0) / getattr(step, "steps", 1))
     return times
 
 

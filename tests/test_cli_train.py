@@ -151,3 +151,13 @@ def test_detection_options_reach_the_config_and_are_range_checked(capsys):
     assert (plain.train.input_mask, plain.net.outer_skips_off, plain.net.d_spectral_norm) == (0.0, 0, False)
     with pytest.raises(SystemExit):
         p.parse_args(["train", "x", "--selection", "best_on_test"])
+
+
+def test_d_every_reaches_the_config_and_out_of_range_values_are_refused(tmp_path, capsys):
+    from xscreen.cli.train import effective_config
+
+    assert effective_config(_train_parser().parse_args(["x", "--d-every", "2"])).train.d_every == 2
+    assert effective_config(_train_parser().parse_args(["x"])).train.d_every == 1  # the paper: every step
+    for bad in ("0", "17"):
+        assert main(["train", str(tmp_path / "nope"), "-q", "--d-every", bad]) == 2
+        assert "the discriminator must step every 1 to 16 training steps" in capsys.readouterr().err

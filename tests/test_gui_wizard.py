@@ -215,6 +215,9 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     assert (s.train.selection, s.train.input_mask, s.net.outer_skips_off, s.net.d_spectral_norm,
             s.train.score_inpaint, s.train.recon_window, s.train.d_batch) == ("inserted", 0.5, 2, True, 2, 8, "joint")
     assert s.train.density == 1.5
+    assert s.train.d_every == 1  # the paper's: D steps on every training step
+    m.d_every.setValue(4)
+    assert wizard.state.train.d_every == 4
     m.window.setValue(1)  # a 1-px window is refused with a reason
     assert any("residual window" in e for e in wz_errors(wizard))
 

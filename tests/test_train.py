@@ -418,3 +418,39 @@ def test_inserted_objects_follow_the_transmission_range():
     # high-energy channel: 2 (-ln t) / a_max at the object's core, t the range's draw
     assert 2 * -np.log(0.8) / 9.0 - 1e-3 <= (faint[0] - xs[0]).max() <= 2 * -np.log(0.3) / 9.0 + 1e-3
     assert added_dense > added_faint
+
+
+def test_a_step_without_the_discriminator_update_trains_g_only_and_reports_the_same_losses():
+    """TrainConfig.d_every: on the steps between D updates G steps exactly as in a full step (same
+    losses, same new G weights) while D's weights and optimiser state stay untouched."""
+    x = _patches(8, 0)
+    full, skip = _pair(4), _pair(4)
+    d_before = copy.deepcopy(skip.discriminator.state_dict())
+    a = train_step(full, x, FP32)
+    b = train_step(skip, x, FP32, d_update=False)
+    assert (b.g_loss, b.g_adv, b.g_con, b.g_lat) == pytest.approx((a.g_loss, a.g_adv, a.g_con, a.g_lat), rel=1e-5)
+    assert (b.d_loss, b.d_real, b.d_fake) == pytest.approx((a.d_loss, a.d_real, a.d_fake), rel=1e-5)
+    for (name, pa), pb in zip(full.generator.state_dict().items(), skip.generator.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
+    after = skip.discriminator.state_dict()
+    for k, v in d_before.items():
+        if "running" in k or "num_batches" in k:
+            continue  # BatchNorm statistics follow the forward passes, as in eval of any step
+        torch.testing.assert_close(after[k], v, msg=k)
+    assert not skip.opt_d.state  # Adam never stepped
+    assert full.discriminator.state_dict()["features.0.weight"].ne(d_before["features.0.weight"]).any()
+
+
+def test_fit_steps_the_discriminator_on_every_nth_step(tmp_path, monkeypatch):
+    seen = []
+    real = loop_module.train_step
+
+    def spy(*args, **kw):
+        seen.append(kw["d_update"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop_module, "train_step", spy)
+    reports = list(_fit(tmp_path, _run(epochs=1, batch_size=4, d_every=3), n_train=32))
+    assert seen == [True, False, False, True, False, False, True, False]  # 8 steps: D on steps 1, 4, 7
+    assert isinstance(reports[-1], TrainResult)
+    assert load_model(tmp_path / "m.xsm").meta.train.d_every == 3

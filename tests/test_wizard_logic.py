@@ -75,7 +75,10 @@ def test_save_page_name_gate(name, ok):
 
 
 def test_presets_and_run_config(tmp_path):
-    s = apply_preset(_ready(patch=PatchConfig(size=32, stride=16)), "paper")
+    fast_d = _ready(patch=PatchConfig(size=32, stride=16))
+    fast_d = dataclasses.replace(fast_d, train=dataclasses.replace(fast_d.train, d_every=4))
+    s = apply_preset(fast_d, "paper")
+    assert s.train.d_every == 1  # the paper steps D on every step, whatever was set before
     assert (s.net.ngf, s.net.ndf, s.train.epochs, s.train.lam, s.train.d_batch) == (64, 64, 15, 0.9, "separate")
     std = apply_preset(s, "standard")  # the evidence's recipe (RESULTS.md, 'The discriminator bug')
     assert (std.net.ngf, std.train.lam, std.train.d_batch) == (32, 1.0, "separate")

@@ -63,6 +63,9 @@ class NetConfig:
 # the density prior's largest weight (TrainConfig.density): 10 already lets density outweigh the score
 # tenfold at the benign tail; the one bound the model-file check, the CLI and the wizard all use
 DENSITY_MAX = 10.0
+# TrainConfig.d_every's largest value (D stepped on one training step in 16): the one bound the
+# model-file check, the CLI and the wizard all use
+D_EVERY_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class TrainConfig:
     # although the synthetic test set favours it (patch AUC 0.877 vs 0.844 mean) and SIXray does not
     # (benchmarks/RESULTS.md, 'The discriminator bug')
     d_batch: Literal["separate", "joint"] = "separate"
+    # D is stepped on every d_every-th training step (the first of each epoch included); 1 = every
+    # step (paper). On the other steps G still trains against the current D, but D(x) runs without a
+    # graph and D's backward is skipped (issue 17: ~22 % of a bf16 step here)
+    d_every: int = 1  # 1 to D_EVERY_MAX
     lr_schedule: Literal["none", "step", "cosine"] = "none"
     lr_step_epochs: int = 10
     lr_gamma: float = 0.1

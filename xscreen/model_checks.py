@@ -19,7 +19,7 @@ from typing import Any, Iterator, Literal, Mapping, Union
 import torch
 from torch.overrides import TorchFunctionMode
 
-from xscreen.config import CHANNELS, DENSITY_MAX
+from xscreen.config import CHANNELS, D_EVERY_MAX, DENSITY_MAX
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ LIMITS: dict[str, dict[str, Range]] = {
                     "w_lat": NON_NEGATIVE, "d_reinit_below": NON_NEGATIVE, "input_noise": NON_NEGATIVE,
                     "lr_step_epochs": AT_LEAST_1, "lr_gamma": NON_NEGATIVE, "patience": NON_NEGATIVE,
                     "num_workers": NON_NEGATIVE, "log_every": AT_LEAST_1, "val_fraction": UNIT,
-                    "patch_far": UNIT, "scan_far": UNIT, "input_mask": UNIT,
+                    "patch_far": UNIT, "scan_far": UNIT, "input_mask": UNIT, "d_every": Range(1, D_EVERY_MAX),
                     # k² generator passes per patch: 4 (16 passes) is already 16x the scoring cost
                     "score_inpaint": Range(0, 4), "recon_window": Range(0, 128),
                     "density": Range(0.0, DENSITY_MAX), "density_scale": Range(0.0, 1e6)},

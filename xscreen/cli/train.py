@@ -17,7 +17,7 @@ from xscreen.config import RunConfig
 # Flags that set a TrainConfig field of the same name; None (not given) keeps --config's value.
 _TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers",
                 "lam", "w_adv", "w_con", "w_lat", "recon", "val_fraction", "patch_far", "scan_far",
-                "input_mask", "selection", "score_inpaint", "recon_window", "density", "d_batch")
+                "input_mask", "selection", "score_inpaint", "recon_window", "density", "d_batch", "d_every")
 _DEFAULT = RunConfig()
 
 
@@ -89,6 +89,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                 "score at the benign 99th percentile, scale set on the validation patches)", type=float)
     _train_flag(p, "d_batch", "discriminator batches: separate (paper: D(x), D(x^) in two passes) or joint "
                 "(one pass over both, shared BatchNorm statistics)", choices=("separate", "joint"))
+    _train_flag(p, "d_every", "step the discriminator on every N-th training step only (1 = every step, the "
+                "paper); the other steps skip its backward pass", type=int)
     p.add_argument("--outer-skips-off", type=int, choices=(0, 1, 2, 3), default=None,
                    help=f"UNet skips removed below the outermost level (default {d.net.outer_skips_off})")
     p.add_argument("--d-spectral-norm", action=argparse.BooleanOptionalAction, default=None,

@@ -87,7 +87,7 @@ def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float])
         x = _batch(item)
         r: StepResult = train_step(s.pair, x, s.precision, s.weights, noise_std=t.input_noise,
                                    noise_gen=noise_gen, d_reinit_below=t.d_reinit_below, mask_share=t.input_mask,
-                                   d_joint=t.d_batch == "joint")
+                                   d_joint=t.d_batch == "joint", d_update=(i - 1) % t.d_every == 0)
         for k in ("g_loss", "g_adv", "g_con", "g_lat", "d_loss"):
             sums[k] += getattr(r, k)
         sums["steps"] += 1

@@ -109,10 +109,12 @@ def hide_blocks(x: torch.Tensor, share: float, gen: torch.Generator | None = Non
 def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: LossWeights = LossWeights(),
                *, noise_std: float = 0.0, noise_gen: torch.Generator | None = None,
                d_reinit_below: float = 1e-5, channels_last: bool = True, mask_share: float = 0.0,
-               d_joint: bool = False) -> StepResult:
+               d_joint: bool = False, d_update: bool = True) -> StepResult:
     """One G step and one D step on a batch x (N, C, S, S) in [-1, 1]; G sees x with noise
     (``noise_std``) and hidden blocks (``mask_share``, see ``hide_blocks``) and must restore x.
-    ``d_joint``: D runs once on [x; x̂] instead of twice (TrainConfig.d_batch)."""
+    ``d_joint``: D runs once on [x; x̂] instead of twice (TrainConfig.d_batch). ``d_update`` False:
+    G's step only - D's loss is reported but D is not stepped, so D(x) runs without a graph and
+    D's backward is skipped (TrainConfig.d_every)."""
     g_net, d_net, scaler = pair.generator, pair.discriminator, pair.scaler
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = x.to(precision.device, non_blocking=True).contiguous(memory_format=fmt)
@@ -134,15 +136,21 @@ def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: Lo
             real_logit, fake_logit = logits.split(x.shape[0])
             f_x, f_xhat = feats.split(x.shape[0])
         else:
-            real_logit, f_x = d_net.logits_features(x)
+            with torch.set_grad_enabled(d_update):  # only D's own step needs D(x)'s graph
+                real_logit, f_x = d_net.logits_features(x)
             fake_logit, f_xhat = d_net.logits_features(x_leaf)
     gl = generator_loss(x, x_leaf, fake_logit, f_x.detach(), f_xhat, w_adv=weights.adv, w_con=weights.con,
                         w_lat=weights.lat)
     pair.opt_g.zero_grad(set_to_none=True)
-    (grad_xhat,) = torch.autograd.grad(scaler.scale(gl.total), x_leaf, retain_graph=True)
+    (grad_xhat,) = torch.autograd.grad(scaler.scale(gl.total), x_leaf, retain_graph=d_update)
     x_hat.backward(grad_xhat)
     scaler.step(pair.opt_g)
 
+    if not d_update:
+        scaler.update()
+        dl = discriminator_loss(real_logit.detach(), fake_logit.detach())
+        return StepResult(_f(gl.total), _f(gl.adv), _f(gl.con), _f(gl.lat), _mean_across_ranks(dl.total),
+                          _f(dl.real), _f(dl.fake), False)
     dl = discriminator_loss(real_logit, fake_logit)
     pair.opt_d.zero_grad(set_to_none=True)
     scaler.scale(dl.total).backward(inputs=list(d_net.parameters()))

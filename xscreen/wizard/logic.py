@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from xscreen.config import DENSITY_MAX, NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
+from xscreen.config import D_EVERY_MAX, DENSITY_MAX, NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
 
 PAGES = ("data", "patches", "model", "train", "calibrate", "save")
 MIN_SCANS = 3  # at least two for training and one held out for validation/calibration
@@ -25,11 +25,13 @@ ESTIMATE_SAMPLE = 8  # scans read to estimate the patch count; the rest are extr
 # score with R alone (λ 1, benchmarks/RESULTS.md, issue 12). D's batches: the paper's everywhere
 # (joint batches did not win on the benign-only criterion; see TrainConfig.d_batch).
 PRESETS: dict[str, dict[str, float | str]] = {
-    "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64, "lam": 1.0, "d_batch": "separate"},
-    "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64, "lam": 1.0, "d_batch": "separate"},
+    "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64, "lam": 1.0, "d_batch": "separate", "d_every": 1},
+    "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64, "lam": 1.0, "d_batch": "separate",
+                 "d_every": 1},
     # the paper's configuration, kept reachable as it was published (λ 0.9, ngf 64, 15 epochs,
     # D on real and reconstructed batches separately as in the reference code)
-    "paper": {"ngf": 64, "ndf": 64, "epochs": 15, "batch_size": 64, "lam": 0.9, "d_batch": "separate"},
+    "paper": {"ngf": 64, "ndf": 64, "epochs": 15, "batch_size": 64, "lam": 0.9, "d_batch": "separate",
+              "d_every": 1},
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
@@ -135,7 +137,7 @@ def apply_preset(state: WizardState, preset: str) -> WizardState:
     p = PRESETS[preset]
     net = dataclasses.replace(state.net, ngf=int(p["ngf"]), ndf=int(p["ndf"]))
     train = dataclasses.replace(state.train, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]),
-                                lam=float(p["lam"]), d_batch=str(p["d_batch"]))
+                                lam=float(p["lam"]), d_batch=str(p["d_batch"]), d_every=int(p["d_every"]))
     return dataclasses.replace(state, preset=preset, net=net, train=train)
 
 
@@ -196,6 +198,8 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append("test-time inpainting grid must be 0 (off) to 4")
     if not 0.0 <= t.density <= DENSITY_MAX:
         errors.append(f"density prior weight must be 0 (off) to {DENSITY_MAX:g}")
+    if not 1 <= t.d_every <= D_EVERY_MAX:
+        errors.append(f"the discriminator must step every 1 to {D_EVERY_MAX} training steps")
     if t.recon_window and not 2 <= t.recon_window <= s.net.size:
         errors.append(f"residual window must be 0 (whole patch) or 2 to {s.net.size}")
     return errors

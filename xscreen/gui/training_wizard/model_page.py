@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QPushButton, QSpinBox, QVBoxLayout)
 
 from xscreen import wizard as wz
-from xscreen.config import DENSITY_MAX
+from xscreen.config import D_EVERY_MAX, DENSITY_MAX
 from xscreen.gui.training_wizard.base import GatedPage
 
 
@@ -61,7 +61,7 @@ class ModelPage(GatedPage):
                     self.device.currentTextChanged, self.recon.currentTextChanged, self.selection.currentTextChanged,
                     self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled,
                     self.inpaint.valueChanged, self.window.valueChanged, self.density.valueChanged,
-                    self.d_batch.currentTextChanged):
+                    self.d_batch.currentTextChanged, self.d_every.valueChanged):
             sig.connect(self._on_field_changed)
 
     def _add_detection_options(self, form: QFormLayout) -> None:
@@ -70,6 +70,9 @@ class ModelPage(GatedPage):
         self.selection.addItems(["mean_score", "pasted", "inserted"])
         self.d_batch = QComboBox()
         self.d_batch.addItems(["separate", "joint"])
+        self.d_every = QSpinBox(minimum=1, maximum=D_EVERY_MAX)
+        self.d_every.setToolTip("step the discriminator on every N-th training step only (1 = every step, the "
+                                "paper); the other steps skip its backward pass and train faster")
         self.input_mask = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.1)
         self.skips_off, self.inpaint = QSpinBox(minimum=0, maximum=3), QSpinBox(minimum=0, maximum=4)
         self.window = QSpinBox(minimum=0, maximum=128)
@@ -79,7 +82,7 @@ class ModelPage(GatedPage):
         self.spectral = QCheckBox("spectral norm in the discriminator")
         for label, w in (("epoch selection (benign)", self.selection), ("masked-input share", self.input_mask),
                          ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral),
-                         ("discriminator batches", self.d_batch),
+                         ("discriminator batches", self.d_batch), ("discriminator step every N", self.d_every),
                          ("score: inpainting grid k (0 = off)", self.inpaint),
                          ("score: residual window (0 = patch)", self.window),
                          ("score: density prior weight (0 = off)", self.density)):
@@ -96,6 +99,7 @@ class ModelPage(GatedPage):
         for w, setter, v in ((self.selection, self.selection.setCurrentText, s.train.selection),
                              (self.input_mask, self.input_mask.setValue, s.train.input_mask),
                              (self.d_batch, self.d_batch.setCurrentText, s.train.d_batch),
+                             (self.d_every, self.d_every.setValue, s.train.d_every),
                              (self.skips_off, self.skips_off.setValue, s.net.outer_skips_off),
                              (self.spectral, self.spectral.setChecked, s.net.d_spectral_norm),
                              (self.inpaint, self.inpaint.setValue, s.train.score_inpaint),
@@ -117,7 +121,7 @@ class ModelPage(GatedPage):
             w_con=self.w_con.value(), w_lat=self.w_lat.value(), lam=self.lam.value(), recon=self.recon.currentText(),
             selection=self.selection.currentText(), input_mask=self.input_mask.value(),
             score_inpaint=self.inpaint.value(), recon_window=self.window.value(), density=self.density.value(),
-            d_batch=self.d_batch.currentText())
+            d_batch=self.d_batch.currentText(), d_every=self.d_every.value())
         net = dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value(),
                                   outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked())
         self.wiz.update(train=train, net=net)
