@@ -124,6 +124,10 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
         din = (x.float() - xin.float()).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
         parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
+        for k in (3, 4):  # finer inpainting grids: each hidden block has more context around it
+            with prec.autocast():
+                dk = (x.float() - reconstruct(g, x, k).float()).abs()
+            parts[f"Rin{k}_l1_max8"] = torch.nn.functional.avg_pool2d(dk.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
         parts["D"] = patch_density(x, "rgb")  # mean darkness, the density prior (ArrayPatches: bright = +1)
         if x.shape[-1] >= 64:  # the same window share of a 64-px patch as 8 of 32
             parts["Rin_l1_max16"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 16, 8).flatten(1).amax(1)
@@ -152,7 +156,7 @@ def zscore_mix(forms: dict, ref: dict, a: str, b: str, lam: float) -> np.ndarray
 def add_mixes(forms: dict, ref: dict) -> dict:
     forms = dict(forms)
     forms["paper 0.9R+0.1L"] = 0.9 * forms["R_l1"] + 0.1 * forms["L"]
-    for k in ("R_l1", "Rin_l1_max8"):  # the product's density prior at weight 1 (TrainConfig.density)
+    for k in ("R_l1", "Rin_l1_max8", "Rin3_l1_max8", "Rin4_l1_max8"):  # the product's density prior at weight 1 (TrainConfig.density)
         forms[f"{k} + density"] = forms[k] + density_scale(ref[k], ref["D"]) * forms["D"]
     lat = "Lz" if "Lz" in forms else "L"
     for lam in (0.5, 0.8):

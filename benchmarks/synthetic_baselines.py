@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/synthetic_baselines"))
     ap.add_argument("--fuse", action="store_true",
                     help="also each model fused with the histogram score (benign-calibration tails)")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also the models' ensemble: mean of s_m / q99_m (benign calibration tails)")
     args = ap.parse_args()
     scorers = [Scorer(m, device="cpu") for m in args.models]
     size, pre = scorers[0].patch_size, scorers[0].preprocess
@@ -146,6 +148,8 @@ def main() -> None:
     if args.fuse:
         for prior in ("dual-energy histogram (q90 of -log density)", "patch darkness"):
             add_fusions(calib, benign + threat, [f"model {m.name}" for m in args.models], prior)
+    if args.ensemble:
+        add_ensemble(calib, benign + threat, [f"model {m.name}" for m in args.models])
     rows = []
     for k in calib[0]["d"]:
         th = float(np.quantile(np.concatenate([e["d"][k][e["live"]] for e in calib]), 0.99))
@@ -155,22 +159,30 @@ def main() -> None:
                                               np.concatenate([e["dark"][e["tp"]] for e in threat]))
         smax = np.array([e["d"][k][e["live"]].max() for e in benign + threat])
         hits: dict[str, list[bool]] = {}
+        by_type: dict[str, list[np.ndarray]] = {}
         for e in threat:
             for ty, sel in e["inst"]:
                 hits.setdefault(ty, []).append(bool((e["d"][k][sel] >= th).any()))
+                by_type.setdefault(ty, []).append(e["d"][k][sel])
+        type_auc = {}  # patches seeing an instance of the type vs every benign-bag patch
+        for ty, parts in sorted(by_type.items()):
+            tt = np.concatenate(parts)
+            type_auc[ty] = round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(tt))], np.r_[b, tt]), 3)
         rows.append({"score": k, "patch_auc": round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3),
                      "darkness_matched_auc": round(matched, 3), "matched_pairs": pairs,
                      "scan_auc_max": round(roc_auc(np.r_[np.zeros(len(benign)), np.ones(len(threat))], smax), 3),
                      "test_benign_patch_far": round(float(np.mean(b >= th)), 4),
-                     "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())}})
+                     "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())},
+                     "patch_auc_by_type": type_auc})
         print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "synthetic_baselines.json").write_text(json.dumps(rows, indent=1))
     lines = ["| score | patch AUC | darkness-matched patch AUC | scan AUC (max) | test benign patch FAR | hits " +
-             " / ".join(rows[0]["hits"]) + " |", "|---|---|---|---|---|---|"]
+             " / ".join(rows[0]["hits"]) + " | patch AUC by type |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["score"], r["patch_auc"], r["darkness_matched_auc"], r["scan_auc_max"], r["test_benign_patch_far"],
-                 " / ".join(f"{v:.0%}" for v in r["hits"].values())]
+                 " / ".join(f"{v:.0%}" for v in r["hits"].values()),
+                 " / ".join(f"{v:.3f}" for v in r["patch_auc_by_type"].values())]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (args.out / "synthetic_baselines.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -194,6 +206,14 @@ def add_fusions(calib: list[dict], others: list[dict], models: list[str], prior:
             e["d"][f"{k} + {name}: ratio sum"] = m / qm + p / qp
             e["d"][f"{k} + {name}: ratio max"] = np.maximum(m / qm, p / qp)
             e["d"][f"{k} + {name}: Fisher"] = -np.log(tm) - np.log(tp)
+
+
+def add_ensemble(calib: list[dict], others: list[dict], models: list[str]) -> None:
+    """Add the models' ensemble score: the mean over models of s_m / q99_m, each model's score put on
+    the scale of its own benign calibration tail (no threat data)."""
+    q = {k: float(np.quantile(np.concatenate([e["d"][k][e["live"]] for e in calib]), 0.99)) for k in models}
+    for e in calib + others:
+        e["d"][f"ensemble of {len(models)}: mean s/q99"] = np.mean([e["d"][k] / q[k] for k in models], axis=0)
 
 
 def darkness_matched_auc(benign: np.ndarray, benign_dark: np.ndarray, threat: np.ndarray,
