@@ -98,6 +98,32 @@ def load_data(args) -> dict:
 
 
 # --- scores ---------------------------------------------------------------------------------
+EXTRA_GRIDS: tuple[int, ...] = ()  # --inpaint-grids: also Rin{k}_l1_max8 for these k (k² passes each)
+
+
+def _grad_mag(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, S, S) -> per-channel Sobel gradient magnitude, same shape."""
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype) / 8.0
+    c = x.shape[1]
+    kx, ky = k.expand(c, 1, 3, 3), k.t().expand(c, 1, 3, 3)
+    xp = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    gx = torch.nn.functional.conv2d(xp, kx, groups=c)
+    gy = torch.nn.functional.conv2d(xp, ky, groups=c)
+    return (gx * gx + gy * gy).sqrt()
+
+
+def _dssim(x: torch.Tensor, y: torch.Tensor, win: int = 7) -> torch.Tensor:
+    """(N, C, S, S) pair in [-1, 1] -> (N, 1, S, S) structural dissimilarity (1 - SSIM) / 2, channel mean,
+    box window ``win`` (Wang et al. 2004 constants for a data range of 2)."""
+    c1, c2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, win, 1, win // 2, count_include_pad=False)  # noqa: E731
+    x, y = x + 1.0, y + 1.0  # [0, 2]: SSIM's luminance term assumes non-negative intensities
+    mx, my = pool(x), pool(y)
+    vx, vy, cxy = pool(x * x) - mx * mx, pool(y * y) - my * my, pool(x * y) - mx * my
+    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return ((1.0 - ssim) / 2.0).mean(1, keepdim=True)
+
+
 @torch.no_grad()
 def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) -> dict[str, np.ndarray]:
     """Every score form for uint8 patches (N, C, S, S); eval-mode networks."""
@@ -123,8 +149,14 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
             xin = reconstruct(g, x, 2)
         din = (x.float() - xin.float()).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
+        xf, xhf, xinf = x.float(), xh.float(), xin.float()
+        win8 = lambda m: torch.nn.functional.avg_pool2d(m, 8, 4).flatten(1).amax(1)  # noqa: E731
+        gres = (_grad_mag(xf) - _grad_mag(xhf)).abs().mean(1, keepdim=True)
+        gin = (_grad_mag(xf) - _grad_mag(xinf)).abs().mean(1, keepdim=True)
+        parts["Rgrad"], parts["Rin_grad_max8"] = gres.flatten(1).mean(1), win8(gin)
+        parts["DSSIM"], parts["Rin_dssim_max8"] = _dssim(xf, xhf).flatten(1).mean(1), win8(_dssim(xf, xinf))
         parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
-        for k in (3, 4):  # finer inpainting grids: each hidden block has more context around it
+        for k in EXTRA_GRIDS:  # finer inpainting grids: each hidden block has more context around it
             with prec.autocast():
                 dk = (x.float() - reconstruct(g, x, k).float()).abs()
             parts[f"Rin{k}_l1_max8"] = torch.nn.functional.avg_pool2d(dk.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
@@ -156,7 +188,7 @@ def zscore_mix(forms: dict, ref: dict, a: str, b: str, lam: float) -> np.ndarray
 def add_mixes(forms: dict, ref: dict) -> dict:
     forms = dict(forms)
     forms["paper 0.9R+0.1L"] = 0.9 * forms["R_l1"] + 0.1 * forms["L"]
-    for k in ("R_l1", "Rin_l1_max8", "Rin3_l1_max8", "Rin4_l1_max8"):  # the product's density prior at weight 1 (TrainConfig.density)
+    for k in ("R_l1", "Rin_l1_max8", "Rin_grad_max8", "Rin_dssim_max8", *(f"Rin{g}_l1_max8" for g in EXTRA_GRIDS)):  # the product's density prior at weight 1 (TrainConfig.density)
         forms[f"{k} + density"] = forms[k] + density_scale(ref[k], ref["D"]) * forms["D"]
     lat = "Lz" if "Lz" in forms else "L"
     for lam in (0.5, 0.8):
@@ -242,7 +274,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("/tmp/xs_study"))
     p.add_argument("--evaluate-state", type=Path, default=None, help="only evaluate this training-state file")
+    p.add_argument("--inpaint-grids", type=int, nargs="*", default=[], help="also score inpainting on these k x k grids")
     args = p.parse_args(argv)
+    global EXTRA_GRIDS
+    EXTRA_GRIDS = tuple(args.inpaint_grids)
     args.quick, args.device = False, "cpu"
     from xscreen.train import fit
     from xscreen.train.loop import EpochReport

@@ -129,6 +129,28 @@ def _method_row(name: str, scores: np.ndarray, labels: np.ndarray, history: list
             "best_test_epoch": int(np.argmax(test_aucs)) + 1 if test_aucs else None, "history": history}
 
 
+def reference_test_scores(g, dnet, x_u8: np.ndarray, batch: int) -> np.ndarray:
+    """The reference code's test(): BatchNorm left in *training* mode (it never calls .eval()), so each
+    image is normalised with its test batch's statistics; batches of ``batch`` in the given order
+    (the reference's loader does not shuffle: its test set is all normal images, then all abnormal
+    ones, so nearly every batch is one label); score 0.9 * mean (x - x̂)² + 0.1 * mean (f(x) - f(x̂))².
+    On copies of the networks, so the running statistics of the model being trained are untouched."""
+    import copy
+
+    import torch
+
+    g, dnet = copy.deepcopy(g).float().train(), copy.deepcopy(dnet).float().train()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x_u8), batch):
+            x = torch.from_numpy(x_u8[i:i + batch]).float() / 127.5 - 1.0
+            fake = g(x)
+            _, fr = dnet(x)
+            _, ff = dnet(fake)
+            out.append((0.9 * (x - fake).pow(2).flatten(1).mean(1) + 0.1 * (fr - ff).pow(2).flatten(1).mean(1)).numpy())
+    return np.concatenate(out)
+
+
 def run_class(d: Cifar, cls: str, args: argparse.Namespace, work: Path) -> dict:
     c = CLASSES.index(cls)
     sp = protocol(d, c, args.val_fraction, args.max_train, args.seed)
@@ -138,7 +160,14 @@ def run_class(d: Cifar, cls: str, args: argparse.Namespace, work: Path) -> dict:
     rows, run = [], _run_config(args)
     if "skip" in args.methods:
         def per_epoch(epoch, g, dnet):
-            return {"test_auc": auc_ap(sp.test_labels, score_nets(g, dnet, test, run))[0]}
+            row = {"test_auc": auc_ap(sp.test_labels, score_nets(g, dnet, test, run))[0]}
+            if args.reference_test:
+                ref = reference_test_scores(g, dnet, d.x[sp.test], args.batch_size)
+                row["test_auc_reference_bn"] = auc_ap(sp.test_labels, ref)[0]
+                shuffled = np.random.default_rng(epoch).permutation(len(sp.test))
+                row["test_auc_reference_bn_shuffled"] = auc_ap(
+                    sp.test_labels[shuffled], reference_test_scores(g, dnet, d.x[sp.test][shuffled], args.batch_size))[0]
+            return row
         res = train_skip(run, train, val, work / cls / "skip", on_epoch=per_epoch)
         scores = score_model_file(res.model_path, test, args.device)
         rows.append(_method_row("Skip-GANomaly", scores, sp.test_labels, res.history, res.best_epoch))
@@ -200,6 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
                     help="training precision (runs before 2026-11-29: fp32)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference-test", action="store_true",
+                   help="also score each epoch as the reference code's test() does (BatchNorm in training mode over "
+                        "unshuffled test batches), and the same with the test set shuffled")
     p.add_argument("--zip", type=Path, default=ZIP)
     p.add_argument("--out", type=Path, default=Path("/tmp/xscreen_bench/cifar10"))
     args = p.parse_args(argv)
