@@ -112,3 +112,25 @@ def test_tiling_preview_shades_air_and_draws_grid():
     assert tuple(out[0, 5]) == (0, 170, 255)           # grid line
     assert out[10, 10].sum() < 255 * 3                 # air patch shaded
     assert tuple(out[50, 80]) == (255, 255, 255)       # patch over the block untouched
+
+
+def test_speed_measurement_times_the_runs_own_discriminator_cadence_and_batches(monkeypatch):
+    """'Measure speed' runs real steps as training will: joint or separate D batches, and D stepped on
+    every d_every-th step only (at least one whole cycle is timed)."""
+    import xscreen.train as train_pkg
+    from xscreen.config import NetConfig
+    from xscreen.wizard.run import measure_speed
+
+    calls = []
+    real = train_pkg.train_step
+
+    def spy(pair, x, precision, **kw):
+        calls.append((kw.get("d_joint", False), kw.get("d_update", True)))
+        return real(pair, x, precision, **kw)
+
+    monkeypatch.setattr(train_pkg, "train_step", spy)
+    net = NetConfig(size=32, channels=2, ngf=4, ndf=4, nz=8)
+    est = measure_speed(net, TrainConfig(batch_size=4, device="cpu", precision="fp32", d_every=4, d_batch="joint"),
+                        n_patches=400, steps=2)
+    assert calls == [(True, True), (True, True), (True, False), (True, False), (True, False)]  # warm-up + 4
+    assert est.patches_per_s > 0 and est.seconds_per_epoch == pytest.approx(400 / est.patches_per_s)

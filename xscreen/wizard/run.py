@@ -28,17 +28,20 @@ class SpeedEstimate:
 
 
 def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int = 3) -> SpeedEstimate:
-    """Time a few real training steps of this architecture on random data (after one warm-up step)."""
+    """Time a few real training steps of this architecture on random data (after one warm-up step),
+    with the run's discriminator batches and D-update cadence."""
     from xscreen.train import train_step
     from xscreen.train.session import new_pair, train_precision
 
     precision = train_precision(net, train)  # what training itself will run in
     pair = new_pair(net, precision.device, train, precision)  # channels_last, as real training
     x = torch.rand(train.batch_size, net.channels, net.size, net.size) * 2 - 1
-    train_step(pair, x, precision)
+    joint = train.d_batch == "joint"
+    train_step(pair, x, precision, d_joint=joint)
+    steps = max(steps, train.d_every)  # at least one whole cycle of D updates (TrainConfig.d_every)
     start = time.perf_counter()
-    for _ in range(steps):
-        train_step(pair, x, precision)
+    for k in range(steps):
+        train_step(pair, x, precision, d_joint=joint, d_update=k % train.d_every == 0)
     rate = steps * train.batch_size / (time.perf_counter() - start)
     # validation scoring adds roughly a forward pass over the held-out patches; training dominates
     per_epoch = n_patches / rate
