@@ -113,7 +113,8 @@ class TrainConfig:
     d_batch: Literal["separate", "joint"] = "separate"
     # D is stepped on every d_every-th training step (the first of each epoch included); 1 = every
     # step (paper). On the other steps G still trains against the current D, but D(x) runs without a
-    # graph and D's backward is skipped (issue 17: ~22 % of a bf16 step here)
+    # graph and D's backward is skipped (issue 17: ~18 % of a bf16 step here). One run in three at 2
+    # lost the IEDs, so the default stays 1 (benchmarks/RESULTS.md, 'Training precision')
     d_every: int = 1  # 1 to D_EVERY_MAX
     lr_schedule: Literal["none", "step", "cosine"] = "none"
     lr_step_epochs: int = 10
