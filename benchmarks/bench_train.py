@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from xscreen.config import NetConfig
 from xscreen.network import Discriminator, Generator, init_weights
 from xscreen.runtime import cpu_supports_bf16, precision_for
-from xscreen.train.step import GanPair, train_step
+from xscreen.train.step import GanPair, d_update_due, train_step
 
 
 def _models(net: NetConfig, channels_last: bool, seed: int = 0):
@@ -65,13 +65,14 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
     if with_reference:
         g, d, og, od = _models(net, channels_last=False)
         variants["reference fp32 NCHW"] = lambda x, m=(g, d, og, od): reference_step(*m, x)
-    ours = [("ours fp32 channels_last", "fp32", True, False), ("ours fp32 NCHW", "fp32", False, False),
-            ("ours fp32 joint D batch", "fp32", True, True)]
+    # (name, precision, channels_last, joint D batch, D stepped every N-th step)
+    ours = [("ours fp32 channels_last", "fp32", True, False, 1), ("ours fp32 NCHW", "fp32", False, False, 1),
+            ("ours fp32 joint D batch", "fp32", True, True, 1)]
     if bf16:
-        ours += [("ours bf16 channels_last", "bf16", True, False), ("ours bf16 joint D batch", "bf16", True, True),
-                 ("ours bf16 D every 2nd step", "bf16", True, False), ("ours bf16 D every 4th step", "bf16", True, False)]
-    for name, prec, cl, joint in ours:
-        every = 4 if "every 4th" in name else 2 if "every 2nd" in name else 1
+        ours += [("ours bf16 channels_last", "bf16", True, False, 1), ("ours bf16 joint D batch", "bf16", True, True, 1),
+                 ("ours bf16 D every 2nd step", "bf16", True, False, 2),
+                 ("ours bf16 D every 4th step", "bf16", True, False, 4)]
+    for name, prec, cl, joint, every in ours:
         g, d, og, od = _models(net, channels_last=cl)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         p = precision_for("cpu", prec)
@@ -81,15 +82,12 @@ def make_variants(net: NetConfig, with_reference: bool = True, bf16: bool = True
 
             auto = train_precision(net, TrainConfig(device="cpu", precision="auto"))
             print(f"precision=auto picks {auto.name} for training this network here", flush=True)
-        if every == 1:
-            variants[name] = lambda x, pair=pair, p=p, cl=cl, j=joint: train_step(pair, x, p, channels_last=cl,
-                                                                                 d_joint=j).g_loss
-        else:  # one call = `every` steps, D stepped on the first (TrainConfig.d_every); timed per step
-            def step(x, pair=pair, p=p, cl=cl, j=joint, every=every):
-                for k in range(every):
-                    train_step(pair, x, p, channels_last=cl, d_joint=j, d_update=k == 0)
-            step.steps = every
-            variants[name] = step
+        def step(x, pair=pair, p=p, cl=cl, j=joint, every=every):
+            """One call = one cycle of ``every`` steps, D stepped on its first; ``timed`` reports per step."""
+            for k in range(every):
+                train_step(pair, x, p, channels_last=cl, d_joint=j, d_update=d_update_due(k, every))
+        step.steps = every
+        variants[name] = step
     return variants
 
 

@@ -25,7 +25,7 @@ from xscreen.loss import density_scale
 from xscreen.runtime import Precision
 from xscreen.train.session import Session, build_session, deterministic_mode, fingerprint
 from xscreen.train.state import Progress, cpu_state, load_state, restore, save_state
-from xscreen.train.step import StepResult, broadcast_module, distributed, train_step
+from xscreen.train.step import StepResult, broadcast_module, d_update_due, distributed, train_step
 from xscreen.train.validation import batch_of as _batch
 from xscreen.train.validation import validation_density, validation_scores
 
@@ -87,7 +87,7 @@ def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float])
         x = _batch(item)
         r: StepResult = train_step(s.pair, x, s.precision, s.weights, noise_std=t.input_noise,
                                    noise_gen=noise_gen, d_reinit_below=t.d_reinit_below, mask_share=t.input_mask,
-                                   d_joint=t.d_batch == "joint", d_update=(i - 1) % t.d_every == 0)
+                                   d_joint=t.d_batch == "joint", d_update=d_update_due(i - 1, t.d_every))
         for k in ("g_loss", "g_adv", "g_con", "g_lat", "d_loss"):
             sums[k] += getattr(r, k)
         sums["steps"] += 1

@@ -106,6 +106,12 @@ def hide_blocks(x: torch.Tensor, share: float, gen: torch.Generator | None = Non
     return torch.where(mask, x.mean((2, 3), keepdim=True), x)
 
 
+def d_update_due(step: int, every: int) -> bool:
+    """Whether D is stepped on training step ``step`` (counted from 0 within the epoch) when it is
+    stepped on every ``every``-th step only (TrainConfig.d_every): the first step of each cycle."""
+    return step % every == 0
+
+
 def train_step(pair: GanPair, x: torch.Tensor, precision: Precision, weights: LossWeights = LossWeights(),
                *, noise_std: float = 0.0, noise_gen: torch.Generator | None = None,
                d_reinit_below: float = 1e-5, channels_last: bool = True, mask_share: float = 0.0,

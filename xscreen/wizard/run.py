@@ -32,6 +32,7 @@ def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int
     with the run's discriminator batches and D-update cadence."""
     from xscreen.train import train_step
     from xscreen.train.session import new_pair, train_precision
+    from xscreen.train.step import d_update_due
 
     precision = train_precision(net, train)  # what training itself will run in
     pair = new_pair(net, precision.device, train, precision)  # channels_last, as real training
@@ -41,7 +42,7 @@ def measure_speed(net: NetConfig, train: TrainConfig, n_patches: int, steps: int
     steps = max(steps, train.d_every)  # at least one whole cycle of D updates (TrainConfig.d_every)
     start = time.perf_counter()
     for k in range(steps):
-        train_step(pair, x, precision, d_joint=joint, d_update=k % train.d_every == 0)
+        train_step(pair, x, precision, d_joint=joint, d_update=d_update_due(k, train.d_every))
     rate = steps * train.batch_size / (time.perf_counter() - start)
     # validation scoring adds roughly a forward pass over the held-out patches; training dominates
     per_epoch = n_patches / rate
