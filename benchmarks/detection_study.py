@@ -101,6 +101,12 @@ def load_data(args) -> dict:
 EXTRA_GRIDS: tuple[int, ...] = ()  # --inpaint-grids: also Rin{k}_l1_max8 for these k (k² passes each)
 
 
+def _window_max(m: torch.Tensor, w: int) -> torch.Tensor:
+    """(N, C, S, S) residual map -> (N,) largest mean over w x w windows at stride w/2, channels averaged:
+    a small object's residual is not averaged away over the whole patch."""
+    return torch.nn.functional.avg_pool2d(m.mean(1, keepdim=True), w, w // 2).flatten(1).amax(1)
+
+
 def _grad_mag(x: torch.Tensor) -> torch.Tensor:
     """(N, C, S, S) -> per-channel Sobel gradient magnitude, same shape."""
     k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype) / 8.0
@@ -136,33 +142,31 @@ def score_forms(g, d, patches: np.ndarray, prec, feat_std: torch.Tensor | None) 
             xh = g(x)
             _, fx = d(x)
             _, fxh = d(xh)
-        diff = (x.float() - xh.float())
+        xf, xhf = x.float(), xh.float()
+        diff = xf - xhf
         fd = (fx.float() - fxh.float()).flatten(1)
         parts = {"R_l1": diff.abs().flatten(1).mean(1), "R_l2": diff.pow(2).flatten(1).mean(1),
                  "L": fd.pow(2).mean(1),
-                 # the largest 8x8 mean residual: a small object's residual is not averaged away
-                 "R_l1_max8": torch.nn.functional.avg_pool2d(diff.abs().mean(1, keepdim=True), 8, 4)
-                 .flatten(1).amax(1)}
+                 "R_l1_max8": _window_max(diff.abs(), 8)}
         if feat_std is not None:
             parts["Lz"] = (fd / feat_std).pow(2).mean(1)
         with prec.autocast():
             xin = reconstruct(g, x, 2)
-        din = (x.float() - xin.float()).abs()
+        xinf = xin.float()
+        din = (xf - xinf).abs()
         parts["Rin_l1"] = din.flatten(1).mean(1)
-        xf, xhf, xinf = x.float(), xh.float(), xin.float()
-        win8 = lambda m: torch.nn.functional.avg_pool2d(m, 8, 4).flatten(1).amax(1)  # noqa: E731
-        gres = (_grad_mag(xf) - _grad_mag(xhf)).abs().mean(1, keepdim=True)
-        gin = (_grad_mag(xf) - _grad_mag(xinf)).abs().mean(1, keepdim=True)
-        parts["Rgrad"], parts["Rin_grad_max8"] = gres.flatten(1).mean(1), win8(gin)
-        parts["DSSIM"], parts["Rin_dssim_max8"] = _dssim(xf, xhf).flatten(1).mean(1), win8(_dssim(xf, xinf))
-        parts["Rin_l1_max8"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
+        gx = _grad_mag(xf)
+        parts["Rgrad"] = (gx - _grad_mag(xhf)).abs().flatten(1).mean(1)
+        parts["Rin_grad_max8"] = _window_max((gx - _grad_mag(xinf)).abs(), 8)
+        parts["DSSIM"], parts["Rin_dssim_max8"] = _dssim(xf, xhf).flatten(1).mean(1), _window_max(_dssim(xf, xinf), 8)
+        parts["Rin_l1_max8"] = _window_max(din, 8)
         for k in EXTRA_GRIDS:  # finer inpainting grids: each hidden block has more context around it
             with prec.autocast():
-                dk = (x.float() - reconstruct(g, x, k).float()).abs()
-            parts[f"Rin{k}_l1_max8"] = torch.nn.functional.avg_pool2d(dk.mean(1, keepdim=True), 8, 4).flatten(1).amax(1)
+                dk = (xf - reconstruct(g, x, k).float()).abs()
+            parts[f"Rin{k}_l1_max8"] = _window_max(dk, 8)
         parts["D"] = patch_density(x, "rgb")  # mean darkness, the density prior (ArrayPatches: bright = +1)
         if x.shape[-1] >= 64:  # the same window share of a 64-px patch as 8 of 32
-            parts["Rin_l1_max16"] = torch.nn.functional.avg_pool2d(din.mean(1, keepdim=True), 16, 8).flatten(1).amax(1)
+            parts["Rin_l1_max16"] = _window_max(din, 16)
         for k, v in parts.items():
             out.setdefault(k, []).append(v.double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
