@@ -218,8 +218,17 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     assert s.train.d_every == 1  # the paper's: D steps on every training step
     m.d_every.setValue(4)
     assert wizard.state.train.d_every == 4
+    assert wizard.state.material is False  # the paper's two energy channels
+    m.material.setChecked(True)
+    assert wizard.state.material is True and wz_net(wizard).channels == 3
     m.window.setValue(1)  # a 1-px window is refused with a reason
     assert any("residual window" in e for e in wz_errors(wizard))
+
+
+def wz_net(wizard):
+    from xscreen import wizard as wz
+
+    return wz.model_net(wizard.state)
 
 
 def wz_errors(wizard):

@@ -26,14 +26,29 @@ class Preprocess:
 
     kind ``dual``: x = 2 * clip(-ln(T) / a_max, 0, 1) - 1 per energy channel (high, low).
     kind ``rgb``/``gray``: x = 2 * (value / i0) - 1 (bright = air = +1).
+    ``material`` (dual only; issue 12, direction 5): a third input channel, the pixel's material
+    coordinate from the ratio a_low / a_high - 0 on the organic (cellulose) curve, 1 on the iron
+    curve at the same a_high (beam hardening corrected, ``materials.material_coordinate``), faded
+    to 0 over thin pixels where the ratio is noise, mapped to [-1, 1].
     """
 
     kind: ScanKind = "dual"
     a_max: float = DUAL_A_MAX
+    material: bool = False
+
+    def __post_init__(self) -> None:
+        if self.material and self.kind != "dual":
+            raise ValueError(f"the material channel needs dual-energy input, not '{self.kind}'")
+
+    @property
+    def scan_channels(self) -> int:
+        """Channels of the scans this input is made from (stored in patch stores)."""
+        return CHANNELS[self.kind]
 
     @property
     def channels(self) -> int:
-        return CHANNELS[self.kind]
+        """Channels of the model input (the network's)."""
+        return CHANNELS[self.kind] + int(self.material)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xscreen.config import CHANNELS
+
 
 @dataclass(frozen=True)
 class GLoss:
@@ -79,8 +81,9 @@ def pixel_error(x: torch.Tensor, x_hat: torch.Tensor, recon: Literal["l1", "l2"]
 
 def pixel_density(x: torch.Tensor, kind: str = "dual") -> torch.Tensor:
     """(N, C, S, S) model input -> (N, S, S) fp32 density in [0, 1]: a / a_max for dual-energy input
-    (dense = +1), 1 − value / i0 for rgb / gray (bright = air = +1); averaged over channels."""
-    m = x.float().mean(1)
+    (dense = +1), 1 − value / i0 for rgb / gray (bright = air = +1); averaged over the scan's
+    channels (a dual-energy input's material channel, when it has one, is not a density)."""
+    m = x[:, :CHANNELS[kind]].float().mean(1)
     return (m + 1.0) * 0.5 if kind == "dual" else (1.0 - m) * 0.5
 
 

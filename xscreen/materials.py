@@ -30,6 +30,9 @@ AIR, ORGANIC, INORGANIC, METAL, IMPENETRABLE = range(5)
 A_MAX = 9.0  # attenuation range of the tables; T = 1.2e-4 is at the 16-bit noise floor
 AIR_A = 0.025  # below this in both channels: air (Poisson noise at I0=60000 is ~0.004)
 IMPENETRABLE_A = 6.0  # high channel below 0.25 % transmission: too few photons to tell materials
+# the material coordinate fades in over a_high 0 -> 0.2 (~18 % absorbed): below it, Poisson noise at
+# i0 ~ 6e4 moves the ratio a_low / a_high by more than a few per cent of the organic-iron gap
+MATERIAL_FADE_A = 0.2
 NB = 512  # table bins per channel, spaced in sqrt(a) so thin objects keep fine ratio resolution
 _T_MIN = 1e-6
 
@@ -110,16 +113,32 @@ def _hue(a_low: np.ndarray, a_high: np.ndarray, cls: np.ndarray) -> np.ndarray:
     changes over a narrow band around each class boundary, so mixtures along a boundary do not
     flicker between two saturated colours while pure materials show their class colour.
     """
-    grid, _, _ = _boundaries()
-    org, inorg, metal = (np.interp(a_high, grid, c) for c in _curves())
-    lr = np.log(np.maximum(a_low, 1e-6) / np.maximum(a_high, 1e-6))
-    z = np.where(lr < np.log(inorg), (lr - np.log(org)) / np.log(inorg / org),
-                 1.0 + (lr - np.log(inorg)) / np.log(metal / inorg))
+    z = _z(a_low, a_high)
     t1 = _smooth((z - 0.5) / 0.6 + 0.5)
     t2 = _smooth((z - 1.5) / 0.6 + 0.5)
     hue = (HUES[ORGANIC] * (1 - t1)[..., None] + HUES[INORGANIC] * (t1 * (1 - t2))[..., None]
            + HUES[METAL] * t2[..., None])
     return np.where((cls == IMPENETRABLE)[..., None], HUES[IMPENETRABLE], hue)
+
+
+def _z(a_low: np.ndarray, a_high: np.ndarray) -> np.ndarray:
+    """Position of log(a_low / a_high) between the reference curves at each a_high: 0 on cellulose,
+    1 on aluminium, 2 on iron (linear in the log ratio between neighbours, extrapolated beyond)."""
+    grid, _, _ = _boundaries()
+    org, inorg, metal = (np.interp(a_high, grid, c) for c in _curves())
+    lr = np.log(np.maximum(a_low, 1e-6) / np.maximum(a_high, 1e-6))
+    return np.where(lr < np.log(inorg), (lr - np.log(org)) / np.log(inorg / org),
+                    1.0 + (lr - np.log(inorg)) / np.log(metal / inorg))
+
+
+def material_coordinate(a_high: np.ndarray, a_low: np.ndarray) -> np.ndarray:
+    """(...) float32 in [0, 1]: the pixel's material between organic (0), aluminium (0.5) and iron
+    (1) at its own a_high (beam hardening corrected, as the colour views), times
+    min(1, a_high / MATERIAL_FADE_A) so that thin pixels, whose ratio is mostly noise, fade to 0."""
+    a_high = np.asarray(a_high, np.float32)
+    z = np.clip(_z(np.asarray(a_low, np.float32), a_high) * 0.5, 0.0, 1.0)
+    z *= np.clip(a_high / MATERIAL_FADE_A, 0.0, 1.0)
+    return z.astype(np.float32)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:

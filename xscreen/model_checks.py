@@ -19,7 +19,7 @@ from typing import Any, Iterator, Literal, Mapping, Union
 import torch
 from torch.overrides import TorchFunctionMode
 
-from xscreen.config import CHANNELS, D_EVERY_MAX, DENSITY_MAX
+from xscreen.config import D_EVERY_MAX, DENSITY_MAX
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,11 @@ def _describe(hint: Any) -> str:
 
 def check_consistency(meta: Any) -> None:
     """Fields that must agree across sections of a ModelMeta (ValueError otherwise)."""
-    expected = CHANNELS[meta.preprocess.kind]
+    expected = meta.preprocess.channels
     if meta.net.channels != expected:
+        extra = " with the material channel" if meta.preprocess.material else ""
         raise ValueError(f"net.channels {meta.net.channels} does not match preprocess.kind "
-                         f"'{meta.preprocess.kind}' ({expected} channels)")
+                         f"'{meta.preprocess.kind}'{extra} ({expected} channels)")
     if meta.patch.size != meta.net.size:
         raise ValueError(f"patch.size {meta.patch.size} differs from net.size {meta.net.size}")
     t = meta.train

@@ -138,13 +138,14 @@ def transmission(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
 
 
 def air_mask(tiling: Tiling, threshold: float, pre: Preprocess) -> torch.Tensor:
-    """(rows, cols) bool: mean transmission of the patch (all channels) >= threshold.
+    """(rows, cols) bool: mean transmission of the patch (all the scan's channels; a material
+    channel is not a transmission) >= threshold.
     One channel at a time, in place: whole-array temporaries cost ~3x the padded scan."""
     x = tiling.padded_x
     total = torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
-    for c in range(x.shape[0]):
+    for c in range(pre.scan_channels):
         total += transmission(x[c], pre)
-    total /= x.shape[0]
+    total /= pre.scan_channels
     mean_t = F.avg_pool2d(total[None, None], tiling.size, tiling.stride)[0, 0]
     return mean_t >= threshold
 

@@ -208,8 +208,8 @@ def _model_tiling(scan: Scan, scorer: Scorer, stride: int):
     """The scan's model input written straight into the air-padded buffer that is tiled: one
     full-size float copy of the scan (issue 17: an 8000 x 3000 dual scan is 192 MB per copy)."""
     pre = scorer.preprocess
-    c, h, w = scan.channels.shape
-    padded = padded_buffer(c, h, w, scorer.patch_size, stride, air_value(pre))
+    _, h, w = scan.channels.shape
+    padded = padded_buffer(pre.channels, h, w, scorer.patch_size, stride, air_value(pre))
     model_input(scan, pre, out=padded[:, :h, :w].numpy())
     return tile_padded(padded.to(scorer.device), scorer.patch_size, stride, h, w)
 

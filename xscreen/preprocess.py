@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from xscreen.config import Preprocess
+from xscreen.materials import material_coordinate
 from xscreen.scan import Scan
 
 _T_MIN = 1e-6
@@ -11,19 +12,28 @@ _T_MIN = 1e-6
 
 def model_input(scan: Scan, pre: Preprocess, out: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) float32 in [-1, 1], written into ``out`` (a (C, H, W) float32 array or view, e.g.
-    the inside of a padded buffer) when given. Raises ValueError when the scan's kind is not the
-    model's. Works one channel at a time in place: for an 8000 x 3000 dual scan the float64
-    temporaries of a whole-array formula peaked at ~0.6 GB more (issue 17, memory)."""
+    the inside of a padded buffer) when given; C = ``pre.channels`` (the scan's channels, then the
+    material channel when ``pre.material``). ``scan.channels`` may also be a stack of patches
+    (N, C, S, S) - every map is per pixel - and the result is then (N, C, S, S). Raises ValueError
+    when the scan's kind or channel count is not the model's. Works one channel at a time in place:
+    for an 8000 x 3000 dual scan the float64 temporaries of a whole-array formula peaked at ~0.6 GB
+    more (issue 17, memory)."""
     if scan.kind != pre.kind:
         raise ValueError(f"{scan.scan_id}: the model expects '{pre.kind}' scans, this scan is '{scan.kind}'")
     ch = scan.channels
+    axis = ch.ndim - 3  # channel axis: 0 for a scan, 1 for a stack of patches
+    if axis not in (0, 1) or ch.shape[axis] != pre.scan_channels:
+        raise ValueError(f"{scan.scan_id}: channels {ch.shape} do not fit a '{pre.kind}' model input "
+                         f"({pre.scan_channels} channels)")
+    shape = (*ch.shape[:axis], pre.channels, *ch.shape[axis + 1:])
     if out is None:
-        out = np.empty(ch.shape, np.float32)
-    elif out.shape != ch.shape or out.dtype != np.float32:
-        raise ValueError(f"output buffer {out.shape} {out.dtype} does not fit the scan {ch.shape} float32")
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"output buffer {out.shape} {out.dtype} does not fit the input {shape} float32")
     i0 = np.float32(scan.i0)
+    energy = out[:, :pre.scan_channels] if axis else out[:pre.scan_channels]
     for c in range(ch.shape[0]):  # the same float32 operations as the whole-array formula, in place
-        o = out[c]
+        o = energy[c]
         np.divide(ch[c], i0, out=o, dtype=np.float32)  # transmission, as Scan.transmission
         np.clip(o, 0.0, 1.0, out=o)
         if pre.kind == "dual":
@@ -33,12 +43,27 @@ def model_input(scan: Scan, pre: Preprocess, out: np.ndarray | None = None) -> n
             np.clip(o, 0.0, 1.0, out=o)
         o *= np.float32(2.0)
         o -= np.float32(1.0)
+    if pre.material:
+        _material_channel(out, pre.a_max)
     return out
 
 
+def _material_channel(out: np.ndarray, a_max: float, rows: int = 256) -> None:
+    """Channel 2 = 2 * material coordinate - 1, from the energy channels 0 and 1 of ``out`` (C, H, W)
+    or (N, C, S, S), a band of rows (or patches) at a time: the interpolation's float64
+    temporaries stay a few MB on an enormous scan."""
+    high, low, mat = (out[..., k, :, :] for k in range(3))
+    scale = np.float32(0.5 * a_max)
+    for y in range(0, high.shape[0], rows):
+        a_h = (high[y:y + rows] + np.float32(1.0)) * scale
+        a_l = (low[y:y + rows] + np.float32(1.0)) * scale
+        mat[y:y + rows] = material_coordinate(a_h, a_l) * np.float32(2.0) - np.float32(1.0)
+
+
 def to_transmission(x: np.ndarray, pre: Preprocess) -> np.ndarray:
-    """Inverse of ``model_input`` up to clipping: (C, H, W) in [-1, 1] -> transmission in [0, 1]."""
-    x = np.asarray(x, dtype=np.float32)
+    """Inverse of ``model_input`` up to clipping: (C, H, W) in [-1, 1] -> transmission in [0, 1] of the
+    scan's own channels (a material channel is not a transmission and is left out)."""
+    x = np.asarray(x, dtype=np.float32)[:pre.scan_channels]  # the material channel is derived: dropped
     if pre.kind == "dual":
         return np.exp(-(x + 1.0) * 0.5 * pre.a_max).astype(np.float32)
     return np.clip((x + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)

@@ -54,7 +54,8 @@ def _text(d: dict) -> str:
     lines = [f"model      {d['model_id']}   ({d['file']})",
              f"checksum   sha256:{d['checksum']} (verified)",
              f"created    {card['created']}   training {card['train_seconds']:.0f}s   seed {card['seed']}",
-             f"input      {d['preprocess']['kind']} ({net['channels']} ch), patch {net['size']}px stride "
+             f"input      {d['preprocess']['kind']}{' + material' if d['preprocess'].get('material') else ''} "
+             f"({net['channels']} ch), patch {net['size']}px stride "
              f"{d['patch']['stride']}, a_max {d['preprocess']['a_max']}",
              f"network    ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}; score λ {d['train']['lam']} "
              f"recon {d['train']['recon']}{_score_options(d['train'])}",

@@ -95,6 +95,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help=f"UNet skips removed below the outermost level (default {d.net.outer_skips_off})")
     p.add_argument("--d-spectral-norm", action=argparse.BooleanOptionalAction, default=None,
                    help=f"spectral normalisation in the discriminator (default {d.net.d_spectral_norm})")
+    p.add_argument("--material-channel", action=argparse.BooleanOptionalAction, default=None,
+                   help="a third input channel for dual-energy scans: each pixel's material (organic -> "
+                   f"iron) from the ratio of its two attenuations (default {d.preprocess.material})")
     _train_flag(p, "device", "auto | cpu | cuda | cuda:N")
     _train_flag(p, "precision", "compute precision", choices=("auto", "fp32", "bf16", "fp16"))
     _train_flag(p, "seed", "random seed", type=int)
@@ -117,6 +120,8 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
         top["output"] = str(args.output)
     if args.name is not None:
         top["name"] = args.name
+    if args.material_channel is not None:
+        top["preprocess"] = dataclasses.replace(run.preprocess, material=args.material_channel)
     return dataclasses.replace(run, train=dataclasses.replace(run.train, **t),
                                patch=dataclasses.replace(run.patch, **patch),
                                net=dataclasses.replace(run.net, **net), **top)

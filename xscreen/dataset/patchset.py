@@ -90,7 +90,7 @@ class PatchStoreDataset(Dataset):
     def _normalise_run(self, raw: np.ndarray, rows: np.ndarray) -> torch.Tensor:
         """(n, C, S, S) raw -> float32, one model_input call per scan in the run (a run is
         usually a strip of one scan); model_input is element-wise, so a stack of patches is fine."""
-        x = np.empty(raw.shape, np.float32)
+        x = np.empty((raw.shape[0], self.preprocess.channels, *raw.shape[2:]), np.float32)
         for r in np.unique(rows):
             sel = rows == r
             x[sel] = model_input(Scan("", self.preprocess.kind, raw[sel], self._i0[int(r)]), self.preprocess)

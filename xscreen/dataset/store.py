@@ -207,7 +207,7 @@ def build_patch_store(scans: Sequence[Path | Scan], out: Path, patch: PatchConfi
             pre = pre or Preprocess(kind=scan.kind)
             _check(scan, item, pre, f["train/patches"].dtype if "train" in f else None)
             if "train" not in f:
-                _create_groups(f, pre.channels, patch.size, scan.channels.dtype)
+                _create_groups(f, pre.scan_channels, patch.size, scan.channels.dtype)
             split = "val" if is_val[i] else "train"
             patches, origins, skipped = extract_patches(scan, patch, max_per_scan, rng)
             _append(f[split], patches, origins, i)

@@ -65,10 +65,14 @@ def expand_scans(items: tuple[str, ...] | list[str]) -> list[Path]:
 
 
 def _kind_preprocess(run: RunConfig, first: Path) -> Preprocess:
-    """The model input kind is the data's: taken from the first scan, keeping the config's a_max."""
+    """The model input kind is the data's: taken from the first scan, keeping the config's a_max and
+    material channel."""
     from xscreen.scan import load_scan
 
-    return Preprocess(kind=load_scan(first).kind, a_max=run.preprocess.a_max)
+    kind = load_scan(first).kind
+    if run.preprocess.material and kind != "dual":
+        raise ValueError(f"the material channel needs dual-energy scans; {first} is a '{kind}' scan")
+    return Preprocess(kind=kind, a_max=run.preprocess.a_max, material=run.preprocess.material)
 
 
 def _build(scans: list[Path], out: Path, run: RunConfig, pre: Preprocess, val_fraction: float) -> Iterator:

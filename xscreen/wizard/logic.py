@@ -74,6 +74,7 @@ class WizardState:
     preset: str = "standard"
     net: NetConfig = NetConfig(ngf=32, ndf=32)
     train: TrainConfig = TrainConfig(epochs=10)
+    material: bool = False  # Preprocess.material: the dual-energy material channel (issue 12)
     trained_model: Path | None = None
     training: bool = False
     name: str = ""
@@ -202,6 +203,8 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append(f"the discriminator must step every 1 to {D_EVERY_MAX} training steps")
     if t.recon_window and not 2 <= t.recon_window <= s.net.size:
         errors.append(f"residual window must be 0 (whole patch) or 2 to {s.net.size}")
+    if s.material and (s.inventory.kind or "dual") != "dual":
+        errors.append(f"the material channel needs dual-energy scans; these are '{s.inventory.kind}'")
     return errors
 
 
@@ -228,20 +231,25 @@ def _save_errors(s: WizardState) -> list[str]:
 
 def model_net(state: WizardState) -> NetConfig:
     """The network the wizard will train: its widths with the data's patch size and channel count."""
-    channels = Preprocess(kind=state.inventory.kind or "dual").channels
-    return dataclasses.replace(state.net, size=state.patch.size, channels=channels)
+    return dataclasses.replace(state.net, size=state.patch.size, channels=model_preprocess(state).channels)
+
+
+def model_preprocess(state: WizardState) -> Preprocess:
+    """The input map the wizard will train with: the data's kind, the material channel if chosen
+    (dual-energy data only: on other data the model page lists it as an error)."""
+    kind = state.inventory.kind or "dual"
+    return Preprocess(kind=kind, material=state.material and kind == "dual")
 
 
 def to_run_config(state: WizardState, output: Path) -> RunConfig:
     """The config file the wizard saves; ``xscreen train --config FILE`` reruns it headless."""
-    kind = state.inventory.kind or "dual"
     return RunConfig(
         # the readable scans, not the folders: unreadable files are skipped, and the config reruns
         # on exactly the scans the wizard trained on
         benign=tuple(str(s.path) for s in state.inventory.scans) or tuple(str(p) for p in state.benign),
         threat=(str(state.threat),) if state.threat else (),
         output=str(output), name=state.name, description=state.description,
-        preprocess=Preprocess(kind=kind), patch=state.patch,
+        preprocess=model_preprocess(state), patch=state.patch,
         net=model_net(state),
         train=state.train,
     )

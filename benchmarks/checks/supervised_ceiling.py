@@ -1,0 +1,147 @@
+"""How separable are the synthetic threat patches at all? A supervised ceiling (issue 12).
+
+Not a detector for the product (it is trained on labelled threats, which the product never sees):
+a measurement of what the pixel values of a 64-px patch can carry. The paper's discriminator
+architecture (``network.Discriminator``, ndf 32) is trained as a plain binary classifier on the
+labelled patches of a *separate* synthetic set (its own seed: no test bag, no test threat), then read
+on the test set with the same grid, air rule, threat labels and per-type patch AUC as
+``synthetic_baselines.py``. If a supervised CNN cannot rank a type's patches above benign ones, no
+benign-only model can be expected to.
+
+    python benchmarks/checks/supervised_ceiling.py --labelled /tmp/xs_synth/sup \
+        --calib /tmp/xs_synth/calib/benign --test /tmp/xs_synth/test --model models/default.xsm
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthetic_baselines import darkness_matched_auc  # noqa: E402
+
+from xscreen.config import NetConfig, ScreenConfig  # noqa: E402
+from xscreen.evaluate import truth  # noqa: E402
+from xscreen.metrics import roc_auc  # noqa: E402
+from xscreen.network import Discriminator  # noqa: E402
+from xscreen.patches import tile  # noqa: E402
+from xscreen.pipeline import screen  # noqa: E402
+from xscreen.preprocess import model_input  # noqa: E402
+from xscreen.scan import list_scans, load_scan  # noqa: E402
+from xscreen.scoring import Scorer  # noqa: E402
+
+
+def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, types: dict):
+    """Patches of one bag on the screening grid: x (N, C, S, S), live, threat, darkness, model score,
+    [(type, instance patches)]."""
+    scan = load_scan(path)
+    res = screen(scan, scorer, ScreenConfig(stride=stride, maps=False))
+    rows, cols = res.score_grid.shape
+    size = scorer.patch_size
+    x = torch.from_numpy(model_input(scan, scorer.preprocess))
+    p = tile(x, size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size).contiguous()
+    live = ~res.air_grid.ravel()
+    out = {"x": p, "live": live, "dark": (p.mean((1, 2, 3)).numpy() + 1) / 2, "model": res.score_grid.ravel(),
+           "tp": np.zeros(len(p), bool), "near": np.zeros(len(p), bool), "inst": []}
+    if folder is not None:
+        mask = truth.read_mask(folder / "masks" / f"{path.stem}.png", (scan.height, scan.width))
+        origins = np.array([(r * stride, c * stride) for r in range(rows) for c in range(cols)])
+        out["tp"] = truth.threat_patches(mask, origins, size, 0.1) & live
+        out["near"] = truth.patch_coverage(mask > 0, origins, size) > 0
+        out["inst"] = [(i.type, truth.instance_patches(mask, i, origins, size, 0.1) & live)
+                       for i in truth.instances(mask, types[path.stem])]
+    return out
+
+
+def load_set(root: Path, scorer: Scorer, stride: int) -> tuple[list, list]:
+    types = {r["stem"]: [t for t in r["threat_types"].split(";") if t]
+             for r in csv.DictReader(open(root / "labels.csv", newline=""))}
+    benign = [bag_patches(p, scorer, stride, None, types) for p in list_scans(root / "benign")]
+    threat = [bag_patches(p, scorer, stride, root, types) for p in list_scans(root / "threat")]
+    return benign, threat
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    k = int(torch.randint(0, 4, (1,), generator=g))
+    x = torch.rot90(x, k, (2, 3))
+    return torch.flip(x, (3,)) if torch.rand(1, generator=g) < 0.5 else x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labelled", type=Path, required=True, help="synthetic set (own seed) to train on")
+    ap.add_argument("--calib", type=Path, required=True, help="benign calibration bags (1 %% threshold)")
+    ap.add_argument("--test", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=Path("models/default.xsm"), help="grid, input map, reference row")
+    ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--ndf", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/supervised_ceiling.json"))
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    scorer = Scorer(args.model, device="cpu")
+    lb, lt = load_set(args.labelled, scorer, args.stride)
+    # negatives: live patches of benign bags and of threat bags away from any threat pixel; positives:
+    # the threat patches (the evaluation's own rule); patches touching a threat below it are left out
+    xs = [e["x"][e["live"]] for e in lb] + [e["x"][e["live"] & ~e["near"]] for e in lt] + [e["x"][e["tp"]] for e in lt]
+    n_neg = sum(len(v) for v in xs[:len(lb) + len(lt)])
+    x_train = torch.cat(xs)
+    y_train = torch.cat([torch.zeros(n_neg), torch.ones(len(x_train) - n_neg)])
+    print(f"training patches: {n_neg} negative, {len(x_train) - n_neg} positive", flush=True)
+    calib, _ = [bag_patches(p, scorer, args.stride, None, {}) for p in list_scans(args.calib)], None
+    tb, tt = load_set(args.test, scorer, args.stride)
+
+    net = Discriminator(NetConfig(size=scorer.patch_size, channels=x_train.shape[1], ndf=args.ndf))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    pos_weight = torch.tensor(n_neg / max(1, len(x_train) - n_neg))
+    g = torch.Generator().manual_seed(args.seed)
+    rows = []
+    for epoch in range(1, args.epochs + 1):
+        net.train()
+        order = torch.randperm(len(x_train), generator=g)
+        for i in range(0, len(order), 64):
+            j = order[i:i + 64]
+            logit, _ = net.logits_features(augment(x_train[j], g))
+            loss = F.binary_cross_entropy_with_logits(logit, y_train[j], pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            for e in calib + tb + tt:
+                e["sup"] = torch.cat([net.logits_features(e["x"][i:i + 256])[0] for i in range(0, len(e["x"]), 256)]).numpy()
+        for key in ("sup", "model"):
+            if key == "model" and epoch > 1:
+                continue
+            th = float(np.quantile(np.concatenate([e[key][e["live"]] for e in calib]), 0.99))
+            b = np.concatenate([e[key][e["live"]] for e in tb])
+            t = np.concatenate([e[key][e["tp"]] for e in tt])
+            auc = roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t])
+            matched, _ = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in tb]), t,
+                                              np.concatenate([e["dark"][e["tp"]] for e in tt]))
+            by_type, hits = {}, {}
+            for e in tt:
+                for ty, sel in e["inst"]:
+                    by_type.setdefault(ty, []).append(e[key][sel])
+                    hits.setdefault(ty, []).append(bool((e[key][sel] >= th).any()))
+            type_auc = {ty: round(roc_auc(np.r_[np.zeros(len(b)), np.ones(sum(map(len, v)))], np.r_[b, np.concatenate(v)]), 3)
+                        for ty, v in sorted(by_type.items())}
+            row = {"score": "supervised D-architecture CNN" if key == "sup" else f"model {args.model.name}",
+                   "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
+                   "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": type_auc,
+                   "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())},
+                   "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
