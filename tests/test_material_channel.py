@@ -147,3 +147,21 @@ def test_wizard_carries_the_material_channel(tmp_path):
     assert wz.to_run_config(rgb, tmp_path / "m.xsm").preprocess.material is False
     assert any("material channel needs dual-energy" in e for e in wz.page_errors(rgb, "model"))
     assert not any("material" in e for e in wz.page_errors(dataclasses.replace(rgb, material=False), "model"))
+
+
+def test_the_selection_criterion_inserts_objects_into_material_inputs_consistently():
+    """`--selection inserted` on a material model: the object goes into both energy channels and the
+    material channel is recomputed from them, exactly as model_input would."""
+    from xscreen.train.selection import insert_object
+
+    scan = _scan_with_blocks()
+    pre = Preprocess(material=True)
+    x = model_input(scan, pre)[:, :, :32]  # the air block: the inserted object is all there is
+    y = insert_object(x, "dual", pre.a_max, np.random.default_rng(3), (0.05, 0.1))
+    assert y.shape == x.shape and (y[:2] > x[:2]).any()
+    again = y.copy()
+    from xscreen.preprocess import material_channel
+    material_channel(again, pre.a_max)
+    np.testing.assert_array_equal(y, again)
+    plain = model_input(scan, Preprocess())[:, :, :32]
+    np.testing.assert_array_equal(insert_object(plain, "dual", pre.a_max, np.random.default_rng(3), (0.05, 0.1)), y[:2])

@@ -44,11 +44,11 @@ def model_input(scan: Scan, pre: Preprocess, out: np.ndarray | None = None) -> n
         o *= np.float32(2.0)
         o -= np.float32(1.0)
     if pre.material:
-        _material_channel(out, pre.a_max)
+        material_channel(out, pre.a_max)
     return out
 
 
-def _material_channel(out: np.ndarray, a_max: float, rows: int = 256) -> None:
+def material_channel(out: np.ndarray, a_max: float, rows: int = 256) -> None:
     """Channel 2 = 2 * material coordinate - 1, from the energy channels 0 and 1 of ``out`` (C, H, W)
     or (N, C, S, S), a band of rows (or patches) at a time: the interpolation's float64
     temporaries stay a few MB on an enormous scan."""

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from xscreen.metrics import roc_auc
+from xscreen.preprocess import material_channel
 
 
 def paste_patch(target: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -83,12 +84,17 @@ def insert_object(x: np.ndarray, kind: str, a_max: float, rng: np.random.Generat
 
     ``rgb``/``gray`` inputs are transmission maps ((x + 1) / 2 = value / i0): they are multiplied by
     t. ``dual`` inputs are attenuations a / a_max: -ln t is added, on the low-energy channel times a
-    material factor 1-1.6 (low energies are attenuated more, the more so the denser the material)."""
+    material factor 1-1.6 (low energies are attenuated more, the more so the denser the material); a
+    third (material) channel is then recomputed from the two, as ``model_input`` makes it."""
     m = object_mask(x.shape[-1], rng)
     t = float(rng.uniform(*t_range))
     if kind == "dual":
         extra = -np.log(t) / a_max * np.array([1.0, rng.uniform(1.0, 1.6)], np.float32)[:, None, None]
-        return np.clip(x + 2.0 * extra * m[None], -1.0, 1.0).astype(np.float32)
+        out = x.astype(np.float32)  # a copy
+        out[:2] = np.clip(x[:2] + 2.0 * extra * m[None], -1.0, 1.0)
+        if len(out) == 3:
+            material_channel(out, a_max)
+        return out
     trans = (x + 1.0) / 2.0 * (1.0 - (1.0 - t) * m[None])
     return (trans * 2.0 - 1.0).astype(np.float32)
 
