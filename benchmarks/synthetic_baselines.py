@@ -13,6 +13,10 @@ instance hit rates are comparable across rows. Scores:
 * ``PCA``: linear reconstruction (k = 64) fit on benign training patches, R = mean |x - x̂|;
 * each model given: its own patch score (what screening uses), under the same threshold rule.
 
+Hit rates are also reported at each score's own 1 % level of the *test* benign patches: the
+calibrated thresholds land at 0.6-1.0 % test false alarms depending on the model, and a knife's hit
+moves with that; the equal-FAR view compares scores, the calibrated one what an operator would see.
+
     python benchmarks/synthetic_baselines.py --train T/benign --calib C/benign --test TEST \
         --models models/default.xsm [--out DIR]
 """
@@ -161,10 +165,15 @@ def main() -> None:
         bag_aucs = {name: round(roc_auc(bag_y, np.array([f(e, k, th) for e in benign + threat])), 3)
                     for name, f in BAG_SCORES.items()}
         hits: dict[str, list[bool]] = {}
+        # the same at one benign false-alarm rate for every score (the test benign patches' own 1 %
+        # level): an evaluation view only, so that hit rates compare at equal false alarms
+        th_eq = float(np.quantile(b, 0.99))
+        hits_eq: dict[str, list[bool]] = {}
         by_type: dict[str, list[np.ndarray]] = {}
         for e in threat:
             for ty, sel in e["inst"]:
                 hits.setdefault(ty, []).append(bool((e["d"][k][sel] >= th).any()))
+                hits_eq.setdefault(ty, []).append(bool((e["d"][k][sel] > th_eq).any()))
                 by_type.setdefault(ty, []).append(e["d"][k][sel])
         type_auc = {}  # patches seeing an instance of the type vs every benign-bag patch
         for ty, parts in sorted(by_type.items()):
@@ -175,15 +184,18 @@ def main() -> None:
                      "scan_auc_max": bag_aucs["max"],
                      "test_benign_patch_far": round(float(np.mean(b >= th)), 4),
                      "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())},
+                     "hits_at_test_far_1pct": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits_eq.items())},
                      "patch_auc_by_type": type_auc, "scan_auc_by_bag_score": bag_aucs})
         print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "synthetic_baselines.json").write_text(json.dumps(rows, indent=1))
     lines = ["| score | patch AUC | darkness-matched patch AUC | scan AUC (max) | test benign patch FAR | hits " +
-             " / ".join(rows[0]["hits"]) + " | patch AUC by type |", "|---|---|---|---|---|---|---|"]
+             " / ".join(rows[0]["hits"]) + " | the same at 1 % test FAR | patch AUC by type |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["score"], r["patch_auc"], r["darkness_matched_auc"], r["scan_auc_max"], r["test_benign_patch_far"],
                  " / ".join(f"{v:.0%}" for v in r["hits"].values()),
+                 " / ".join(f"{v:.0%}" for v in r["hits_at_test_far_1pct"].values()),
                  " / ".join(f"{v:.3f}" for v in r["patch_auc_by_type"].values())]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (args.out / "synthetic_baselines.md").write_text("\n".join(lines) + "\n")

@@ -29,7 +29,7 @@ from synthetic_baselines import darkness_matched_auc  # noqa: E402
 from xscreen.config import NetConfig, ScreenConfig  # noqa: E402
 from xscreen.evaluate import truth  # noqa: E402
 from xscreen.metrics import roc_auc  # noqa: E402
-from xscreen.network import Discriminator  # noqa: E402
+from xscreen.network import Discriminator, init_weights  # noqa: E402
 from xscreen.patches import tile  # noqa: E402
 from xscreen.pipeline import screen  # noqa: E402
 from xscreen.preprocess import model_input  # noqa: E402
@@ -37,9 +37,10 @@ from xscreen.scan import list_scans, load_scan  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
 
 
-def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, types: dict):
+def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, types: dict, context: bool = False):
     """Patches of one bag on the screening grid: x (N, C, S, S), live, threat, darkness, model score,
-    [(type, instance patches)]."""
+    [(type, instance patches)]. ``context``: x also carries, as C more channels, the 2S x 2S window
+    centred on the patch at half resolution (what lies around the patch)."""
     scan = load_scan(path)
     res = screen(scan, scorer, ScreenConfig(stride=stride, maps=False))
     rows, cols = res.score_grid.shape
@@ -47,7 +48,13 @@ def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, ty
     x = torch.from_numpy(model_input(scan, scorer.preprocess))
     p = tile(x, size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size).contiguous()
     live = ~res.air_grid.ravel()
-    out = {"x": p, "live": live, "dark": (p.mean((1, 2, 3)).numpy() + 1) / 2, "model": res.score_grid.ravel(),
+    dark = (p.mean((1, 2, 3)).numpy() + 1) / 2
+    if context:  # windows at (origin - S/2) of size 2S: the same grid, one window per patch
+        h = size // 2
+        xc = F.pad(x, (h, h, h, h), value=-1.0)
+        w = tile(xc, 2 * size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], 2 * size, 2 * size)
+        p = torch.cat([p, F.avg_pool2d(w, 2)], 1)
+    out = {"x": p, "live": live, "dark": dark, "model": res.score_grid.ravel(),
            "tp": np.zeros(len(p), bool), "near": np.zeros(len(p), bool), "inst": []}
     if folder is not None:
         mask = truth.read_mask(folder / "masks" / f"{path.stem}.png", (scan.height, scan.width))
@@ -59,11 +66,11 @@ def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, ty
     return out
 
 
-def load_set(root: Path, scorer: Scorer, stride: int) -> tuple[list, list]:
+def load_set(root: Path, scorer: Scorer, stride: int, context: bool) -> tuple[list, list]:
     types = {r["stem"]: [t for t in r["threat_types"].split(";") if t]
              for r in csv.DictReader(open(root / "labels.csv", newline=""))}
-    benign = [bag_patches(p, scorer, stride, None, types) for p in list_scans(root / "benign")]
-    threat = [bag_patches(p, scorer, stride, root, types) for p in list_scans(root / "threat")]
+    benign = [bag_patches(p, scorer, stride, None, types, context) for p in list_scans(root / "benign")]
+    threat = [bag_patches(p, scorer, stride, root, types, context) for p in list_scans(root / "threat")]
     return benign, threat
 
 
@@ -83,11 +90,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--context", action="store_true", help="also the 2x window around each patch, at half resolution")
     ap.add_argument("--out", type=Path, default=Path("/tmp/supervised_ceiling.json"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     scorer = Scorer(args.model, device="cpu")
-    lb, lt = load_set(args.labelled, scorer, args.stride)
+    lb, lt = load_set(args.labelled, scorer, args.stride, args.context)
     # negatives: live patches of benign bags and of threat bags away from any threat pixel; positives:
     # the threat patches (the evaluation's own rule); patches touching a threat below it are left out
     xs = [e["x"][e["live"]] for e in lb] + [e["x"][e["live"] & ~e["near"]] for e in lt] + [e["x"][e["tp"]] for e in lt]
@@ -95,10 +103,13 @@ def main() -> None:
     x_train = torch.cat(xs)
     y_train = torch.cat([torch.zeros(n_neg), torch.ones(len(x_train) - n_neg)])
     print(f"training patches: {n_neg} negative, {len(x_train) - n_neg} positive", flush=True)
-    calib, _ = [bag_patches(p, scorer, args.stride, None, {}) for p in list_scans(args.calib)], None
-    tb, tt = load_set(args.test, scorer, args.stride)
+    calib = [bag_patches(p, scorer, args.stride, None, {}, args.context) for p in list_scans(args.calib)]
+    tb, tt = load_set(args.test, scorer, args.stride, args.context)
 
-    net = Discriminator(NetConfig(size=scorer.patch_size, channels=x_train.shape[1], ndf=args.ndf))
+    net = Discriminator(NetConfig(size=scorer.patch_size, channels=scorer.preprocess.channels, ndf=args.ndf))
+    if x_train.shape[1] != scorer.preprocess.channels:  # context channels: a wider first convolution
+        net.features[0] = torch.nn.Conv2d(x_train.shape[1], args.ndf, 4, 2, 1, bias=False)
+        init_weights(net.features[0])
     opt = torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
     pos_weight = torch.tensor(n_neg / max(1, len(x_train) - n_neg))
     g = torch.Generator().manual_seed(args.seed)
@@ -133,7 +144,8 @@ def main() -> None:
                     hits.setdefault(ty, []).append(bool((e[key][sel] >= th).any()))
             type_auc = {ty: round(roc_auc(np.r_[np.zeros(len(b)), np.ones(sum(map(len, v)))], np.r_[b, np.concatenate(v)]), 3)
                         for ty, v in sorted(by_type.items())}
-            row = {"score": "supervised D-architecture CNN" if key == "sup" else f"model {args.model.name}",
+            name = "supervised D-architecture CNN" + (" + context" if args.context else "")
+            row = {"score": name if key == "sup" else f"model {args.model.name}",
                    "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
                    "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": type_auc,
                    "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())},
