@@ -109,7 +109,7 @@ def main() -> None:
     for path in list_scans(args.train):
         scan = load_scan(path)
         hist.add(scan)
-        x = torch.from_numpy(model_input(scan, pre))
+        x = torch.from_numpy(model_input(scan, pre))[:pre.scan_channels]  # the energies (no material channel)
         p = tile(x, size, size, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size)
         p = p[p.mean((1, 2, 3)) > -0.9]
         train_patches.append(p[np.sort(rng.permutation(len(p))[:100])].clone())
@@ -127,7 +127,7 @@ def main() -> None:
             first = runs[0]
             rows, cols = first.score_grid.shape
             live = ~first.air_grid.ravel()
-            x = torch.from_numpy(model_input(scan, pre))
+            x = torch.from_numpy(model_input(scan, pre))[:pre.scan_channels]
             patches = tile(x, size, args.stride, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size)
             dark = (patches.mean((1, 2, 3)).numpy() + 1.0) / 2.0  # mean a / a_max, in [0, 1]
             d = {"patch darkness": dark,
