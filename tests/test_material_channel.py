@@ -115,6 +115,8 @@ def test_train_with_the_material_channel_then_screen(tmp_path, capsys):
     assert info["preprocess"]["material"] is True and info["net"]["channels"] == 3
     assert main(["model", "info", str(out)]) == 0
     assert "dual + material (3 ch)" in capsys.readouterr().out
+    from xscreen.gui.probe import describe_model  # the GUI's model panel (no Qt needed to read it)
+    assert "input: dual + material, patch 32px" in describe_model(out)
     assert main(["screen", str(data / "s0.h5"), "--model", str(out), "--out", str(tmp_path / "o")]) == 0
     row = (tmp_path / "o" / "summary.csv").read_text().splitlines()
     assert len(row) == 2 and "s0" in row[1]
