@@ -221,6 +221,22 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     assert wizard.state.material is False  # the paper's two energy channels
     m.material.setChecked(True)
     assert wizard.state.material is True and wz_net(wizard).channels == 3
+    from xscreen.wizard.logic import Inventory, ScanInfo
+
+    rgb = Inventory(scans=tuple(ScanInfo(Path(f"c{i}.png"), "rgb", 64, 64) for i in range(4)))
+    m.advanced.setChecked(True)
+    assert m.material.isEnabled()
+    wizard.update(inventory=rgb)  # colour images: no energies to take a ratio of
+    assert not m.material.isEnabled() and not m.material.isChecked() and wizard.state.material is False
+    assert not any("material" in e for e in wz_errors(wizard))
+    wizard.update(inventory=Inventory())
+    assert m.material.isEnabled()
+    m.advanced.setChecked(False)  # the group greys every advanced field, this one included
+    assert not m.material.isEnabled()
+    m.seed.setValue(7)  # any other change of state leaves it so
+    assert not m.material.isEnabled()
+    m.advanced.setChecked(True)
+    assert m.material.isEnabled()
     m.window.setValue(1)  # a 1-px window is refused with a reason
     assert any("residual window" in e for e in wz_errors(wizard))
 

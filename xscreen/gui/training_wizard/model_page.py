@@ -63,6 +63,7 @@ class ModelPage(GatedPage):
                     self.inpaint.valueChanged, self.window.valueChanged, self.density.valueChanged,
                     self.d_batch.currentTextChanged, self.d_every.valueChanged, self.material.toggled):
             sig.connect(self._on_field_changed)
+        self.advanced.toggled.connect(self._sync_material)  # after the group's own (children) handler
 
     def _add_detection_options(self, form: QFormLayout) -> None:
         """The detection-study options (benchmarks/RESULTS.md, 'Detection study'); paper values by default."""
@@ -113,6 +114,18 @@ class ModelPage(GatedPage):
             w.blockSignals(True)
             setter(v)
             w.blockSignals(False)
+
+    def _on_state_changed(self) -> None:
+        self._sync_material()
+        super()._on_state_changed()
+
+    def _sync_material(self, *_) -> None:
+        """The material channel is a ratio of two energies: colour or grey data has none to take, so
+        there the box is cleared and greyed; elsewhere it follows the Advanced group."""
+        dual = (self.wiz.state.inventory.kind or "dual") == "dual"
+        if not dual and self.material.isChecked():
+            self.material.setChecked(False)  # updates the state (and comes back here once)
+        self.material.setEnabled(dual and self.advanced.isChecked())
 
     def _on_preset_changed(self, name: str) -> None:
         self.wiz.set_state(wz.apply_preset(self.wiz.state, name))
