@@ -32,12 +32,13 @@ import torch
 
 from xscreen.config import ScreenConfig
 from xscreen.evaluate import truth
-from xscreen.metrics import roc_auc
+from xscreen.metrics import roc_auc, threshold_for_far
 from xscreen.patches import tile
 from xscreen.pipeline import screen
 from xscreen.preprocess import model_input
 from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
+from xscreen.train.selection import anomaly_auc
 
 from baselines import PcaBaseline
 
@@ -167,7 +168,7 @@ def main() -> None:
         hits: dict[str, list[bool]] = {}
         # the same at one benign false-alarm rate for every score (the test benign patches' own 1 %
         # level): an evaluation view only, so that hit rates compare at equal false alarms
-        th_eq = float(np.quantile(b, 0.99))
+        th_eq = threshold_for_far(b, 0.01)
         hits_eq: dict[str, list[bool]] = {}
         by_type: dict[str, list[np.ndarray]] = {}
         for e in threat:
@@ -175,10 +176,7 @@ def main() -> None:
                 hits.setdefault(ty, []).append(bool((e["d"][k][sel] >= th).any()))
                 hits_eq.setdefault(ty, []).append(bool((e["d"][k][sel] > th_eq).any()))
                 by_type.setdefault(ty, []).append(e["d"][k][sel])
-        type_auc = {}  # patches seeing an instance of the type vs every benign-bag patch
-        for ty, parts in sorted(by_type.items()):
-            tt = np.concatenate(parts)
-            type_auc[ty] = round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(tt))], np.r_[b, tt]), 3)
+        type_auc = patch_auc_by_type(b, by_type)
         rows.append({"score": k, "patch_auc": round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3),
                      "darkness_matched_auc": round(matched, 3), "matched_pairs": pairs,
                      "scan_auc_max": bag_aucs["max"],
@@ -254,6 +252,12 @@ def add_ensemble(calib: list[dict], others: list[dict], models: list[str]) -> No
     q = {k: float(np.quantile(np.concatenate([e["d"][k][e["live"]] for e in calib]), 0.99)) for k in models}
     for e in calib + others:
         e["d"][f"ensemble of {len(models)}: mean s/q99"] = np.mean([e["d"][k] / q[k] for k in models], axis=0)
+
+
+def patch_auc_by_type(benign: np.ndarray, by_type: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """Per threat type: the patches that see an instance of it (all instances' arrays) against every
+    benign-bag patch, rounded to 3 places, types sorted."""
+    return {ty: round(anomaly_auc(benign, np.concatenate(parts)), 3) for ty, parts in sorted(by_type.items())}
 
 
 def darkness_matched_auc(benign: np.ndarray, benign_dark: np.ndarray, threat: np.ndarray,

@@ -48,7 +48,7 @@ class Preprocess:
     @property
     def channels(self) -> int:
         """Channels of the model input (the network's)."""
-        return CHANNELS[self.kind] + int(self.material)
+        return self.scan_channels + int(self.material)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import numpy as np
 
 from xscreen.config import ScreenConfig
 from xscreen.evaluate import truth
-from xscreen.metrics import roc_auc
+from xscreen.metrics import threshold_for_far
 from xscreen.pipeline import screen
 from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
+from xscreen.train.selection import anomaly_auc
 from xscreen.synth import bags, threats
 
 # the order of ied()'s drawing calls, per primitive (threats.ied): rect 0-1 block and tape, 2-4
@@ -80,7 +81,7 @@ def main() -> None:
     th = []
     for s in scorers:
         calib = [screen(load_scan(p), s, cfg) for p in list_scans(args.calib)]
-        th.append(float(np.quantile(np.concatenate([r.score_grid.ravel()[~r.air_grid.ravel()] for r in calib]), 0.99)))
+        th.append(threshold_for_far(np.concatenate([r.score_grid.ravel()[~r.air_grid.ravel()] for r in calib]), 0.01))
     benign = [[screen(load_scan(p), s, cfg) for s in scorers] for p in list_scans(args.test / "benign")]
     b_scores = [np.concatenate([runs[i].score_grid.ravel()[~runs[i].air_grid.ravel()] for runs in benign])
                 for i in range(len(scorers))]
@@ -121,7 +122,7 @@ def main() -> None:
             b = b_scores[i]
             res["parts"][part] = {"n": len(hits[i][part]), "hit": round(float(np.mean(hits[i][part])), 2),
                                   "patches": int(len(t)),
-                                  "patch_auc": round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3)}
+                                  "patch_auc": round(anomaly_auc(b, t), 3)}
         out.append(res)
         print(json.dumps(res), flush=True)
     args.out.write_text(json.dumps(out, indent=1))

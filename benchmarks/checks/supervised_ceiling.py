@@ -24,17 +24,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthetic_baselines import darkness_matched_auc  # noqa: E402
+from synthetic_baselines import darkness_matched_auc, patch_auc_by_type  # noqa: E402
 
 from xscreen.config import NetConfig, ScreenConfig  # noqa: E402
 from xscreen.evaluate import truth  # noqa: E402
-from xscreen.metrics import roc_auc  # noqa: E402
+from xscreen.metrics import threshold_for_far  # noqa: E402
 from xscreen.network import Discriminator, init_weights  # noqa: E402
 from xscreen.patches import tile  # noqa: E402
 from xscreen.pipeline import screen  # noqa: E402
 from xscreen.preprocess import model_input  # noqa: E402
 from xscreen.scan import list_scans, load_scan  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
+from xscreen.train.selection import anomaly_auc  # noqa: E402
 
 
 def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, types: dict, context: bool = False):
@@ -72,6 +73,22 @@ def load_set(root: Path, scorer: Scorer, stride: int, context: bool) -> tuple[li
     benign = [bag_patches(p, scorer, stride, None, types, context) for p in list_scans(root / "benign")]
     threat = [bag_patches(p, scorer, stride, root, types, context) for p in list_scans(root / "threat")]
     return benign, threat
+
+
+def score_bags(net: torch.nn.Module, bags: list[dict]) -> None:
+    """e["sup"] = the network's logit of every patch of every bag (eval mode, batches of 256)."""
+    with torch.no_grad():
+        for e in bags:
+            e["sup"] = torch.cat([net.logits_features(e["x"][i:i + 256])[0] for i in range(0, len(e["x"]), 256)]).numpy()
+
+
+def instance_scores(bags: list[dict], key: str) -> dict[str, list[np.ndarray]]:
+    """Per threat type, the ``key`` scores of the patches that see each instance of it."""
+    out: dict[str, list[np.ndarray]] = {}
+    for e in bags:
+        for ty, sel in e["inst"]:
+            out.setdefault(ty, []).append(e[key][sel])
+    return out
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -125,46 +142,31 @@ def main() -> None:
             loss.backward()
             opt.step()
         net.eval()
-        with torch.no_grad():
-            for e in calib + tb + tt:
-                e["sup"] = torch.cat([net.logits_features(e["x"][i:i + 256])[0] for i in range(0, len(e["x"]), 256)]).numpy()
+        score_bags(net, calib + tb + tt)
         for key in ("sup", "model"):
             if key == "model" and epoch > 1:
                 continue
-            th = float(np.quantile(np.concatenate([e[key][e["live"]] for e in calib]), 0.99))
+            th = threshold_for_far(np.concatenate([e[key][e["live"]] for e in calib]), 0.01)
             b = np.concatenate([e[key][e["live"]] for e in tb])
             t = np.concatenate([e[key][e["tp"]] for e in tt])
-            auc = roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t])
+            auc = anomaly_auc(b, t)
             matched, _ = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in tb]), t,
                                               np.concatenate([e["dark"][e["tp"]] for e in tt]))
-            by_type, hits = {}, {}
-            for e in tt:
-                for ty, sel in e["inst"]:
-                    by_type.setdefault(ty, []).append(e[key][sel])
-                    hits.setdefault(ty, []).append(bool((e[key][sel] >= th).any()))
-            type_auc = {ty: round(roc_auc(np.r_[np.zeros(len(b)), np.ones(sum(map(len, v)))], np.r_[b, np.concatenate(v)]), 3)
-                        for ty, v in sorted(by_type.items())}
+            by_type = instance_scores(tt, key)
             name = "supervised D-architecture CNN" + (" + context" if args.context else "")
             row = {"score": name if key == "sup" else f"model {args.model.name}",
                    "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
-                   "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": type_auc,
-                   "hits": {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())},
+                   "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": patch_auc_by_type(b, by_type),
+                   "hits": {ty: round(float(np.mean([(s >= th).any() for s in v])), 2) for ty, v in sorted(by_type.items())},
                    "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     # the same network on the patches it was trained on: if a type does not separate even there, its
     # patches overlap benign ones in what a 64-px patch shows (not a matter of too few examples)
-    with torch.no_grad():
-        for e in lb + lt:
-            e["sup"] = torch.cat([net.logits_features(e["x"][i:i + 256])[0] for i in range(0, len(e["x"]), 256)]).numpy()
+    score_bags(net, lb + lt)
     b = np.concatenate([e["sup"][e["live"]] for e in lb])
-    by_type: dict[str, list] = {}
-    for e in lt:
-        for ty, sel in e["inst"]:
-            by_type.setdefault(ty, []).append(e["sup"][sel])
     row = {"score": "supervised, on its own training patches", "epoch": args.epochs,
-           "patch_auc_by_type": {ty: round(roc_auc(np.r_[np.zeros(len(b)), np.ones(sum(map(len, v)))],
-                                                   np.r_[b, np.concatenate(v)]), 3) for ty, v in sorted(by_type.items())}}
+           "patch_auc_by_type": patch_auc_by_type(b, instance_scores(lt, "sup"))}
     rows.append(row)
     print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps(rows, indent=1))

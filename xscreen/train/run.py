@@ -69,10 +69,10 @@ def _kind_preprocess(run: RunConfig, first: Path) -> Preprocess:
     material channel."""
     from xscreen.scan import load_scan
 
-    kind = load_scan(first).kind
-    if run.preprocess.material and kind != "dual":
-        raise ValueError(f"the material channel needs dual-energy scans; {first} is a '{kind}' scan")
-    return Preprocess(kind=kind, a_max=run.preprocess.a_max, material=run.preprocess.material)
+    try:  # Preprocess refuses a material channel on colour or grey data
+        return Preprocess(kind=load_scan(first).kind, a_max=run.preprocess.a_max, material=run.preprocess.material)
+    except ValueError as exc:
+        raise ValueError(f"{first}: {exc}") from exc
 
 
 def _build(scans: list[Path], out: Path, run: RunConfig, pre: Preprocess, val_fraction: float) -> Iterator:

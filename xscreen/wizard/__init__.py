@@ -5,15 +5,16 @@ jobs behind the wizard's buttons (warm-up timing, live reconstructions, recalibr
 imports torch, so it is not imported here - ``from xscreen.wizard.run import ...``.
 """
 from xscreen.wizard.logic import (ESTIMATE_SAMPLE, MIN_PATCHES, MIN_SCANS, PAGES, PATCH_SIZES, PRESETS, Inventory,
-                                  ScanInfo, WizardState, apply_preset, count_patches, estimate_patches,
-                                  expand_inputs, model_net, page_errors, safe_model_filename, take_inventory,
+                                  ScanInfo, WizardState, apply_preset, count_patches, data_kind, estimate_patches,
+                                  expand_inputs, model_net, model_preprocess, page_errors, safe_model_filename, take_inventory,
                                   tiling_preview, to_run_config)
 # The configs that ``xscreen.wizard`` has always re-exported (the GUI builds them as ``wz.PatchConfig``).
 from xscreen.wizard.logic import NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
 
 __all__ = [
     "ESTIMATE_SAMPLE", "MIN_PATCHES", "MIN_SCANS", "PAGES", "PATCH_SIZES", "PRESETS", "Inventory", "ScanInfo",
-    "WizardState", "apply_preset", "count_patches", "estimate_patches", "expand_inputs", "model_net",
+    "WizardState", "apply_preset", "count_patches", "data_kind", "estimate_patches", "expand_inputs", "model_net",
+    "model_preprocess",
     "page_errors", "safe_model_filename", "take_inventory", "tiling_preview", "to_run_config",
     "NetConfig", "PatchConfig", "Preprocess", "RunConfig", "TrainConfig",
 ]

@@ -203,8 +203,8 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append(f"the discriminator must step every 1 to {D_EVERY_MAX} training steps")
     if t.recon_window and not 2 <= t.recon_window <= s.net.size:
         errors.append(f"residual window must be 0 (whole patch) or 2 to {s.net.size}")
-    if s.material and (s.inventory.kind or "dual") != "dual":
-        errors.append(f"the material channel needs dual-energy scans; these are '{s.inventory.kind}'")
+    if s.material and data_kind(s) != "dual":
+        errors.append(f"the material channel needs dual-energy scans; these are '{data_kind(s)}'")
     return errors
 
 
@@ -234,10 +234,15 @@ def model_net(state: WizardState) -> NetConfig:
     return dataclasses.replace(state.net, size=state.patch.size, channels=model_preprocess(state).channels)
 
 
+def data_kind(state: WizardState) -> str:
+    """The chosen data's scan kind ('dual' until an inventory says otherwise)."""
+    return state.inventory.kind or "dual"
+
+
 def model_preprocess(state: WizardState) -> Preprocess:
     """The input map the wizard will train with: the data's kind, the material channel if chosen
     (dual-energy data only: on other data the model page lists it as an error)."""
-    kind = state.inventory.kind or "dual"
+    kind = data_kind(state)
     return Preprocess(kind=kind, material=state.material and kind == "dual")
 
 

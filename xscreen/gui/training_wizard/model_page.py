@@ -122,7 +122,7 @@ class ModelPage(GatedPage):
     def _sync_material(self, *_) -> None:
         """The material channel is a ratio of two energies: colour or grey data has none to take, so
         there the box is cleared and greyed; elsewhere it follows the Advanced group."""
-        dual = (self.wiz.state.inventory.kind or "dual") == "dual"
+        dual = wz.data_kind(self.wiz.state) == "dual"
         if not dual and self.material.isChecked():
             self.material.setChecked(False)  # updates the state (and comes back here once)
         self.material.setEnabled(dual and self.advanced.isChecked())
