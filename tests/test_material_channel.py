@@ -134,6 +134,13 @@ def test_the_material_channel_is_refused_for_colour_images(tmp_path, capsys):
                  "--ngf", "4", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "-q"]) != 0
     assert "material channel needs dual-energy" in capsys.readouterr().err
     assert not (tmp_path / "m.xsm").exists()
+    assert not (tmp_path / "m.xsm.work").exists()  # the refused run leaves no empty work folder
+    # a work folder the user made beforehand is theirs: it stays, even empty
+    (tmp_path / "mine").mkdir()
+    assert main(["train", str(data), "-o", str(tmp_path / "m.xsm"), "--material-channel", "--size", "32",
+                 "--workdir", str(tmp_path / "mine"), "--ngf", "4", "--epochs", "1", "--batch-size", "8",
+                 "--device", "cpu", "-q"]) != 0
+    assert (tmp_path / "mine").is_dir() and not (tmp_path / "m.xsm").exists()
 
 
 def test_wizard_carries_the_material_channel(tmp_path):

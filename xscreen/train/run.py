@@ -128,10 +128,18 @@ def train_model(run: RunConfig, workdir: str | Path, resume: bool = False, comma
     The model file goes to ``run.output``; ``workdir`` keeps the patch stores and ``state.pt``.
     """
     workdir = Path(workdir)
+    created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     rank = dist.get_rank() if distributed() else 0
     if rank == 0:
-        yield from prepare_stores(run, workdir, reuse=resume)
+        try:
+            yield from prepare_stores(run, workdir, reuse=resume)
+        except BaseException:
+            # a run refused or stopped before its first store was complete leaves no empty folder
+            # behind (stores are written to a temporary file and renamed, so nothing else is there)
+            if created and not any(workdir.iterdir()):
+                workdir.rmdir()
+            raise
     if distributed():
         dist.barrier()
     run, train, val, info = open_data(run, workdir, command)
