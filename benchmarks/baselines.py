@@ -62,6 +62,32 @@ class PcaBaseline:
         return torch.cat(out).numpy()
 
 
+class KnnBaseline:
+    """Nearest benign neighbour on raw pixels: score = mean Euclidean distance (per pixel, RMS) from
+    the flattened patch to its ``k`` nearest among up to ``max_fit`` benign training patches.
+    Needs no network and no training: the simplest density estimate a learned score should beat."""
+
+    def __init__(self, k: int = 1, max_fit: int = 8000, seed: int = 0):
+        self.k, self.max_fit, self.seed = k, max_fit, seed
+        self.memory: torch.Tensor | None = None  # (M, D)
+
+    def fit(self, data: Dataset) -> "KnnBaseline":
+        n = len(data)  # type: ignore[arg-type]
+        idx = np.random.default_rng(self.seed).permutation(n)[: self.max_fit]
+        self.memory = _stack(data, np.sort(idx)).flatten(1).float()
+        return self
+
+    @torch.no_grad()
+    def score(self, data: Dataset, batch_size: int = 1024) -> np.ndarray:
+        """(N,) RMS distance to the k nearest benign training patches."""
+        assert self.memory is not None, "fit() first"
+        out = []
+        for x in DataLoader(data, batch_size=batch_size, shuffle=False):
+            dist = torch.cdist(x.flatten(1).float(), self.memory)
+            out.append(dist.topk(self.k, 1, largest=False).values.mean(1).double())
+        return (torch.cat(out) / self.memory.shape[1] ** 0.5).numpy()
+
+
 def _stack(data: Dataset, idx: np.ndarray) -> torch.Tensor:
     if hasattr(data, "__getitems__"):
         return torch.stack(data.__getitems__(list(idx)))  # type: ignore[attr-defined]

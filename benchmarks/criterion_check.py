@@ -28,6 +28,12 @@ from xscreen.scoring import Scorer
 from xscreen.train.selection import InsertedDataset, anomaly_auc
 
 from score_options import benign_patches
+from synthetic_baselines import darkness_matched_auc
+
+
+def _darkness(patches: torch.Tensor) -> np.ndarray:
+    """(N, C, S, S) dual-energy model input -> (N,) mean a / a_max of the energy channels."""
+    return ((patches[:, :2].mean((1, 2, 3)) + 1.0) / 2.0).double().numpy()
 
 RANGES = {"faint (criterion)": (0.3, 0.8), "dense": (0.02, 0.3)}
 
@@ -44,6 +50,8 @@ def main() -> None:
     ap.add_argument("--per-bag", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("/tmp/criterion_check.json"))
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out")
+    ap.add_argument("--variants", action="store_true",
+                    help="also each range darkness-matched and as the share of inserted patches over the clean q99")
     args = ap.parse_args()
     rows, cache = [], {}
     done = {r["model"]: r for r in json.loads(args.out.read_text())} if args.resume and args.out.is_file() else {}
@@ -63,10 +71,15 @@ def main() -> None:
             scorer = Scorer(model, device="cpu")
             clean = scorer.score(patches, keep_reconstructions=False).scores.numpy()
             crit = {}
+            dark = _darkness(patches)
             for name, tr in RANGES.items():
                 bad = torch.stack(list(InsertedDataset(TensorDataset(patches), meta.preprocess.kind,
                                                        meta.preprocess.a_max, seed=0, t_range=tr)))
-                crit[name] = round(anomaly_auc(clean, scorer.score(bad, keep_reconstructions=False).scores.numpy()), 4)
+                s_bad = scorer.score(bad, keep_reconstructions=False).scores.numpy()
+                crit[name] = round(anomaly_auc(clean, s_bad), 4)
+                if args.variants:  # exploratory forms of the same inserted objects (session 7)
+                    crit[f"{name}, darkness-matched"] = round(darkness_matched_auc(clean, dark, s_bad, _darkness(bad))[0], 4)
+                    crit[f"{name}, share over clean q99"] = round(float(np.mean(s_bad > np.quantile(clean, 0.99))), 4)
             # the model's own λ: the one it was calibrated and scored with (the only entry with hit rates)
             test = next(v for v in r["by_lambda"].values() if "types" in v)
             row = {"model": f"{d.name}/{r['model']}", "setting": r.get("setting"), **crit,
@@ -75,7 +88,7 @@ def main() -> None:
             args.out.write_text(json.dumps(rows, indent=1))
             print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps(rows, indent=1))
-    for c in RANGES:
+    for c in [k for k in rows[0] if k.startswith(tuple(RANGES))]:
         cs = [r[c] for r in rows]
         print(f"{c}: Spearman with test patch AUC {spearman(cs, [r['test_patch_auc'] for r in rows]):+.2f}, "
               f"knife hits {spearman(cs, [r['knife'] for r in rows]):+.2f}, IED hits "

@@ -11,6 +11,7 @@ instance hit rates are comparable across rows. Scores:
   pairs (a_high, a_low) = -ln T; a pixel's score is its negative log density, a patch's the 90th
   percentile over its pixels (an unusual material at an unusual thickness anywhere in the patch);
 * ``PCA``: linear reconstruction (k = 64) fit on benign training patches, R = mean |x - x̂|;
+* ``kNN``: RMS distance to the nearest of the same benign training patches, raw pixels;
 * each model given: its own patch score (what screening uses), under the same threshold rule.
 
 Hit rates are also reported at each score's own 1 % level of the *test* benign patches: the
@@ -40,7 +41,7 @@ from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
 from xscreen.train.selection import anomaly_auc
 
-from baselines import PcaBaseline
+from baselines import KnnBaseline, PcaBaseline
 
 BINS, A_MAX, AIR_A = 96, 9.0, 0.05
 
@@ -117,6 +118,7 @@ def main() -> None:
     hist.finish()
     pca = PcaBaseline(k=64).fit(_Items(torch.cat(train_patches)))
     pca_score = lambda p: pca.score(_Items(p))  # noqa: E731
+    knn = KnnBaseline(k=1).fit(_Items(torch.cat(train_patches)))
     types = {r["stem"]: [t for t in r["threat_types"].split(";") if t]
              for r in csv.DictReader(open(args.test / "labels.csv", newline=""))}
 
@@ -134,7 +136,8 @@ def main() -> None:
             d = {"patch darkness": dark,
                  "dual-energy histogram (q90 of -log density)": grid_quantile(hist.pixel_scores(scan), rows, cols,
                                                                             size, args.stride),
-                 "PCA k=64 (R)": pca_score(patches.contiguous())}
+                 "PCA k=64 (R)": pca_score(patches.contiguous()),
+                 "kNN k=1 (raw pixels)": knn.score(_Items(patches.contiguous()))}
             for m, r in zip(args.models, runs):
                 d[f"model {m.name}"] = r.score_grid.ravel()
             e = {"d": d, "live": live, "dark": dark, "grid": (rows, cols)}
