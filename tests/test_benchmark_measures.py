@@ -55,3 +55,24 @@ def test_pooled_matched_auc_of_the_synthetic_baselines_equals_brute_force():
     assert abs(auc - float(cmp[close].sum()) / pairs) < 1e-12
     assert pooled(bd, bd, td, td)[0] == pytest.approx(0.5, abs=0.08)  # darkness itself: near chance
     assert pooled(b, bd, t, np.full(80, 5.0)) == (pytest.approx(float("nan"), nan_ok=True), 0)
+
+
+def test_knn_baseline_scores_the_distance_to_the_nearest_benign_training_patch():
+    import torch
+    from baselines import KnnBaseline
+
+    rng = np.random.default_rng(0)
+    train = torch.from_numpy(rng.uniform(-1, 1, (50, 2, 4, 4)).astype(np.float32))
+    from synthetic_baselines import _Items  # items are plain (C, S, S) tensors, as the benchmarks pass them
+
+    knn = KnnBaseline(k=1).fit(_Items(train))
+    assert knn.memory.shape == (50, 32)
+    # a training patch is at distance 0; one shifted by 0.5 everywhere is at RMS distance <= 0.5
+    q = torch.stack([train[3], train[7] + 0.5])
+    s = knn.score(_Items(q))
+    assert s.shape == (2,) and s[0] == pytest.approx(0.0, abs=1e-6) and 0.0 < s[1] <= 0.5 + 1e-6
+    brute = min(float(((train[i] - q[1]) ** 2).mean().sqrt()) for i in range(50))
+    assert s[1] == pytest.approx(brute, rel=1e-5)
+    # k = 3 averages the three nearest, and only up to max_fit patches are kept
+    s3 = KnnBaseline(k=3, max_fit=20).fit(_Items(train)).score(_Items(q))
+    assert s3[1] >= s[1] - 1e-6 and s3[0] > 0.0  # the mean of three cannot be 0 (only one copy of train[3])
