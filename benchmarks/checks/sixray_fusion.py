@@ -19,9 +19,10 @@ def scored_state(argv=None):
     form of the state's networks on its benign validation patches and on each boxed threat bag's
     patches, with patch darkness added -> (data, val forms, [threat forms per bag])."""
     ap = argparse.ArgumentParser(); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--state"); ap.add_argument("--set", nargs="*", default=[])
+    ap.add_argument("--scale", type=float, default=0.25); ap.add_argument("--patch", type=int, default=32)
     a = ap.parse_args(argv)
     class A: pass
-    args = A(); args.out = Path("/tmp/xs_study"); args.scale = 0.25; args.patch = 32; args.seed = a.seed
+    args = A(); args.out = Path("/tmp/xs_study"); args.scale = a.scale; args.patch = a.patch; args.seed = a.seed
     args.set = a.set; args.precision = "bf16"; args.epochs = 6; args.ngf = 32; args.batch_size = 64; args.max_patches = 100; args.n_train = 80; args.n_val = 20; args.quick=False; args.device="cpu"
     d = load_data(args)
     run = configured_run(args)

@@ -8,6 +8,7 @@ sixray_fusion.py (whose loading and scoring it uses):
 
   python benchmarks/checks/sixray_knn_fusion.py --seed 0 --state /tmp/xs_study/fixD_skipoff2/work/state.pt \
       --set outer_skips_off=2
+  (×0.5 / 64 px: add --scale 0.5 --patch 64; the inpainted score is then read with its 16-px window)
 """
 import sys
 from pathlib import Path
@@ -29,6 +30,9 @@ def main():
     val["kNN"] = knn.score(ArrayPatches(d["val"]))
     for t, p in zip(thr, d["threat"]):
         t["kNN"] = knn.score(ArrayPatches(p))
+    if "Rin_l1_max16" in val:  # a 64-px patch: the window with the same share of the patch as 8 of 32
+        for f in (val, *thr):
+            f["Rin_l1_max8"] = f["Rin_l1_max16"]
     q = {k: np.quantile(val[k], 0.99) for k in ("Rin_l1_max8", "kNN", "darkness", "R_l1")}
     forms = {k: [t[k] for t in thr] for k in ("darkness", "R_l1", "Rin_l1_max8", "kNN")}
     forms["inpainted + kNN"] = [t["Rin_l1_max8"] / q["Rin_l1_max8"] + t["kNN"] / q["kNN"] for t in thr]
