@@ -81,11 +81,17 @@ class KnnBaseline:
     def score(self, data: Dataset, batch_size: int = 1024) -> np.ndarray:
         """(N,) RMS distance to the k nearest benign training patches."""
         assert self.memory is not None, "fit() first"
-        out = []
-        for x in DataLoader(data, batch_size=batch_size, shuffle=False):
-            dist = torch.cdist(x.flatten(1).float(), self.memory)
-            out.append(dist.topk(self.k, 1, largest=False).values.mean(1).double())
+        out = [nearest_distance(x.flatten(1).float(), self.memory, self.k).double()
+               for x in DataLoader(data, batch_size=batch_size, shuffle=False)]
         return (torch.cat(out) / self.memory.shape[1] ** 0.5).numpy()
+
+
+@torch.no_grad()
+def nearest_distance(q: torch.Tensor, memory: torch.Tensor, k: int = 1, chunk: int = 4096) -> torch.Tensor:
+    """(Q, D) queries, (M, D) memory -> (Q,) mean Euclidean distance to the k nearest memory rows
+    (queries in chunks: the distance matrix of a chunk is chunk x M)."""
+    return torch.cat([torch.cdist(q[i:i + chunk], memory).topk(k, 1, largest=False).values.mean(1)
+                      for i in range(0, len(q), chunk)])
 
 
 def _stack(data: Dataset, idx: np.ndarray) -> torch.Tensor:

@@ -24,16 +24,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from xscreen.checkpoint import load_model
+from xscreen.loss import patch_density
 from xscreen.scoring import Scorer
 from xscreen.train.selection import InsertedDataset, anomaly_auc
 
 from score_options import benign_patches
 from synthetic_baselines import darkness_matched_auc
-
-
-def _darkness(patches: torch.Tensor) -> np.ndarray:
-    """(N, C, S, S) dual-energy model input -> (N,) mean a / a_max of the energy channels."""
-    return ((patches[:, :2].mean((1, 2, 3)) + 1.0) / 2.0).double().numpy()
 
 RANGES = {"faint (criterion)": (0.3, 0.8), "dense": (0.02, 0.3)}
 
@@ -71,14 +67,16 @@ def main() -> None:
             scorer = Scorer(model, device="cpu")
             clean = scorer.score(patches, keep_reconstructions=False).scores.numpy()
             crit = {}
-            dark = _darkness(patches)
+            kind = meta.preprocess.kind  # darkness: mean a / a_max of the energy channels (the density prior's)
+            clean_dark = patch_density(patches, kind).double().numpy() if args.variants else None
             for name, tr in RANGES.items():
                 bad = torch.stack(list(InsertedDataset(TensorDataset(patches), meta.preprocess.kind,
                                                        meta.preprocess.a_max, seed=0, t_range=tr)))
                 s_bad = scorer.score(bad, keep_reconstructions=False).scores.numpy()
                 crit[name] = round(anomaly_auc(clean, s_bad), 4)
                 if args.variants:  # exploratory forms of the same inserted objects (session 7)
-                    crit[f"{name}, darkness-matched"] = round(darkness_matched_auc(clean, dark, s_bad, _darkness(bad))[0], 4)
+                    crit[f"{name}, darkness-matched"] = round(darkness_matched_auc(
+                        clean, clean_dark, s_bad, patch_density(bad, kind).double().numpy())[0], 4)
                     crit[f"{name}, share over clean q99"] = round(float(np.mean(s_bad > np.quantile(clean, 0.99))), 4)
             # the model's own λ: the one it was calibrated and scored with (the only entry with hit rates)
             test = next(v for v in r["by_lambda"].values() if "types" in v)

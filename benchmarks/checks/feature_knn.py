@@ -25,8 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import ArrayPatches  # noqa: E402
+from baselines import nearest_distance  # noqa: E402
 from detection_study import insert_objects  # noqa: E402
-from sixray_fusion import reporter, scored_state  # noqa: E402
+from sixray_fusion import load_state, reporter, score_state  # noqa: E402
 
 from xscreen.metrics import roc_auc  # noqa: E402
 from xscreen.network import Discriminator  # noqa: E402
@@ -51,15 +52,6 @@ def layer_maps(d, patches: np.ndarray) -> list[torch.Tensor]:
     return [torch.cat([o[j] for o in outs]) for j in range(len(outs[0]))]
 
 
-def _nn_dist(q: torch.Tensor, mem: torch.Tensor, k: int = 1) -> torch.Tensor:
-    """(Q, F), (M, F) -> (Q,) mean Euclidean distance to the k nearest rows of mem."""
-    out = []
-    for i in range(0, len(q), 4096):
-        dist = torch.cdist(q[i:i + 4096], mem)
-        out.append(dist.topk(k, 1, largest=False).values.mean(1))
-    return torch.cat(out)
-
-
 class Knn:
     """Fit on training patches' vectors; score queries. ``local``: vectors are (N, C, H, W) maps, one
     vector per position, the patch scored by its worst position."""
@@ -77,15 +69,15 @@ class Knn:
         return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]) if self.local else x.flatten(1)
 
     def score(self, x: torch.Tensor) -> np.ndarray:
-        dist = _nn_dist((self._vectors(x) - self.mu) / self.sd, self.mem, self.k)
+        dist = nearest_distance((self._vectors(x) - self.mu) / self.sd, self.mem, self.k)
         return (dist.reshape(len(x), -1).amax(1) if self.local else dist).double().numpy()
 
 
-def forms_for(d, data: dict, label: str, val_in: list, thr_in: list[list], ins_in: list) -> dict:
+def forms_for(d, data: dict, label: str, inserted: np.ndarray) -> dict:
     """Every kNN form of network ``d``: name -> (val scores, [threat scores per bag], inserted scores)."""
     tr = layer_maps(d, data["train"])
     va = layer_maps(d, data["val"])
-    ins = layer_maps(d, ins_in)
+    ins = layer_maps(d, inserted)
     th = [layer_maps(d, t) for t in data["threat"]]
     res = {}
     last = len(tr) - 1
@@ -99,21 +91,15 @@ def forms_for(d, data: dict, label: str, val_in: list, thr_in: list[list], ins_i
 
 
 def main():
-    d, val, thr = scored_state()
+    d, g, dn, run = load_state()
+    val, thr = score_state(d, g, dn)
     inserted = insert_objects(d["val"], np.random.default_rng(0))
-    import argparse
-
-    from _common import nets_from_state
-    ap = argparse.ArgumentParser(); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--state"); ap.add_argument("--set", nargs="*", default=[])
-    a = ap.parse_args()
-    run = _run_from(a)
-    g, dn = nets_from_state(Path(a.state), run)
     torch.manual_seed(0)
     rand = Discriminator(run.net).eval()
     rep = reporter(d, 46)
     rows = {}
     for label, net in (("trained D", dn), ("random D", rand)):
-        rows.update(forms_for(net, d, label, d["val"], d["threat"], inserted))
+        rows.update(forms_for(net, d, label, inserted))
     raw = Knn(torch.from_numpy(d["train"]).float(), local=False)
     rows["raw pixels knn k1"] = (raw.score(torch.from_numpy(d["val"]).float()),
                                  [raw.score(torch.from_numpy(t).float()) for t in d["threat"]],
@@ -127,19 +113,6 @@ def main():
         rep(f"{name} [crit {crit:.3f}]", t)
         q = np.quantile(v, 0.99)
         rep(f"{name} + darkness", [s / q + tt["darkness"] / dq for s, tt in zip(t, thr)])
-
-
-def _run_from(a):
-    from detection_study import configured_run
-
-    class Args:
-        pass
-    args = Args()
-    args.scale, args.patch, args.seed, args.set = 0.25, 32, a.seed, a.set
-    args.precision, args.epochs, args.ngf, args.batch_size = "bf16", 6, 32, 64
-    args.max_patches, args.n_train, args.n_val, args.quick, args.device = 100, 80, 20, False, "cpu"
-    args.out = Path("/tmp/xs_study")
-    return configured_run(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """SIXray: fuse the model's inpainted score with darkness / colour prior via benign-val tails (Fisher).
 
-``scored_state`` and ``reporter`` are shared with the other SIXray fusion checks (sixray_metal_prior.py)."""
+``load_state``, ``score_state`` / ``scored_state`` and ``reporter`` are shared with the other SIXray
+checks (sixray_metal_prior.py, sixray_knn_fusion.py, feature_knn.py)."""
 import sys, argparse
 from pathlib import Path
 import numpy as np
@@ -14,10 +15,9 @@ def dark(p):
     return 1.0 - p.reshape(len(p), -1).mean(1) / 255.0
 
 
-def scored_state(argv=None):
-    """--seed S --state STATE [--set K=V]: the study cache of that split (×0.25 / 32 px) and every score
-    form of the state's networks on its benign validation patches and on each boxed threat bag's
-    patches, with patch darkness added -> (data, val forms, [threat forms per bag])."""
+def load_state(argv=None):
+    """--seed S --state STATE [--set K=V] [--scale X --patch P]: the study cache of that split and the
+    state's networks (eval mode) -> (data, generator, discriminator, run config)."""
     ap = argparse.ArgumentParser(); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--state"); ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--scale", type=float, default=0.25); ap.add_argument("--patch", type=int, default=32)
     a = ap.parse_args(argv)
@@ -27,6 +27,12 @@ def scored_state(argv=None):
     d = load_data(args)
     run = configured_run(args)
     g, dn = nets_from_state(Path(a.state), run); g.eval(); dn.eval()
+    return d, g, dn, run
+
+
+def score_state(d, g, dn):
+    """Every score form of the networks on the benign validation patches and on each boxed threat bag's
+    patches, with patch darkness added -> (val forms, [threat forms per bag])."""
     prec = precision_for("cpu", "bf16")
     fstd = feature_std(dn, d["val"], prec)
     val = score_forms(g, dn, d["val"], prec, fstd)
@@ -34,7 +40,13 @@ def scored_state(argv=None):
     val["darkness"] = dark(d["val"])
     for t, p in zip(thr, d["threat"]):
         t["darkness"] = dark(p)
-    return d, val, thr
+    return val, thr
+
+
+def scored_state(argv=None):
+    """``load_state`` then ``score_state`` -> (data, val forms, [threat forms per bag])."""
+    d, g, dn, _ = load_state(argv)
+    return (d, *score_state(d, g, dn))
 
 
 def reporter(d, width):
