@@ -73,10 +73,10 @@ class SkipOutcome:
 
 def nets_from_state(state_path: Path, run) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The networks of the last finished epoch, from the training-state file fit() writes."""
-    from xscreen.network import Discriminator, Generator
+    from xscreen.network import Discriminator, build_generator
 
     state = torch.load(state_path, map_location="cpu", weights_only=True)
-    g, d = Generator(run.net), Discriminator(run.net)
+    g, d = build_generator(run.net), Discriminator(run.net)
     g.load_state_dict(state["generator"])
     d.load_state_dict(state["discriminator"])
     return g.eval(), d.eval()

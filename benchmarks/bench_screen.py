@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def full_model(ngf: int = 64, size: int = 64, trained: bool = True):
     """A trained dual 64x64 model from models/ if present, else random init (ngf, size)."""
     from xscreen.checkpoint import LoadedModel, ModelCard, ModelMeta, load_model
-    from xscreen.network import Discriminator, Generator
+    from xscreen.network import Discriminator, build_generator
 
     if trained:
         for path in sorted((ROOT / "models").glob("*.xsm")):
@@ -52,7 +52,7 @@ def full_model(ngf: int = 64, size: int = 64, trained: bool = True):
     cal = Calibration(patch_threshold=1.0, patch_far=0.01, scan_threshold=1.0, scan_far=0.05)
     meta = ModelMeta(net, Preprocess("dual"), PatchConfig(size=size), TrainConfig(), cal,
                      ModelCard(name="bench"))
-    g, d = Generator(net).eval(), Discriminator(net).eval()
+    g, d = build_generator(net).eval(), Discriminator(net).eval()
     return LoadedModel(g, d, meta, "bench-random", "0" * 64, Path("bench.xsm")), "random init"
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from xscreen.config import NetConfig
-from xscreen.network import Discriminator, Generator, init_weights
+from xscreen.network import Discriminator, build_generator, init_weights
 from xscreen.runtime import cpu_supports_bf16, precision_for
 from xscreen.train.step import GanPair, d_update_due, train_step
 
@@ -32,7 +32,7 @@ from xscreen.train.step import GanPair, d_update_due, train_step
 def _models(net: NetConfig, channels_last: bool, seed: int = 0):
     torch.manual_seed(seed)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    g, d = Generator(net).to(memory_format=fmt), Discriminator(net).to(memory_format=fmt)
+    g, d = build_generator(net).to(memory_format=fmt), Discriminator(net).to(memory_format=fmt)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     return g, d, opt_g, opt_d

@@ -189,12 +189,13 @@ def test_architecture_is_compared_before_anything_is_allocated(model_file, tmp_p
 
     devices = []
 
-    class Spy(ck.Generator):
-        def __init__(self, net):
-            devices.append(torch.get_default_device().type)
-            super().__init__(net)
+    build = ck.build_generator
 
-    monkeypatch.setattr(ck, "Generator", Spy)
+    def spy(net):
+        devices.append(torch.get_default_device().type)
+        return build(net)
+
+    monkeypatch.setattr(ck, "build_generator", spy)
 
     def widen(meta):
         meta["net"]["ngf"] = 512  # in range, but not the file's weights: would be ~1 GB for real
@@ -205,3 +206,37 @@ def test_architecture_is_compared_before_anything_is_allocated(model_file, tmp_p
     assert devices == ["meta"]
     load_model(model_file[0])
     assert devices == ["meta", "meta", "cpu"]
+
+
+def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_path):
+    """A model file records its generator: a UNet++ model loads as one with the same outputs, and
+    the same weights relabelled as the UNet are refused by the shape check (nothing executes)."""
+    import dataclasses
+
+    from xscreen.network import NestedGenerator, build_generator
+
+    net = dataclasses.replace(NET, generator="unetpp")
+    torch.manual_seed(0)
+    g, d = build_generator(net), Discriminator(net)
+    g(torch.rand(4, 2, 32, 32))
+    g.eval()
+    meta = dataclasses.replace(_meta(), net=net)
+    path = tmp_path / "pp.xsm"
+    save_model(path, g, d, meta)
+    m = load_model(path)
+    assert isinstance(m.generator, NestedGenerator) and m.meta.net.generator == "unetpp"
+    x = torch.rand(3, 2, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(m.generator(x), g(x), atol=1e-6)
+
+    def as_unet(meta):
+        meta["net"]["generator"] = "unet"
+
+    with pytest.raises(ModelError, match="weights do not match the recorded architecture"):
+        load_model(_resign(path, tmp_path / "relabelled.xsm", edit_meta=as_unet))
+
+    def unknown(meta):
+        meta["net"]["generator"] = "../../etc/passwd"
+
+    with pytest.raises(ModelError):
+        load_model(_resign(path, tmp_path / "unknown.xsm", edit_meta=unknown))

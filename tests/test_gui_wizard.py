@@ -239,6 +239,13 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     assert m.material.isEnabled()
     m.window.setValue(1)  # a 1-px window is refused with a reason
     assert any("residual window" in e for e in wz_errors(wizard))
+    m.window.setValue(0)
+    assert wizard.state.net.generator == "unet"  # the paper's
+    m.generator.setCurrentText("unetpp")  # skips off is still 2 from above: refused together, with a reason
+    assert wizard.state.net.generator == "unetpp"
+    assert any("skips off applies to the unet generator" in e for e in wz_errors(wizard))
+    m.skips_off.setValue(0)
+    assert not wz_errors(wizard) or not any("skips off" in e for e in wz_errors(wizard))
 
 
 def wz_net(wizard):

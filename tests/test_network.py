@@ -109,3 +109,32 @@ def test_init_weights_reaches_spectrally_normalised_convs():
         raw.fill_(5.0)
     init_weights(d)
     assert raw.std().item() == pytest.approx(0.02, rel=0.3)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_unetpp_generator_nodes_shapes_and_gradient_paths(size):
+    """UNet++ (NetConfig.generator "unetpp"): L = log2(S) encoder levels, a triangle of
+    L(L-1)/2 nested nodes, same input/output as the UNet; every node lies on the output's gradient
+    path (each feeds the next column), and the model is a different network from the UNet."""
+    from xscreen.network import NestedGenerator, _NestedNode, build_generator
+
+    net = NetConfig(size=size, channels=2, ngf=4, generator="unetpp")
+    g = build_generator(net)
+    assert isinstance(g, NestedGenerator)
+    levels = {32: 5, 64: 6, 128: 7}[size]
+    nodes = [m for m in g.modules() if isinstance(m, _NestedNode)]
+    assert len(nodes) == levels * (levels - 1) // 2
+    x = torch.rand(2, 2, size, size) * 2 - 1
+    y = g(x)
+    assert y.shape == x.shape and float(y.detach().abs().max()) <= 1.0
+    y.square().mean().backward()
+    assert all(n.merge[0].weight.grad is not None and float(n.merge[0].weight.grad.abs().sum()) > 0 for n in nodes)
+    assert count_parameters(g) != count_parameters(build_generator(NetConfig(size=size, channels=2, ngf=4)))
+    assert isinstance(build_generator(NetConfig(size=size, channels=2, ngf=4)), Generator)
+
+
+def test_unetpp_refuses_outer_skips_off():
+    from xscreen.network import build_generator
+
+    with pytest.raises(ValueError, match="outer_skips_off applies to the UNet generator"):
+        build_generator(NetConfig(size=32, channels=2, ngf=4, generator="unetpp", outer_skips_off=1))

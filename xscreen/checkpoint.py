@@ -25,7 +25,7 @@ from torch import nn
 from xscreen.atomic import atomic_path
 from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig, from_dict, to_dict
 from xscreen.model_checks import check_consistency, check_fields, check_tensors, shapes_only
-from xscreen.network import Discriminator, Generator
+from xscreen.network import Discriminator, build_generator
 
 FORMAT = "xscreen-model/1"
 _PREFIXES = ("generator.", "discriminator.")
@@ -83,7 +83,7 @@ class ModelMeta:
 
 @dataclass
 class LoadedModel:
-    generator: Generator
+    generator: nn.Module  # network.Generator, or NestedGenerator for NetConfig.generator "unetpp"
     discriminator: Discriminator
     meta: ModelMeta
     model_id: str
@@ -181,9 +181,9 @@ def _parse_meta(path: Path, text: str) -> ModelMeta:
     return meta
 
 
-def _build(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> tuple[Generator, Discriminator]:
+def _build(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> tuple[nn.Module, Discriminator]:
     _check_shapes(path, tensors, meta)
-    g, d = Generator(meta.net), Discriminator(meta.net)
+    g, d = build_generator(meta.net), Discriminator(meta.net)
     for prefix, module in zip(_PREFIXES, (g, d)):
         part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
@@ -199,7 +199,7 @@ def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta)
     network that passes is no bigger than the weights already read."""
     try:
         with shapes_only():
-            nets = Generator(meta.net), Discriminator(meta.net)
+            nets = build_generator(meta.net), Discriminator(meta.net)
     except ValueError as exc:
         raise ModelError(path, f"unsupported architecture: {exc}") from None
     want = {prefix + k: tuple(v.shape) for prefix, net in zip(_PREFIXES, nets)

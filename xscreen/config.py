@@ -73,6 +73,9 @@ class NetConfig:
     # issue 12 options (paper: False / 0)
     d_spectral_norm: bool = False  # spectral normalisation on D's convs (replaces D's BatchNorm)
     outer_skips_off: int = 0  # UNet levels below the outermost whose skip is removed (less copying)
+    # "unetpp": UNet++ nested dense skips (Zhou et al. 2018) in place of the pix2pix UNet - the issue's
+    # anchor "a UNet++ generator in Skip-GANomaly" (network.NestedGenerator)
+    generator: Literal["unet", "unetpp"] = "unet"
 
 
 # the density prior's largest weight (TrainConfig.density): 10 already lets density outweigh the score

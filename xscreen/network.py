@@ -84,6 +84,67 @@ class Generator(nn.Module):
         return self.model(x)
 
 
+class _NestedNode(nn.Module):
+    """UNet++ node X(i, j), j >= 1: the level's earlier nodes X(i, 0..j-1) and the level below's
+    X(i+1, j-1), upsampled by a transposed conv, concatenated and merged by a 3x3 conv."""
+
+    def __init__(self, ch: int, below: int, earlier: int):
+        super().__init__()
+        self.up = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(below, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch))
+        self.merge = nn.Sequential(nn.Conv2d(ch * (earlier + 1), ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU())
+
+    def forward(self, earlier: list[torch.Tensor], below: torch.Tensor) -> torch.Tensor:
+        return self.merge(torch.cat([*earlier, self.up(below)], 1))
+
+
+class NestedGenerator(nn.Module):
+    """UNet++ G (``NetConfig.generator = "unetpp"``): the UNet's encoder (same down-convs, widths
+    ngf, 2, 4, 8·ngf to a 1×1 bottleneck) with nested dense skip paths: level i (resolution S / 2^i)
+    holds nodes X(i, 0..L-i), X(i, 0) the encoder's output (LeakyReLU-activated as the UNet's skips
+    are), X(i, j) merging all of X(i, 0..j-1) with X(i+1, j-1) upsampled; x̂ = Tanh(ConvT(X(1, L-1))).
+    Same input and output as ``Generator``; ``outer_skips_off`` does not apply."""
+
+    def __init__(self, net: NetConfig):
+        super().__init__()
+        levels = _check(net)
+        if net.outer_skips_off:
+            raise ValueError("outer_skips_off applies to the UNet generator, not to unetpp")
+        g = net.ngf
+        ch = [min(g * 2 ** i, g * 8) for i in range(levels)]  # level i + 1's width
+        downs: list[nn.Module] = [nn.Conv2d(net.channels, ch[0], 4, 2, 1, bias=False)]
+        for i in range(1, levels):
+            innermost = i == levels - 1  # pix2pix: no BatchNorm at the 1x1 bottleneck
+            downs.append(nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False),
+                                       *([] if innermost else [nn.BatchNorm2d(ch[i])])))
+        self.downs = nn.ModuleList(downs)
+        self.act = nn.LeakyReLU(0.2)
+        # nodes[i][j - 1] = X(i + 1, j), for j = 1 .. levels - 1 - i
+        self.nodes = nn.ModuleList(nn.ModuleList(_NestedNode(ch[i], ch[i + 1], j) for j in range(1, levels - i))
+                                   for i in range(levels - 1))
+        self.out = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(ch[0], net.channels, 4, 2, 1), nn.Tanh())
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enc = []
+        h = x
+        for down in self.downs:
+            h = down(h)
+            enc.append(h)
+        levels = len(enc)
+        # X[i] = the nodes of level i + 1 so far; column 0 is the activated encoder output (the
+        # bottleneck stays as it is: the UNet's innermost up-path reads it through a ReLU, as here)
+        grid = [[self.act(e)] for e in enc[:-1]] + [[enc[-1]]]
+        for j in range(1, levels):
+            for i in range(levels - j):
+                grid[i].append(self.nodes[i][j - 1](grid[i], grid[i + 1][j - 1]))
+        return self.out(grid[0][-1])
+
+
+def build_generator(net: NetConfig) -> nn.Module:
+    """The generator ``net`` names: the paper's UNet or the UNet++ option."""
+    return NestedGenerator(net) if net.generator == "unetpp" else Generator(net)
+
+
 class Discriminator(nn.Module):
     """DCGAN D: x (N, C, S, S) -> (prob (N,), features f(x) (N, nz, 1, 1)).
 

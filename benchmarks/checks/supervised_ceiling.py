@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthetic_baselines import darkness_matched_auc, patch_auc_by_type  # noqa: E402
+from synthetic_baselines import BAG_SCORES, darkness_matched_auc, patch_auc_by_type  # noqa: E402
 
 from xscreen.config import NetConfig, ScreenConfig  # noqa: E402
 from xscreen.evaluate import truth  # noqa: E402
-from xscreen.metrics import threshold_for_far  # noqa: E402
+from xscreen.metrics import roc_auc, threshold_for_far  # noqa: E402
 from xscreen.network import Discriminator, init_weights  # noqa: E402
 from xscreen.patches import tile  # noqa: E402
 from xscreen.pipeline import screen  # noqa: E402
@@ -55,7 +55,7 @@ def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, ty
         xc = F.pad(x, (h, h, h, h), value=-1.0)
         w = tile(xc, 2 * size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], 2 * size, 2 * size)
         p = torch.cat([p, F.avg_pool2d(w, 2)], 1)
-    out = {"x": p, "live": live, "dark": dark, "model": res.score_grid.ravel(),
+    out = {"x": p, "live": live, "dark": dark, "model": res.score_grid.ravel(), "grid": (rows, cols),
            "tp": np.zeros(len(p), bool), "near": np.zeros(len(p), bool), "inst": []}
     if folder is not None:
         mask = truth.read_mask(folder / "masks" / f"{path.stem}.png", (scan.height, scan.width))
@@ -153,10 +153,16 @@ def main() -> None:
             matched, _ = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in tb]), t,
                                               np.concatenate([e["dark"][e["tp"]] for e in tt]))
             by_type = instance_scores(tt, key)
+            # bag scores as synthetic_baselines.py makes them (its "d" dict holds the score by name)
+            bags = [{"d": {key: e[key]}, "live": e["live"], "grid": e["grid"]} for e in tb + tt]
+            bag_y = np.r_[np.zeros(len(tb)), np.ones(len(tt))]
+            scan = {name: round(roc_auc(bag_y, np.array([f(e, key, th) for e in bags])), 3)
+                    for name, f in BAG_SCORES.items()}
             name = "supervised D-architecture CNN" + (" + context" if args.context else "")
             row = {"score": name if key == "sup" else f"model {args.model.name}",
                    "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
                    "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": patch_auc_by_type(b, by_type),
+                   "scan_auc_by_bag_score": scan,
                    "hits": {ty: round(float(np.mean([(s >= th).any() for s in v])), 2) for ty, v in sorted(by_type.items())},
                    "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
             rows.append(row)

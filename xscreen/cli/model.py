@@ -57,7 +57,8 @@ def _text(d: dict) -> str:
              f"input      {d['preprocess']['kind']}{' + material' if d['preprocess'].get('material') else ''} "
              f"({net['channels']} ch), patch {net['size']}px stride "
              f"{d['patch']['stride']}, a_max {d['preprocess']['a_max']}",
-             f"network    ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}; score λ {d['train']['lam']} "
+             f"network    {'UNet++ ' if net.get('generator') == 'unetpp' else ''}"
+             f"ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}; score λ {d['train']['lam']} "
              f"recon {d['train']['recon']}{_score_options(d['train'])}",
              f"data       {card['n_train_patches']} train patches / {card['n_train_scans']} scans, "
              f"{card['n_val_patches']} val patches / {card['n_val_scans']} scans",

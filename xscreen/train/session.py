@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from xscreen.config import NetConfig, RunConfig, TrainConfig
-from xscreen.network import Discriminator, Generator
+from xscreen.network import Discriminator, build_generator
 from xscreen.runtime import Precision, precision_for, resolve_device
 from xscreen.train.step import GanPair, LossWeights, distributed, train_step
 
@@ -102,7 +102,7 @@ def new_pair(net: NetConfig, device: torch.device, t: TrainConfig, precision: Pr
              channels_last: bool = True) -> GanPair:
     """Freshly initialised networks, Adam optimisers and (for fp16) a loss scaler."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    g = Generator(net).to(device, memory_format=fmt)
+    g = build_generator(net).to(device, memory_format=fmt)
     d = Discriminator(net).to(device, memory_format=fmt)
     betas = (t.beta1, t.beta2)
     opt_g = torch.optim.Adam(g.parameters(), lr=t.lr, betas=betas)

@@ -195,6 +195,8 @@ def _model_errors(s: WizardState) -> list[str]:
         errors.append("the masked-input share must be in [0, 1]")
     if not 0 <= s.net.outer_skips_off <= 3:
         errors.append("skips off must be 0 to 3")
+    if s.net.generator == "unetpp" and s.net.outer_skips_off:
+        errors.append("UNet skips off applies to the unet generator only")
     if not 0 <= t.score_inpaint <= 4:
         errors.append("test-time inpainting grid must be 0 (off) to 4")
     if not 0.0 <= t.density <= DENSITY_MAX:

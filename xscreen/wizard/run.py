@@ -70,10 +70,10 @@ def fixed_val_patches(workdir: Path, n: int = PREVIEW_PATCHES, candidates: int =
 
 def reconstruct_from_state(state_path: Path, net: NetConfig, patches: torch.Tensor) -> torch.Tensor:
     """Reconstructions (N, C, S, S) of ``patches`` by the generator saved in a training-state file."""
-    from xscreen.network import Generator
+    from xscreen.network import build_generator
 
     state = torch.load(state_path, map_location="cpu", weights_only=True)
-    g = Generator(net)
+    g = build_generator(net)
     g.load_state_dict(state["generator"])
     g.eval()
     with torch.inference_mode():

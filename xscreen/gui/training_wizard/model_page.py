@@ -61,7 +61,8 @@ class ModelPage(GatedPage):
                     self.device.currentTextChanged, self.recon.currentTextChanged, self.selection.currentTextChanged,
                     self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled,
                     self.inpaint.valueChanged, self.window.valueChanged, self.density.valueChanged,
-                    self.d_batch.currentTextChanged, self.d_every.valueChanged, self.material.toggled):
+                    self.d_batch.currentTextChanged, self.d_every.valueChanged, self.material.toggled,
+                    self.generator.currentTextChanged):
             sig.connect(self._on_field_changed)
         self.advanced.toggled.connect(self._sync_material)  # after the group's own (children) handler
 
@@ -81,10 +82,15 @@ class ModelPage(GatedPage):
         self.density.setToolTip("adds the patch's mean density to the score, weighted against the score's own "
                                 "benign 99th percentile (0 = off)")
         self.spectral = QCheckBox("spectral norm in the discriminator")
+        self.generator = QComboBox()
+        self.generator.addItems(["unet", "unetpp"])
+        self.generator.setToolTip("the paper's UNet, or UNet++ nested skips (about 5x the training and scoring "
+                                  "time at 64 px; no outer skips off)")
         self.material = QCheckBox("material channel (dual-energy)")
         self.material.setToolTip("a third input channel: each pixel's material (organic to iron) from the ratio "
                                  "of its low- and high-energy attenuations")
         for label, w in (("epoch selection (benign)", self.selection), ("masked-input share", self.input_mask),
+                         ("generator", self.generator),
                          ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral),
                          ("", self.material),
                          ("discriminator batches", self.d_batch), ("discriminator step every N", self.d_every),
@@ -107,6 +113,7 @@ class ModelPage(GatedPage):
                              (self.d_every, self.d_every.setValue, s.train.d_every),
                              (self.skips_off, self.skips_off.setValue, s.net.outer_skips_off),
                              (self.spectral, self.spectral.setChecked, s.net.d_spectral_norm),
+                             (self.generator, self.generator.setCurrentText, s.net.generator),
                              (self.material, self.material.setChecked, s.material),
                              (self.inpaint, self.inpaint.setValue, s.train.score_inpaint),
                              (self.window, self.window.setValue, s.train.recon_window),
@@ -141,7 +148,8 @@ class ModelPage(GatedPage):
             score_inpaint=self.inpaint.value(), recon_window=self.window.value(), density=self.density.value(),
             d_batch=self.d_batch.currentText(), d_every=self.d_every.value())
         net = dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value(),
-                                  outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked())
+                                  outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked(),
+                                  generator=self.generator.currentText())
         self.wiz.update(train=train, net=net, material=self.material.isChecked())
 
     def _on_measure_clicked(self) -> None:
