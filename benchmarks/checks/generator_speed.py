@@ -1,0 +1,71 @@
+"""UNet against UNet++ (``NetConfig.generator``): training step and scoring cost, side by side.
+
+Both generators with the same discriminator, timed round-robin in one run (one step or batch of each
+per round, so a busy machine slows them alike): the product's bf16 ``train_step`` (channels_last) and
+the eval-mode scoring forward G + D(x) + D(x̂) in fp32 and bf16. The ratio of medians is the number.
+
+    python benchmarks/checks/generator_speed.py --size 64 --ngf 32 [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_train import _models  # noqa: E402
+
+from xscreen.config import NetConfig  # noqa: E402
+from xscreen.runtime import precision_for  # noqa: E402
+from xscreen.train.step import GanPair, train_step  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--ngf", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    x = torch.rand(args.batch, 2, args.size, args.size) * 2 - 1
+    xc = x.contiguous(memory_format=torch.channels_last)
+    bf16, fp32 = precision_for("cpu", "bf16"), precision_for("cpu", "fp32")
+    tasks = {}
+    for gen in ("unet", "unetpp"):
+        net = NetConfig(size=args.size, channels=2, ngf=args.ngf, ndf=args.ngf, generator=gen)
+        g, d, og, od = _models(net, channels_last=True)
+        pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
+        tasks[f"{gen} train step bf16"] = lambda pair=pair: train_step(pair, xc, bf16, channels_last=True)
+        ge, de = _models(net, channels_last=True)[:2]
+        ge.eval()
+        de.eval()
+
+        def score(p, ge=ge, de=de):
+            with torch.inference_mode(), p.autocast():
+                x_hat = ge(xc)
+                de(xc)
+                de(x_hat)
+        tasks[f"{gen} scoring fp32"] = lambda score=score: score(fp32)
+        tasks[f"{gen} scoring bf16"] = lambda score=score: score(bf16)
+    times: dict[str, list[float]] = {k: [] for k in tasks}
+    for r in range(args.rounds + 1):  # round 0 warms up
+        for name, fn in tasks.items():
+            t0 = time.perf_counter()
+            fn()
+            if r:
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"size {args.size}, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds, "
+          f"{torch.get_num_threads()} thread(s)")
+    for kind in ("train step bf16", "scoring fp32", "scoring bf16"):
+        a, b = med[f"unet {kind}"], med[f"unetpp {kind}"]
+        print(f"  {kind:16s} unet {args.batch / a:8.1f} patches/s   unetpp {args.batch / b:8.1f} patches/s   "
+              f"unetpp costs x{b / a:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
