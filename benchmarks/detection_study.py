@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -35,7 +34,7 @@ from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 from xscreen.loss import density_scale, patch_density  # noqa: E402
 from xscreen.metrics import roc_auc  # noqa: E402
 from xscreen.network import reconstruct  # noqa: E402
-from xscreen.train.selection import insert_object, paste_patch  # noqa: E402
+from xscreen.train.selection import anomaly_auc, insert_object, paste_patch  # noqa: E402
 
 
 # --- measures -------------------------------------------------------------------------------
@@ -218,13 +217,12 @@ def evaluate_epoch(g, d, data: dict, prec, rng_seed: int) -> dict:
     res = {}
     for k in val_m:
         w = within_image([t[k] for t in thr_m], data["dark"], inside, outside)
-        y = np.r_[np.zeros(len(val_m[k])), np.ones(len(pasted_m[k]))]
         # the same criterion over (pasted, clean) pairs of nearly equal darkness, as the threat measure
         pm, _ = darkness_matched_auc([np.r_[pasted_m[k][sub], val_m[k][sub]]], [np.r_[dark_pasted[sub], dark_val[sub]]],
                                      [np.r_[np.ones(len(sub), bool), np.zeros(len(sub), bool)]],
                                      [np.r_[np.zeros(len(sub), bool), np.ones(len(sub), bool)]])
-        res[k] = {**w, "benign_pasted_auc": roc_auc(y, np.r_[val_m[k], pasted_m[k]]), "benign_pasted_matched": pm,
-                  "benign_inserted_auc": roc_auc(y, np.r_[val_m[k], inserted_m[k]])}
+        res[k] = {**w, "benign_pasted_auc": anomaly_auc(val_m[k], pasted_m[k]), "benign_pasted_matched": pm,
+                  "benign_inserted_auc": anomaly_auc(val_m[k], inserted_m[k])}
     g.train(), d.train()
     return res
 
@@ -241,7 +239,7 @@ def trivial(data: dict, seed: int) -> dict:
     res = {"darkness": within_image(data["dark"], data["dark"], inside, outside),
            "PCA (k=64)": within_image([pca.score(ArrayPatches(t)) for t in data["threat"]], data["dark"], inside,
                                       outside)}
-    res["PCA (k=64)"]["benign_pasted_auc"] = roc_auc(np.r_[np.zeros(len(val)), np.ones(len(val))], np.r_[val, pasted])
+    res["PCA (k=64)"]["benign_pasted_auc"] = anomaly_auc(val, pasted)
     return res
 
 

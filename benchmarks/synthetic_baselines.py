@@ -180,7 +180,7 @@ def main() -> None:
                 hits_eq.setdefault(ty, []).append(bool((e["d"][k][sel] > th_eq).any()))
                 by_type.setdefault(ty, []).append(e["d"][k][sel])
         type_auc = patch_auc_by_type(b, by_type)
-        rows.append({"score": k, "patch_auc": round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3),
+        rows.append({"score": k, "patch_auc": round(anomaly_auc(b, t), 3),
                      "darkness_matched_auc": round(matched, 3), "matched_pairs": pairs,
                      "scan_auc_max": bag_aucs["max"],
                      "test_benign_patch_far": round(float(np.mean(b >= th)), 4),

@@ -29,3 +29,44 @@ def test_parts_relabel_the_same_bag_and_leave_the_generator_as_it_was():
     assert ((parts.mask > 10) == (plain.mask == k)).mean() > 0.999
     # the wrappers are gone again
     assert threats.THREATS["ied"] is threats.ied and bags.synth_bag(seed, threat=True).mask.max() < 10
+
+
+def test_sixray_supervised_ceiling_never_scores_a_bag_with_a_network_that_saw_it(monkeypatch):
+    """Leave-bags-out folds: each bag's patches reach only the networks of the other folds, its
+    positives are the patches >= 25 % inside a box, its negatives those wholly outside (the patches
+    in between are left out), and every bag is scored exactly once."""
+    import sixray_supervised_ceiling as sc
+
+    rng = np.random.default_rng(0)
+    n = 8
+    # bag i's patches all hold the value i (benign training patches 200), so a training set names its bags
+    d = {"train": np.full((5, 3, 4, 4), 200, np.uint8),
+         "threat": [np.full((6, 3, 4, 4), i, np.uint8) for i in range(n)],
+         "cover": [np.array([0.0, 0.0, 0.1, 0.3, 0.6, 1.0]) for _ in range(n)],
+         "dark": [rng.random(6) for _ in range(n)]}
+    seen_by_fold = []
+
+    def fake_train(x, y, size, epochs, seed):
+        vals = torch_round(x)
+        seen_by_fold.append(set(vals.tolist()) - {200})
+        assert int(y.sum()) == 3 * len(seen_by_fold[-1])  # cover 0.3, 0.6, 1.0 per bag
+        assert len(y) == 5 + 5 * len(seen_by_fold[-1])  # benign + (2 outside + 3 inside) per bag; 0.1 left out
+        return len(seen_by_fold) - 1
+
+    def torch_round(x):
+        return np.unique(np.rint((x[:, 0, 0, 0].numpy() + 1.0) * 127.5).astype(int))
+
+    scored_by = {}
+
+    def fake_logits(fold, p):
+        i = int(p[0, 0, 0, 0])
+        assert i not in seen_by_fold[fold]
+        scored_by[i] = scored_by.get(i, 0) + 1
+        return np.zeros(len(p))
+
+    monkeypatch.setattr(sc, "train_net", fake_train)
+    monkeypatch.setattr(sc, "logits", fake_logits)
+    folds = np.array_split(rng.permutation(n), 4)
+    scores = sc.held_out_scores(d, folds, epochs=1, patch=4, seed=0)
+    assert len(seen_by_fold) == 4 and all(len(s) == 6 for s in seen_by_fold)
+    assert scored_by == {i: 1 for i in range(n)} and all(len(s) == 6 for s in scores)

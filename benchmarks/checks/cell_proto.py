@@ -6,7 +6,7 @@ from xscreen.pipeline import screen
 from xscreen.config import ScreenConfig
 from xscreen.scan import load_scan, list_scans
 from xscreen.evaluate import truth
-from xscreen.metrics import roc_auc
+from xscreen.train.selection import anomaly_auc
 R = Path("/tmp/xs_synth")
 sc = Scorer(sys.argv[1], device="cpu")
 types = {r["stem"]: [t for t in r["threat_types"].split(";") if t] for r in csv.DictReader(open(R / "test/labels.csv"))}
@@ -62,5 +62,5 @@ for k in cal[0]:
     for e in thr:
         for ty, sel in e[k]["inst"]:
             hits.setdefault(ty, []).append(bool((e[k]["s"][sel] >= th).any()))
-    print(k, "AUC", round(roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t]), 3), "FAR", round(float((b >= th).mean()), 4),
+    print(k, "AUC", round(anomaly_auc(b, t), 3), "FAR", round(float((b >= th).mean()), 4),
           {ty: round(float(np.mean(v)), 2) for ty, v in sorted(hits.items())}, flush=True)

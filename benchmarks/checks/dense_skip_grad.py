@@ -1,7 +1,7 @@
 """Round-robin train-step time with and without making the UNet skip concatenation's gradients dense (channels_last) before BatchNorm backward; run from the repo root."""
 import torch, sys, time, statistics
 sys.path.insert(0, "benchmarks")
-from bench_train import _models, reference_step
+from bench_train import _models
 from xscreen.config import NetConfig
 from xscreen.runtime import precision_for
 from xscreen.train.step import GanPair, train_step

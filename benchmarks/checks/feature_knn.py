@@ -29,7 +29,7 @@ from baselines import nearest_distance  # noqa: E402
 from detection_study import insert_objects  # noqa: E402
 from sixray_fusion import load_state, reporter, score_state  # noqa: E402
 
-from xscreen.metrics import roc_auc  # noqa: E402
+from xscreen.train.selection import anomaly_auc  # noqa: E402
 from xscreen.network import Discriminator  # noqa: E402
 
 MEMORY = 60_000  # local feature vectors kept in the memory bank (random subset)
@@ -105,11 +105,10 @@ def main():
                                  [raw.score(torch.from_numpy(t).float()) for t in d["threat"]],
                                  raw.score(torch.from_numpy(inserted).float()))
     dq = np.quantile(val["darkness"], 0.99)
-    y = np.r_[np.zeros(len(d["val"])), np.ones(len(inserted))]
     for k in ("R_l1", "Rin_l1_max8", "darkness"):
         rep(k, [t[k] for t in thr])
     for name, (v, t, ins) in rows.items():
-        crit = roc_auc(y, np.r_[v, ins])
+        crit = anomaly_auc(v, ins)
         rep(f"{name} [crit {crit:.3f}]", t)
         q = np.quantile(v, 0.99)
         rep(f"{name} + darkness", [s / q + tt["darkness"] / dq for s, tt in zip(t, thr)])

@@ -3,14 +3,13 @@ Compared/fused with the model's R on the same stride-32 grid (product air rule).
 import sys, csv, json
 from pathlib import Path
 import numpy as np, torch, cv2
-import torch.nn.functional as F
 torch.set_num_threads(2)
 from xscreen.scan import load_scan, list_scans
 from xscreen.scoring import Scorer
 from xscreen.pipeline import screen
 from xscreen.config import ScreenConfig
 from xscreen.evaluate import truth
-from xscreen.metrics import roc_auc
+from xscreen.train.selection import anomaly_auc
 
 ROOT = Path("/tmp/xs_synth")
 B = int(sys.argv[2]) if len(sys.argv) > 2 else 96
@@ -112,9 +111,8 @@ for k in calib[0]["d"]:
     cal = np.concatenate([e["d"][k][e["live"]] for e in calib])
     th = np.quantile(cal, 0.99)
     b = np.concatenate([e["d"][k][e["live"]] for e in ben]); t = np.concatenate([e["d"][k][e["tp"]] for e in thr])
-    auc = roc_auc(np.r_[np.zeros(len(b)), np.ones(len(t))], np.r_[b, t])
-    smax = [e["d"][k][e["live"]].max() for e in ben + thr]
-    sauc = roc_auc(np.r_[np.zeros(len(ben)), np.ones(len(thr))], np.array(smax))
+    auc = anomaly_auc(b, t)
+    sauc = anomaly_auc(*(np.array([e["d"][k][e["live"]].max() for e in bags]) for bags in (ben, thr)))
     hits = {}
     for e in thr:
         for ty, sel in e["inst"]:

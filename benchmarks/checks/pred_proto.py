@@ -1,4 +1,4 @@
-import numpy as np, torch, torch.nn.functional as F, sys
+import numpy as np, torch, torch.nn.functional as F
 from xscreen.scoring import Scorer
 from xscreen.scan import load_scan, list_scans
 from xscreen.preprocess import model_input

@@ -1,7 +1,7 @@
 """SIXray: benign colour-density prior as a trivial patch score (q-quantile of -log density)."""
 import sys, argparse
 from pathlib import Path
-import numpy as np, cv2
+import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detection_study import within_image, load_data
 ap = argparse.ArgumentParser(); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--bins", type=int, default=32)

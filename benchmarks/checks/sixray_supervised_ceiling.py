@@ -83,6 +83,19 @@ def read(d: dict, scores: list[np.ndarray], images: list[int]) -> dict:
     return out
 
 
+def held_out_scores(d: dict, folds: list[np.ndarray], epochs: int, patch: int, seed: int) -> list[np.ndarray]:
+    """Each threat bag's patch logits from the network of the fold that left it out."""
+    n = len(d["threat"])
+    scores: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+    for k, held in enumerate(folds):
+        seen = [i for i in range(n) if i not in set(held.tolist())]
+        x, y = training_set(d, seen)
+        net = train_net(x, y, patch, epochs, seed=100 * seed + k)
+        for i in held:
+            scores[i] = logits(net, d["threat"][i])
+    return scores
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="benchmark split (the study cache's seed)")
@@ -100,13 +113,7 @@ def main() -> None:
     folds = np.array_split(np.random.default_rng(args.seed).permutation(n), args.folds)
     rows = []
     for epochs in args.epochs:
-        scores: list[np.ndarray] = [None] * n  # type: ignore[list-item]
-        for k, held in enumerate(folds):
-            seen = [i for i in range(n) if i not in set(held.tolist())]
-            x, y = training_set(d, seen)
-            net = train_net(x, y, args.patch, epochs, seed=100 * args.seed + k)
-            for i in held:
-                scores[i] = logits(net, d["threat"][i])
+        scores = held_out_scores(d, folds, epochs, args.patch, args.seed)
         row = {"split": args.seed, "scale": args.scale, "patch": args.patch, "epochs": epochs,
                "read": f"held-out images ({args.folds} folds)", **read(d, scores, list(range(n)))}
         rows.append(row)
