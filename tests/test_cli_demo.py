@@ -38,3 +38,16 @@ def test_demo_without_a_model_fails_clearly(tmp_path):
                           "--model", str(tmp_path / "missing.xsm")], capture_output=True, text=True)
     assert res.returncode == 2
     assert "missing.xsm" in res.stderr and "no model file there" in res.stderr
+
+
+@pytest.mark.skipif(paths.default_model() is None, reason="no shipped default model")
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path):
+    """``xscreen model info M | head -1``: the reader closes the pipe; the command stops with the
+    SIGPIPE status (141) and no traceback on stderr."""
+    model = paths.default_model()
+    code = ("import sys, os; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+            "from xscreen.cli import main; rc = main(['model', 'info', sys.argv[1]]); "
+            "print('rc', rc, file=sys.stderr); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 141, res.stderr
+    assert "rc 141" in res.stderr and "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
