@@ -208,7 +208,7 @@ def test_architecture_is_compared_before_anything_is_allocated(model_file, tmp_p
     assert devices == ["meta", "meta", "cpu"]
 
 
-def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_path):
+def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_path, capsys):
     """A model file records its generator: a UNet++ model loads as one with the same outputs, and
     the same weights relabelled as the UNet are refused by the shape check (nothing executes)."""
     import dataclasses
@@ -228,6 +228,12 @@ def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_pa
     x = torch.rand(3, 2, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(m.generator(x), g(x), atol=1e-6)
+    from xscreen.cli import main as cli_main
+    from xscreen.gui.probe import describe_model  # the GUI's model panel (no Qt needed to read it)
+
+    assert "patch 32px, UNet++ ngf 4" in describe_model(path)
+    assert cli_main(["model", "info", str(path)]) == 0
+    assert "network    UNet++ ngf 4 ndf 4" in capsys.readouterr().out
 
     def as_unet(meta):
         meta["net"]["generator"] = "unet"
