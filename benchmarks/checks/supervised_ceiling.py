@@ -30,7 +30,8 @@ from xscreen.config import NetConfig, ScreenConfig  # noqa: E402
 from xscreen.evaluate import truth  # noqa: E402
 from xscreen.metrics import roc_auc, threshold_for_far  # noqa: E402
 from xscreen.network import Discriminator, init_weights  # noqa: E402
-from xscreen.patches import tile  # noqa: E402
+from xscreen.evaluate.core import _object_pixels  # noqa: E402  (the evaluation's own pixel rule)
+from xscreen.patches import grid_to_pixels, tile  # noqa: E402
 from xscreen.pipeline import screen  # noqa: E402
 from xscreen.preprocess import model_input  # noqa: E402
 from xscreen.scan import list_scans, load_scan  # noqa: E402
@@ -47,7 +48,8 @@ def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, ty
     rows, cols = res.score_grid.shape
     size = scorer.patch_size
     x = torch.from_numpy(model_input(scan, scorer.preprocess))
-    p = tile(x, size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], size, size).contiguous()
+    tiling = tile(x, size, stride, pad_value=-1.0)
+    p = tiling.view.reshape(-1, x.shape[0], size, size).contiguous()
     live = ~res.air_grid.ravel()
     dark = (p.mean((1, 2, 3)).numpy() + 1) / 2
     if context:  # windows at (origin - S/2) of size 2S: the same grid, one window per patch
@@ -56,9 +58,11 @@ def bag_patches(path: Path, scorer: Scorer, stride: int, folder: Path | None, ty
         w = tile(xc, 2 * size, stride, pad_value=-1.0).view.reshape(-1, x.shape[0], 2 * size, 2 * size)
         p = torch.cat([p, F.avg_pool2d(w, 2)], 1)
     out = {"x": p, "live": live, "dark": dark, "model": res.score_grid.ravel(), "grid": (rows, cols),
+           "tiling": tiling.geometry_only(), "objects": _object_pixels(res), "model_heat": res.heat, "mask": None,
            "tp": np.zeros(len(p), bool), "near": np.zeros(len(p), bool), "inst": []}
     if folder is not None:
         mask = truth.read_mask(folder / "masks" / f"{path.stem}.png", (scan.height, scan.width))
+        out["mask"] = mask
         origins = np.array([(r * stride, c * stride) for r in range(rows) for c in range(cols)])
         out["tp"] = truth.threat_patches(mask, origins, size, 0.1) & live
         out["near"] = truth.patch_coverage(mask > 0, origins, size) > 0
@@ -73,6 +77,25 @@ def load_set(root: Path, scorer: Scorer, stride: int, context: bool) -> tuple[li
     benign = [bag_patches(p, scorer, stride, None, types, context) for p in list_scans(root / "benign")]
     threat = [bag_patches(p, scorer, stride, root, types, context) for p in list_scans(root / "threat")]
     return benign, threat
+
+
+def pixel_auc(bags: list[dict], key: str) -> float:
+    """Pixel AUC read as ``xscreen evaluate`` reads it: the per-pixel heat (each pixel the weighted
+    mean of the scores of the patches covering it, air patches 0), over the pixels a non-air patch
+    covers, threat-mask pixels against all others (every pixel, not a sample). ``key`` "model": the
+    screening's own heat map; otherwise the key's patch scores through a sigmoid, stitched alike."""
+    scores, labels = [], []
+    for e in bags:
+        if key == "model":
+            heat = e["model_heat"]
+        else:
+            grid = np.where(e["live"], 1.0 / (1.0 + np.exp(-e[key])), 0.0).reshape(e["grid"])
+            heat = grid_to_pixels(torch.from_numpy(grid.astype(np.float32)), e["tiling"]).numpy()
+        idx = np.flatnonzero(e["objects"])
+        scores.append(heat.ravel()[idx])
+        labels.append(np.zeros(idx.size, bool) if e["mask"] is None else e["mask"].ravel()[idx] > 0)
+    s, y = np.concatenate(scores), np.concatenate(labels)
+    return anomaly_auc(s[~y], s[y])
 
 
 def score_bags(net: torch.nn.Module, bags: list[dict]) -> None:
@@ -162,7 +185,7 @@ def main() -> None:
             row = {"score": name if key == "sup" else f"model {args.model.name}",
                    "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
                    "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": patch_auc_by_type(b, by_type),
-                   "scan_auc_by_bag_score": scan,
+                   "scan_auc_by_bag_score": scan, "pixel_auc": round(pixel_auc(tb + tt, key), 3),
                    "hits": {ty: round(float(np.mean([(s >= th).any() for s in v])), 2) for ty, v in sorted(by_type.items())},
                    "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
             rows.append(row)
