@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_train import _models  # noqa: E402
+from bench_train import _models, timed  # noqa: E402
 
 from xscreen.config import NetConfig  # noqa: E402
 from xscreen.runtime import precision_for  # noqa: E402
@@ -39,25 +38,19 @@ def main() -> None:
         net = NetConfig(size=args.size, channels=2, ngf=args.ngf, ndf=args.ngf, generator=gen)
         g, d, og, od = _models(net, channels_last=True)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
-        tasks[f"{gen} train step bf16"] = lambda pair=pair: train_step(pair, xc, bf16, channels_last=True)
+        tasks[f"{gen} train step bf16"] = lambda x, pair=pair: train_step(pair, x, bf16, channels_last=True)
         ge, de = _models(net, channels_last=True)[:2]
         ge.eval()
         de.eval()
 
-        def score(p, ge=ge, de=de):
+        def score(x, p, ge=ge, de=de):
             with torch.inference_mode(), p.autocast():
-                x_hat = ge(xc)
-                de(xc)
+                x_hat = ge(x)
+                de(x)
                 de(x_hat)
-        tasks[f"{gen} scoring fp32"] = lambda score=score: score(fp32)
-        tasks[f"{gen} scoring bf16"] = lambda score=score: score(bf16)
-    times: dict[str, list[float]] = {k: [] for k in tasks}
-    for r in range(args.rounds + 1):  # round 0 warms up
-        for name, fn in tasks.items():
-            t0 = time.perf_counter()
-            fn()
-            if r:
-                times[name].append(time.perf_counter() - t0)
+        tasks[f"{gen} scoring fp32"] = lambda x, score=score: score(x, fp32)
+        tasks[f"{gen} scoring bf16"] = lambda x, score=score: score(x, bf16)
+    times = timed(tasks, xc, args.rounds, warmup=1)  # round-robin, one call of each per round
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"size {args.size}, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds, "
           f"{torch.get_num_threads()} thread(s)")

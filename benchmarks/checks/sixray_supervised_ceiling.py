@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detection_study import load_data, within_image  # noqa: E402
-from supervised_ceiling import augment  # noqa: E402
+from supervised_ceiling import batch_logits, train_epoch  # noqa: E402
 
 from xscreen.config import NetConfig  # noqa: E402
 from xscreen.network import Discriminator  # noqa: E402
@@ -47,22 +46,12 @@ def train_net(x: torch.Tensor, y: torch.Tensor, size: int, epochs: int, seed: in
     pos_weight = (y == 0).sum() / (y == 1).sum().clamp(min=1)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        net.train()
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(order), 64):
-            j = order[i:i + 64]
-            logit, _ = net.logits_features(augment(x[j], g))
-            loss = F.binary_cross_entropy_with_logits(logit, y[j], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_epoch(net, opt, x, y, pos_weight, g)
     return net.eval()
 
 
 def logits(net: torch.nn.Module, p: np.ndarray) -> np.ndarray:
-    x = as_input(p)
-    with torch.no_grad():
-        return torch.cat([net.logits_features(x[i:i + 256])[0] for i in range(0, len(x), 256)]).float().numpy()
+    return batch_logits(net, as_input(p))
 
 
 def training_set(d: dict, images: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,11 +98,16 @@ def pixel_auc(bags: list[dict], key: str) -> float:
     return anomaly_auc(s[~y], s[y])
 
 
+def batch_logits(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The network's logit of every patch of x (N, C, S, S), in batches of 256, no gradients."""
+    with torch.no_grad():
+        return torch.cat([net.logits_features(x[i:i + 256])[0] for i in range(0, len(x), 256)]).float().numpy()
+
+
 def score_bags(net: torch.nn.Module, bags: list[dict]) -> None:
     """e["sup"] = the network's logit of every patch of every bag (eval mode, batches of 256)."""
-    with torch.no_grad():
-        for e in bags:
-            e["sup"] = torch.cat([net.logits_features(e["x"][i:i + 256])[0] for i in range(0, len(e["x"]), 256)]).numpy()
+    for e in bags:
+        e["sup"] = batch_logits(net, e["x"])
 
 
 def instance_scores(bags: list[dict], key: str) -> dict[str, list[np.ndarray]]:
@@ -118,6 +123,21 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     k = int(torch.randint(0, 4, (1,), generator=g))
     x = torch.rot90(x, k, (2, 3))
     return torch.flip(x, (3,)) if torch.rand(1, generator=g) < 0.5 else x
+
+
+def train_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                pos_weight: torch.Tensor, g: torch.Generator) -> None:
+    """One epoch of class-weighted BCE over (x, y) in shuffled batches of 64, each batch flipped /
+    rotated by ``augment``; leaves the network in training mode."""
+    net.train()
+    order = torch.randperm(len(x), generator=g)
+    for i in range(0, len(order), 64):
+        j = order[i:i + 64]
+        logit, _ = net.logits_features(augment(x[j], g))
+        loss = F.binary_cross_entropy_with_logits(logit, y[j], pos_weight=pos_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 def main() -> None:
@@ -155,15 +175,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
     rows = []
     for epoch in range(1, args.epochs + 1):
-        net.train()
-        order = torch.randperm(len(x_train), generator=g)
-        for i in range(0, len(order), 64):
-            j = order[i:i + 64]
-            logit, _ = net.logits_features(augment(x_train[j], g))
-            loss = F.binary_cross_entropy_with_logits(logit, y_train[j], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_epoch(net, opt, x_train, y_train, pos_weight, g)
         net.eval()
         score_bags(net, calib + tb + tt)
         for key in ("sup", "model"):
