@@ -94,7 +94,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outer-skips-off", type=int, choices=(0, 1, 2, 3), default=None,
                    help=f"UNet skips removed below the outermost level (default {d.net.outer_skips_off})")
     p.add_argument("--generator", choices=("unet", "unetpp"), default=None,
-                   help="generator architecture: the paper's UNet or UNet++ nested skips (about 5x the "
+                   help="generator architecture: the paper's UNet or UNet++ nested skips (about 3.5x the "
                    f"training and scoring time at 64 px; default {d.net.generator})")
     p.add_argument("--d-spectral-norm", action=argparse.BooleanOptionalAction, default=None,
                    help=f"spectral normalisation in the discriminator (default {d.net.d_spectral_norm})")

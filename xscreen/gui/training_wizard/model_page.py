@@ -84,7 +84,7 @@ class ModelPage(GatedPage):
         self.spectral = QCheckBox("spectral norm in the discriminator")
         self.generator = QComboBox()
         self.generator.addItems(["unet", "unetpp"])
-        self.generator.setToolTip("the paper's UNet, or UNet++ nested skips (about 5x the training and scoring "
+        self.generator.setToolTip("the paper's UNet, or UNet++ nested skips (about 3.5x the training and scoring "
                                   "time at 64 px; no outer skips off)")
         self.material = QCheckBox("material channel (dual-energy)")
         self.material.setToolTip("a third input channel: each pixel's material (organic to iron) from the ratio "
