@@ -231,9 +231,9 @@ def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_pa
     from xscreen.cli import main as cli_main
     from xscreen.gui.probe import describe_model  # the GUI's model panel (no Qt needed to read it)
 
-    assert "patch 32px, UNet++ ngf 4" in describe_model(path)
+    assert "patch 32px, ngf 4 (UNet++ generator)" in describe_model(path)
     assert cli_main(["model", "info", str(path)]) == 0
-    assert "network    UNet++ ngf 4 ndf 4" in capsys.readouterr().out
+    assert "network    UNet++ ngf 4 ndf 4 nz 8;" in capsys.readouterr().out
 
     def as_unet(meta):
         meta["net"]["generator"] = "unet"
@@ -246,3 +246,43 @@ def test_unetpp_model_round_trips_and_is_checked_against_its_architecture(tmp_pa
 
     with pytest.raises(ModelError):
         load_model(_resign(path, tmp_path / "unknown.xsm", edit_meta=unknown))
+
+
+def test_attention_discriminator_round_trips_and_is_checked_against_its_architecture(tmp_path, capsys):
+    """NetConfig.d_attention (with spectral norm: the second anchor's D) is stored in the model file
+    and named by `model info` and the GUI panel; the same weights labelled without it are refused."""
+    import dataclasses
+
+    from xscreen.network import SelfAttention, build_generator
+
+    net = dataclasses.replace(NET, d_attention=True, d_spectral_norm=True)
+    torch.manual_seed(0)
+    g, d = build_generator(net), Discriminator(net)
+    with torch.no_grad():
+        next(m for m in d.modules() if isinstance(m, SelfAttention)).gamma.fill_(0.5)
+    d.eval(), g.eval()
+    path = tmp_path / "att.xsm"
+    save_model(path, g, d, dataclasses.replace(_meta(), net=net))
+    m = load_model(path)
+    assert m.meta.net.d_attention and m.meta.net.d_spectral_norm
+    x = torch.rand(3, 2, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(m.discriminator(x)[1], d(x)[1], atol=1e-6)
+    from xscreen.cli import main as cli_main
+    from xscreen.gui.probe import describe_model
+
+    assert "ngf 4 (D spectral norm, D self-attention)" in describe_model(path)
+    assert cli_main(["model", "info", str(path)]) == 0
+    assert "ndf 4 nz 8 (D spectral norm, D self-attention); score" in capsys.readouterr().out
+
+    def without(meta):
+        meta["net"]["d_attention"] = False
+
+    with pytest.raises(ModelError, match="weights do not match the recorded architecture"):
+        load_model(_resign(path, tmp_path / "relabelled.xsm", edit_meta=without))
+
+    def not_bool(meta):
+        meta["net"]["d_attention"] = "yes"
+
+    with pytest.raises(ModelError, match="d_attention"):
+        load_model(_resign(path, tmp_path / "notbool.xsm", edit_meta=not_bool))

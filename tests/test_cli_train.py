@@ -151,6 +151,8 @@ def test_detection_options_reach_the_config_and_are_range_checked(capsys):
     assert (plain.train.input_mask, plain.net.outer_skips_off, plain.net.d_spectral_norm) == (0.0, 0, False)
     assert plain.net.generator == "unet"
     assert cli_train.effective_config(p.parse_args(["train", "x", "--generator", "unetpp"])).net.generator == "unetpp"
+    assert not plain.net.d_attention
+    assert cli_train.effective_config(p.parse_args(["train", "x", "--d-attention"])).net.d_attention
     with pytest.raises(SystemExit):
         p.parse_args(["train", "x", "--selection", "best_on_test"])
 

@@ -218,6 +218,9 @@ def test_model_page_sets_the_detection_options(qtbot, wizard):
     assert s.train.d_every == 1  # the paper's: D steps on every training step
     m.d_every.setValue(4)
     assert wizard.state.train.d_every == 4
+    assert not wizard.state.net.d_attention
+    m.attention.setChecked(True)
+    assert wizard.state.net.d_attention
     assert wizard.state.material is False  # the paper's two energy channels
     m.material.setChecked(True)
     assert wizard.state.material is True and wz_net(wizard).channels == 3

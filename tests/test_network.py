@@ -112,6 +112,47 @@ def test_init_weights_reaches_spectrally_normalised_convs():
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("sn", [False, True])
+def test_self_attention_discriminator_attends_across_the_patch(size, sn):
+    """NetConfig.d_attention: one SAGAN layer on the S/4 map; it starts as the identity (γ = 0), and
+    once γ is non-zero a change in one corner of the input reaches D's S/4 map at the far corner,
+    which no stack of 4x4 convolutions that deep can do."""
+    from xscreen.network import SelfAttention
+
+    net = NetConfig(size=size, channels=2, ndf=8, nz=16, d_attention=True, d_spectral_norm=sn)
+    d = Discriminator(net).eval()
+    layers = [m for m in d.modules() if isinstance(m, SelfAttention)]
+    assert len(layers) == 1
+    convs = [layers[0].query, layers[0].key, layers[0].value, layers[0].out]
+    assert all(torch.nn.utils.parametrize.is_parametrized(c) == sn for c in convs)
+    seen = []
+    layers[0].register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+    x = torch.rand(2, 2, size, size) * 2 - 1
+    prob, f = d(x)
+    assert prob.shape == (2,) and f.shape == (2, 16, 1, 1) and torch.isfinite(f).all()
+    inp, out = seen[-1]
+    assert inp.shape[-2:] == (size // 4, size // 4) and torch.equal(inp, out)  # identity at γ = 0
+    assert float(layers[0].gamma.detach()) == 0.0
+    x2 = x.clone()
+    x2[:, :, :4, :4] = -x2[:, :, :4, :4]  # the top-left corner only
+
+    def far_change() -> float:  # at the bottom-right of the S/4 map
+        with torch.no_grad():
+            d(x), d(x2)
+        return float((seen[-2][1] - seen[-1][1])[:, :, -1, -1].abs().max())
+
+    assert far_change() == 0.0  # γ = 0: the convolutions alone do not reach that far
+    if sn:
+        return  # the spectrally normalised layer's weights are not set by hand
+    with torch.no_grad():
+        layers[0].gamma.fill_(1.0)
+        layers[0].query.weight.zero_()  # uniform attention: every position reads every other
+    assert far_change() > 0.0
+    a_plain = Discriminator(NetConfig(size=size, channels=2, ndf=8, nz=16, d_spectral_norm=sn))
+    assert count_parameters(d) > count_parameters(a_plain)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
 def test_unetpp_generator_nodes_shapes_and_gradient_paths(size):
     """UNet++ (NetConfig.generator "unetpp"): L = log2(S) encoder levels, a triangle of
     L(L-1)/2 nested nodes, same input/output as the UNet; every node lies on the output's gradient

@@ -76,6 +76,18 @@ class NetConfig:
     # "unetpp": UNet++ nested dense skips (Zhou et al. 2018) in place of the pix2pix UNet - the issue's
     # anchor "a UNet++ generator in Skip-GANomaly" (network.NestedGenerator)
     generator: Literal["unet", "unetpp"] = "unet"
+    # a SAGAN self-attention layer in D at 1/4 of the patch size (Zhang et al. 2019) - with spectral
+    # norm and UNet++ skips, the issue's second anchor (network.SelfAttention)
+    d_attention: bool = False
+
+    def options_text(self) -> str:
+        """The architecture options beyond the paper's, as words ("" for the paper's networks):
+        what ``xscreen model info`` and the GUI's model panel name."""
+        parts = (["UNet++ generator"] if self.generator == "unetpp" else []) + \
+            (["D spectral norm"] if self.d_spectral_norm else []) + \
+            (["D self-attention"] if self.d_attention else []) + \
+            ([f"{self.outer_skips_off} UNet skips off"] if self.outer_skips_off else [])
+        return ", ".join(parts)
 
 
 # the density prior's largest weight (TrainConfig.density): 10 already lets density outweigh the score

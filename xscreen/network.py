@@ -163,6 +163,8 @@ class Discriminator(nn.Module):
             # spectral norm bounds D's Lipschitz constant itself; SN-GAN drops BatchNorm beside it
             layers += [conv(d * 2**i, d * 2 ** (i + 1), 4, 2, 1, bias=False),
                        *([] if sn else [nn.BatchNorm2d(d * 2 ** (i + 1))]), nn.LeakyReLU(0.2, True)]
+            if i == 0 and net.d_attention:  # on the S/4 map (16 x 16 at 64 px), as SAGAN's mid-level layer
+                layers.append(SelfAttention(d * 2, sn))
         layers.append(conv(d * 2 ** (downs - 3), net.nz, 4, 1, 0, bias=False))  # 4×4 -> 1×1: f(x)
         self.features = nn.Sequential(*layers)
         self.classifier = conv(net.nz, 1, 1)
@@ -176,6 +178,29 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logit, f = self.logits_features(x)
         return torch.sigmoid(logit), f
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention (Zhang et al. 2019): y = x + γ · W_o(softmax(q(x)ᵀ k(x)) applied to v(x)),
+    1×1 convolutions for q, k (C/8 channels), v (C/2) and W_o, γ a learnt scalar starting at 0 so the
+    layer starts as the identity. ``sn``: spectral norm on the four convolutions, as in SAGAN's D."""
+
+    def __init__(self, ch: int, sn: bool = False):
+        super().__init__()
+        conv = _sn_conv if sn else nn.Conv2d
+        inner = max(1, ch // 8)
+        self.query, self.key = conv(ch, inner, 1, bias=False), conv(ch, inner, 1, bias=False)
+        self.value, self.out = conv(ch, max(1, ch // 2), 1, bias=False), conv(max(1, ch // 2), ch, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2)  # (N, C/8, HW)
+        k = self.key(x).flatten(2)
+        v = self.value(x).flatten(2)  # (N, C/2, HW)
+        attn = torch.softmax(torch.bmm(q.transpose(1, 2), k).float(), -1).to(v.dtype)  # (N, HW, HW): row i attends to j
+        o = torch.bmm(v, attn.transpose(1, 2)).reshape(n, -1, h, w)
+        return x + self.gamma.to(x.dtype) * self.out(o)
 
 
 def reconstruct(generator: nn.Module, x: torch.Tensor, inpaint: int = 0) -> torch.Tensor:

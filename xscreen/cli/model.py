@@ -49,6 +49,15 @@ def info_dict(path: Path) -> dict:
     return {"file": str(path), "model_id": f"{name}-{checksum[:12]}", "checksum": checksum, **asdict(meta)}
 
 
+def _net_options(net: dict) -> str:
+    """The discriminator and skip options beyond the paper's, e.g. " (D spectral norm, D self-attention)";
+    the generator is named before the widths already."""
+    from xscreen.config import NetConfig, from_dict
+
+    text = from_dict(NetConfig, {**net, "generator": "unet"}).options_text()
+    return f" ({text})" if text else ""
+
+
 def _text(d: dict) -> str:
     card, net, cal = d["card"], d["net"], d["calibration"]
     lines = [f"model      {d['model_id']}   ({d['file']})",
@@ -58,7 +67,7 @@ def _text(d: dict) -> str:
              f"({net['channels']} ch), patch {net['size']}px stride "
              f"{d['patch']['stride']}, a_max {d['preprocess']['a_max']}",
              f"network    {'UNet++ ' if net.get('generator') == 'unetpp' else ''}"
-             f"ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}; score λ {d['train']['lam']} "
+             f"ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}{_net_options(net)}; score λ {d['train']['lam']} "
              f"recon {d['train']['recon']}{_score_options(d['train'])}",
              f"data       {card['n_train_patches']} train patches / {card['n_train_scans']} scans, "
              f"{card['n_val_patches']} val patches / {card['n_val_scans']} scans",

@@ -98,6 +98,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    f"training and scoring time at 64 px; default {d.net.generator})")
     p.add_argument("--d-spectral-norm", action=argparse.BooleanOptionalAction, default=None,
                    help=f"spectral normalisation in the discriminator (default {d.net.d_spectral_norm})")
+    p.add_argument("--d-attention", action=argparse.BooleanOptionalAction, default=None,
+                   help="a self-attention layer in the discriminator (SAGAN; with --d-spectral-norm and "
+                   f"--generator unetpp the issue's second anchor; default {d.net.d_attention})")
     p.add_argument("--material-channel", action=argparse.BooleanOptionalAction, default=None,
                    help="a third input channel for dual-energy scans: each pixel's material (organic -> "
                    f"iron) from the ratio of its two attenuations (default {d.preprocess.material})")
@@ -117,7 +120,7 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
     if "size" in patch and "stride" not in patch:
         patch["stride"] = max(1, patch["size"] // 2)
     net = {"ngf": args.ngf, "ndf": args.ngf} if args.ngf else {}
-    net.update({k: getattr(args, k) for k in ("outer_skips_off", "d_spectral_norm", "generator") if getattr(args, k) is not None})
+    net.update({k: getattr(args, k) for k in ("outer_skips_off", "d_spectral_norm", "d_attention", "generator") if getattr(args, k) is not None})
     top = {"benign": tuple(args.benign) or run.benign, "val": tuple(args.val or ()) or run.val}
     if args.output is not None:
         top["output"] = str(args.output)

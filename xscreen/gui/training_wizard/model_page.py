@@ -59,7 +59,7 @@ class ModelPage(GatedPage):
                     self.ngf.valueChanged, self.ndf.valueChanged, self.w_adv.valueChanged, self.w_con.valueChanged,
                     self.w_lat.valueChanged, self.lam.valueChanged, self.precision.currentTextChanged,
                     self.device.currentTextChanged, self.recon.currentTextChanged, self.selection.currentTextChanged,
-                    self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled,
+                    self.input_mask.valueChanged, self.skips_off.valueChanged, self.spectral.toggled, self.attention.toggled,
                     self.inpaint.valueChanged, self.window.valueChanged, self.density.valueChanged,
                     self.d_batch.currentTextChanged, self.d_every.valueChanged, self.material.toggled,
                     self.generator.currentTextChanged):
@@ -82,6 +82,8 @@ class ModelPage(GatedPage):
         self.density.setToolTip("adds the patch's mean density to the score, weighted against the score's own "
                                 "benign 99th percentile (0 = off)")
         self.spectral = QCheckBox("spectral norm in the discriminator")
+        self.attention = QCheckBox("self-attention in the discriminator")
+        self.attention.setToolTip("a SAGAN self-attention layer at a quarter of the patch size")
         self.generator = QComboBox()
         self.generator.addItems(["unet", "unetpp"])
         self.generator.setToolTip("the paper's UNet, or UNet++ nested skips (about 3.5x the training and scoring "
@@ -91,7 +93,7 @@ class ModelPage(GatedPage):
                                  "of its low- and high-energy attenuations")
         for label, w in (("epoch selection (benign)", self.selection), ("masked-input share", self.input_mask),
                          ("generator", self.generator),
-                         ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral),
+                         ("UNet skips off (outer levels)", self.skips_off), ("", self.spectral), ("", self.attention),
                          ("", self.material),
                          ("discriminator batches", self.d_batch), ("discriminator step every N", self.d_every),
                          ("score: inpainting grid k (0 = off)", self.inpaint),
@@ -113,6 +115,7 @@ class ModelPage(GatedPage):
                              (self.d_every, self.d_every.setValue, s.train.d_every),
                              (self.skips_off, self.skips_off.setValue, s.net.outer_skips_off),
                              (self.spectral, self.spectral.setChecked, s.net.d_spectral_norm),
+                             (self.attention, self.attention.setChecked, s.net.d_attention),
                              (self.generator, self.generator.setCurrentText, s.net.generator),
                              (self.material, self.material.setChecked, s.material),
                              (self.inpaint, self.inpaint.setValue, s.train.score_inpaint),
@@ -149,6 +152,7 @@ class ModelPage(GatedPage):
             d_batch=self.d_batch.currentText(), d_every=self.d_every.value())
         net = dataclasses.replace(s.net, ngf=self.ngf.value(), ndf=self.ndf.value(),
                                   outer_skips_off=self.skips_off.value(), d_spectral_norm=self.spectral.isChecked(),
+                                  d_attention=self.attention.isChecked(),
                                   generator=self.generator.currentText())
         self.wiz.update(train=train, net=net, material=self.material.isChecked())
 
