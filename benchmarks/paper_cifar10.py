@@ -115,7 +115,8 @@ def _run_config(args: argparse.Namespace):
     return RunConfig(name="cifar10-skipganomaly", preprocess=Preprocess(kind="rgb"),
                      patch=PatchConfig(size=32, stride=32, skip_air=False),
                      net=NetConfig(size=32, channels=3, ngf=args.ngf, ndf=args.ngf, nz=100,
-                                   generator=args.generator),
+                                   generator=args.generator, d_spectral_norm=args.d_spectral_norm,
+                                   d_attention=args.d_attention),
                      train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                        device=args.device, log_every=10_000, val_fraction=0.0,
                                        lam=args.lam, precision=args.precision,
@@ -219,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ngf", type=int, default=64, help="generator and discriminator width (paper: 64)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--generator", default="unet", choices=("unet", "unetpp"), help="paper: unet")
+    p.add_argument("--d-spectral-norm", action="store_true", help="spectral norm in D (paper: off)")
+    p.add_argument("--d-attention", action="store_true", help="a self-attention layer in D (paper: off)")
     p.add_argument("--max-train", type=int, default=None, help="subsample the training images (stated in the output)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="benign validation share of each normal class")
     p.add_argument("--methods", nargs="+", default=["skip", "ganomaly", "pca"], choices=["skip", "ganomaly", "pca"])

@@ -1,10 +1,12 @@
-"""UNet against UNet++ (``NetConfig.generator``): training step and scoring cost, side by side.
+"""Architecture options against the paper's networks: training step and scoring cost, side by side.
 
-Both generators with the same discriminator, timed round-robin in one run (one step or batch of each
-per round, so a busy machine slows them alike): the product's bf16 ``train_step`` (channels_last) and
-the eval-mode scoring forward G + D(x) + D(x̂) in fp32 and bf16. The ratio of medians is the number.
+UNet against UNet++ (``NetConfig.generator``), and the discriminator options (spectral norm,
+self-attention), timed round-robin in one run (one step or batch of each per round, so a busy
+machine slows them alike): the product's bf16 ``train_step`` (channels_last) and the eval-mode
+scoring forward G + D(x) + D(x̂) in fp32 and bf16. The ratio of medians to the first variant's is
+the number.
 
-    python benchmarks/checks/generator_speed.py --size 64 --ngf 32 [--rounds 5]
+    python benchmarks/checks/generator_speed.py --size 64 --ngf 32 [--rounds 5] [--variants unet unetpp anchor2 att]
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from xscreen.config import NetConfig  # noqa: E402
 from xscreen.runtime import precision_for  # noqa: E402
 from xscreen.train.step import GanPair, train_step  # noqa: E402
 
+# NetConfig fields of each variant ("unet": the paper's networks, the baseline)
+VARIANTS = {"unet": {}, "unetpp": {"generator": "unetpp"}, "att": {"d_attention": True},
+            "sn": {"d_spectral_norm": True},
+            "anchor2": {"generator": "unetpp", "d_spectral_norm": True, "d_attention": True}}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,13 +36,15 @@ def main() -> None:
     ap.add_argument("--ngf", type=int, default=32)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["unet", "unetpp"],
+                    help="the first is the baseline of the ratios")
     args = ap.parse_args()
     x = torch.rand(args.batch, 2, args.size, args.size) * 2 - 1
     xc = x.contiguous(memory_format=torch.channels_last)
     bf16, fp32 = precision_for("cpu", "bf16"), precision_for("cpu", "fp32")
     tasks = {}
-    for gen in ("unet", "unetpp"):
-        net = NetConfig(size=args.size, channels=2, ngf=args.ngf, ndf=args.ngf, generator=gen)
+    for gen in args.variants:
+        net = NetConfig(size=args.size, channels=2, ngf=args.ngf, ndf=args.ngf, **VARIANTS[gen])
         g, d, og, od = _models(net, channels_last=True)
         pair = GanPair(g, d, og, od, torch.amp.GradScaler("cpu", enabled=False))
         tasks[f"{gen} train step bf16"] = lambda x, pair=pair: train_step(pair, x, bf16, channels_last=True)
@@ -54,10 +63,14 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"size {args.size}, ngf {args.ngf}, batch {args.batch}, {args.rounds} rounds, "
           f"{torch.get_num_threads()} thread(s)")
+    base = args.variants[0]
     for kind in ("train step bf16", "scoring fp32", "scoring bf16"):
-        a, b = med[f"unet {kind}"], med[f"unetpp {kind}"]
-        print(f"  {kind:16s} unet {args.batch / a:8.1f} patches/s   unetpp {args.batch / b:8.1f} patches/s   "
-              f"unetpp costs x{b / a:.2f}", flush=True)
+        a = med[f"{base} {kind}"]
+        line = f"  {kind:16s} {base} {args.batch / a:8.1f} patches/s"
+        for v in args.variants[1:]:
+            b = med[f"{v} {kind}"]
+            line += f"   {v} {args.batch / b:8.1f} patches/s (x{b / a:.2f})"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
