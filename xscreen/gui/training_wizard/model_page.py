@@ -83,7 +83,8 @@ class ModelPage(GatedPage):
                                 "benign 99th percentile (0 = off)")
         self.spectral = QCheckBox("spectral norm in the discriminator")
         self.attention = QCheckBox("self-attention in the discriminator")
-        self.attention.setToolTip("a SAGAN self-attention layer at a quarter of the patch size")
+        self.attention.setToolTip("a SAGAN self-attention layer at a quarter of the patch size (about 1.3x the "
+                                  "training step; measured within the seeds' spread: benchmarks/RESULTS.md)")
         self.generator = QComboBox()
         self.generator.addItems(["unet", "unetpp"])
         self.generator.setToolTip("the paper's UNet, or UNet++ nested skips (about 3.5x the training and scoring "
