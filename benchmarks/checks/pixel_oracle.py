@@ -5,8 +5,8 @@ the patches covering it (air patches 0). A patch score can only say "this 64-px 
 threat", so the heat spreads over the window's benign pixels and thins at a threat's edge. This
 check replaces the model's patch scores by oracles made from the test masks themselves — the share
 of threat pixels in the patch, and the evaluation's own 0/1 threat-patch rule — stitches them
-exactly as the product does, and reads the pixel AUC as ``supervised_ceiling.pixel_auc`` does
-(every object pixel of every test bag). Nothing is trained; a bound for patch-level scoring at the
+exactly as the product does, and reads the pixel AUC with ``supervised_ceiling.pixel_auc`` (every
+object pixel of every test bag). Nothing is trained; a bound for patch-level scoring at the
 given stride, not a product score.
 
     python benchmarks/checks/pixel_oracle.py --test /tmp/xs_synth/test --model models/default.xsm --strides 32 16
@@ -19,32 +19,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised_ceiling import load_set  # noqa: E402
+from supervised_ceiling import load_set, pixel_auc  # noqa: E402
 
 from xscreen.evaluate import truth  # noqa: E402
-from xscreen.patches import grid_to_pixels  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
-from xscreen.train.selection import anomaly_auc  # noqa: E402
-
-
-def stitched_auc(bags: list[dict], key: str | None) -> float:
-    """Pixel AUC of the heat stitched from e[key] (patch scores, used as they are), or of the
-    screening's own heat map when ``key`` is None; object pixels only, threat-mask pixels positive."""
-    scores, labels = [], []
-    for e in bags:
-        if key is None:
-            heat = e["model_heat"]
-        else:
-            grid = np.where(e["live"], e[key], 0.0).reshape(e["grid"]).astype(np.float32)
-            heat = grid_to_pixels(torch.from_numpy(grid), e["tiling"]).numpy()
-        idx = np.flatnonzero(e["objects"])
-        scores.append(heat.ravel()[idx])
-        labels.append(np.zeros(idx.size, bool) if e["mask"] is None else e["mask"].ravel()[idx] > 0)
-    s, y = np.concatenate(scores), np.concatenate(labels)
-    return anomaly_auc(s[~y], s[y])
 
 
 def add_oracles(e: dict, size: int, stride: int) -> None:
@@ -75,9 +55,9 @@ def main() -> None:
         for e in bags:
             e.pop("x")  # the patches themselves are not needed here
             add_oracles(e, scorer.patch_size, stride)
-        row = {"stride": stride, "model_heat": round(stitched_auc(bags, None), 4)}
-        for key in ("cover", "rule", "cover_rank"):
-            row[f"oracle_{key}"] = round(stitched_auc(bags, key), 4)
+        row = {"stride": stride, "model_heat": round(pixel_auc(bags, "model"), 4)}
+        for key in ("cover", "rule", "cover_rank"):  # scores in [0, 2], stitched as they are
+            row[f"oracle_{key}"] = round(pixel_auc(bags, key, sigmoid=False), 4)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps(rows, indent=1))

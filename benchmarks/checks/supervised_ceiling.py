@@ -79,17 +79,19 @@ def load_set(root: Path, scorer: Scorer, stride: int, context: bool) -> tuple[li
     return benign, threat
 
 
-def pixel_auc(bags: list[dict], key: str) -> float:
+def pixel_auc(bags: list[dict], key: str, sigmoid: bool = True) -> float:
     """Pixel AUC read as ``xscreen evaluate`` reads it: the per-pixel heat (each pixel the weighted
     mean of the scores of the patches covering it, air patches 0), over the pixels a non-air patch
     covers, threat-mask pixels against all others (every pixel, not a sample). ``key`` "model": the
-    screening's own heat map; otherwise the key's patch scores through a sigmoid, stitched alike."""
+    screening's own heat map; otherwise the key's patch scores (through a sigmoid first when
+    ``sigmoid``: logits; else used as they are), stitched alike."""
     scores, labels = [], []
     for e in bags:
         if key == "model":
             heat = e["model_heat"]
         else:
-            grid = np.where(e["live"], 1.0 / (1.0 + np.exp(-e[key])), 0.0).reshape(e["grid"])
+            values = 1.0 / (1.0 + np.exp(-e[key])) if sigmoid else e[key]
+            grid = np.where(e["live"], values, 0.0).reshape(e["grid"])
             heat = grid_to_pixels(torch.from_numpy(grid.astype(np.float32)), e["tiling"]).numpy()
         idx = np.flatnonzero(e["objects"])
         scores.append(heat.ravel()[idx])

@@ -275,10 +275,10 @@ def describe_model(path: str | Path) -> str:
 
     meta, checksum = read_meta(path)
     card, cal = meta.card, meta.calibration
+    options = meta.net.options_text()
     lines = [f"{card.name or Path(path).stem}  ({checksum[:12]})", card.description or "",
              f"input: {meta.preprocess.kind}{' + material' if meta.preprocess.material else ''}, "
-             f"patch {meta.patch.size}px, ngf {meta.net.ngf}"
-             + (f" ({meta.net.options_text()})" if meta.net.options_text() else ""),
+             f"patch {meta.patch.size}px, ngf {meta.net.ngf}" + (f" ({options})" if options else ""),
              f"created: {card.created}  seed {card.seed}",
              f"trained on {card.n_train_scans} scans / {card.n_train_patches} patches "
              f"(val {card.n_val_scans} / {card.n_val_patches})"]
