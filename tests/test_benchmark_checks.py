@@ -70,3 +70,37 @@ def test_sixray_supervised_ceiling_never_scores_a_bag_with_a_network_that_saw_it
     scores = sc.held_out_scores(d, folds, epochs=1, patch=4, seed=0)
     assert len(seen_by_fold) == 4 and all(len(s) == 6 for s in seen_by_fold)
     assert scored_by == {i: 1 for i in range(n)} and all(len(s) == 6 for s in scores)
+
+
+def test_context_inpainting_predicts_each_quadrant_without_seeing_it():
+    """benchmarks/checks/context_inpaint.py: the patch's place in the context window is blanked (the
+    control arm blanks the whole window), a quadrant's prediction does not change when its own pixels
+    are shuffled (same mean fill), and does change when the surroundings change (the wider view reaches
+    the prediction)."""
+    import torch
+    from context_inpaint import blank_centre, context_generator, inpaint_recon, inpaint_scores
+
+    torch.manual_seed(0)
+    c, s = 2, 64
+    x = torch.rand(3, 2 * c, s, s) * 2 - 1
+    b = blank_centre(x, c, zero_context=False)
+    assert torch.equal(b[:, :c], x[:, :c]) and (b[:, c:, 16:48, 16:48] == 0).all()
+    assert torch.equal(b[:, c:, :16], x[:, c:, :16]) and torch.equal(b[:, c:, :, 48:], x[:, c:, :, 48:])
+    z = blank_centre(x, c, zero_context=True)
+    assert torch.equal(z[:, :c], x[:, :c]) and (z[:, c:] == 0).all()
+
+    g = context_generator(c, s, 8).eval()
+    assert g(b).shape == (3, c, s, s)
+    with torch.no_grad():
+        ref = inpaint_recon(g, b, c)
+        shuffled = b.clone()
+        q = shuffled[:, :c, :32, :32].reshape(3, c, -1)
+        shuffled[:, :c, :32, :32] = q[:, :, torch.randperm(q.shape[-1])].reshape(3, c, 32, 32)
+        same = inpaint_recon(g, shuffled, c)
+        torch.testing.assert_close(same[:, :, :32, :32], ref[:, :, :32, :32])
+        assert not torch.allclose(same[:, :, 32:, 32:], ref[:, :, 32:, 32:])  # the other quadrants saw it
+        moved = b.clone()
+        moved[:, c:, :8] = -moved[:, c:, :8]  # the surroundings above the patch
+        assert not torch.allclose(inpaint_recon(g, moved, c)[:, :, :32, :32], ref[:, :, :32, :32])
+    r = inpaint_scores(g, b, c)
+    assert r.shape == (3,) and np.isfinite(r).all() and (r > 0).all()

@@ -121,6 +121,29 @@ def instance_scores(bags: list[dict], key: str) -> dict[str, list[np.ndarray]]:
     return out
 
 
+def read_score(key: str, name: str, epoch: int | None, calib: list[dict], tb: list[dict], tt: list[dict],
+               sigmoid: bool = True) -> dict:
+    """The test-set reading of the patch scores ``e[key]`` of every bag: patch AUC (threat patches
+    against every live benign-bag patch), darkness-matched AUC, patch AUC by type, scan AUC by bag
+    score, pixel AUC (stitched as screening stitches; ``sigmoid`` as in ``pixel_auc``), and the share
+    of instances hit at the 1 % patch false-alarm threshold set on the ``calib`` bags."""
+    th = threshold_for_far(np.concatenate([e[key][e["live"]] for e in calib]), 0.01)
+    b = np.concatenate([e[key][e["live"]] for e in tb])
+    t = np.concatenate([e[key][e["tp"]] for e in tt])
+    matched, _ = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in tb]), t,
+                                      np.concatenate([e["dark"][e["tp"]] for e in tt]))
+    by_type = instance_scores(tt, key)
+    # bag scores as synthetic_baselines.py makes them (its "d" dict holds the score by name)
+    bags = [{"d": {key: e[key]}, "live": e["live"], "grid": e["grid"]} for e in tb + tt]
+    bag_y = np.r_[np.zeros(len(tb)), np.ones(len(tt))]
+    scan = {n: round(roc_auc(bag_y, np.array([f(e, key, th) for e in bags])), 3) for n, f in BAG_SCORES.items()}
+    return {"score": name, "epoch": epoch, "patch_auc": round(anomaly_auc(b, t), 3),
+            "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": patch_auc_by_type(b, by_type),
+            "scan_auc_by_bag_score": scan, "pixel_auc": round(pixel_auc(tb + tt, key, sigmoid), 3),
+            "hits": {ty: round(float(np.mean([(s >= th).any() for s in v])), 2) for ty, v in sorted(by_type.items())},
+            "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
+
+
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     k = int(torch.randint(0, 4, (1,), generator=g))
     x = torch.rot90(x, k, (2, 3))
@@ -183,27 +206,10 @@ def main() -> None:
         for key in ("sup", "model"):
             if key == "model" and epoch > 1:
                 continue
-            th = threshold_for_far(np.concatenate([e[key][e["live"]] for e in calib]), 0.01)
-            b = np.concatenate([e[key][e["live"]] for e in tb])
-            t = np.concatenate([e[key][e["tp"]] for e in tt])
-            auc = anomaly_auc(b, t)
-            matched, _ = darkness_matched_auc(b, np.concatenate([e["dark"][e["live"]] for e in tb]), t,
-                                              np.concatenate([e["dark"][e["tp"]] for e in tt]))
-            by_type = instance_scores(tt, key)
-            # bag scores as synthetic_baselines.py makes them (its "d" dict holds the score by name)
-            bags = [{"d": {key: e[key]}, "live": e["live"], "grid": e["grid"]} for e in tb + tt]
-            bag_y = np.r_[np.zeros(len(tb)), np.ones(len(tt))]
-            scan = {name: round(roc_auc(bag_y, np.array([f(e, key, th) for e in bags])), 3)
-                    for name, f in BAG_SCORES.items()}
             name = "supervised D-architecture CNN" + (" + context" if args.context else "")
-            row = {"score": name if key == "sup" else f"model {args.model.name}",
-                   "epoch": epoch if key == "sup" else None, "patch_auc": round(auc, 3),
-                   "darkness_matched_auc": round(matched, 3), "patch_auc_by_type": patch_auc_by_type(b, by_type),
-                   "scan_auc_by_bag_score": scan, "pixel_auc": round(pixel_auc(tb + tt, key), 3),
-                   "hits": {ty: round(float(np.mean([(s >= th).any() for s in v])), 2) for ty, v in sorted(by_type.items())},
-                   "test_benign_patch_far": round(float(np.mean(b >= th)), 4)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append(read_score(key, name if key == "sup" else f"model {args.model.name}",
+                                   epoch if key == "sup" else None, calib, tb, tt, sigmoid=key == "sup"))
+            print(json.dumps(rows[-1]), flush=True)
     # the same network on the patches it was trained on: if a type does not separate even there, its
     # patches overlap benign ones in what a 64-px patch shows (not a matter of too few examples)
     score_bags(net, lb + lt)
