@@ -104,3 +104,22 @@ def test_context_inpainting_predicts_each_quadrant_without_seeing_it():
         assert not torch.allclose(inpaint_recon(g, moved, c)[:, :, :32, :32], ref[:, :, :32, :32])
     r = inpaint_scores(g, b, c)
     assert r.shape == (3,) and np.isfinite(r).all() and (r > 0).all()
+
+
+def test_pseudo_anomaly_pairs_differ_in_shape_not_darkness_when_balanced():
+    """benchmarks/checks/pseudo_anomaly.py: every positive carries an object (darker somewhere); with
+    balance each negative carries the same mean added attenuation per channel, spread evenly; the
+    benign tail transform is monotone and 0 below every calibration score."""
+    import torch
+    from pseudo_anomaly import tail, with_objects
+
+    rng = np.random.default_rng(0)
+    x = torch.full((6, 2, 64, 64), -0.5)
+    neg, pos = with_objects(x, "dual", 9.0, rng, (0.2, 0.5))
+    assert torch.equal(neg, x) and ((pos - x) > 0.01).flatten(1).any(1).all()
+    neg, pos = with_objects(x, "dual", 9.0, np.random.default_rng(0), (0.2, 0.5), balance=True)
+    torch.testing.assert_close(neg.mean((2, 3)), pos.mean((2, 3)), atol=1e-5, rtol=0)
+    assert (neg.flatten(2).std(2) < 1e-6).all() and (pos.flatten(2).std(2) > 0.01).all()
+    calib = np.arange(100, dtype=float)
+    t = tail(calib, np.array([-5.0, 10.5, 50.0, 99.0, 1e9]))
+    assert t[0] == 0 and np.all(np.diff(t) >= 0) and t[-1] == t[-2] and np.isfinite(t).all()
