@@ -40,7 +40,6 @@ def run(folder, masks=False):
             d = {"s": g.ravel(), "live": live.ravel()}
             if masks:
                 o = grid_origins(g.shape, 32, off)
-                o2 = np.maximum(o, 0)  # cells at -32 start: clip (coverage of the 32x32 cell inside the scan)
                 if size == 32:
                     cov = truth.patch_coverage(mask > 0, o + 32, 32)  # shift: cell index r covers [32(r-1), 32r)
                     d["tp"] = (cov >= 0.1 * 32 * 32) & d["live"]
