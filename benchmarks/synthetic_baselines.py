@@ -203,6 +203,14 @@ def main() -> None:
     print("\n".join(lines))
 
 
+def tail_share(ref: np.ndarray, s: np.ndarray, inclusive: bool = True) -> np.ndarray:
+    """The benign tail share of each score s against the sorted benign scores ``ref``: (n_ge + 1) /
+    (n + 1), n_ge the benign scores >= s (> s when not ``inclusive``). Never 0, so -ln of it is
+    finite; products of shares (sums of -ln) fuse scores on a benign-calibrated scale."""
+    above = len(ref) - np.searchsorted(ref, s, "left" if inclusive else "right")
+    return (above + 1) / (len(ref) + 1)
+
+
 def add_fusions(calib: list[dict], others: list[dict], models: list[str], prior: str) -> None:  
     """Add, per model, scores that fuse it with ``prior`` using only the benign calibration patches:
     ``ratio sum`` = s_m / q99_m + s_p / q99_p; ``ratio max``; ``Fisher`` = -ln p_m - ln p_p with p the
@@ -215,8 +223,7 @@ def add_fusions(calib: list[dict], others: list[dict], models: list[str], prior:
         qm, qp = np.quantile(rm, 0.99), np.quantile(rp, 0.99)
         for e in calib + others:
             m, p = e["d"][k], e["d"][prior]
-            tm = (len(rm) - np.searchsorted(rm, m, "left") + 1) / (len(rm) + 1)
-            tp = (len(rp) - np.searchsorted(rp, p, "left") + 1) / (len(rp) + 1)
+            tm, tp = tail_share(rm, m), tail_share(rp, p)
             name = prior.split(" (")[0]
             e["d"][f"{k} + {name}: ratio sum"] = m / qm + p / qp
             e["d"][f"{k} + {name}: ratio max"] = np.maximum(m / qm, p / qp)

@@ -32,11 +32,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised_ceiling import augment, bag_patches, load_set, read_score  # noqa: E402
+from supervised_ceiling import augment, live_patches, read_score, reading_args, reading_sets  # noqa: E402
 
 from xscreen.config import NetConfig  # noqa: E402
 from xscreen.network import Generator, init_weights  # noqa: E402
-from xscreen.scan import list_scans  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
 from xscreen.train.step import hide_blocks  # noqa: E402
 
@@ -89,14 +88,9 @@ def inpaint_scores(g: torch.nn.Module, x: torch.Tensor, c: int, batch: int = 128
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=Path, required=True, help="benign training bags")
-    ap.add_argument("--calib", type=Path, required=True, help="benign calibration bags (1 %% threshold)")
-    ap.add_argument("--test", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=Path("models/default.xsm"), help="grid, input map, reference row")
-    ap.add_argument("--stride", type=int, default=32, help="grid of training and test patches")
-    ap.add_argument("--epochs", type=int, default=8)
+    reading_args(ap)
     ap.add_argument("--read-every", type=int, default=2)
     ap.add_argument("--ngf", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-context", action="store_true", help="control: the context channels set to zero")
     ap.add_argument("--out", type=Path, default=Path("/tmp/context_inpaint.json"))
     args = ap.parse_args()
@@ -104,13 +98,8 @@ def main() -> None:
     scorer = Scorer(args.model, device="cpu")
     c, size = scorer.preprocess.channels, scorer.patch_size
     zero = args.no_context
-    x_train = []
-    for p in list_scans(args.train):
-        e = bag_patches(p, scorer, args.stride, None, {}, True)
-        x_train.append(blank_centre(e["x"][e["live"]], c, zero))
-    x_train = torch.cat(x_train)
-    calib = [bag_patches(p, scorer, args.stride, None, {}, True) for p in list_scans(args.calib)]
-    tb, tt = load_set(args.test, scorer, args.stride, True)
+    x_train = blank_centre(live_patches(args.train, scorer, args.stride, True), c, zero)
+    calib, tb, tt = reading_sets(args, scorer, True)
     for e in calib + tb + tt:  # only the live patches are scored (air patches read 0, as screening has them)
         e["x"] = blank_centre(e["x"][e["live"]], c, zero)
     print(f"{len(x_train)} training patches; context {'zeroed' if zero else 'on'}", flush=True)

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from supervised_ceiling import bag_patches, batch_logits, load_set, read_score, train_epoch  # noqa: E402
+from supervised_ceiling import batch_logits, live_patches, read_score, reading_args, reading_sets, train_epoch  # noqa: E402
+from synthetic_baselines import tail_share  # noqa: E402
 
 from xscreen.config import NetConfig  # noqa: E402
 from xscreen.network import Discriminator  # noqa: E402
-from xscreen.scan import list_scans  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
 from xscreen.train.selection import anomaly_auc, insert_object, paste_patch  # noqa: E402
 
@@ -53,38 +53,26 @@ def with_objects(x: torch.Tensor, kind: str, a_max: float, rng: np.random.Genera
 
 
 def tail(calib: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """-ln(1 - F(s)), F the empirical distribution of the benign calibration scores (ties at the
-    top capped at 1 - 1/(n + 1)): a benign-calibrated scale on which two scores can be added."""
-    ref = np.sort(calib)
-    f = np.searchsorted(ref, s, side="right") / (len(ref) + 1.0)
-    return -np.log1p(-f)
+    """-ln of the benign tail share of s (``tail_share`` over the calibration scores, ties counted
+    below s): a benign-calibrated scale on which two scores can be added."""
+    return -np.log(tail_share(np.sort(calib), s, inclusive=False))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=Path, required=True, help="benign training bags")
-    ap.add_argument("--calib", type=Path, required=True, help="benign calibration bags (1 %% threshold)")
-    ap.add_argument("--test", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=Path("models/default.xsm"), help="grid, input map, reference row")
-    ap.add_argument("--stride", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=8)
+    reading_args(ap)
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--t-range", type=float, nargs=2, default=(0.05, 0.9))
     ap.add_argument("--balance-darkness", action="store_true",
                     help="negatives carry a uniform sheet of the object's mean attenuation (no darkness cue)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/pseudo_anomaly.json"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     scorer = Scorer(args.model, device="cpu")
     kind, a_max = scorer.preprocess.kind, scorer.preprocess.a_max
-    x_benign = []
-    for p in list_scans(args.train):
-        e = bag_patches(p, scorer, args.stride, None, {})
-        x_benign.append(e["x"][e["live"]])
-    x_benign = torch.cat(x_benign)
-    calib = [bag_patches(p, scorer, args.stride, None, {}) for p in list_scans(args.calib)]
-    tb, tt = load_set(args.test, scorer, args.stride, False)
+    x_benign = live_patches(args.train, scorer, args.stride)
+    calib, tb, tt = reading_sets(args, scorer, False)
     rng = np.random.default_rng(args.seed)
     held = torch.cat([e["x"][e["live"]] for e in calib])
     held = held[torch.from_numpy(rng.permutation(len(held))[:2000])]

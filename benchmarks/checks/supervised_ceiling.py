@@ -79,6 +79,32 @@ def load_set(root: Path, scorer: Scorer, stride: int, context: bool) -> tuple[li
     return benign, threat
 
 
+def reading_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments every check that reads the test set like this one takes."""
+    ap.add_argument("--calib", type=Path, required=True, help="benign calibration bags (1 %% threshold)")
+    ap.add_argument("--test", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=Path("models/default.xsm"), help="grid, input map, reference row")
+    ap.add_argument("--stride", type=int, default=32, help="grid of the patches trained on and read")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def reading_sets(args: argparse.Namespace, scorer: Scorer, context: bool) -> tuple[list, list, list]:
+    """The calibration bags and the test set's benign and threat bags, as ``bag_patches`` gives them."""
+    calib = [bag_patches(p, scorer, args.stride, None, {}, context) for p in list_scans(args.calib)]
+    return (calib, *load_set(args.test, scorer, args.stride, context))
+
+
+def live_patches(root: Path, scorer: Scorer, stride: int, context: bool = False) -> torch.Tensor:
+    """The live (non-air) patches of every scan in ``root``, one bag at a time (air patches dropped
+    before the next bag is read)."""
+    out = []
+    for p in list_scans(root):
+        e = bag_patches(p, scorer, stride, None, {}, context)
+        out.append(e["x"][e["live"]])
+    return torch.cat(out)
+
+
 def pixel_auc(bags: list[dict], key: str, sigmoid: bool = True) -> float:
     """Pixel AUC read as ``xscreen evaluate`` reads it: the per-pixel heat (each pixel the weighted
     mean of the scores of the patches covering it, air patches 0), over the pixels a non-air patch
@@ -168,13 +194,8 @@ def train_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tenso
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labelled", type=Path, required=True, help="synthetic set (own seed) to train on")
-    ap.add_argument("--calib", type=Path, required=True, help="benign calibration bags (1 %% threshold)")
-    ap.add_argument("--test", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=Path("models/default.xsm"), help="grid, input map, reference row")
-    ap.add_argument("--stride", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=8)
+    reading_args(ap)
     ap.add_argument("--ndf", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--context", action="store_true", help="also the 2x window around each patch, at half resolution")
     ap.add_argument("--out", type=Path, default=Path("/tmp/supervised_ceiling.json"))
     args = ap.parse_args()
@@ -188,8 +209,7 @@ def main() -> None:
     x_train = torch.cat(xs)
     y_train = torch.cat([torch.zeros(n_neg), torch.ones(len(x_train) - n_neg)])
     print(f"training patches: {n_neg} negative, {len(x_train) - n_neg} positive", flush=True)
-    calib = [bag_patches(p, scorer, args.stride, None, {}, args.context) for p in list_scans(args.calib)]
-    tb, tt = load_set(args.test, scorer, args.stride, args.context)
+    calib, tb, tt = reading_sets(args, scorer, args.context)
 
     net = Discriminator(NetConfig(size=scorer.patch_size, channels=scorer.preprocess.channels, ndf=args.ndf))
     if x_train.shape[1] != scorer.preprocess.channels:  # context channels: a wider first convolution
