@@ -15,7 +15,7 @@ import sys
 from xscreen import __version__
 
 AREAS = ("gui", "demo", "screen", "report", "synth", "patches", "train", "model", "evaluate", "audit",
-         "export")
+         "export", "watch", "receive")
 
 
 def build_parser() -> argparse.ArgumentParser:
