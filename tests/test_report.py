@@ -81,7 +81,7 @@ def test_all_formats_with_right_counts(tmp_path, bag):
     by_cell = {(int(r["patch_row"]), int(r["patch_col"])): r for r in rows}
     top = by_cell[(6, 11)]
     assert (top["rank"], top["x"], top["y"], top["w"], top["h"]) == ("1", "176", "96", "32", "32")
-    assert float(top["score_over_threshold"]) == pytest.approx(0.9 / THRESHOLD, rel=1e-5)
+    assert float(top["score_x_alarm"]) == pytest.approx(0.9 / 0.3, rel=1e-5)  # ÷ the bag's alarm threshold
     assert {r["rank"] for r in rows} == {"1", "2", "3"} and top["machine_decision"] == "ALARM"
     doc = json.loads((tmp_path / "out" / "report.json").read_text())
     assert doc["tdr"]["number_of_alarm_objects"] == 3 and len(doc["tdr"]["ptos"]) == 3
@@ -90,7 +90,8 @@ def test_all_formats_with_right_counts(tmp_path, bag):
     assert doc["tdr"]["report_type"] == "MACHINE" and doc["tdr"]["alarm_decision"] == "ALARM"
     assert doc["screening"]["score_grid"][0][0] is None  # air
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count('class="region"') == 3 and html.count("data:image/png;base64,") == 2 + 3 * 4
+    # scan, heat map, colour scale, and 4 crops per region
+    assert html.count('class="region"') == 3 and html.count("data:image/png;base64,") == 3 + 3 * 4
     pdf = (tmp_path / "out" / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and len(pdf) > 20_000
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left behind
@@ -191,7 +192,7 @@ def test_batch_summary_and_session_report(tmp_path):
     rows = list(csv.DictReader(path.open()))
     assert [r["n_regions"] for r in rows] == ["3", "0", "1", ""]
     assert [r["alarm"] for r in rows] == ["ALARM", "NO_ALARM", "NO_ALARM", ""]
-    assert rows[3]["status"] == "failed" and "truncated" in rows[3]["error"]
+    assert rows[3]["status"] == "error" and "truncated" in rows[3]["error"]
     assert summary_row(screenings[0], decision()).decision == "suspect"
     entries = [(screenings[0], decision(), scans[0]), (screenings[1], decision("clear"), scans[1]),
                (screenings[2], None, None)]
@@ -221,10 +222,19 @@ def saved_bag(tmp_path):
     return path, s
 
 
-def test_heat_from_grid_matches_pipeline_definition(bag):
-    _, s = bag
-    heat = heat_from_grid(s.score_grid, s.threshold, SIZE, STRIDE, H, W)
-    assert np.allclose(heat, s.heat, atol=1e-6)
+def test_heat_from_grid_matches_pipeline_definition(tmp_path):
+    """Re-rendered from JSON, the heat map is the screened one (the pipeline's tapered stitching),
+    not a blocky flat mean of the patch grid (issue 31 item 12)."""
+    from screen_fixtures import dual_scan, tiny_model
+
+    from xscreen.config import ScreenConfig
+    from xscreen.pipeline import screen
+    from xscreen.scoring import Scorer
+
+    scan = dual_scan(h=90, w=120, seed=3)
+    s = screen(scan, Scorer(tiny_model(), device="cpu", precision="fp32"), ScreenConfig(stride=8, threshold=0.05))
+    heat = heat_from_grid(s.score_grid, s.threshold, s.patch_size, s.stride, s.height, s.width)
+    assert heat.shape == s.heat.shape and np.allclose(heat, s.heat, rtol=1e-4, atol=1e-5)
 
 
 def test_rerender_from_report_json(tmp_path, saved_bag, capsys):

@@ -17,17 +17,18 @@ from typing import Any, Iterable, Sequence
 from xscreen.atomic import atomic_write_bytes, atomic_write_text
 from xscreen.audit import Decision
 from xscreen.report.context import AppMeta, ReportContext, assessment_probability, build_context
-from xscreen.report.tables import (SummaryRow, batch_summary_csv, failure_row, patches_csv,
-                                   report_document, summary_row)
+from xscreen.report.summary import (SUMMARY_COLUMNS, SummaryRow, append_summary, batch_summary_csv,
+                                    failure_row, summary_row)
+from xscreen.report.tables import patches_csv, report_document
 from xscreen.scan import Scan
 
 FORMATS = ("html", "pdf", "csv", "json")
 FILENAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "patches.csv", "json": "report.json"}
 MAX_DETAIL_REGIONS = 12  # regions with image crops in HTML/PDF; all regions are in tables/CSV/JSON
 
-__all__ = ["AppMeta", "FORMATS", "ReportContext", "SummaryRow", "assessment_probability",
-           "failure_row", "load_schema", "parse_formats", "summary_row", "write_batch_summary",
-           "write_reports", "write_session_report"]
+__all__ = ["AppMeta", "FORMATS", "ReportContext", "SUMMARY_COLUMNS", "SummaryRow", "append_summary",
+           "assessment_probability", "failure_row", "load_schema", "parse_formats", "summary_row",
+           "write_batch_summary", "write_reports", "write_session_report"]
 
 
 def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
@@ -43,13 +44,15 @@ def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
 
 def write_reports(screening: Any, scan: Scan | None, out_dir: str | Path,
                   formats: Iterable[str] = FORMATS, decision: Decision | None = None,
-                  app_meta: AppMeta | dict[str, Any] | None = None) -> list[Path]:
+                  app_meta: AppMeta | dict[str, Any] | None = None,
+                  history: Sequence[Decision] = ()) -> list[Path]:
     """Write the chosen formats for one screened bag; returns the paths written, in format order.
 
     ``scan`` (the screened image) is needed for HTML/PDF only; CSV/JSON come from the screening.
+    ``history``: the decisions on the bag before ``decision`` (oldest first), which it amends.
     """
     formats = parse_formats(formats)
-    ctx = build_context(screening, decision, app_meta)
+    ctx = build_context(screening, decision, app_meta, history)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figs = None

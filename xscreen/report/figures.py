@@ -42,8 +42,9 @@ class RegionCrops:
 @dataclass(frozen=True)
 class Figures:
     thumbnail: np.ndarray  # (h, w, 3) scan with numbered region boxes
-    heat_thumbnail: np.ndarray | None  # (h, w, 3) heatmap overlay with boxes; None: no heat map
+    heat_thumbnail: np.ndarray | None  # (h, w, 3) heatmap (× alarm) overlay with boxes; None: no heat map
     crops: list[RegionCrops]
+    legend: np.ndarray | None = None  # (h, w, 3) the × alarm colour scale with the review level
     _png: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def png(self, rgb: np.ndarray) -> bytes:
@@ -85,7 +86,7 @@ def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
     if base.shape[:2] != (screening.height, screening.width):
         raise ValueError(f"{scan.scan_id}: scan is {base.shape[1]}x{base.shape[0]} but the screening "
                          f"is {screening.width}x{screening.height}: not the screened file")
-    heat = None if screening.heat is None else np.asarray(screening.heat, np.float32)
+    heat = heat_x_alarm(screening)
     resid = getattr(screening, "residual", None)
     vmax = float(np.percentile(resid, 99.9)) if resid is not None else 1.0
     regions = sorted(screening.regions, key=lambda r: r.rank)
@@ -99,7 +100,45 @@ def make_figures(screening: Any, scan: Scan, max_regions: int) -> Figures:
             None if resid is None else _fit(residual_rgb(np.asarray(resid)[cut], vmax)),
             None if heat is None else _fit(overlay(base[cut], heat[cut], "fill", HEAT_OPACITY))))
     heat_thumb = None if heat is None else boxed_thumbnail(base, regions, heat=heat)
-    return Figures(boxed_thumbnail(base, regions), heat_thumb, crops)
+    review = screening.threshold / screening.scan_threshold if screening.scan_threshold else float("nan")
+    return Figures(boxed_thumbnail(base, regions), heat_thumb, crops, scale_bar(review))
+
+
+def heat_x_alarm(screening: Any) -> np.ndarray | None:
+    """(H, W) heat on the one scale: the pipeline's heat is ÷ the review level, the report draws
+    ÷ the bag's alarm threshold (1.00 = alarms), so its colours mean what its numbers say."""
+    if screening.heat is None:
+        return None
+    k = screening.threshold / screening.scan_threshold if screening.scan_threshold else 1.0
+    return np.asarray(screening.heat, np.float32) * np.float32(k)
+
+
+def scale_bar(review_x_alarm: float, width: int = 900, height: int = 34) -> np.ndarray:
+    """(h, w, 3) legend of the heat colours on the × alarm scale, over white as on air: ticks at
+    0.5, 1.0 (alarms: a thick black line) and HEAT_MAX, and the review level as a dashed line."""
+    from xscreen.heatmap import HEAT_MAX, colormap
+
+    bar_h, top = 16, 2
+    values = np.linspace(0.0, HEAT_MAX * 1.1, width, dtype=np.float32)[None, :].repeat(bar_h, 0)
+    rgba = colormap(values, 1.0).astype(np.float32)
+    a = rgba[..., 3:4] / 255.0
+    img = np.full((height, width, 3), 255, np.uint8)
+    img[top:top + bar_h] = (255.0 * (1 - a) + rgba[..., :3] * a + 0.5).astype(np.uint8)
+    pil = Image.fromarray(img)
+    draw, font = ImageDraw.Draw(pil), _font(12)
+    x_of = lambda v: int(round(v / (HEAT_MAX * 1.1) * (width - 1)))  # noqa: E731
+    for v in (0.5, 1.0, HEAT_MAX):
+        x = x_of(v)
+        draw.line([x, top, x, top + bar_h + 3], fill=(0, 0, 0), width=3 if v == 1.0 else 1)
+        draw.text((min(x + 2, width - 70), top + bar_h + 2), f"{v:.2f}" + (" alarm" if v == 1.0 else ""),
+                  fill=(0, 0, 0), font=font)
+    if np.isfinite(review_x_alarm) and 0 < review_x_alarm < HEAT_MAX * 1.1:
+        x = x_of(review_x_alarm)
+        for y in range(top, top + bar_h, 4):
+            draw.line([x, y, x, y + 2], fill=(0, 0, 0), width=2)
+        draw.text((max(x - 92, 0), top + bar_h + 2), f"review {review_x_alarm:.2f}", fill=(0, 0, 0), font=font)
+    draw.rectangle([0, top, width - 1, top + bar_h], outline=(80, 80, 80))
+    return np.asarray(pil)
 
 
 def crop_window(region: Any, patch: int, width: int, height: int) -> tuple[int, int, int, int]:

@@ -9,12 +9,13 @@ import base64
 from html import escape
 from typing import Any, Iterable
 
-from xscreen.report.context import ReportContext
+from xscreen.report.context import FOOTNOTE, ReportContext, heat_caption
 from xscreen.report.figures import CROP_NAMES, Figures, png_bytes
+from xscreen.text import shorten, valid_text
 
 CSS = """
 body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#111;max-width:1200px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:22px 0 8px;border-bottom:2px solid #333}
+h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere} td{overflow-wrap:anywhere} h2{font-size:17px;margin:22px 0 8px;border-bottom:2px solid #333}
 h3{font-size:15px;margin:14px 0 6px}
 .badge{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:bold;color:#fff;margin-right:8px}
 .ALARM{background:#c0392b}.NO_ALARM{background:#27ae60}.UNKNOWN{background:#7f8c8d}
@@ -39,7 +40,7 @@ LONG_VALUES = {"SHA-256", "Checksum", "File"}
 
 
 def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    return escape(valid_text(value), quote=True)
 
 
 def _img(rgb: Any, alt: str, cls: str = "", figs: Figures | None = None) -> str:
@@ -49,7 +50,7 @@ def _img(rgb: Any, alt: str, cls: str = "", figs: Figures | None = None) -> str:
 
 def render_html(ctx: ReportContext, figs: Figures) -> str:
     s = ctx.screening
-    title = f"Screening report: {s.scan_id}"
+    title = f"Screening report: {shorten(s.scan_id, 200)}"  # whole in the Scan table below
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>',
         f"<style>{CSS}</style></head><body>",
@@ -60,18 +61,16 @@ def render_html(ctx: ReportContext, figs: Figures) -> str:
         f"{sum(r.level != 'alarm' for r in s.regions)} attention</p>",
         _facts(ctx),
         "<h2>Scan</h2>", _img(figs.thumbnail, "scan with numbered region boxes", "scan", figs),
-        "<h2>Heatmap (score / threshold)</h2>",
+        "<h2>Heat map (score &divide; this bag's alarm threshold)</h2>",
         _img(figs.heat_thumbnail, "heatmap overlay", "scan", figs) if figs.heat_thumbnail is not None
         else "<p>No heat map stored in the saved screening; re-render with --model.</p>",
-        "<p>Colour: score / threshold from 0.5 (transparent) through 1 (flagged) to 2 and above "
-        "(red).</p>",
+        _img(figs.legend, "colour scale", "", figs) if figs.legend is not None else "",
+        f"<p>{_e(heat_caption(ctx))}</p>",
         "<h2>Regions</h2>", _region_table(ctx),
         *(_region_detail(c, row, figs) for c, row in zip(figs.crops, ctx.region_rows())),
         _more_note(len(s.regions), len(figs.crops)),
         f"<footer>{_e(ctx.app.name)} {_e(ctx.app.version)} &middot; generated {_e(ctx.app.generated)}"
-        " &middot; scores are relative to the model's calibrated threshold; the assessment "
-        "probability is p = r&sup2;/(1+r&sup2;) of r = score/threshold, not a calibrated threat "
-        "probability.</footer></body></html>",
+        f" &middot; {_e(FOOTNOTE)}</footer></body></html>",
     ]
     return "\n".join(parts)
 
@@ -89,17 +88,19 @@ def _region_table(ctx: ReportContext) -> str:
     rows = ctx.region_rows()
     if not rows:
         return "<p>No region reached the threshold.</p>"
-    head = ("<tr><th>Rank</th><th>Level</th><th>Region id</th><th>Box x, y, w, h (px)</th><th>Max score</th>"
-            "<th>Max / alarm threshold</th><th>Max / review level</th><th>Mean / review level</th>"
+    head = ("<tr><th>Rank</th><th>Level</th><th>Region id</th><th>Box x, y, w, h (px)</th>"
+            "<th>Max &times; alarm</th><th>Mean &times; alarm</th><th>Max score (raw)</th>"
             "<th>Patches</th><th>Assessment p</th></tr>")
     body = "".join(
         f"<tr class=\"lvl-{r['level'].lower()}\"><td class=num>{r['rank']}</td><td>{r['level']}</td>"
         f"<td class=num>{r['region_id']}</td>"
-        f"<td>{_e(', '.join(map(str, r['box'])))}</td><td class=num>{r['max_score']:.5g}</td>"
-        f"<td class=num>{r['over_alarm']:.2f}</td><td class=num>{r['max_rel']:.2f}</td><td class=num>{r['mean_rel']:.2f}</td>"
+        f"<td>{_e(', '.join(map(str, r['box'])))}</td><td class=num>{r['x_alarm']:.2f}</td>"
+        f"<td class=num>{r['mean_x_alarm']:.2f}</td><td class=num>{r['max_score']:.5g}</td>"
         f"<td class=num>{r['n_patches']}</td><td class=num>{r['probability']:.2f}</td></tr>"
         for r in rows)
-    return f"<table>{head}{body}</table>"
+    note = (f"<p>Numbers are score &divide; this bag's alarm threshold (&times; alarm): 1.00 alarms; "
+            f"regions are drawn from the review level, {ctx.review_x_alarm:.2f} &times; alarm.</p>")
+    return f"<table>{head}{body}</table>{note}"
 
 
 def _region_detail(crops: Any, row: dict[str, Any], figs: Figures) -> str:
@@ -110,8 +111,8 @@ def _region_detail(crops: Any, row: dict[str, Any], figs: Figures) -> str:
                 f'<div class="missing">{_e(name)} not stored;<br>re-render with --model</div>')
         cells.append(f"<figure>{body}<figcaption>{_e(name)}</figcaption></figure>")
     x, y, w, h = crops.window
-    return (f'<div class="region"><h3>Region {row["rank"]} ({row["level"]}): max {row["over_alarm"]:.2f} x '
-            f"alarm threshold (score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
+    return (f'<div class="region"><h3>Region {row["rank"]} ({row["level"]}): {row["x_alarm"]:.2f} &times; '
+            f"alarm (score {row['max_score']:.5g}), {row['n_patches']} patch(es)</h3>"
             f'<div class="crops">{"".join(cells)}</div>'
             f"<p style='font-size:12px'>box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} "
             f"h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px</p></div>")

@@ -53,15 +53,21 @@ def _grid(rows: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def heat_from_grid(grid: np.ndarray, threshold: float, size: int, stride: int, h: int, w: int) -> np.ndarray:
-    """(rows, cols) raw scores -> (H, W) mean rel score of the patches covering each pixel."""
+    """(rows, cols) raw scores -> (H, W) rel score per pixel, stitched exactly as the pipeline
+    stitches it (``patches.grid_to_pixels``: the tapered-window weighted mean of covering patches).
+    A flat mean here drew a blocky patch grid where the screened report was smooth (issue 31)."""
+    import torch
+
+    from xscreen.patches import grid_extent, grid_to_pixels, tile_padded
+
     rows, cols = grid.shape
-    hp, wp = max(h, (rows - 1) * stride + size), max(w, (cols - 1) * stride + size)
-    acc, cover = np.zeros((hp, wp), np.float32), np.zeros((hp, wp), np.float32)
-    for r in range(rows):
-        for c in range(cols):
-            acc[r * stride:r * stride + size, c * stride:c * stride + size] += grid[r, c] / threshold
-            cover[r * stride:r * stride + size, c * stride:c * stride + size] += 1.0
-    return (acc / np.maximum(cover, 1.0))[:h, :w]
+    hp, wp = grid_extent(h, size, stride)[1], grid_extent(w, size, stride)[1]
+    # geometry only: a one-element tensor expanded to the padded size holds no pixels
+    tiling = tile_padded(torch.zeros(1).expand(1, hp, wp), size, stride, h, w)
+    if tiling.grid != (rows, cols):
+        raise ValueError(f"score_grid is {rows}x{cols}, but a {w}x{h} scan at patch {size} / stride "
+                         f"{stride} has {tiling.grid[0]}x{tiling.grid[1]} patches")
+    return grid_to_pixels(torch.from_numpy(np.asarray(grid, np.float32) / threshold), tiling).numpy()
 
 
 def _from_report(doc: dict[str, Any]) -> Screening:
@@ -72,8 +78,8 @@ def _from_report(doc: dict[str, Any]) -> Screening:
                       y=p["bounding_box"]["y"], w=p["bounding_box"]["width"],
                       h=p["bounding_box"]["height"], max_score=p["assessment"]["score"],
                       mean_score=p["assessment"]["mean_score"],
-                      max_rel=p["assessment"]["score_over_threshold"],
-                      mean_rel=p["assessment"]["mean_score_over_threshold"],
+                      max_rel=p["assessment"]["score"] / threshold,
+                      mean_rel=p["assessment"]["mean_score"] / threshold,
                       patches=[tuple(rc) for rc in p["patches"]],
                       level="alarm" if p["assessment"]["flag"] == "THREAT" else "attention")
                for p in doc["tdr"]["ptos"]]
@@ -125,4 +131,4 @@ def _decision(doc: dict[str, Any]) -> Decision | None:
         return None
     return Decision(op["name"], doc["scan"]["scan_id"], doc["scan"]["sha256"], doc["model"]["model_id"],
                     doc["model"]["patch_threshold"], op["decision"], op["decision_seconds"],
-                    [p["pto_id"] for p in doc["tdr"]["ptos"]], op["time"])
+                    [p["pto_id"] for p in doc["tdr"]["ptos"]], op["time"], amends=op.get("amends"))

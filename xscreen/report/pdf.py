@@ -1,7 +1,9 @@
 """A4 PDF report with reportlab (no browser): the same facts, figures and crops as the HTML.
 
 reportlab's Paragraph parses a small XML markup, so every text goes through ``_x`` (XML escape);
-a scan named ``<script>`` is printed, not parsed.
+a scan named ``<script>`` is printed, not parsed. A table cell cannot split across pages, so text
+from the file (scan id, path) is shortened here for layout (``text.shorten``): a 2000-character id
+raised LayoutError and aborted a batch. JSON and CSV keep it whole.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
                                 TableStyle)
 
-from xscreen.report.context import ReportContext
+from xscreen.report.context import FOOTNOTE, ReportContext, heat_caption
 from xscreen.report.figures import CROP_NAMES, Figures
+from xscreen.text import shorten, valid_text
 
 MARGIN = 14 * mm
 FRAME_W = A4[0] - 2 * MARGIN
 FIG_MAX_H = 68 * mm  # scan and heatmap both fit on page 1 under the header
+MAX_CELL_CHARS = 240  # a fact cell of 7 pt text stays a few lines high
 BADGE = {"ALARM": colors.HexColor("#c0392b"), "NO_ALARM": colors.HexColor("#27ae60"),
          "UNKNOWN": colors.HexColor("#7f8c8d")}
 GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
@@ -32,15 +36,17 @@ GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
                    ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)])
 
 
-def _x(value: Any) -> str:
-    return escape(str(value))
+def _x(value: Any, limit: int | None = None) -> str:
+    return escape(shorten(value, limit) if limit else valid_text(value))
 
 
 def _styles() -> dict[str, ParagraphStyle]:
     base = getSampleStyleSheet()
-    small = ParagraphStyle("small", parent=base["BodyText"], fontSize=8, leading=10)
+    # CJK wrapping breaks anywhere: a path or id without spaces wraps instead of running off the page
+    small = ParagraphStyle("small", parent=base["BodyText"], fontSize=8, leading=10, wordWrap="CJK")
     return {"h1": ParagraphStyle("h1", parent=base["Heading1"], fontSize=15, spaceAfter=4),
             "h2": ParagraphStyle("h2", parent=base["Heading2"], fontSize=11.5, spaceBefore=8, spaceAfter=3),
+            "h1w": ParagraphStyle("h1w", parent=base["Heading1"], fontSize=15, spaceAfter=4, wordWrap="CJK"),
             "body": base["BodyText"], "small": small,
             "mono": ParagraphStyle("mono", parent=small, fontName="Courier", fontSize=7, leading=9)}
 
@@ -64,13 +70,15 @@ def _framed(rgb: Any, figs: Figures) -> Table:
 
 def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
     st, s = _styles(), ctx.screening
-    story: list[Any] = [Paragraph(_x(f"Screening report: {s.scan_id}"), st["h1"]), _badge(ctx, st)]
+    story: list[Any] = [Paragraph(_x(f"Screening report: {shorten(s.scan_id, 120)}"), st["h1w"]), _badge(ctx, st)]
     story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
     story += [Paragraph("Scan with numbered regions", st["h2"]), _framed(figs.thumbnail, figs)]
-    story += [Paragraph("Heatmap (score / threshold: transparent below 0.5, flagged at 1, red at 2)",
-                        st["h2"]),
+    story += [Paragraph("Heat map (score ÷ this bag's alarm threshold)", st["h2"]),
               _framed(figs.heat_thumbnail, figs) if figs.heat_thumbnail is not None else
               Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
+    if figs.legend is not None:
+        story.append(_image(figs.legend, figs, FRAME_W * 0.8))
+    story.append(Paragraph(_x(heat_caption(ctx)), st["small"]))
     story += [KeepTogether([Paragraph("Regions", st["h2"]), _region_table(ctx, st)])]
     for crops, row in zip(figs.crops, ctx.region_rows()):
         story.append(_region_block(crops, row, st, figs))
@@ -78,10 +86,8 @@ def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
         story.append(Paragraph(f"{len(s.regions) - len(figs.crops)} lower-ranked region(s) are "
                                "listed in the table only.", st["small"]))
     story.append(Spacer(1, 4 * mm))
-    story.append(Paragraph(_x(
-        f"{ctx.app.name} {ctx.app.version}, generated {ctx.app.generated}. Scores are relative "
-        "to the model's calibrated threshold; assessment p = r^2/(1+r^2) of r = score/threshold "
-        "(0.5 at the threshold), not a calibrated threat probability."), st["small"]))
+    story.append(Paragraph(_x(f"{ctx.app.name} {ctx.app.version}, generated {ctx.app.generated}. {FOOTNOTE}"),
+                           st["small"]))
     buf = io.BytesIO()
     with _binary_streams():
         _build(buf, story, s.scan_id, ctx)
@@ -103,7 +109,7 @@ def _binary_streams() -> Iterator[None]:
 
 def _build(buf: io.BytesIO, story: list[Any], scan_id: str, ctx: ReportContext) -> None:
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                            bottomMargin=MARGIN, title=f"Screening report {scan_id}",
+                            bottomMargin=MARGIN, title=f"Screening report {shorten(scan_id, 100)}",
                             author=f"{ctx.app.name} {ctx.app.version}")
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
 
@@ -135,7 +141,7 @@ def _section_table(sections: list, st: dict[str, ParagraphStyle], width: float) 
         cells.append([Paragraph(f"<b>{_x(section)}</b>", st["small"]), ""])
         for k, v in pairs:
             style = st["mono"] if k in ("SHA-256", "Checksum", "File") else st["small"]
-            cells.append([Paragraph(_x(k), st["small"]), Paragraph(_x(v), style)])
+            cells.append([Paragraph(_x(k), st["small"]), Paragraph(_x(v, MAX_CELL_CHARS), style)])
     t = Table(cells, colWidths=[0.3 * width, 0.7 * width])
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                            ("LINEBELOW", (0, 0), (-1, -1), 0.2, colors.lightgrey),
@@ -148,10 +154,10 @@ def _region_table(ctx: ReportContext, st: dict[str, ParagraphStyle]) -> Any:
     rows = ctx.region_rows()
     if not rows:
         return Paragraph("No region reached the threshold.", st["body"])
-    data = [["Rank", "Level", "Region id", "Box x, y, w, h (px)", "Max score", "Max / alarm",
-             "Max / review", "Mean / review", "Patches", "Assessment p"]]
-    data += [[r["rank"], r["level"], r["region_id"], ", ".join(map(str, r["box"])), f"{r['max_score']:.5g}",
-              f"{r['over_alarm']:.2f}", f"{r['max_rel']:.2f}", f"{r['mean_rel']:.2f}", r["n_patches"],
+    data = [["Rank", "Level", "Region id", "Box x, y, w, h (px)", "Max × alarm", "Mean × alarm",
+             "Max score (raw)", "Patches", "Assessment p"]]
+    data += [[r["rank"], r["level"], r["region_id"], ", ".join(map(str, r["box"])), f"{r['x_alarm']:.2f}",
+              f"{r['mean_x_alarm']:.2f}", f"{r['max_score']:.5g}", r["n_patches"],
               f"{r['probability']:.2f}"] for r in rows]
     t = Table(data, repeatRows=1)
     t.setStyle(GRID)
@@ -170,7 +176,7 @@ def _region_block(crops: Any, row: dict[str, Any], st: dict[str, ParagraphStyle]
         captions.append(Paragraph(_x(name), st["small"]))
     t = Table([images, captions], colWidths=[cell_w] * len(CROP_NAMES))
     t.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
-    title = (f"Region {row['rank']} ({row['level']}): max {row['over_alarm']:.2f} x alarm threshold "
+    title = (f"Region {row['rank']} ({row['level']}): {row['x_alarm']:.2f} × alarm "
              f"(score {row['max_score']:.5g}), {row['n_patches']} patch(es)")
     x, y, w, h = crops.window
     where = f"box x={row['box'][0]} y={row['box'][1]} w={row['box'][2]} h={row['box'][3]}; crops: x={x} y={y} w={w} h={h} px"

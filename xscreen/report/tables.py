@@ -9,80 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from xscreen.audit import Decision
 from xscreen.csvtext import csv_text
-from xscreen.report.context import ReportContext, assessment_probability, flagged_patches
+from xscreen.report.context import ReportContext, assessment_probability
+from xscreen.report.summary import (SUMMARY_COLUMNS, SummaryRow, batch_summary_csv, failure_row,  # noqa: F401
+                                    summary_row, x_alarm)
 
 FORMAT = "xscreen-threat-detection-report"
-FORMAT_VERSION = 1
+# 2: every region number is score ÷ the bag's alarm threshold ('_x_alarm'); v1 divided by the
+# review level ('_over_threshold'). report/load.py reads both.
+FORMAT_VERSION = 2
 PATCH_COLUMNS = ("scan_id", "file", "sha256", "patch_row", "patch_col", "x", "y", "w", "h",
-                 "score", "score_over_threshold", "rank", "region_id", "level", "machine_decision",
+                 "score", "score_x_alarm", "rank", "region_id", "level", "machine_decision",
                  "decision", "operator", "decision_time", "time", "model_id")
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    """One scan in a batch summary; ``error`` set (and the numbers empty) when screening failed."""
-
-    file: str
-    scan_id: str = ""
-    sha256: str = ""
-    kind: str = ""
-    width: int | None = None
-    height: int | None = None
-    model_id: str = ""
-    threshold: float | None = None
-    scan_score: float | None = None
-    scan_threshold: float | None = None
-    scan_score_over_threshold: float | None = None
-    alarm: str = ""
-    n_regions: int | None = None
-    n_alarm_regions: int | None = None
-    threshold_version: str = ""
-    n_flagged_patches: int | None = None
-    top_region_score_over_threshold: float | None = None
-    decision: str = ""
-    operator: str = ""
-    decision_seconds: float | None = None
-    decision_time: str = ""
-    status: str = "ok"
-    error: str = ""
-
-
-SUMMARY_COLUMNS = tuple(f.name for f in dataclasses.fields(SummaryRow))
-
-
-def summary_row(screening: Any, decision: Decision | None = None) -> SummaryRow:
-    s, d = screening, decision
-    n_flagged = len(flagged_patches(s))
-    return SummaryRow(
-        file=str(s.path or ""), scan_id=str(s.scan_id), sha256=s.sha256 or "", kind=s.kind, width=s.width,
-        height=s.height, model_id=s.model_id, threshold=s.threshold, scan_score=s.scan_score,
-        scan_threshold=s.scan_threshold,
-        scan_score_over_threshold=s.scan_score / s.scan_threshold if s.scan_threshold else None,
-        alarm="ALARM" if s.alarm else "NO_ALARM", n_regions=len(s.regions),
-        n_alarm_regions=sum(r.level == "alarm" for r in s.regions),
-        threshold_version=str(getattr(s, "threshold_version", "")),
-        n_flagged_patches=n_flagged,
-        top_region_score_over_threshold=max((r.max_rel for r in s.regions), default=None),
-        decision=d.decision if d else "", operator=d.operator if d else "",
-        decision_seconds=d.decision_seconds if d else None, decision_time=d.time if d else "")
-
-
-def failure_row(path: str | Path, error: str) -> SummaryRow:
-    return SummaryRow(file=str(path), status="failed", error=error)
-
-
-def batch_summary_csv(rows: Iterable[SummaryRow | Any]) -> str:
-    """CSV text, one line per scan; Screening objects are summarised on the way."""
-    items = [r if isinstance(r, SummaryRow) else summary_row(r) for r in rows]
-    return csv_text(SUMMARY_COLUMNS, [dataclasses.asdict(r) for r in items])
 
 
 def patches_csv(ctx: ReportContext) -> str:
@@ -90,7 +32,7 @@ def patches_csv(ctx: ReportContext) -> str:
     levels = {r.region_id: r.level for r in s.regions}
     rows = [{"scan_id": s.scan_id, "file": str(s.path or ""), "sha256": s.sha256,
              "patch_row": p.row, "patch_col": p.col, "x": p.x, "y": p.y, "w": p.w, "h": p.h,
-             "score": p.score, "score_over_threshold": p.rel, "rank": p.rank,
+             "score": p.score, "score_x_alarm": p.x_alarm, "rank": p.rank,
              "region_id": p.region_id, "level": levels.get(p.region_id, ""),
              "machine_decision": ctx.machine_alarm,
              "decision": d.decision if d else "", "operator": d.operator if d else "",
@@ -115,20 +57,21 @@ def report_document(ctx: ReportContext) -> dict[str, Any]:
             "total_processing_time_ms": None if total is None else round(1000.0 * total, 3),
             "operator": None if d is None else {
                 "name": d.operator, "decision": d.decision, "decision_seconds": d.decision_seconds,
-                "time": d.time},
+                "time": d.time, "amends": d.amends,
+                "amended_from": [{"name": h.operator, "decision": h.decision, "time": h.time}
+                                 for h in ctx.history]},
             "ptos": [_pto(r, s.scan_threshold) for r in sorted(s.regions, key=lambda r: r.rank)],
         },
         "scan": {"scan_id": str(s.scan_id), "file": str(s.path or ""), "sha256": s.sha256 or "",
                  "kind": s.kind, "width": int(s.width), "height": int(s.height)},
         "model": {"model_id": s.model_id, "checksum": s.model_checksum,
                   "patch_threshold": _num(s.threshold), "patch_false_alarm_rate": _num(s.threshold_far),
-                  "scan_threshold": _num(s.scan_threshold), "patch_size": int(s.patch_size),
+                  "scan_threshold": _num(s.scan_threshold), "review_level_x_alarm": _num(ctx.review_x_alarm), "patch_size": int(s.patch_size),
                   "stride": int(s.stride), "alarm_rule": str(getattr(s, "alarm_rule", "")),
                   "threshold_version": str(getattr(s, "threshold_version", "")),
                   "scored_area_px2": _num(getattr(s, "area", None))},
         "screening": {"scan_score": _num(s.scan_score), "alarm": bool(s.alarm),
-                      "scan_score_over_threshold": _num(s.scan_score / s.scan_threshold)
-                      if s.scan_threshold else None,
+                      "scan_score_x_alarm": _num(x_alarm(s.scan_score, s)),
                       "n_flagged_patches": len(ctx.patches), "score_grid": score_grid_json(s),
                       "timings": timings},
         "app": {"name": ctx.app.name, "version": ctx.app.version, "generated": ctx.app.generated,
@@ -138,15 +81,15 @@ def report_document(ctx: ReportContext) -> dict[str, Any]:
 
 def _pto(r: Any, alarm_threshold: float) -> dict[str, Any]:
     """An alarm region is a THREAT; an attention region is listed as NO_THREAT, so a NO_ALARM
-    report never holds a THREAT object (issue 13)."""
+    report never holds a THREAT object (issue 13). Scores: raw, and ÷ the bag's alarm threshold."""
+    xa = r.max_score / alarm_threshold if alarm_threshold else float("nan")
     return {
         "pto_id": int(r.rank), "region_id": int(r.region_id), "threat_category": "ANOMALY",
         "assessment": {"flag": "THREAT" if r.level == "alarm" else "NO_THREAT",
-                       "probability": round(assessment_probability(r.max_rel), 6),
-                       "score": _num(r.max_score), "score_over_threshold": _num(r.max_rel),
-                       "score_over_alarm_threshold": _num(r.max_score / alarm_threshold)
-                       if alarm_threshold else None,
-                       "mean_score": _num(r.mean_score), "mean_score_over_threshold": _num(r.mean_rel)},
+                       "probability": round(assessment_probability(xa), 6),
+                       "score": _num(r.max_score), "score_x_alarm": _num(xa),
+                       "mean_score": _num(r.mean_score),
+                       "mean_score_x_alarm": _num(r.mean_score / alarm_threshold) if alarm_threshold else None},
         "bounding_box": {"x": int(r.x), "y": int(r.y), "width": int(r.w), "height": int(r.h),
                          "units": "pixel"},
         "patches": [[int(a), int(b)] for a, b in r.patches],
