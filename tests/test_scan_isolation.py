@@ -234,3 +234,76 @@ def test_the_frozen_apps_spawn_launch_reads_and_survives_a_crash(tmp_path):
         assert reader.load(tmp_path / "a.h5", ReadLimits()).channels.shape == (2, 70, 90)
     finally:
         reader.close()
+
+
+def test_loads_from_short_lived_threads_are_never_refused(tmp_path):
+    """Issue 31 item 1: the reader died with the THREAD that started it (PR_SET_PDEATHSIG follows the
+    creating thread), so a GUI worker thread ending while another thread read a good bag got that bag
+    refused as "reader process crashed (killed by SIGKILL)". Hundreds of loads, each from a thread that
+    ends right after, several at once: every one loads."""
+    import threading
+
+    from xscreen.scan import Scan as _Scan
+
+    tiny = _Scan("tiny", "dual", np.full((2, 64, 64), 30000, np.uint16), 60000.0)
+    path = save_h5(tiny, tmp_path / "tiny.h5")
+    reader = _isolated.ReaderProcess(read_in_process)
+    faults: list[str] = []
+
+    def one() -> None:
+        try:
+            reader.load(path, ReadLimits())
+        except ScanError as err:
+            faults.append(err.fault)
+
+    try:
+        for _ in range(75):
+            threads = [threading.Thread(target=one) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert faults == []
+        pid = reader.pid
+        threading.Thread(target=one).start()  # the starter thread has long ended: the reader lives on
+        time.sleep(0.3)
+        assert reader.load(path, ReadLimits()).scan_id == "tiny" and reader.pid == pid
+    finally:
+        reader.close()
+
+
+def test_the_reader_still_dies_with_its_program(tmp_path):
+    """Started from a thread that has ended, and stuck in a decode, the reader must still go when the
+    program is killed (the pipe's EOF cannot tell it mid-read: only the death signal does)."""
+    import subprocess
+    import sys
+
+    save_h5(dual(), tmp_path / "d.h5")
+    save_h5(dual(), tmp_path / "hang.h5")
+    code = ("import sys, threading, time\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_scan_isolation import misbehave\n"
+            "from xscreen.scan import ReadLimits, _isolated\n"
+            "r = _isolated.ReaderProcess(misbehave)\n"
+            "t = threading.Thread(target=r.load, args=(sys.argv[1] + '/d.h5', ReadLimits())); t.start(); t.join()\n"
+            "threading.Thread(target=r.load, args=(sys.argv[1] + '/hang.h5', ReadLimits(seconds=600))).start()\n"
+            "print(r.pid, flush=True); time.sleep(600)\n")
+    prog = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(prog.stdout.readline())
+        time.sleep(0.5)
+        assert not _gone(child)  # alive while the program runs, though its starting thread has ended
+    finally:
+        prog.kill()
+        prog.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _gone(child):
+        time.sleep(0.05)
+    assert _gone(child)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True

@@ -7,8 +7,9 @@ a batch pays the start once and each file one copy of its pixels through a pipe.
 address space is capped (RLIMIT_AS = its size after start-up + the memory budget), each file gets
 ``ReadLimits.seconds``, and a reader that crashed or was stopped is replaced on the next file.
 The parent never unpickles what the reader sends (a JSON header, then raw pixel bytes): a decoder
-exploited by a crafted file gains no way into the parent. Requests are serialised: the GUI loads
-from worker threads, and reading is I/O and single-core decoding anyway.
+exploited by a crafted file gains no way into the parent. Requests are serialised (the GUI loads
+from worker threads; reading is I/O and single-core decoding anyway); readers are started from one
+long-lived thread (_launcher.py), never from the worker thread that happens to ask.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from xscreen.scan._checks import json_default
+from xscreen.scan._launcher import on_launch_thread
 from xscreen.scan._limits import ReadLimits
 from xscreen.scan._types import Scan, ScanError
 
@@ -84,7 +86,8 @@ class ReaderProcess:
     def _start(self) -> None:
         self._stop()
         try:
-            self._proc, self._conn = _launch(self._read, self._spawn)
+            # never from the caller's thread: the reader dies with the thread that forked it
+            self._proc, self._conn = on_launch_thread(lambda: _launch(self._read, self._spawn))
         except (OSError, ValueError) as exc:  # no interpreter to start, no fd passing (Windows)...
             raise ReaderUnavailable(f"cannot start the scan reader process ({type(exc).__name__}: {exc})") from exc
 
@@ -252,8 +255,8 @@ def _fields(scan: Scan) -> dict[str, Any]:
 
 
 def _harden() -> None:
-    """Linux: die with the parent; one malloc arena per thread pool (each arena reserves 64 MiB of
-    address space, which the cap counts). Best effort elsewhere."""
+    """Linux: die with the parent (the launch thread: see _launcher.py); one malloc arena per
+    thread pool (each arena reserves 64 MiB of address space, which the cap counts). Best effort."""
     try:
         libc = ctypes.CDLL(None)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
