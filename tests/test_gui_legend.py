@@ -27,7 +27,7 @@ def test_verdicts_differ_in_word_shape_and_colour_not_colour_alone():
     for attr in ("headline", "shape", "background"):
         values = [getattr(v, attr) for v in got.values()]
         assert len(set(values)) == len(values), attr
-    assert "2 regions" in got["alarm"].detail and "1.50 x" in got["alarm"].detail
+    assert "2 regions drawn" in got["alarm"].detail and "1.50 × alarm" in got["alarm"].detail
     assert "no bag alarm" in got["attention"].detail  # below the alarm: attention, never a threat
     assert verdict.verdict_for(None, loaded=False).kind == "none"
     failed = verdict.failed_verdict("bag.h5: 3 patch scores are not finite\ntraceback")
@@ -60,8 +60,11 @@ def test_banner_legend_and_function_strip_follow_the_bag(qtbot, window, bag_dir,
     assert not tab.legend.materials.isVisible()  # no material colours in the negative view
     window.dispatch("layer.overlay")
     assert not tab.legend.colour_bar.isVisible()
-    window.dispatch("threshold.up")
-    assert "x model" in tab.legend.colour_bar.ticks[1][1]
+    window.dispatch("layer.overlay")
+    window.dispatch("threshold.up")  # the live threshold is marked on the one scale, beside the review level
+    labels = [text for _, text, _ in tab.legend.colour_bar.ticks]
+    assert "1.00 = alarm" in labels and f"shown ≥ {tab.scale.live:.2f}" in labels
+    assert f"review {tab.scale.review:.2f}" in labels
     window.set_model("")  # unscored: the banner says so, never a clear
     qtbot.waitUntil(lambda: tab.outcome is not None and window.runner.running is None, timeout=TIMEOUT)
     assert tab.banner.verdict.kind == "unscored"

@@ -39,12 +39,12 @@ def test_rethreshold_uses_the_stored_grid():
     at_one = probe.rethreshold(s, 1.0)
     assert [r.max_score for r in at_one] == [3.0, 2.0]  # ranked; (0,1)+(1,1) connected
     assert at_one[1].patches and sorted(at_one[1].patches) == [(0, 1), (1, 1)]
-    assert at_one[0].max_rel == pytest.approx(3.0)
+    assert at_one[0].max_rel == pytest.approx(3.0 / 2.5)  # × alarm: score / the bag's alarm threshold
     # the alarm level is the bag's alarm threshold (2.5), whatever review level the slider sets
     assert [r.level for r in at_one] == ["alarm", "attention"]
     higher = probe.rethreshold(s, 1.5)
     assert [r.max_score for r in higher] == [3.0, 2.0] and len(higher[1].patches) == 1
-    assert higher[0].max_rel == pytest.approx(2.0)  # relative to the threshold in force
+    assert higher[0].max_rel == pytest.approx(3.0 / 2.5)  # the same number whatever threshold drew it
     assert probe.rethreshold(s, 4.0) == []
     with pytest.raises(ValueError):
         probe.rethreshold(s, 0)
@@ -55,15 +55,19 @@ def test_overlay_layer_fill_and_contour():
     assert probe.overlay_rgba(np.zeros((3000, 8000), np.float32), step=4).shape == (750, 2000, 4)
     heat = np.zeros((40, 50), np.float32)
     heat[10:30, 10:30] = 1.5
-    fill = probe.overlay_rgba(heat, 1.0, "fill")
+    at_review = probe.Scale(0.5, 0.5)  # review level at half the alarm threshold
+    fill = probe.overlay_rgba(heat, at_review, "fill")
     assert fill.shape == (40, 50, 4) and fill.dtype == np.uint8
     assert fill[0, 0, 3] == 0 and fill[20, 20, 3] == 255
-    # raising the threshold to 2x makes the same heat sub-threshold: weaker alpha
-    assert probe.overlay_rgba(heat, 2.0, "fill")[20, 20, 3] < 255
-    contour = probe.overlay_rgba(heat, 1.0, "contour")
+    # raising the live threshold to 2x makes the same heat sub-threshold: weaker alpha, same colour
+    raised = probe.overlay_rgba(heat, probe.Scale(0.5, 1.0), "fill")
+    assert raised[20, 20, 3] < 255 and (raised[20, 20, :3] == fill[20, 20, :3]).all()
+    # colour is the × alarm scale: the same heat on a bag whose review level is the alarm is hotter
+    assert not (probe.overlay_rgba(heat, probe.Scale(1.0, 1.0), "fill")[20, 20, :3] == fill[20, 20, :3]).all()
+    contour = probe.overlay_rgba(heat, at_review, "contour")
     assert contour[10, 20, 3] == 255 and contour[20, 20, 3] == 0 and contour[0, 0, 3] == 0
     with pytest.raises(ValueError):
-        probe.overlay_rgba(heat, 1.0, "glow")
+        probe.overlay_rgba(heat, at_review, "glow")
 
 
 def test_residual_and_reconstruction_images():
@@ -104,13 +108,13 @@ def test_inspection_zoom_and_cursor():
     scan = _scan()
     classes = materials.material_classes(*materials.attenuation(scan)[::-1])
     heat = np.full((scan.height, scan.width), 0.5, np.float32)
-    info = probe.cursor_info(scan, 40.7, 30.2, heat, rel_threshold=0.5)
+    info = probe.cursor_info(scan, 40.7, 30.2, heat, review=2.0)  # heat 0.5 x review, review 2 x alarm
     assert (info.x, info.y) == (40, 30) and info.rel_score == pytest.approx(1.0)
     assert info.values == tuple(int(v) for v in scan.channels[:, 30, 40])
     # the per-pixel class is the whole-scan class map's value there
     for (x, y) in ((40, 30), (0, 0), (99, 69)):
         assert probe.pixel_material(scan, x, y) == materials.MATERIAL_NAMES[classes[y, x]]
-    assert "high" in info.text("dual") and "score 1.00x review" in info.text("dual")
+    assert "high" in info.text("dual") and "score 1.00 × alarm" in info.text("dual")
     assert probe.cursor_info(scan, -1, 5) is None and probe.cursor_info(scan, 5, scan.height) is None
     assert probe.cursor_info(scan, 1, 1).rel_score is None
 

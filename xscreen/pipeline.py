@@ -100,6 +100,11 @@ class Screening:
     def scan_rel(self) -> float:
         return self.scan_score / self.scan_threshold if self.scan_threshold > 0 else float("inf")
 
+    def over_alarm(self, score: float) -> float:
+        """A raw score on the one scale shown to people (issue 31): score ÷ this bag's alarm
+        threshold ("× alarm", 1.00 = alarms); the review level lies at ``over_alarm(threshold)``."""
+        return float(score) / self.scan_threshold if self.scan_threshold > 0 else float("inf")
+
     def to_summary(self, include_grid: bool = False) -> dict[str, Any]:
         """JSON/CSV-ready scalars and regions; with ``include_grid`` also the (rows, cols) score
         grid as nested lists, null for air (enough to redraw the heat map; no per-pixel maps)."""

@@ -219,12 +219,16 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
             self.request(self.queue.current)
 
     def _show_card(self) -> None:
+        """The operator's card on the side panel; the technical summary as its tooltip."""
+        from xscreen.gui.model_card import operator_card
+
         try:
-            text = probe.describe_model(self.model_path) if self.model_path else \
-                "no model: scans are shown without scoring"
+            text, tip = (operator_card(self.model_path), probe.describe_model(self.model_path)) if self.model_path \
+                else ("no model: scans are shown without scoring", "")
         except Exception as exc:
-            text = f"cannot read model: {exc}"
+            text, tip = f"cannot read model: {exc}", ""
         self.tab.models.set_card(text)
+        self.tab.models.card.setToolTip(tip)
 
     def show_model_card(self) -> None:
         """Ctrl+I: the whole model card (the side panel shows its summary)."""

@@ -84,38 +84,55 @@ class AlarmBanner(QFrame):
 
 
 class ColourBar(QWidget):
-    """The heatmap's colour scale (heatmap.colormap over 0..HEAT_MAX x threshold) with ticks."""
+    """The heatmap's colour scale on the one scale (× alarm, 0..HEAT_MAX): colour as on the scan,
+    faded where the live threshold hides it; the alarm (1.00) ticked under the bar, the review level
+    (and a moved live threshold) drawn as lines across it with their labels above."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        rel = np.linspace(0.0, heatmap.HEAT_MAX, 256, dtype=np.float32)[None, :]
-        rgba = heatmap.colormap(rel, opacity=1.0).astype(np.float32)
-        a = rgba[..., 3:] / 255.0  # as drawn over the scan: nothing below RAMP_LO, fading in to 1
-        rgb = np.ascontiguousarray((rgba[..., :3] * a + 225.0 * (1 - a) + 0.5).astype(np.uint8))
-        self._image = QImage(rgb.data, 256, 1, 256 * 3, QImage.Format.Format_RGB888).copy()
+        self._rel = np.linspace(0.0, heatmap.HEAT_MAX, 256, dtype=np.float32)[None, :]
         self.ticks = vd.heat_tick_labels(1.0)
-        self.setMinimumSize(220, 34)
+        self._image = self._bar_image(1.0)
+        self.setMinimumSize(260, 50)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Heatmap colour = patch score / review level. Transparent below 0.5; "
-                        "regions start at 1 (the review level in force; alarms need the higher alarm threshold).")
+        self.setToolTip("Heatmap colour = score ÷ this bag's alarm threshold (× alarm, 1.00 = alarms). "
+                        "Regions are drawn from the review level (line); , and . move it, T resets.")
 
-    def set_threshold(self, rel_threshold: float) -> None:
-        self.ticks = vd.heat_tick_labels(rel_threshold)
+    def _bar_image(self, live: float) -> QImage:
+        rgba = heatmap.colormap(self._rel, opacity=1.0).astype(np.float32)
+        ramp = np.clip((self._rel / live - heatmap.RAMP_LO) / (1.0 - heatmap.RAMP_LO), 0.0, 1.0)
+        a = ramp[..., None] * 0.8 + 0.2  # hidden colours stay visible on the key, faded
+        rgb = np.ascontiguousarray((rgba[..., :3] * a + 225.0 * (1 - a) + 0.5).astype(np.uint8))
+        return QImage(rgb.data, 256, 1, 256 * 3, QImage.Format.Format_RGB888).copy()
+
+    def set_scale(self, review: float, live: float) -> None:
+        self.ticks = vd.heat_tick_labels(review, live)
+        self._image = self._bar_image(live)
         self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
         fm = self.fontMetrics()
-        bar = QRectF(4, 2, self.width() - 8, 12)
+        bar = QRectF(4, fm.height() + 2, self.width() - 8, 12)
         p.drawImage(bar, self._image)
         p.setPen(QColor("#333333"))
         p.drawRect(bar)
-        for pos, text in self.ticks:
+        placed: list[tuple[float, float]] = []
+        for pos, text, kind in sorted(self.ticks, key=lambda t: t[2] != "mark"):
             x = bar.left() + pos * bar.width()
-            p.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 4))
             w = fm.horizontalAdvance(text)
             left = min(max(x - w / 2, 0), self.width() - w)
-            p.drawText(QPointF(left, bar.bottom() + 5 + fm.ascent()), text)
+            if kind == "mark":
+                p.setPen(QPen(QColor("#000000"), 2, Qt.PenStyle.DashLine))
+                p.drawLine(QPointF(x, bar.top() - 2), QPointF(x, bar.bottom() + 2))
+                if any(left < b and left + w > a for a, b in placed):
+                    left = placed[-1][1] + 6  # two marks close together: side by side
+                placed.append((left, left + w))
+                p.drawText(QPointF(left, bar.top() - 3 - fm.descent()), text)
+            else:
+                p.setPen(QColor("#333333"))
+                p.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 4))
+                p.drawText(QPointF(left, bar.bottom() + 5 + fm.ascent()), text)
         p.end()
 
 
@@ -180,9 +197,11 @@ class LegendRow(QWidget):
         lay.addSpacing(12)
         lay.addWidget(self.materials)
 
-    def set_state(self, state, scored: bool, loaded: bool = True) -> None:
-        """``state``: the tab's ``ViewState``; nothing is shown without a bag."""
-        self.colour_bar.setVisible(scored and state.overlay and state.overlay_mode == "fill"
+    def set_state(self, state, scale=None, loaded: bool = True) -> None:
+        """``state``: the tab's ``ViewState``; ``scale``: ``probe.Scale`` of a scored bag (None:
+        not scored); nothing is shown without a bag."""
+        self.colour_bar.setVisible(scale is not None and state.overlay and state.overlay_mode == "fill"
                                    and state.layer != "residual")
-        self.colour_bar.set_threshold(state.rel_threshold)
+        if scale is not None:
+            self.colour_bar.set_scale(scale.review, scale.live)
         self.materials.setVisible(loaded and state.view in vd.MATERIAL_VIEWS and state.layer != "residual")

@@ -46,3 +46,34 @@ def full_card(path: str | Path) -> str:
         out += _lines(dataclasses.asdict(value), 1) if value is not None else ["  not calibrated"]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _day(iso: str) -> str:
+    return iso[:10] if iso else "date not recorded"
+
+
+def operator_card(path: str | Path) -> str:
+    """The side panel's model card, for the operator at the console (issue 31 item 13): what the
+    model learned from, what its alarm rate means, when it was calibrated. The developer's account
+    (network, losses, options) is in the full card (Ctrl+I). Raises ModelError like ``full_card``."""
+    from xscreen.checkpoint import read_meta
+
+    meta, checksum = read_meta(path)
+    card, cal = meta.card, meta.calibration
+    bags = card.n_train_scans + card.n_val_scans
+    kind = {"dual": "dual-energy", "rgb": "colour", "gray": "grey"}.get(meta.preprocess.kind, meta.preprocess.kind)
+    lines = [f"{card.name or Path(path).stem}  ({checksum[:12]})",
+             f"Learned what {bags or 'an unrecorded number of'} threat-free {kind} bags look like "
+             f"(trained {_day(card.created)}); it marks what differs from them."]
+    if cal is None:
+        lines.append("NOT CALIBRATED: it has no alarm threshold - do not screen with it.")
+    else:
+        seen = (f"; {cal.n_alarmed} of {cal.n_scans} held-out benign bags alarmed (95 % interval "
+                f"{cal.far_lo * 100:.1f} % to {cal.far_hi * 100:.1f} %)") if cal.n_scans else ""
+        lines.append(f"Alarm rate: set to alarm on about {cal.scan_far * 100:.3g} % of bags that hold no threat{seen}. "
+                     "An alarm means 'look closely', not 'threat found'.")
+        last = card.calibration_history[-1] if card.calibration_history else {}
+        lines.append(f"Calibrated {_day(str(last.get('time', '')))} on {cal.source or 'benign bags'} "
+                     f"(threshold version {cal.version}).")
+    lines.append("Ctrl+I: the full model card.")
+    return "\n".join(lines)

@@ -157,7 +157,8 @@ class DetectorPanel(QGroupBox):
         self.mode_label.setText(text)
         self.mode_label.setVisible(bool(text))
 
-    def set_state(self, s: st.ViewState, model_threshold: float | None = None) -> None:
+    def set_state(self, s: st.ViewState, scale=None) -> None:
+        """``scale``: ``probe.Scale`` of the bag on screen (None: not scored)."""
         widgets = (self.overlay, self.boxes, self.attention, self.mode, self.opacity, self.layer, self.threshold)
         for w in widgets:
             w.blockSignals(True)
@@ -170,8 +171,13 @@ class DetectorPanel(QGroupBox):
         self.threshold.setValue(threshold_to_slider(s.rel_threshold))
         for w in widgets:
             w.blockSignals(False)
-        raw = "" if model_threshold is None else f" = {model_threshold * s.rel_threshold:.4g} raw"
-        self.threshold_label.setText(f"{s.rel_threshold:.2f} x model review level{raw}")
+        if scale is None:
+            text = f"{s.rel_threshold:.2f} × the review level (scores read × alarm once scored)"
+        elif scale.moved:
+            text = f"regions shown from {scale.live:.2f} × alarm (review level {scale.review:.2f}; T resets)"
+        else:
+            text = f"regions shown from the review level, {scale.review:.2f} × alarm"
+        self.threshold_label.setText(text)
 
 
 def to_pixmap(rgb: np.ndarray | None, size: int = 120) -> QPixmap:
@@ -217,7 +223,8 @@ class RegionPanel(QGroupBox):
         self.list.blockSignals(True)
         self.list.clear()
         for r in regions[:MAX_LISTED]:
-            item = QListWidgetItem(f"#{r.rank}  {r.max_rel:.2f}x review  ({r.x}, {r.y}) {r.w}x{r.h}  "
+            item = QListWidgetItem(f"#{r.rank}  {r.max_rel:.2f} × alarm  {getattr(r, 'level', 'alarm')}  "
+                                   f"({r.x}, {r.y}) {r.w}x{r.h}  "
                                    f"{len(r.patches)} patch{'es' if len(r.patches) != 1 else ''}")
             item.setData(Qt.ItemDataRole.UserRole, r.rank)
             self.list.addItem(item)
@@ -240,7 +247,7 @@ class RegionPanel(QGroupBox):
         for label, img in zip(self.crops, (insp.original, insp.reconstruction, insp.residual)):
             label.setPixmap(to_pixmap(img))
         x, y, w, h = insp.box
-        self.score.setText(f"max {insp.max_rel:.2f}x review, mean {insp.mean_rel:.2f}x  at ({x}, {y}) {w}x{h}")
+        self.score.setText(f"max {insp.max_rel:.2f} × alarm, mean {insp.mean_rel:.2f} × alarm  at ({x}, {y}) {w}x{h}")
 
     def _on_list_row_changed(self, row: int) -> None:
         rank = self.list.item(row).data(Qt.ItemDataRole.UserRole) if row >= 0 else None

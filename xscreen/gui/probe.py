@@ -79,14 +79,38 @@ def geometry(screening: Any) -> heatmap.GridGeometry:
                                 height=int(screening.height), width=int(screening.width))
 
 
+@dataclass(frozen=True)
+class Scale:
+    """The one scale every region number on screen is on (issue 31): score ÷ the bag's alarm
+    threshold, "× alarm", 1.00 = alarms. ``review``: the calibrated review level on it (regions
+    from there are drawn by default); ``live``: where the operator's threshold now draws them from."""
+
+    review: float
+    live: float
+
+    @property
+    def moved(self) -> bool:
+        """The live threshold is not the review level (the banner says so)."""
+        return abs(self.live - self.review) > 1e-6 * max(self.review, 1e-12)
+
+
+def scale_for(screening: Any, rel_threshold: float = 1.0) -> Scale:
+    """``rel_threshold``: the live threshold as a multiple of the review level (ViewState)."""
+    review = float(screening.threshold) / float(screening.scan_threshold)
+    return Scale(review, review * float(rel_threshold))
+
+
 def rethreshold(screening: Any, rel_threshold: float, min_patches: int = 1) -> list[heatmap.Region]:
-    """Regions at ``rel_threshold`` x the model's threshold, from the stored score grid (no rescoring).
-    rel 1.0 reproduces the screening's own regions."""
+    """Regions at ``rel_threshold`` x the review level, from the stored score grid (no rescoring);
+    rel 1.0 reproduces the screening's own regions. ``max_rel``/``mean_rel`` are on the one scale,
+    × alarm (score ÷ the bag's alarm threshold), whatever threshold drew them; ``level`` is the
+    calibrated rule's (alarm iff the region reaches the alarm threshold)."""
     if rel_threshold <= 0:
         raise ValueError(f"relative threshold must be > 0, got {rel_threshold}")
-    return heatmap.find_regions(screening.score_grid, float(screening.threshold) * rel_threshold,
-                                geometry(screening), min_patches=min_patches,
-                                alarm_threshold=float(screening.scan_threshold))
+    alarm = float(screening.scan_threshold)
+    found = heatmap.find_regions(screening.score_grid, float(screening.threshold) * rel_threshold,
+                                 geometry(screening), min_patches=min_patches, alarm_threshold=alarm)
+    return [dataclasses.replace(r, max_rel=r.max_score / alarm, mean_rel=r.mean_score / alarm) for r in found]
 
 
 LAYER_PIXELS = 2_000_000
@@ -99,14 +123,19 @@ def layer_step(height: int, width: int, max_pixels: int = LAYER_PIXELS) -> int:
     return max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
 
 
-def overlay_rgba(heat: np.ndarray, rel_threshold: float = 1.0, mode: str = "fill", step: int = 1) -> np.ndarray:
-    """heat (H, W) rel scores -> (ceil(H/step), ceil(W/step), 4) uint8 RGBA layer at full strength
-    (the view sets the layer's opacity, so the opacity slider never recomputes). ``contour``
-    outlines rel >= threshold."""
-    rel = np.asarray(heat, dtype=np.float32)[::step, ::step] / np.float32(rel_threshold)
+def overlay_rgba(heat: np.ndarray, scale: Scale = Scale(1.0, 1.0), mode: str = "fill", step: int = 1) -> np.ndarray:
+    """heat (H, W) score ÷ review level -> (ceil(H/step), ceil(W/step), 4) uint8 RGBA layer at full
+    strength (the view sets the layer's opacity, so the opacity slider never recomputes). Colour is
+    the × alarm scale (the colour bar's), the same on every bag; opacity fades in up to the live
+    threshold; ``contour`` outlines where the score reaches it."""
+    over_alarm = np.asarray(heat, dtype=np.float32)[::step, ::step] * np.float32(scale.review)
+    over_live = over_alarm / np.float32(scale.live)
     if mode == "fill":
-        return heatmap.colormap(rel, opacity=1.0)
-    lines = heatmap.overlay(np.zeros(rel.shape + (3,), np.uint8), rel, mode=mode, opacity=1.0)
+        rgba = heatmap.colormap(over_alarm, opacity=1.0)
+        alpha = np.clip((over_live - heatmap.RAMP_LO) / (1.0 - heatmap.RAMP_LO), 0.0, 1.0)
+        rgba[..., 3] = (np.nan_to_num(alpha) * 255.0 + 0.5).astype(np.uint8)
+        return rgba
+    lines = heatmap.overlay(np.zeros(over_live.shape + (3,), np.uint8), over_live, mode=mode, opacity=1.0)
     alpha = (lines.max(axis=2) > 0).astype(np.uint8) * 255
     return np.dstack([lines, alpha])
 
@@ -165,7 +194,7 @@ def zoom_rect(region: heatmap.Region, width: int, height: int, margin: float = 0
 @dataclass(frozen=True)
 class CursorInfo:
     """What the status bar shows for the pixel under the cursor. ``values``: raw channel values
-    (high, low for dual scans); ``rel_score``: heat (score / threshold) there, None before scoring."""
+    (high, low for dual scans); ``rel_score``: the score there × alarm, None before scoring."""
 
     x: int
     y: int
@@ -179,7 +208,7 @@ class CursorInfo:
         parts.append("  ".join(f"{n} {v}" for n, v in zip(names, self.values)))
         if self.material is not None:
             parts.append(self.material)
-        parts.append("score -" if self.rel_score is None else f"score {self.rel_score:.2f}x review")
+        parts.append("score -" if self.rel_score is None else f"score {self.rel_score:.2f} × alarm")
         return "   |   ".join(parts)
 
 
@@ -195,14 +224,14 @@ def pixel_material(scan: Scan, x: int, y: int) -> str | None:
 
 
 def cursor_info(scan: Scan, x: float, y: float, heat: np.ndarray | None = None,
-                rel_threshold: float = 1.0) -> CursorInfo | None:
-    """Probe at scan pixel (x, y); None outside the scan. The score is heat / rel_threshold, i.e.
-    relative to the threshold the operator has set."""
+                review: float = 1.0) -> CursorInfo | None:
+    """Probe at scan pixel (x, y); None outside the scan. ``heat`` is score ÷ review level and
+    ``review`` the review level × alarm (``Scale.review``), so the score reads × alarm."""
     xi, yi = int(np.floor(x)), int(np.floor(y))
     if not (0 <= xi < scan.width and 0 <= yi < scan.height):
         return None
     material = pixel_material(scan, xi, yi)
-    rel = None if heat is None else float(heat[yi, xi]) / rel_threshold
+    rel = None if heat is None else float(heat[yi, xi]) * review
     return CursorInfo(xi, yi, tuple(int(v) for v in scan.channels[:, yi, xi]), material, rel)
 
 

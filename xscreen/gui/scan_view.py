@@ -98,7 +98,8 @@ class ScanView(pg.GraphicsLayoutWidget):
             self._side_shown = True
 
     def set_regions(self, regions: list, visible: bool = True, selected: int | None = None) -> None:
-        """Ranked boxes with their rank and score (x thr), the top MAX_BOXES; ``selected`` is a rank."""
+        """Ranked boxes with their rank and score (× alarm: ``Region.max_rel`` as ``probe.rethreshold``
+        gives it), the top MAX_BOXES; ``selected`` is a rank."""
         for rect, label in self._boxes:
             self.view.removeItem(rect)
             self.view.removeItem(label)
@@ -114,7 +115,7 @@ class ScanView(pg.GraphicsLayoutWidget):
             pen.setWidthF(2.0 if r.rank != selected else 3.0)
             rect.setPen(pen)
             rect.setZValue(10)
-            label = pg.TextItem(f"#{r.rank}  {r.max_rel:.2f}", color=colour, anchor=(0, 1),
+            label = pg.TextItem(f"#{r.rank}  {r.max_rel:.2f}× alarm", color=colour, anchor=(0, 1),
                                 fill=pg.mkBrush(0, 0, 0, 160))
             label.setPos(r.x, r.y)
             label.setZValue(11)

@@ -21,6 +21,8 @@ from xscreen.gui.notices import ElidedLabel, ErrorPanel
 from xscreen.gui.verdict import failed_verdict, mode_text, verdict_for
 from xscreen.gui.panels import DetectorPanel, DisplayPanel, RegionPanel
 from xscreen.gui.scan_view import PAN_FRACTION, ZOOM_STEP, ScanView
+from xscreen.gui.tab_images import ImageLayers
+from xscreen.gui.wheel import scroll_not_change
 from xscreen.gui.worker import JobRunner
 
 _IMAGE_FIELDS = ("view", "edge", "window", "level", "gamma", "layer")
@@ -29,7 +31,7 @@ _NAV = {"nav.zoom_in": ("zoom", ZOOM_STEP), "nav.zoom_out": ("zoom", 1 / ZOOM_ST
         "nav.pan_up": ("pan", (0, -PAN_FRACTION)), "nav.pan_down": ("pan", (0, PAN_FRACTION))}
 
 
-class ScreeningTab(QWidget):
+class ScreeningTab(ImageLayers, QWidget):
     status = Signal(str)  # cursor probe text for the status bar
     state_changed = Signal(object)  # ViewState, so the window can persist preferences
 
@@ -64,6 +66,7 @@ class ScreeningTab(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(400)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.side_scroll, self.wheel = scroll, scroll_not_change(scroll)  # the wheel scrolls the panel
         left = QWidget()
         lcol = QVBoxLayout(left)
         lcol.setContentsMargins(0, 0, 0, 0)
@@ -99,9 +102,10 @@ class ScreeningTab(QWidget):
         self.selected = None
         self._residual_rgb = self._residual_scale = None
         self.renderer = self.recon_renderer = None
-        self.banner.set_verdict(verdict_for(self.screening, loaded=outcome is not None))
+        self.status.emit("")  # the last bag's cursor readout must not stand for this one
         self.detector.set_mode(mode_text(self.screening))
         if outcome is None:
+            self.banner.set_verdict(verdict_for(None, loaded=False))
             self.regions = []
             self.view.set_image(None)
             self.view.set_side(None)
@@ -128,6 +132,12 @@ class ScreeningTab(QWidget):
     @property
     def screening(self):
         return self.outcome.screening if self.outcome is not None else None
+
+    @property
+    def scale(self) -> probe.Scale | None:
+        """The one scale (× alarm) with the live threshold on it; None before scoring."""
+        s = self.screening
+        return None if s is None else probe.scale_for(s, self.state.rel_threshold)
 
     # --- intent from keys and panels ----------------------------------------------------------------
     def handle(self, action: str) -> bool:
@@ -172,9 +182,9 @@ class ScreeningTab(QWidget):
 
     def _sync_panels(self) -> None:
         self.display.set_state(self.state)
-        s = self.screening
-        self.detector.set_state(self.state, None if s is None else s.threshold)
-        self.legend.set_state(self.state, s is not None, self.outcome is not None)
+        scale = self.scale
+        self.detector.set_state(self.state, scale)
+        self.legend.set_state(self.state, scale, self.outcome is not None)
         self.functions.set_state(self.state.view, self.state.edge, self.display_views())
 
     # --- drawing ---------------------------------------------------------------------------------
@@ -193,60 +203,9 @@ class ScreeningTab(QWidget):
             self.selected = None
             self.region_panel.set_regions(self.regions)
             self.view.set_regions(self.regions, self.state.boxes)
+            # the banner counts what is drawn; its headline stays the calibrated rule's
+            self.banner.set_verdict(verdict_for(s, shown=self.regions, scale=self.scale))
         self._sync_panels()
-
-    def _display(self, renderer: probe.Renderer) -> np.ndarray:
-        s = self.state
-        return renderer.image(s.view, s.window, s.level, s.gamma, s.edge)
-
-    def current_image(self) -> np.ndarray:
-        """(H, W, 3) uint8 shown in the main view for the current layer."""
-        layer = self.state.layer if self.screening is not None else "image"
-        if layer == "reconstruction" and self.recon_renderer is not None:
-            return self._display(self.recon_renderer)
-        if layer == "residual":
-            return self.residual_image()
-        return self._display(self.renderer)
-
-    def residual_image(self) -> np.ndarray:
-        if self._residual_rgb is None:
-            self._residual_rgb = probe.residual_rgb(self.screening.residual, self.residual_scale())
-        return self._residual_rgb
-
-    def residual_scale(self) -> float:
-        if self._residual_scale is None:
-            self._residual_scale = probe.residual_scale(self.screening.residual)
-        return self._residual_scale
-
-    def _draw_image(self) -> None:
-        if self._render_in_background():
-            return
-        self.view.set_image(self.current_image())
-        side = self.state.layer == "side" and self.recon_renderer is not None
-        self.view.set_side(self._display(self.recon_renderer) if side else None)
-        if self.renderer is not None:
-            self.display.set_histogram(*self.renderer.histogram(self.state.view))
-
-    def _render_in_background(self) -> bool:
-        """A view not yet rendered on a large scan is rendered on a worker thread (seconds for
-        8000x3000) while the old picture stays up; True when that was started."""
-        view = self.state.view
-        todo = [r for r in (self.renderer, self.recon_renderer) if r is not None and not r.has(view)]
-        if not todo or self.outcome.scan.width * self.outcome.scan.height <= probe.LAYER_PIXELS:
-            return False
-        self.progress.set_busy(f"rendering {view}")
-
-        def job():
-            for r in todo:
-                r.prepare(view)
-                yield view
-        self.renderer_jobs.start(f"{self.outcome.path}|{view}", job)
-        return True
-
-    def _on_render_done(self, key: str, view: object) -> None:
-        self.progress.set_busy(None)
-        if self.outcome is not None and key == f"{self.outcome.path}|{self.state.view}":
-            self._redraw(image=True, layer=False, regions=False)
 
     def overlay_shown(self) -> bool:
         return self.screening is not None and self.state.overlay and self.state.layer != "residual"
@@ -257,7 +216,7 @@ class ScreeningTab(QWidget):
             return
         s = self.screening
         step = probe.layer_step(s.height, s.width)
-        rgba = probe.overlay_rgba(s.heat, self.state.rel_threshold, self.state.overlay_mode, step)
+        rgba = probe.overlay_rgba(s.heat, self.scale, self.state.overlay_mode, step)
         self.view.set_layer(rgba, self.state.opacity, (s.width, s.height))
 
     # --- regions ---------------------------------------------------------------------------------
@@ -289,15 +248,16 @@ class ScreeningTab(QWidget):
         resid = probe.residual_rgb(self.screening.residual[y:y + h, x:x + w], self.residual_scale())
         return probe.Inspection(box, self.renderer.crop(box, *args), recon, resid, region.max_rel, region.mean_rel)
 
-    def regions_shown(self) -> list[int]:
-        """Ranks of the regions on screen (for the audit row)."""
-        return [r.rank for r in self.regions]
+    def regions_shown(self) -> list[dict]:
+        """The regions on screen as the audit row records them: rank, box, score × alarm, level."""
+        return [{"rank": r.rank, "box": [r.x, r.y, r.w, r.h], "x_alarm": round(r.max_rel, 4), "level": r.level}
+                for r in self.regions]
 
     def _on_view_cursor_moved(self, x: float, y: float) -> None:
         if self.outcome is None:
             return
-        s = self.screening
+        s, scale = self.screening, self.scale
         info = probe.cursor_info(self.outcome.scan, x, y, None if s is None else s.heat,
-                                 self.state.rel_threshold)
+                                 1.0 if scale is None else scale.review)
         if info is not None:
             self.status.emit(info.text(self.outcome.scan.kind))

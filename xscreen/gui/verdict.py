@@ -30,24 +30,40 @@ def mode_text(screening: Any | None) -> str:
     return f"Fast screening: {screening.n_evaluated} of {screening.n_scored} patches scored"
 
 
-def verdict_for(screening: Any | None, loaded: bool = True) -> Verdict:
-    """The banner for a screening (``pipeline.Screening``); None with a bag loaded = not scored."""
+def _drawn(shown: list) -> str:
+    """'3 regions drawn (1 alarm, 2 attention)': what the boxes and the list show, counted."""
+    if not shown:
+        return "no region drawn"
+    n_alarm = sum(getattr(r, "level", "alarm") == "alarm" for r in shown)
+    kinds = [f"{k} {word}" for k, word in ((n_alarm, "alarm"), (len(shown) - n_alarm, "attention")) if k]
+    return f"{len(shown)} region{'s' if len(shown) != 1 else ''} drawn ({', '.join(kinds)})"
+
+
+def verdict_for(screening: Any | None, loaded: bool = True, shown: list | None = None,
+                scale: Any | None = None) -> Verdict:
+    """The banner for a screening (``pipeline.Screening``); None with a bag loaded = not scored.
+    ``shown``: the regions drawn (default: the screening's own); ``scale``: ``probe.Scale`` of the
+    live threshold. The headline is always the calibrated rule's verdict: moving the live threshold
+    changes what is drawn - and the detail says so - never ALARM into NO ALARM."""
     if screening is None:
         if not loaded:
             return Verdict("none", "NO BAG", "open a scan or a folder", "#eeeeee", "#424242", "square")
         return Verdict("unscored", "NOT SCORED", "no detector result for this bag (no model, or "
                        "scoring not finished)", "#e0e0e0", "#212121", "square")
-    n = len(screening.regions)
-    regions = f"{n} region{'s' if n != 1 else ''}"
-    rel = f"highest {screening.scan_rel:.2f} x alarm threshold"
+    shown = list(screening.regions) if shown is None else shown
+    moved = scale is not None and scale.moved
+    live = f"showing regions ≥ {scale.live:.2f} × alarm; " if moved else ""
+    machine = f"machine verdict {'ALARM' if screening.alarm else 'NO ALARM'}, highest {screening.scan_rel:.2f} × alarm"
+    tail = " · T: back to the review level" if moved else ""
+    drawn = _drawn(shown)
     if screening.alarm:
-        return Verdict("alarm", "ALARM", f"{regions} flagged, {rel} - inspect before deciding "
-                       "(J: next region)", "#b71c1c", "#ffffff", "triangle")
-    if n:
-        return Verdict("attention", "ATTENTION", f"no bag alarm; {regions} to look at ({rel})",
+        hint = " - inspect before deciding (J: next region)" if shown else ""
+        return Verdict("alarm", "ALARM", f"{live}{machine} · {drawn}{hint}{tail}", "#b71c1c", "#ffffff", "triangle")
+    if screening.regions:  # the calibrated review level found something below the alarm
+        return Verdict("attention", "ATTENTION", f"{live}{machine}: no bag alarm · {drawn}{tail}",
                        "#ffb300", "#000000", "diamond")
-    return Verdict("no_alarm", "NO ALARM", f"no region above the threshold ({rel})",
-                   "#1b5e20", "#ffffff", "circle")
+    review = f" (review level {scale.review:.2f} × alarm)" if scale is not None and not moved else ""
+    return Verdict("no_alarm", "NO ALARM", f"{live}{machine} · {drawn}{review}{tail}", "#1b5e20", "#ffffff", "circle")
 
 
 def failed_verdict(message: str) -> Verdict:
@@ -70,10 +86,13 @@ MATERIAL_KEY = tuple((label, tuple(int(c) for c in materials.HUES[cls])) for lab
 MATERIAL_VIEWS = ("pseudo", "organic", "inorganic", "high_pen")
 
 
-def heat_tick_labels(rel_threshold: float) -> list[tuple[float, str]]:
-    """(position 0..1 along the colour bar, label) for the heatmap's colour bar. The map is drawn
-    relative to the threshold in force (the model's x ``rel_threshold``)."""
-    t = f" ({rel_threshold:.2f} x model)" if abs(rel_threshold - 1.0) > 1e-6 else ""
-    return [(heatmap.RAMP_LO / heatmap.HEAT_MAX, f"{heatmap.RAMP_LO:g}"),
-            (1.0 / heatmap.HEAT_MAX, f"1 = review level{t}"),
-            (1.0, f"{heatmap.HEAT_MAX:g}+ x")]
+def heat_tick_labels(review: float = 1.0, live: float | None = None) -> list[tuple[float, str, str]]:
+    """(position 0..1 along the colour bar, label, "tick" | "mark") for the heatmap's colour bar, on
+    the one scale (× alarm, 0..HEAT_MAX): ticks under the bar at 0, the alarm (1.00) and the top;
+    marks drawn as lines across it at the review level and, when moved, the live threshold."""
+    ticks = [(0.0, "0", "tick"), (1.0 / heatmap.HEAT_MAX, "1.00 = alarm", "tick"),
+             (1.0, f"{heatmap.HEAT_MAX:g}+ × alarm", "tick")]
+    marks = [(review, f"review {review:.2f}")]
+    if live is not None and abs(live - review) > 1e-6 * max(review, 1e-12):
+        marks.append((live, f"shown ≥ {live:.2f}"))
+    return ticks + [(min(v, heatmap.HEAT_MAX) / heatmap.HEAT_MAX, text, "mark") for v, text in marks]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel, QWizardPage
+from PySide6.QtWidgets import QApplication, QLabel, QWizardPage
 
 from xscreen import wizard as wz
 
@@ -25,6 +25,16 @@ def error_label() -> QLabel:
     return label
 
 
+def keeping_focus(emit) -> None:
+    """Call ``emit`` and give the keyboard focus back to the widget that had it. QWizard re-lays out
+    its buttons on every ``completeChanged``; inside the main window that moved the focus to the tab
+    bar, so a field kept one character per keystroke (issue 31 item 3)."""
+    focus = QApplication.focusWidget()
+    emit()
+    if focus is not None and QApplication.focusWidget() is not focus and focus.isVisible() and focus.isEnabled():
+        focus.setFocus(Qt.FocusReason.OtherFocusReason)
+
+
 class GatedPage(QWizardPage):
     """A page whose Next button follows ``page_errors(state, key)``; the reasons are shown."""
 
@@ -34,11 +44,15 @@ class GatedPage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.errors = error_label()
+        self._complete: bool | None = None
         wizard.state_changed.connect(self._on_state_changed)
 
     def isComplete(self) -> bool:  # noqa: N802 (Qt API)
         return not wz.page_errors(self.wiz.state, self.key)
 
     def _on_state_changed(self) -> None:
-        self.errors.setText("\n".join(wz.page_errors(self.wiz.state, self.key)))
-        self.completeChanged.emit()
+        errors = wz.page_errors(self.wiz.state, self.key)
+        self.errors.setText("\n".join(errors))
+        if self._complete is not (not errors):  # tell QWizard only when Next really changes
+            self._complete = not errors
+            keeping_focus(self.completeChanged.emit)

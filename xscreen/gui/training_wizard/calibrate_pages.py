@@ -66,6 +66,9 @@ class CalibratePage(GatedPage):
         self.scan_far.setValue(s.train.scan_far)
         self.evaluate.setEnabled(s.threat is not None)
         model, workdir, device = s.trained_model, self.wiz.workdir, s.train.device
+        if model is None:  # reached without a trained model (Back from Save after a restart)
+            self.summary.setText("train a model first (page 4)")
+            return
         self.wiz.quick.start("valscores", lambda: iter([validation_scores(model, workdir, device)]))
 
     def on_job_item(self, key: str, item) -> None:
