@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from xscreen.config import score_form_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="inspect model files", description="Inspect xscreen model files (.xsm).")
@@ -69,6 +71,7 @@ def _text(d: dict) -> str:
              f"network    {'UNet++ ' if net.get('generator') == 'unetpp' else ''}"
              f"ngf {net['ngf']} ndf {net['ndf']} nz {net['nz']}{_net_options(net)}; score λ {d['train']['lam']} "
              f"recon {d['train']['recon']}{_score_options(d['train'])}",
+             f"score form {score_form_text(d['train'])}",
              f"data       {card['n_train_patches']} train patches / {card['n_train_scans']} scans, "
              f"{card['n_val_patches']} val patches / {card['n_val_scans']} scans",
              f"manifest   {card['data_manifest_sha256'] or '-'}"]

@@ -1,18 +1,20 @@
 """``xscreen train BENIGN... -o model.xsm``: patch store -> fit -> calibrated model file.
 
 Settings come from ``--config FILE`` (a RunConfig JSON, as the training wizard writes it), then
-from explicit flags, which win. Works under ``torchrun --nproc_per_node N -m xscreen train ...``.
+from explicit flags, which win. The score options (--score-inpaint, --recon-window, --density) that
+neither sets take the input kind's default for new models (config.SCORE_DEFAULTS). Works under ``torchrun --nproc_per_node N -m xscreen train ...``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from xscreen.config import RunConfig
+from xscreen.config import SCORE_DEFAULTS, SCORE_FIELDS, RunConfig, score_form_text, with_score_defaults
 
 # Flags that set a TrainConfig field of the same name; None (not given) keeps --config's value.
 _TRAIN_FLAGS = ("epochs", "batch_size", "device", "precision", "seed", "patience", "lr", "num_workers",
@@ -25,9 +27,12 @@ def _train_flag(p: argparse.ArgumentParser, field: str, text: str, **kw) -> None
     """A TrainConfig flag whose help shows the built-in default, read from the dataclass so that
     --help cannot drift from what runs."""
     default = getattr(_DEFAULT.train, field)
-    p.add_argument("--" + field.replace("_", "-"), default=None,
-                   help=f"{text} (default {default:g})" if isinstance(default, float)
-                   else f"{text} (default {default})", **kw)
+    if field in SCORE_FIELDS:  # a new model's score form follows the input kind (issue 29)
+        by_kind = ", ".join(f"{k} {SCORE_DEFAULTS[k][field]:g}" for k in SCORE_DEFAULTS)
+        shown = f"default by input kind: {by_kind}"
+    else:
+        shown = f"default {default:g}" if isinstance(default, float) else f"default {default}"
+    p.add_argument("--" + field.replace("_", "-"), default=None, help=f"{text} ({shown})", **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +138,20 @@ def effective_config(args: argparse.Namespace) -> RunConfig:
                                net=dataclasses.replace(run.net, **net), **top)
 
 
+def explicit_score_fields(args: argparse.Namespace) -> set[str]:
+    """The score options the user chose - by flag, or in the --config file's ``train`` section (the
+    wizard writes every field) - which the input kind's defaults must not replace."""
+    given = {k for k in SCORE_FIELDS if getattr(args, k, None) is not None}
+    if getattr(args, "config", None):
+        try:
+            raw = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError):
+            raw = {}  # RunConfig.load has already reported an unreadable file
+        train = raw.get("train", {}) if isinstance(raw, dict) else {}
+        given |= {k for k in SCORE_FIELDS if isinstance(train, dict) and k in train}
+    return given
+
+
 def check_settings(cfg: RunConfig) -> None:
     """The wizard's own checks of the model page (epochs, batch, λ, loss weights, widths), plus
     the split and false-alarm ranges; raises ValueError naming every fault."""
@@ -160,8 +179,12 @@ def run(args: argparse.Namespace) -> int:
         check_settings(cfg)
         lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun every rank checks, one reports
         inputs = check_inputs(cfg.benign, cfg.val, quiet=args.quiet or not lead)
+        cfg = dataclasses.replace(cfg, train=with_score_defaults(cfg.train, inputs.kind, explicit_score_fields(args)))
+        check_settings(cfg)
         if lead:
             print_summary(inputs)
+            if not args.quiet:
+                print(f"score form: {score_form_text(cfg.train)}", file=sys.stderr)
         # the scans actually used, not the folders: --save-config then reruns on exactly these
         cfg = dataclasses.replace(cfg, benign=tuple(map(str, inputs.benign)), val=tuple(map(str, inputs.val)))
         if args.save_config:

@@ -13,7 +13,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from xscreen.config import D_EVERY_MAX, DENSITY_MAX, NetConfig, PatchConfig, Preprocess, RunConfig, TrainConfig
+from xscreen.config import (D_EVERY_MAX, DENSITY_MAX, PLAIN_SCORE, NetConfig, PatchConfig, Preprocess, RunConfig,
+                            TrainConfig, score_defaults)
 
 PAGES = ("data", "patches", "model", "train", "calibrate", "save")
 MIN_SCANS = 3  # at least two for training and one held out for validation/calibration
@@ -23,7 +24,8 @@ ESTIMATE_SAMPLE = 8  # scans read to estimate the patch count; the rest are extr
 
 # Size presets: "paper" is the published model; the smaller ones trade accuracy for CPU time and
 # score with R alone (λ 1, benchmarks/RESULTS.md, issue 12). D's batches: the paper's everywhere
-# (joint batches did not win on the benign-only criterion; see TrainConfig.d_batch).
+# (joint batches did not win on the benign-only criterion; see TrainConfig.d_batch). The score form
+# follows the data's kind (config.SCORE_DEFAULTS, issue 29), except "paper", which keeps the plain score.
 PRESETS: dict[str, dict[str, float | str]] = {
     "fast": {"ngf": 16, "ndf": 16, "epochs": 3, "batch_size": 64, "lam": 1.0, "d_batch": "separate", "d_every": 1},
     "standard": {"ngf": 32, "ndf": 32, "epochs": 10, "batch_size": 64, "lam": 1.0, "d_batch": "separate",
@@ -77,6 +79,7 @@ class WizardState:
     material: bool = False  # Preprocess.material: the dual-energy material channel (issue 12)
     trained_model: Path | None = None
     training: bool = False
+    score_kind: str = ""  # the data kind the score options were last set for (by a preset or the data)
     name: str = ""
     description: str = ""
 
@@ -134,12 +137,33 @@ def estimate_patches(inventory: Inventory, patch: PatchConfig) -> int:
     return int(round(kept * total_area / area)) if area else 0
 
 
+def preset_score(preset: str, kind: str) -> dict[str, float]:
+    """The score options a preset gives data of ``kind``: the paper's plain score for "paper", else
+    the kind's default (config.SCORE_DEFAULTS)."""
+    d = PLAIN_SCORE if preset == "paper" else score_defaults(kind)
+    return {k: (float(v) if k == "density" else int(v)) for k, v in d.items()}
+
+
 def apply_preset(state: WizardState, preset: str) -> WizardState:
     p = PRESETS[preset]
+    kind = data_kind(state)
     net = dataclasses.replace(state.net, ngf=int(p["ngf"]), ndf=int(p["ndf"]))
     train = dataclasses.replace(state.train, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]),
-                                lam=float(p["lam"]), d_batch=str(p["d_batch"]), d_every=int(p["d_every"]))
-    return dataclasses.replace(state, preset=preset, net=net, train=train)
+                                lam=float(p["lam"]), d_batch=str(p["d_batch"]), d_every=int(p["d_every"]),
+                                **preset_score(preset, kind))
+    return dataclasses.replace(state, preset=preset, net=net, train=train, score_kind=kind)
+
+
+def with_inventory(state: WizardState, inventory: Inventory) -> WizardState:
+    """``state`` with the scanned ``inventory``; when it settles the data's kind to another one than
+    the score options were set for, the preset's score options for that kind replace them (options
+    the user edited for the same kind stay)."""
+    new = dataclasses.replace(state, inventory=inventory)
+    kind = inventory.kind
+    if kind is None or kind == state.score_kind:
+        return new
+    train = dataclasses.replace(new.train, **preset_score(state.preset, kind))
+    return dataclasses.replace(new, train=train, score_kind=kind)
 
 
 def page_errors(state: WizardState, page: str) -> list[str]:

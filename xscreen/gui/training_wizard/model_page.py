@@ -126,6 +126,9 @@ class ModelPage(GatedPage):
             setter(v)
             w.blockSignals(False)
 
+    def initializePage(self) -> None:  # noqa: N802 (Qt API)
+        self._load_fields()  # the data's kind may have set the score options since the page was built
+
     def _on_state_changed(self) -> None:
         self._sync_material()
         super()._on_state_changed()

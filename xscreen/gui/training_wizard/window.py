@@ -57,7 +57,7 @@ class TrainingWizard(QWizard):
     def _on_quick_item(self, key: str, item) -> None:
         if key == "inventory":
             done, total, inv = item
-            self.update(inventory=inv)
+            self.set_state(wz.with_inventory(self.state, inv))  # the data's kind sets the score defaults
             self.pages["data"].show_inventory(done, total, inv)
         elif key == "estimate":
             self.pages["patches"].show_estimate(*item)
