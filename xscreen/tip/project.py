@@ -14,7 +14,8 @@ turns the bag's scaled noise (variance g*N*T^2) into the g*N*T a real scan of bo
 (counts per photon) is read from the scan's air (variance/mean of neighbour differences), 1 if it has
 too little air. An imported FTI already carries its own scan's noise and blur: no blur is added, and
 noise only for the shortfall between g*N*T and what the product already has (bag noise T^2*g*N plus
-the FTI's relative noise 1/(photons*T) times (N*T)^2, less when shrunk); where the product is already
+the FTI's relative noise 1/(photons*T) times (N*T)^2, times the share of it that the placement's
+resampling keeps, ``warp_noise_factor``); where the product is already
 noisier (a light object over a light bag) it stays so, up to a factor (T + T_bag) in variance.
 RGB pseudo-colour exports: display values times the approximate per-channel transmission, no noise
 (a vendor colour map is not Beer-Lambert: the result is an approximation and said so).
@@ -96,13 +97,23 @@ def _hardened_t(fti: FTI, p: Placement, scan: Scan, counts: np.ndarray) -> np.nd
     return np.clip(t, _T_MIN, 1.0)
 
 
-def _noise_var(fti: FTI, n: np.ndarray, t: np.ndarray, gain: float, scale: float) -> np.ndarray:
-    """Variance (counts^2) to add so the product N*T has the g*N*T of a direct scan (see docstring)."""
+def warp_noise_factor(fti: FTI, p: Placement) -> float:
+    """How much the placement's resampling keeps of white noise's variance (1 = all; area averaging
+    when shrinking and linear interpolation at fractional offsets keep less): an imported FTI's own
+    noise is that much quieter once placed. Measured by warping unit white noise the same way."""
+    unit = np.random.default_rng(0).standard_normal((1,) + fti.mask.shape).astype(np.float32)
+    win = warp_layers(unit, fti.mask, p)
+    inner = cv2.erode(win.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return float(np.clip(win.layers[0][inner].var(), 0.01, 1.0)) if inner.sum() > 20 else 1.0
+
+
+def _noise_var(fti: FTI, n: np.ndarray, t: np.ndarray, gain: float, kept: float) -> np.ndarray:
+    """Variance (counts^2) to add so the product N*T has the g*N*T of a direct scan (see docstring).
+    ``kept``: share of the imported FTI's own noise variance that survived resampling."""
     want = gain * n * t
     have = gain * n * t * t
     if fti.noisy:
-        photons = fti.photons / min(scale, 1.0) ** 2  # area-averaged when shrunk
-        have = have + (n * t) ** 2 / (photons * t)
+        have = have + kept * (n * t) ** 2 / (fti.photons * t)
     return np.maximum(want - have, 0.0)
 
 
@@ -136,18 +147,19 @@ def project(scan: Scan, fti: FTI, placement: Placement, *, rng: np.random.Genera
                 t = _hardened_t(fti, placement, scan, counts)
             else:
                 t = _blurred_t(win.layers, not fti.noisy)
-            out[sl] = _apply(counts, t, fti, gain, placement.scale, rng, noise, out.dtype)
+            kept = warp_noise_factor(fti, placement) if fti.noisy and noise else 1.0
+            out[sl] = _apply(counts, t, fti, gain, kept, rng, noise, out.dtype)
     new = replace(scan, channels=out, metadata=dict(scan.metadata))
     return Projected(new, mask, placement, fti.fti_id, fti.category, box, gain)
 
 
-def _apply(counts: np.ndarray, t: np.ndarray, fti: FTI, gain: tuple[float, ...], scale: float,
+def _apply(counts: np.ndarray, t: np.ndarray, fti: FTI, gain: tuple[float, ...], kept: float,
            rng: np.random.Generator, noise: bool, dtype) -> np.ndarray:
     """(C, h, w) counts times t, plus the missing noise; rounded and clipped to ``dtype``."""
     res = counts * t
     if noise:
         for c in range(len(res)):
-            var = _noise_var(fti, counts[c], t[c], gain[c], scale)
+            var = _noise_var(fti, counts[c], t[c], gain[c], kept)
             touched = var > 0
             res[c][touched] += rng.standard_normal(int(touched.sum()), dtype=np.float32) * np.sqrt(var[touched])
     hi = np.iinfo(dtype).max

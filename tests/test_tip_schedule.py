@@ -1,0 +1,82 @@
+"""The TIP scheduler: inside the bag only, never over air or off the belt, physical size, seeded."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from xscreen.materials import AIR_A
+from xscreen.physics import MAT_INDEX
+from xscreen.tip import Placement, TipError, occupied_area, project, schedule, synth_fti
+from xscreen.tip import simulate as sim
+from xscreen.tip.generate import fti_seed
+from xscreen.tip.schedule import darkness
+
+SCAN_PITCH = 1.5
+
+
+@pytest.fixture(scope="module")
+def bag():
+    scene = sim.clutter_scene(11, 320, 220, pitch_mm=SCAN_PITCH, items=8)
+    return sim.image(scene.areal, np.random.default_rng(0), pitch_mm=SCAN_PITCH)
+
+
+@pytest.fixture(scope="module")
+def knife():
+    return synth_fti("knife", fti_seed(1, "knife", 0), pitch_mm=3.0)
+
+
+def test_occupied_area_is_the_bag_not_the_belt(bag):
+    occ = occupied_area(bag)
+    assert not occ[:5].any() and not occ[:, :5].any() and not occ[-5:].any()  # belt around the bag
+    assert occ[40:180, 40:280].all()  # inside the bag, air pockets between items included
+    hole = np.zeros((len(MAT_INDEX), 100, 100), np.float32)
+    hole[MAT_INDEX["pe"], 10:90, 10:90] = 2.0
+    hole[MAT_INDEX["pe"], 40:60, 40:60] = 0.0  # an empty pocket inside the bag
+    occ = occupied_area(sim.image(hole, np.random.default_rng(1)))
+    assert occ[50, 50] and not occ[3, 3]
+
+
+def test_placements_stay_inside_the_bag_at_physical_size(bag, knife):
+    occ, dark = occupied_area(bag), darkness(bag)
+    angles, flips = [], set()
+    for seed in range(8):
+        p = schedule(bag, knife, np.random.default_rng(seed))
+        out = project(bag, knife, p)
+        assert out.mask.any() and occ[out.mask].all()
+        assert (dark[out.mask] > AIR_A).all()  # never over air
+        assert p.scale == pytest.approx(3.0 / SCAN_PITCH)
+        area = out.mask.sum() / (knife.mask.sum() * p.scale ** 2)
+        assert 0.9 < area < 1.1  # the object keeps its size (the whole of it is on the scan)
+        angles.append(p.angle_deg)
+        flips.add(p.flip)
+    assert np.ptp(angles) > 90 and flips == {True, False}
+
+
+def test_same_seed_same_placement(bag, knife):
+    a = schedule(bag, knife, np.random.default_rng(42))
+    b = schedule(bag, knife, np.random.default_rng(42))
+    c = schedule(bag, knife, np.random.default_rng(43))
+    assert a == b and a != c
+    pa = project(bag, knife, a, rng=np.random.default_rng(1)).scan.channels
+    assert np.array_equal(pa, project(bag, knife, b, rng=np.random.default_rng(1)).scan.channels)
+
+
+def test_no_room_and_no_pitch_are_errors(bag, knife):
+    small = sim.slab_scene(80, 64, "cellulose", 2.0, pitch_mm=SCAN_PITCH)
+    tiny = sim.image(small.areal, np.random.default_rng(0), pitch_mm=SCAN_PITCH)
+    with pytest.raises(TipError, match="no room"):
+        schedule(tiny, knife, np.random.default_rng(0), tries=3)
+    unknown = dataclasses.replace(bag, pixel_pitch_mm=None)
+    with pytest.raises(TipError, match="no pixel pitch"):
+        schedule(unknown, knife, np.random.default_rng(0))
+    p = schedule(unknown, knife, np.random.default_rng(0), pitch_mm=SCAN_PITCH)
+    assert isinstance(p, Placement) and p.scale == pytest.approx(2.0)
+
+
+def test_placement_json_round_trip_and_bad_values():
+    p = Placement(10.5, 20.0, 33.0, True, 1.25)
+    assert Placement.from_dict(p.to_dict()) == p
+    with pytest.raises(TipError, match="scale"):
+        Placement.from_dict({"cx": 1, "cy": 2, "scale": 0})
+    with pytest.raises(TipError, match="invalid placement"):
+        Placement.from_dict({"cx": "x"})
