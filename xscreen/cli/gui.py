@@ -11,6 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the screening GUI (optionally a scan file or a folder as a bag queue)")
     p.add_argument("path", nargs="*", help="scan file(s), or a folder to review bag by bag")
     p.add_argument("--model", "-m", help="model file (.xsm); default: the last one used")
+    p.add_argument("--inbox", metavar="DIR", help="sit at a lane: screen bags arriving in DIR (arrivals queue)")
+    p.add_argument("--settle", type=float, default=2.0,
+                   help="with --inbox: seconds a file must stay unchanged (0: the sender renames; default 2)")
     p.set_defaults(func=run)
 
 
@@ -33,4 +36,5 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"error: the GUI needs PySide6 and pyqtgraph ({exc})", file=sys.stderr)
         return 1
-    return int(app.run_app(args.path or None, args.model))
+    lane = {"inbox": args.inbox, "settle": args.settle} if args.inbox else {}
+    return int(app.run_app(args.path or None, args.model, **lane))

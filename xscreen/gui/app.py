@@ -280,8 +280,10 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
         super().closeEvent(event)
 
 
-def run_app(paths_in: list[str] | None = None, model: str | None = None) -> int:
-    """Open the main window (optionally a scan or folder and a model) and run the event loop."""
+def run_app(paths_in: list[str] | None = None, model: str | None = None, inbox: str | None = None,
+            settle: float = 2.0) -> int:
+    """Open the main window (optionally a scan or folder and a model; with ``inbox``, the arrivals
+    queue of a lane: gui/arrivals_dock.py) and run the event loop."""
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -297,6 +299,10 @@ def run_app(paths_in: list[str] | None = None, model: str | None = None) -> int:
     win.show()
     for p in paths_in or []:
         win.open_path(p)
-    if not paths_in and paths.samples_dir().is_dir():
+    if inbox:
+        from xscreen.gui.arrivals_dock import attach_inbox
+
+        win.lane = attach_inbox(win, inbox, settle=settle)
+    elif not paths_in and paths.samples_dir().is_dir():
         win.open_path(paths.samples_dir())  # first run: the shipped sample bags, first one on screen
     return int(app.exec())
