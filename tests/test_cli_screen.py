@@ -41,7 +41,7 @@ def test_screens_a_folder_skipping_the_corrupt_file(archive, model, tmp_path, ca
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert sorted(r["status"] for r in rows) == ["error", "ok", "ok", "ok"]
     bad = next(r for r in rows if r["status"] == "error")
-    assert bad["path"].endswith("corrupt.h5") and "corrupt.h5" in bad["error"]
+    assert bad["file"].endswith("corrupt.h5") and "corrupt.h5" in bad["error"]
 
 
 def test_all_good_exits_zero_and_shards_split_the_work(archive, model, tmp_path):
@@ -172,7 +172,7 @@ def test_a_calibrated_model_prints_the_batch_alarm_rate_against_its_target(archi
     rc = main(["screen", str(archive), "--model", str(model), "--out", str(tmp_path / "out"),
                "--stride", "16", "--overlay", "none"])
     out = capsys.readouterr().out
-    assert rc == 0 and "(3 alarms, 0 failed)" in out
+    assert rc == 0 and "(3 alarms, 0 failed, 0 skipped)" in out
     assert "DRIFT: alarm rate 100.0% (3/3 bags" in out and "--from-audit" in out
     rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
     assert {r["threshold_version"].split(".")[-1] for r in rows} == {"v1"}

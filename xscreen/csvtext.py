@@ -11,13 +11,18 @@ import io
 import math
 from typing import Any, Iterable, Mapping
 
+from xscreen.text import valid_text
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(v: Any) -> Any:
-    """Empty for None/NaN (unknown); text that a spreadsheet would run as a formula gets a leading quote."""
+    """Empty for None/NaN (unknown); text made valid Unicode (text.valid_text); text that a
+    spreadsheet would run as a formula gets a leading quote."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
+    if isinstance(v, str):
+        v = valid_text(v)  # a lone surrogate (a non-UTF-8 file name) cannot be written as UTF-8
     if isinstance(v, str) and v[:1] in FORMULA_STARTS:
         return "'" + v
     return v

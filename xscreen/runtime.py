@@ -19,6 +19,9 @@ from typing import Callable, ContextManager, Literal
 
 import torch
 
+# XSCREEN_MEMORY_BUDGET is read strictly in a torch-free leaf (the scan readers use it); here for callers
+from xscreen.budget import MEMORY_BUDGET_RANGE, MEMORY_BUDGET_VAR, memory_budget_from_env  # noqa: F401
+
 Job = Literal["train", "score"]
 
 

@@ -1,30 +1,30 @@
 """``xscreen screen PATH... --model M --out DIR``: batch screening of files and folders.
 
 Per scan: ``<out>/<name>.json`` (summary, regions) and ``<out>/<name>.png`` (overlay), ``<name>`` the
-scan id made safe (``paths.output_stem``: the id comes from inside the file and stays data); across scans:
-``<out>/summary.csv`` (``summary-<i>of<n>.csv`` for a shard, so job-array tasks sharing one output
-folder never overwrite each other). Bad files are reported (``error: <file>: <fault>``) and skipped;
-the exit code is 1 when any failed, 2 when nothing could start (no model, no scan files). All writes
-are atomic.
+scan id made safe (``paths.output_stem``: the id comes from inside the file and stays data) and owned
+by the file's content (cli/screen_outputs.py): the same file rescreened rewrites its own outputs, a
+different file with the same id or at the same path gets a new name. Across scans: rows appended to
+``<out>/summary.csv`` (``summary-<i>of<n>.csv`` for a shard), each with its run's time, in the one
+schema of ``xscreen.report.summary``. Bad files are reported (``error: <file>: <fault>``), files of a
+kind the model does not take and special files (FIFOs) are listed as skipped; a report that cannot be
+written is that bag's error, never the batch's. Exit 1 when any bag failed, 2 when nothing could
+start (no model, no scan files, a bad setting). All writes are atomic.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
+import re
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from xscreen.atomic import atomic_write_bytes, atomic_write_text
 from xscreen.config import ScreenConfig
+from xscreen.text import printable
 
-CSV_FIELDS = ("scan_id", "path", "output", "status", "alarm", "scan_score", "scan_rel", "scan_threshold",
-              "threshold", "n_regions", "n_alarm_regions", "top_region_rel", "area", "threshold_version",
-              "n_patches", "n_scored", "n_evaluated", "width",
-              "height", "kind", "sha256", "model_id", "seconds", "error")
+# pipeline/preprocess phrase a scan of another kind so; such a file is not for this model: skipped
+_WRONG_KIND = re.compile(r"the model expects '(\w+)' scans, this scan is '(\w+)'")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,10 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xscreen.budget import memory_budget_from_env
     from xscreen.pipeline import collect_paths, parse_shard, resolve_thresholds
     from xscreen.scan import ScanError
 
     try:
+        memory_budget_from_env()  # a bad setting stops here, not in every file's reader
+        if args.report:
+            from xscreen.report import parse_formats
+
+            parse_formats(args.report)
         shard = parse_shard(args.shard)
         files = collect_paths(args.paths, shard)
         # an empty shard of a real archive is normal in a job array; an empty input is a mistake
@@ -90,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
         if not 8 <= cfg.stride <= min(64, scorer.patch_size):
             raise ValueError(f"--stride {cfg.stride} out of range [8, {min(64, scorer.patch_size)}]")
     except (_Fail, ScanError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"error: {args.model or 'model'}: {exc}", file=sys.stderr)
+        where = "" if "XSCREEN_" in str(exc) or "report format" in str(exc) else f"{args.model or 'model'}: "
+        print(f"error: {printable(where + str(exc))}", file=sys.stderr)
         return 2
     return _screen_all(args, scorer, cfg, shard, files)
 
@@ -117,7 +124,8 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
     if model is None:
         raise _Fail("--model: no model given and no shipped model found")
     try:
-        if args.backend == "onnx":
+        # an exported .onnx runs on onnxruntime whatever --backend says: torch cannot read it
+        if args.backend == "onnx" or Path(model).suffix.lower() == ".onnx":
             from xscreen.export import OnnxScorer
 
             return OnnxScorer(model, batch_size=cfg.batch_size, threads=args.threads)
@@ -135,91 +143,81 @@ def _scorer(args: argparse.Namespace, cfg: ScreenConfig):
 def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
     from tqdm import tqdm
 
-    from xscreen.pipeline import ScreenFailure, ScreenProgress, screen_paths
+    from xscreen.cli.screen_outputs import special_files
+    from xscreen.pipeline import ScreenProgress, screen_paths
+    from xscreen.report.context import utc_now
+    from xscreen.report.summary import append_summary, failure_row
 
-    out = Path(args.out)
-    rows, names, failed = [], set(), 0
+    out, run_time = Path(args.out), utc_now()
+    # special files are named once, by the first shard (every shard sees the same folders)
+    rows = [failure_row(p, f"{p}: {why}", run_time=run_time, status="skipped")
+            for p, why in (special_files(args.paths) if shard[0] == 0 else [])]
+    for r in rows:
+        print(f"skipped: {printable(r.error)}", file=sys.stderr)
+    taken: set[str] = set()
     with tqdm(total=len(files), unit="scan", file=sys.stderr, disable=None,
               bar_format="{l_bar}{bar}| {n:.1f}/{total} scans [{elapsed}<{remaining}]") as bar:
+        done = 0
         for item in screen_paths(files, scorer, cfg, progress=True):
             if isinstance(item, ScreenProgress):  # within the scan, batch by batch
-                bar.n = len(rows) + item.done / max(item.total, 1)
+                bar.n = done + item.done / max(item.total, 1)
                 bar.refresh()
                 continue
-            if isinstance(item, ScreenFailure):
-                failed += 1
-                tqdm.write(f"error: {item.fault}", file=sys.stderr)
-                rows.append({"path": str(item.path), "status": "error", "error": item.fault})
-            else:
-                try:
-                    rows.append(_write_outputs(item, out, _claim(out, item.screening, names), args))
-                except (OSError, ValueError) as exc:
-                    failed += 1
-                    tqdm.write(f"error: {item.path}: cannot write outputs: {exc}", file=sys.stderr)
-                    rows.append({"path": str(item.path), "status": "error", "error": str(exc)})
-            bar.n = len(rows)
+            row = _row(item, out, args, run_time, taken)
+            if row.status != "ok":
+                tqdm.write(f"{'skipped' if row.status == 'skipped' else 'error'}: {printable(row.error)}",
+                           file=sys.stderr)
+            rows.append(row)
+            done += 1
+            bar.n = done
             bar.refresh()
     csv_name = "summary.csv" if shard == (0, 1) else f"summary-{shard[0]}of{shard[1]}.csv"
-    atomic_write_text(out / csv_name, _csv(rows))
-    n_alarm = sum(1 for r in rows if r.get("alarm"))
-    print(f"screened {len(files) - failed} of {len(files)} scans ({n_alarm} alarms, {failed} failed); "
-          f"summary: {out / csv_name}")
+    append_summary(rows, out / csv_name)
+    return _report_totals(rows, files, scorer, cfg, out / csv_name)
+
+
+def _report_totals(rows, files, scorer, cfg, csv_path: Path) -> int:
+    failed = sum(r.status == "error" for r in rows)
+    skipped = sum(r.status == "skipped" for r in rows)
+    judged = [r for r in rows if r.alarm]  # a bag whose report failed was still screened and judged
+    n_alarm = sum(r.alarm == "ALARM" for r in judged)
+    print(f"screened {sum(r.status == 'ok' for r in rows)} of {len(files)} scans ({n_alarm} alarms, "
+          f"{failed} failed, {skipped} skipped); summary: {csv_path}")
     cal = scorer.calibration
     if cal is not None and cfg.scan_threshold is None and cfg.threshold is None:
         from xscreen.drift import check_rate
 
         # most bags at a site are benign, so the alarm rate bounds the false-alarm rate from above
-        print(check_rate("alarm rate", n_alarm, len(files) - failed, cal.scan_far).message)
+        print(check_rate("alarm rate", n_alarm, len(judged), cal.scan_far).message)
     return 1 if failed else 0
 
 
-def _claim(out: Path, screening, taken: set[str]) -> str:
-    """Output stem for one scan: its safe id, with -2, -3... until the name is free in this run and
-    on disk. The JSON is created exclusively, so a scan screened earlier into the same folder (by an
-    earlier run, or by another shard running now) is never overwritten; a rerun of the same file
-    reuses its own name."""
-    from xscreen.paths import output_stem
+def _row(item, out: Path, args, run_time: str, taken: set[str]):
+    """One bag's summary row; its outputs written on the way. Any failure is this bag's."""
+    from xscreen.cli.screen_outputs import claim, write_outputs
+    from xscreen.pipeline import ScreenFailure
+    from xscreen.report.summary import failure_row, summary_row
 
-    out.mkdir(parents=True, exist_ok=True)
-    while True:
-        stem = output_stem(screening.scan_id, taken)
-        target = out / f"{stem}.json"
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            if _written_for(target, screening.path):
-                return stem
-            continue
-        with os.fdopen(fd, "w") as fh:  # a placeholder naming its owner until the JSON replaces it
-            json.dump({"path": screening.path}, fh)
-        return stem
-
-
-def _written_for(target: Path, path: str | None) -> bool:
-    try:
-        doc = json.loads(target.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and path is not None and doc.get("path") == path
-
-
-def _write_outputs(item, out: Path, stem: str, args) -> dict:
+    if isinstance(item, ScreenFailure):
+        wrong = _WRONG_KIND.search(item.fault)
+        if wrong:  # not unreadable: a file for another kind of model (e.g. samples/rgb)
+            return failure_row(item.path, f"{item.path}: a '{wrong.group(2)}' scan; this model takes "
+                                          f"'{wrong.group(1)}' scans", run_time=run_time, status="skipped")
+        return failure_row(item.path, item.fault, run_time=run_time)
     s = item.screening
-    summary = s.to_summary()
-    atomic_write_text(out / f"{stem}.json", json.dumps(s.to_summary(include_grid=True)))
-    if args.overlay != "none":
-        from xscreen.heatmap import overlay
-
-        img = overlay(render_rgb(item.scan), s.heat, args.overlay, regions=s.regions)
-        ok, png = cv2.imencode(".png", img[..., ::-1])  # OpenCV writes BGR
-        if not ok:
-            raise ValueError("PNG encoding failed")
-        atomic_write_bytes(out / f"{stem}.png", png.tobytes())
+    try:
+        stem = claim(out, s, taken)
+        row = summary_row(s, output=stem, run_time=run_time)
+        write_outputs(item, out, stem, args.overlay)
+    except (OSError, ValueError) as exc:
+        return failure_row(item.path, f"{item.path}: cannot write outputs: {exc}", run_time=run_time)
     if args.report:
-        write_reports_hook(s, item.scan, out / stem, args.report)
-    top = max((r.max_rel for r in s.regions), default=0.0)
-    return {**{k: summary[k] for k in CSV_FIELDS if k in summary}, "output": stem, "status": "ok",
-            "top_region_rel": top, "seconds": s.timings.total}
+        try:
+            write_reports_hook(s, item.scan, out / stem, args.report)
+        except Exception as exc:  # noqa: BLE001 - a report that cannot be laid out fails this bag only
+            return dataclasses.replace(row, status="error", error=f"{item.path}: report not written "
+                                       f"({type(exc).__name__}: {str(exc)[:300]})")
+    return row
 
 
 def write_reports_hook(screening, scan, out_dir: Path, formats: str) -> list[Path]:
@@ -241,9 +239,3 @@ def render_rgb(scan) -> np.ndarray:
             return np.ascontiguousarray((t.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
         return np.repeat((t[0] * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
     return render(scan, available_views(scan)[0])
-
-
-def _csv(rows: list[dict]) -> str:
-    from xscreen.csvtext import csv_text
-
-    return csv_text(CSV_FIELDS, rows)

@@ -13,9 +13,13 @@ or already checked, where the one pixel copy through the pipe matters (benchmark
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import warnings
 from pathlib import Path
+
+from xscreen.budget import memory_budget_from_env
+from xscreen.text import valid_data, valid_text
 
 from xscreen.scan._dicom import DICOM_SUFFIXES, read_dicom
 from xscreen.scan._hdf5 import read_h5, save_h5
@@ -45,16 +49,28 @@ def load_scan(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, limits:
     """Any supported scan file, a TIFF-pair half, or a pair's stem path ('d/NAME') -> Scan.
     ``limits`` default: ReadLimits.from_env(max_pixels) (XSCREEN_MEMORY_BUDGET, XSCREEN_READ_TIMEOUT)."""
     try:
+        if limits is None:
+            memory_budget_from_env()  # 'inf' or 1e30: a named error, not an OverflowError or no limit
         limits = limits or ReadLimits.from_env(max_pixels)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ScanError(path, f"cannot read under these settings: {exc}") from exc
     reader = shared_reader(read_in_process) if isolated else None
     if reader is not None:
         try:
-            return reader.load(Path(path), limits)
+            return _valid(reader.load(Path(path), limits))
         except ReaderUnavailable as exc:  # say so, but a platform without it still reads scans
             warnings.warn(f"{exc}; reading {path} in this process, without crash isolation", RuntimeWarning)
-    return read_in_process(Path(path), limits)
+    return _valid(read_in_process(Path(path), limits))
+
+
+def _valid(scan: Scan) -> Scan:
+    """Text read from the file made valid Unicode once, here (text.valid_text): a lone surrogate in
+    a scan id from a TIFF/PNG JSON header made summary.csv and the audit log raise
+    UnicodeEncodeError after every bag had been screened (issue 32 item 2)."""
+    scan_id, metadata = valid_text(scan.scan_id), valid_data(scan.metadata)
+    if scan_id == scan.scan_id and metadata == scan.metadata:
+        return scan
+    return dataclasses.replace(scan, scan_id=scan_id, metadata=metadata)
 
 
 def read_in_process(path: Path, limits: ReadLimits) -> Scan:
