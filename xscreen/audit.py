@@ -26,39 +26,27 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 from xscreen.atomic import atomic_write_text
 # the chain itself (hashing, walking, anchors) lives in audit_chain; re-exported for callers
-from xscreen.audit_chain import (CONTENT, GENESIS, MACHINE, Anchor, VerifyResult, read_only_uri,  # noqa: F401
-                                 row_hash, verify_rows)
+from xscreen.audit_chain import (CONTENT, EXTENDED, GENESIS, MACHINE, Anchor, VerifyResult,  # noqa: F401
+                                 read_only_uri, row_hash, verify_rows)
+from xscreen import audit_schema as schema
+from xscreen.audit_schema import COLUMNS, SCHEMA_VERSION  # noqa: F401
+from xscreen.audit_stats import OperatorStats, operator_stats
 from xscreen.csvtext import csv_text
 from xscreen.paths import user_data_dir
 
-DecisionKind = Literal["clear", "suspect", "unresolved"]
-DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved")
-COLUMNS = CONTENT + ("amends",) + MACHINE + ("prev_hash", "row_hash")
-_MACHINE_TYPES = {"threshold_version": "TEXT", "bag_score": "REAL", "bag_area": "REAL", "machine_alarm": "INTEGER",
-                  "cascade": "REAL"}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time TEXT NOT NULL, operator TEXT NOT NULL, scan_id TEXT NOT NULL, file_sha256 TEXT NOT NULL,
-    model_id TEXT NOT NULL, threshold REAL NOT NULL, regions_shown TEXT NOT NULL,
-    decision TEXT NOT NULL CHECK (decision IN ('clear', 'suspect', 'unresolved')),
-    decision_seconds REAL NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL,
-    amends INTEGER);
--- Guard rails against accidental edits; verify() is what catches deliberate ones.
-CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
-    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
-    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-"""
+DecisionKind = Literal["clear", "suspect", "unresolved", "unreadable"]
+# 'unreadable' (issue 31 item 6): the file could not be screened -> re-scan / hand search. It is the
+# bag's disposition, audited like the others, but never a judgement of what the bag holds.
+DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved", "unreadable")
+TIP_RESPONSES: tuple[str, ...] = ("suspect", "clear", "unresolved")
+ROW_KINDS: tuple[str, ...] = ("bag", "tip")
 
 
 class AuditError(Exception):
@@ -77,7 +65,9 @@ class AlreadyDecided(AuditError):
 @dataclass(frozen=True)
 class Decision:
     """One operator decision on one bag. ``time``: ISO 8601 UTC; empty = now, filled by ``record``.
-    ``regions_shown``: region ids (or any JSON-able list) on screen when the decision was taken."""
+    ``regions_shown``: region ids (or any JSON-able list) on screen when the decision was taken.
+    ``threshold``: the bag's calibrated alarm threshold; ``live_threshold``: the one the operator
+    had on screen (the threshold control moved), None when it was the calibrated one."""
 
     operator: str
     scan_id: str
@@ -94,6 +84,46 @@ class Decision:
     bag_area: float | None = None  # Screening.area (scored px^2)
     machine_alarm: bool | None = None  # Screening.alarm
     cascade: float | None = None  # Screening.cascade: 0 = every patch scored, F > 0 = fast screening
+    kind: Literal["bag"] = "bag"  # rows read back as 'tip' are TipEvents (AuditLog.record_tip)
+    live_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class TipEvent:
+    """One operator response to a TIP image (a threat projected into a real bag, issue 30): a row
+    of its own (kind 'tip') in the same chain, never the real bag's decision. ``scan_id`` and
+    ``file_sha256`` name the real bag; ``placement``: the projection's placement (JSON-able dict).
+    ``detected``: suspect or unresolved (None = derived from ``response``); ``overlap``: whether a
+    region the operator selected overlaps the threat (None = no region selected)."""
+
+    operator: str
+    scan_id: str
+    file_sha256: str
+    model_id: str
+    fti_id: str
+    category: str
+    placement: dict[str, Any]
+    response: Literal["suspect", "clear", "unresolved"]
+    decision_seconds: float
+    detected: bool | None = None
+    overlap: bool | None = None
+    threshold: float = 0.0  # the calibrated alarm threshold the TIP image was screened under
+    live_threshold: float | None = None
+    regions_shown: list[Any] = field(default_factory=list)
+    time: str = ""
+
+    def tip_field(self) -> dict[str, Any]:
+        """The row's ``tip`` column: {fti_id, category, placement, response, detected, overlap}."""
+        if self.response not in TIP_RESPONSES:
+            raise ValueError(f"TIP response must be one of {TIP_RESPONSES}, got {self.response!r}")
+        detected = self.response in ("suspect", "unresolved")  # unresolved counts as detected (issue 30)
+        if self.detected is not None and bool(self.detected) != detected:
+            raise ValueError(f"TIP response {self.response!r} is {'' if detected else 'not '}a detection, "
+                             f"but detected={self.detected!r}")
+        return {"fti_id": _text(self.fti_id), "category": _text(self.category),
+                "placement": json.loads(json.dumps(self.placement, default=_plain)),
+                "response": self.response, "detected": detected,
+                "overlap": None if self.overlap is None else bool(self.overlap)}
 
 
 def machine_fields(screening: Any) -> dict[str, Any]:
@@ -101,15 +131,6 @@ def machine_fields(screening: Any) -> dict[str, Any]:
     return {"threshold_version": str(screening.threshold_version) or None,
             "bag_score": float(screening.scan_score), "bag_area": float(screening.area),
             "machine_alarm": bool(screening.alarm), "cascade": float(screening.cascade)}
-
-
-@dataclass(frozen=True)
-class OperatorStats:
-    operator: str
-    bags: int  # decisions recorded
-    suspect_rate: float  # share of decisions that were "suspect"
-    median_decision_seconds: float
-    amendments: int = 0  # decisions of this operator that amend an earlier one
 
 
 def default_db_path() -> Path:
@@ -125,8 +146,9 @@ class AuditLog:
 
     def __init__(self, db_path: str | Path | None = None, *, create: bool = True):
         """``create=True``: the decision writer; a new file gets the schema, an existing one must
-        be an audit database. ``create=False``: an existing audit database opened read-only (verify,
-        stats, export, reports): nothing is created, migrated or written, whatever the file is."""
+        be an audit database, migrated once to SCHEMA_VERSION. ``create=False``: an existing audit
+        database opened read-only (verify, stats, export, reports): nothing is created, migrated or
+        written, whatever the file is, and no file appears beside it."""
         self.path = Path(db_path) if db_path is not None else default_db_path()
         if not create and not self.path.is_file():
             raise AuditError(f"{self.path}: no such audit database")
@@ -135,42 +157,61 @@ class AuditLog:
             # our writer never leaves 0 bytes behind: this file was truncated, not started
             raise AuditError(f"{self.path}: empty file (0 bytes), not an audit database: truncated? "
                              "Refusing to start a new chain in it")
-        self.writable = create
+        self.writable, self._immutable = create, False
         try:
-            self._db = self._open(create)
-            self._columns = self._check_schema(fresh and create)
+            self._db = self._open_writer(fresh) if create else self._open_reader()
+            self._columns = self._select_list()
+        except schema.SchemaError as exc:
+            raise AuditError(f"{self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise AuditError(f"{self.path}: not a usable audit database ({exc})") from exc
 
-    def _open(self, create: bool) -> sqlite3.Connection:
-        if not create:  # mode=ro: verify must never turn a foreign or damaged file into a fresh log
-            return sqlite3.connect(read_only_uri(self.path), uri=True, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
+    def _open_writer(self, fresh: bool) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per decision.
         db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        try:
+            if not fresh:
+                schema.check(db)  # before anything is written: a foreign file stays untouched
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            schema.create(db) if fresh else schema.migrate(db)
+        except BaseException:
+            db.close()
+            raise
         return db
 
-    def _check_schema(self, fresh: bool) -> str:
-        """The SELECT list for COLUMNS; a file without our table is refused (0 rows is not 'OK')."""
-        if fresh:
-            self._db.executescript(_SCHEMA)
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}
-        added_later = {"amends": "INTEGER", **_MACHINE_TYPES}  # older databases lack these
-        missing = [c for c in COLUMNS if c not in have and c not in added_later]
-        if missing:
-            what = "no 'decisions' table" if not have else f"'decisions' lacks {', '.join(missing)}"
-            raise AuditError(f"{self.path}: not an xscreen audit database ({what}): truncated, "
-                             "dropped or a foreign file")
-        if self.writable:
-            self._db.executescript(_SCHEMA)  # a new file's schema; restores dropped guard triggers
-            for name, kind in added_later.items():  # older databases gain the columns
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
-                    have.add(name)
+    def _open_reader(self) -> sqlite3.Connection:
+        db, self._immutable = schema.open_reader(self.path)
+        try:
+            self._stamp = schema.stamp(self.path)
+            schema.check(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _select_list(self) -> str:
+        """The SELECT list for COLUMNS: an older database's missing columns read as NULL."""
+        have = self._read(schema.table_columns)
         return ",".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
+
+    def _read(self, query: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``query(connection)``; an immutable reader whose file changed since it opened (a writer
+        came) re-opens ``mode=ro`` and asks again: immutable pages may be stale."""
+        try:
+            out = query(self._db)
+        except sqlite3.DatabaseError:
+            if not self._immutable:
+                raise
+            out = None
+        if self._immutable and (out is None or schema.stamp(self.path) != self._stamp):
+            self._db.close()
+            self._db = sqlite3.connect(read_only_uri(self.path), uri=True, timeout=10.0,
+                                       isolation_level=None, check_same_thread=False)
+            self._immutable = False
+            out = query(self._db)
+        return out
 
     def close(self) -> None:
         self._db.close()
@@ -184,27 +225,48 @@ class AuditLog:
     def record(self, d: Decision, *, exclusive: bool = False) -> int:
         """Append one decision in its own durable transaction; returns the row id.
 
-        ``d.amends`` must name the latest row on the same bag (same file hash and scan id), else
-        ValueError. ``exclusive``: a bag (non-empty file hash) already decided takes only such an
-        amendment; a plain decision raises ``AlreadyDecided`` naming the row to amend."""
+        ``d.amends`` must name the latest decision on the same bag (same file hash and scan id),
+        else ValueError. ``exclusive``: a bag (non-empty file hash) already decided takes only such
+        an amendment; a plain decision raises ``AlreadyDecided`` naming the row to amend."""
+        if d.kind != "bag":
+            raise ValueError(f"a Decision is a bag decision (kind 'bag'), got {d.kind!r}: "
+                             "TIP events are recorded with record_tip")
         if d.decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {d.decision!r}")
-        if not d.operator.strip():
-            raise ValueError("operator name is empty")
-        # An unknown hash or model (in-memory scan) is recorded as "" rather than losing the decision.
-        values = {"time": d.time or utc_now(), "operator": d.operator, "scan_id": str(d.scan_id),
-                  "file_sha256": d.file_sha256 or "", "model_id": d.model_id or "",
-                  "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown, default=_plain),
-                  "decision": d.decision, "decision_seconds": float(d.decision_seconds),
+        values = {**self._common(d), "decision": d.decision, "kind": "bag", "tip": None,
                   "amends": None if d.amends is None else int(d.amends),
-                  "threshold_version": d.threshold_version or None,
+                  "threshold_version": _text(d.threshold_version) or None,
                   "bag_score": _real(d.bag_score), "bag_area": _real(d.bag_area),
                   "machine_alarm": None if d.machine_alarm is None else int(bool(d.machine_alarm)),
                   "cascade": _real(d.cascade)}
+        return self._write(values, exclusive)
+
+    def record_tip(self, t: TipEvent) -> int:
+        """Append one TIP event (kind 'tip', decision column 'tip') in its own durable transaction;
+        returns the row id. It links to nothing and never answers for the real bag."""
+        tip = json.dumps(t.tip_field(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        values = {**self._common(t), "decision": "tip", "kind": "tip", "tip": tip, "amends": None,
+                  **{k: None for k in MACHINE}}
+        return self._write(values, False)
+
+    def _common(self, d: Decision | TipEvent) -> dict[str, Any]:
+        """The fields every row has. Text is made valid UTF-8 here (issue 32 item 2: a lone
+        surrogate from a file's header is kept as its escape, never loses the decision); an unknown
+        hash or model (in-memory scan) is recorded as "" rather than losing the decision."""
+        if not str(d.operator).strip():
+            raise ValueError("operator name is empty")
+        return {"time": _text(d.time) or utc_now(), "operator": _text(d.operator), "scan_id": _text(d.scan_id),
+                "file_sha256": _text(d.file_sha256 or ""), "model_id": _text(d.model_id or ""),
+                "threshold": float(d.threshold), "regions_shown": json.dumps(d.regions_shown, default=_plain),
+                "decision_seconds": float(d.decision_seconds), "live_threshold": _real(d.live_threshold)}
+
+    def _write(self, values: dict[str, Any], exclusive: bool) -> int:
+        if not self.writable:
+            raise AuditError(f"{self.path}: decision NOT recorded (opened readonly, create=False)")
         try:
             row_id = self._append(values, exclusive)
-        except sqlite3.Error as exc:
-            raise AuditError(f"{self.path}: decision NOT recorded ({exc})") from exc
+        except (sqlite3.Error, UnicodeError, OverflowError) as exc:
+            raise AuditError(f"{self.path}: decision NOT recorded ({type(exc).__name__}: {exc})") from exc
         self._checkpoint()
         return row_id
 
@@ -219,7 +281,8 @@ class AuditLog:
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")  # take the write lock before reading the chain head
         try:
-            self._check_link(cur, values, exclusive)  # inside the lock: no second console can slip in
+            if values["kind"] == "bag":  # inside the lock: no second console can slip in
+                self._check_link(cur, values, exclusive)
             last = cur.execute("SELECT row_hash FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
             seq = cur.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
             values["id"] = (seq[0] if seq else 0) + 1
@@ -236,7 +299,7 @@ class AuditLog:
 
     def _check_link(self, cur: sqlite3.Cursor, values: dict[str, Any], exclusive: bool) -> None:
         bag = (values["file_sha256"], values["scan_id"])
-        last = cur.execute("SELECT id, decision FROM decisions WHERE file_sha256=? AND scan_id=? "
+        last = cur.execute("SELECT id, decision FROM decisions WHERE file_sha256=? AND scan_id=? AND kind='bag' "
                            "ORDER BY id DESC LIMIT 1", bag).fetchone()
         amends = values["amends"]
         if amends is not None and (last is None or last[0] != amends):
@@ -246,19 +309,24 @@ class AuditLog:
             raise AlreadyDecided(f"{bag[1]}: already decided ({last[1]}, row {last[0]}); "
                                  "a new decision must amend it", int(last[0]))
 
+    def _raw_rows(self, where: str = "", args: tuple = ()) -> list[dict[str, Any]]:
+        sql = f"SELECT {self._columns} FROM decisions {where} ORDER BY id"
+        return [dict(zip(COLUMNS, r)) for r in self._read(lambda db: db.execute(sql, args).fetchall())]
+
     def rows(self) -> list[dict[str, Any]]:
-        """All rows in id order, as stored (``regions_shown`` is the JSON text)."""
-        cur = self._db.execute(f"SELECT {self._columns} FROM decisions ORDER BY id")
-        return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
+        """All rows in id order: bag decisions and TIP events. ``kind`` is 'bag' or 'tip' (rows of an
+        older database: 'bag'); ``tip`` the parsed TIP dict (None on bag rows); ``regions_shown``
+        the JSON text as stored."""
+        return [_parsed(r) for r in self._raw_rows()]
 
     def rows_for(self, file_sha256: str) -> list[dict[str, Any]]:
-        """The rows on the file with this hash, in id order (its first decision and amendments)."""
-        cur = self._db.execute(f"SELECT {self._columns} FROM decisions WHERE file_sha256=? "
-                               "ORDER BY id", (file_sha256,))
-        return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
+        """The bag decisions on the file with this hash, in id order (its first decision and its
+        amendments; never its TIP events, which are not decisions on the bag)."""
+        return [_parsed(r) for r in self._raw_rows("WHERE file_sha256=?", (file_sha256,))
+                if (r["kind"] or "bag") == "bag"]
 
     def latest(self, file_sha256: str) -> Decision | None:
-        """The most recent decision on the file with this hash (for reports), or None."""
+        """The standing decision on the file with this hash (for reports), or None."""
         rows = self.rows_for(file_sha256)
         if not rows:
             return None
@@ -266,36 +334,51 @@ class AuditLog:
         return Decision(r["operator"], r["scan_id"], r["file_sha256"], r["model_id"], r["threshold"],
                         r["decision"], r["decision_seconds"], json.loads(r["regions_shown"]), r["time"],
                         r["amends"], r["threshold_version"], r["bag_score"], r["bag_area"],
-                        None if r["machine_alarm"] is None else bool(r["machine_alarm"]))
+                        None if r["machine_alarm"] is None else bool(r["machine_alarm"]), r["cascade"],
+                        "bag", r["live_threshold"])
 
     def verify(self, anchors: Iterable[Anchor] = ()) -> VerifyResult:
         """Walk the chain; the first row whose link or hash fails is named. Each anchor (noted
         earlier, kept elsewhere) must still be in the chain: that is what shows a cut tail."""
-        seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
-        return verify_rows(self.rows(), seq[0] if seq else 0, anchors)
+        sql = f"SELECT {self._columns} FROM decisions ORDER BY id"
+
+        def snapshot(db: sqlite3.Connection) -> tuple[list, int]:
+            db.execute("BEGIN")  # rows and counter from one snapshot
+            try:
+                rows = db.execute(sql).fetchall()
+                seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name='decisions'").fetchone()
+            finally:
+                db.execute("COMMIT")
+            return rows, seq[0] if seq else 0
+
+        rows, issued = self._read(snapshot)
+        return verify_rows([dict(zip(COLUMNS, r)) for r in rows], issued, anchors)
 
     def stats(self, since: str | None = None) -> list[OperatorStats]:
-        """Per-operator totals, optionally only decisions at or after ISO time ``since``. A decision
-        later amended no longer counts as a bag (the amendment does, for whoever made it)."""
-        rows = self.rows()
-        replaced = {r["amends"] for r in rows if r["amends"] is not None}
-        by_op: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            if since is None or r["time"] >= since:
-                by_op.setdefault(r["operator"], []).append(r)
-        out = []
-        for op, rs in sorted(by_op.items()):
-            final = [r["decision"] for r in rs if r["id"] not in replaced]
-            out.append(OperatorStats(op, len(final), final.count("suspect") / max(len(final), 1),
-                                     float(statistics.median(r["decision_seconds"] for r in rs)),
-                                     sum(r["amends"] is not None for r in rs)))
-        return out
+        """Per-operator totals (audit_stats.operator_stats): TIP events and unreadable bags are
+        counted apart, never as decisions."""
+        return operator_stats(self.rows(), since)
 
     def export_csv(self, path: str | Path) -> int:
-        """Write every row (hashes included) to ``path`` atomically; returns the row count."""
-        rows = self.rows()
+        """Write every row as stored (hashes included, so the CSV can be re-verified; ``kind``
+        tells TIP events from bag decisions) to ``path`` atomically; returns the row count."""
+        rows = self._raw_rows()
         atomic_write_text(path, csv_text(COLUMNS, rows))  # operator/scan names are untrusted text
         return len(rows)
+
+
+def _parsed(r: dict[str, Any]) -> dict[str, Any]:
+    kind = r["kind"] or "bag"
+    try:
+        tip = json.loads(r["tip"]) if r["tip"] is not None else None
+    except (TypeError, ValueError):  # a damaged TIP row: verify names it; readers see no event
+        tip = None
+    return {**r, "kind": kind, "tip": tip}
+
+
+def _text(v: Any) -> str:
+    """Valid UTF-8 text: a lone surrogate (from a file's JSON header) is kept as its escape."""
+    return "" if v is None else str(v).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _real(v: float | None) -> float | None:

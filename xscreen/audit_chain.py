@@ -32,6 +32,9 @@ CONTENT = ("id", "time", "operator", "scan_id", "file_sha256", "model_id", "thre
 # highest region score and scored area (what `model calibrate --from-audit` refits on) and its alarm;
 # and whether the bag was screened coarse-to-fine (issue 17: cascade fraction F, 0 = every patch).
 MACHINE = ("threshold_version", "bag_score", "bag_area", "machine_alarm", "cascade")
+# Schema version 1 (issues 30, 31): the row kind ('bag', or 'tip' for a TIP event), the threshold
+# the operator had on screen beside the calibrated one, and a TIP event's JSON text.
+EXTENDED = ("kind", "live_threshold", "tip")
 _ANCHOR = re.compile(r"(?:^|\s)(\d+):([0-9a-f]{64})\s*$")
 
 
@@ -40,8 +43,10 @@ def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
     values = [content[k] for k in CONTENT]
     if content.get("amends") is not None:  # rows without a link hash as they did before the column
         values.append(int(content["amends"]))
-    machine = {k: content[k] for k in MACHINE if content.get(k) is not None}
-    if machine:  # likewise rows without the machine's view hash as before those columns
+    machine = {k: content[k] for k in MACHINE + EXTENDED if content.get(k) is not None}
+    if machine.get("kind") == "bag":  # the default kind: rows from before the column hash unchanged
+        del machine["kind"]
+    if machine:  # likewise rows without the machine's view (or the later fields) hash as before
         values.append(machine)
     canon = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canon).encode("utf-8")).hexdigest()
@@ -146,5 +151,7 @@ def _bad(rows: list[dict[str, Any]], row_id: int, reason: str) -> VerifyResult:
     return VerifyResult(False, len(rows), int(row_id), reason, head)
 
 
-def read_only_uri(path: Path) -> str:
-    return "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+def read_only_uri(path: Path, immutable: bool = False) -> str:
+    """``mode=ro``; ``immutable``: also no locking, no -wal/-shm files, only for a file no writer has
+    open (audit_schema.open_reader decides)."""
+    return "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro" + ("&immutable=1" if immutable else "")
