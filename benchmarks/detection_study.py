@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ArrayPatches, environment, log, write_outputs  # noqa: E402
 from sixray import BOXES, _run_config, load_bag, make_splits, patches_of  # noqa: E402
-from sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
+from _sixray_measures import box_masks, darkness_matched_auc  # noqa: E402
 
 from xscreen.loss import density_scale, patch_density  # noqa: E402
 from xscreen.metrics import roc_auc  # noqa: E402
@@ -229,7 +229,7 @@ def evaluate_epoch(g, d, data: dict, prec, rng_seed: int) -> dict:
 
 def trivial(data: dict, seed: int) -> dict:
     """Darkness, and PCA (k = 64) fitted on the same training patches: the baselines to beat."""
-    from baselines import PcaBaseline
+    from _baselines import PcaBaseline
 
     inside = [c >= 0.25 for c in data["cover"]]
     outside = [c == 0 for c in data["cover"]]

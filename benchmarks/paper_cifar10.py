@@ -174,7 +174,7 @@ def run_class(d: Cifar, cls: str, args: argparse.Namespace, work: Path) -> dict:
         scores = score_model_file(res.model_path, test, args.device)
         rows.append(_method_row("Skip-GANomaly", scores, sp.test_labels, res.history, res.best_epoch))
     if "ganomaly" in args.methods:
-        from baselines import ganomaly_scores, train_ganomaly
+        from _baselines import ganomaly_scores, train_ganomaly
 
         out = train_ganomaly(run.net, train, val, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                              on_epoch=lambda e, g: {"test_auc": auc_ap(sp.test_labels, ganomaly_scores(g, test))[0]},
@@ -182,7 +182,7 @@ def run_class(d: Cifar, cls: str, args: argparse.Namespace, work: Path) -> dict:
         rows.append(_method_row("GANomaly", ganomaly_scores(out.generator, test), sp.test_labels, out.history,
                                 out.best_epoch))
     if "pca" in args.methods:
-        from baselines import PcaBaseline
+        from _baselines import PcaBaseline
 
         pca = PcaBaseline(k=args.pca_k, seed=args.seed).fit(train)
         rows.append(_method_row(f"PCA (k={pca.k})", pca.score(test), sp.test_labels, [], 0))

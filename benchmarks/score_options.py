@@ -2,7 +2,7 @@
 
 For each score setting (``score_inpaint`` k, ``recon_window`` w) a copy of MODEL is written with it,
 recalibrated on held-out benign bags at the operating stride (``xscreen model calibrate``), and
-scored on the test set (patch / pixel / scan AUC, per-type instance hit rate, benchmarks/model_table).
+scored on the test set (patch / pixel / scan AUC, per-type instance hit rate, benchmarks/_model_table.py).
 The *choice* among settings uses only the benign calibration bags: the AUC of their patches with a
 generic object superimposed (train/selection.py ``inserted``) against the same patches untouched.
 
@@ -29,7 +29,7 @@ from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
 from xscreen.train.selection import InsertedDataset, anomaly_auc
 
-from model_table import row
+from _model_table import row
 
 
 def benign_patches(folder: Path, size: int, pre, per_bag: int = 64, seed: int = 0) -> torch.Tensor:

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REALDATA, ArrayPatches, environment, log, md_table, score_model_file,  # noqa: E402
                      train_skip, write_outputs)
-from sixray_measures import Bag, aggregate, box_masks, box_rows, scan_rows, trivial_rows  # noqa: E402,F401
+from _sixray_measures import Bag, aggregate, box_masks, box_rows, scan_rows, trivial_rows  # noqa: E402,F401
 
 DATA = REALDATA / "sixray_subset"
 BOXES = Path(__file__).resolve().parent / "sixray_boxes.json"
@@ -156,14 +156,14 @@ def score_all(args, run, train: ArrayPatches, groups: dict[str, list[Bag]], work
         out["Skip-GANomaly"]["_meta"] = {"selected_epoch": res.best_epoch, "history": res.history,
                                          "model": str(res.model_path)}
     if "ganomaly" in args.methods:
-        from baselines import ganomaly_scores, train_ganomaly
+        from _baselines import ganomaly_scores, train_ganomaly
 
         gan = train_ganomaly(run.net, train, data["val"], epochs=args.epochs, batch_size=args.batch_size,
                              seed=args.seed, log=log)
         out["GANomaly"] = {g: split(ganomaly_scores(gan.generator, d), g) for g, d in data.items()}
         out["GANomaly"]["_meta"] = {"selected_epoch": gan.best_epoch, "history": gan.history}
     if "pca" in args.methods:
-        from baselines import PcaBaseline
+        from _baselines import PcaBaseline
 
         pca = PcaBaseline(k=args.pca_k, seed=args.seed).fit(train)
         out[f"PCA (k={pca.k})"] = {g: split(pca.score(d), g) for g, d in data.items()}

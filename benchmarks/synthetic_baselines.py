@@ -41,7 +41,7 @@ from xscreen.scan import list_scans, load_scan
 from xscreen.scoring import Scorer
 from xscreen.train.selection import anomaly_auc
 
-from baselines import KnnBaseline, PcaBaseline
+from _baselines import KnnBaseline, PcaBaseline
 
 BINS, A_MAX, AIR_A = 96, 9.0, 0.05
 

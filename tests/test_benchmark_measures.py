@@ -1,4 +1,4 @@
-"""The darkness-matched within-image AUC of benchmarks/sixray_measures.py (issue 12)."""
+"""The darkness-matched within-image AUC of benchmarks/_sixray_measures.py (issue 12)."""
 import sys
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from sixray_measures import darkness_matched_auc  # noqa: E402
+from _sixray_measures import darkness_matched_auc  # noqa: E402
 
 
 def test_only_pairs_of_nearly_equal_darkness_count():
@@ -59,7 +59,7 @@ def test_pooled_matched_auc_of_the_synthetic_baselines_equals_brute_force():
 
 def test_knn_baseline_scores_the_distance_to_the_nearest_benign_training_patch():
     import torch
-    from baselines import KnnBaseline
+    from _baselines import KnnBaseline
 
     rng = np.random.default_rng(0)
     train = torch.from_numpy(rng.uniform(-1, 1, (50, 2, 4, 4)).astype(np.float32))

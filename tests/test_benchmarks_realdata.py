@@ -11,7 +11,7 @@ import torch
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import baselines  # noqa: E402
+import _baselines as baselines  # noqa: E402
 import paper_cifar10  # noqa: E402
 import sixray  # noqa: E402
 from _common import ArrayPatches  # noqa: E402

@@ -1,6 +1,6 @@
 """Screenshots of the training wizard's train and calibrate pages for the README.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/tools/wizard_screenshots.py BENIGN_DIR [EVAL_DIR] --out resources/readme
+    QT_QPA_PLATFORM=offscreen python tools/wizard_screenshots.py BENIGN_DIR [EVAL_DIR] --out resources/readme
 Trains a small model (ngf 16, 3 epochs, 32-px patches) on BENIGN_DIR through the real wizard.
 """
 import argparse
