@@ -1,6 +1,5 @@
 """``xscreen tip build|import|list|project|stats`` end to end on small synthetic data."""
 import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -92,28 +91,20 @@ def test_errors_are_one_line_and_non_zero(lib, tmp_path, capsys):
 
 
 def test_stats_from_an_audit_database(tmp_path, capsys):
-    from xscreen.audit import AuditLog, Decision
+    from xscreen.audit import AuditLog, Decision, TipEvent
     db = tmp_path / "audit.sqlite"
     with AuditLog(db) as log:
-        for k, d in enumerate(["suspect", "clear", "clear", "clear"]):
+        for k, d in enumerate(["suspect", "clear", "clear", "clear", "unreadable"]):
             log.record(Decision("ann", f"bag{k}", f"{k:064x}", "m", 1.0, d, 2.0))
-    con = sqlite3.connect(db)  # the TIP rows of the coming schema migration, added by hand here
-    have = {r[1] for r in con.execute("PRAGMA table_info(decisions)")}
-    if "kind" not in have:
-        con.execute("ALTER TABLE decisions ADD COLUMN kind TEXT")
-        con.execute("ALTER TABLE decisions ADD COLUMN tip TEXT")
-    for response in ("suspect", "clear", "unresolved"):
-        con.execute("INSERT INTO decisions (time, operator, scan_id, file_sha256, model_id, threshold, regions_shown,"
-                    " decision, decision_seconds, prev_hash, row_hash, kind, tip) VALUES "
-                    "('t', 'ann', 'tip', 'x', 'm', 1, '[]', 'clear', 1, 'p', 'h', 'tip', ?)",
-                    (json.dumps({"fti_id": "f" * 16, "category": "knife", "placement": {}, "response": response,
-                                 "detected": response != "clear", "overlap": None}),))
-    con.commit()
-    con.close()
+        for k, response in enumerate(("suspect", "clear", "unresolved")):
+            log.record_tip(TipEvent("ann", f"bag{k}", f"{k:064x}", "m", "f" * 16, "knife", {"cx": 1.0, "cy": 2.0},
+                                    response, 3.0))
     csv, page = tmp_path / "s.csv", tmp_path / "s.html"
+    capsys.readouterr()
     assert main(["tip", "stats", "--audit", str(db), "--csv", str(csv), "--html", str(page)]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("ann") and " knife " in ln)
-    assert "0.667" in line  # 2 of 3 TIP events detected (unresolved counts)
+    assert "0.667" in line and " 3 " in line  # 2 of 3 TIP events detected (unresolved counts)
     assert "0.250" in next(ln for ln in out.splitlines() if ln.startswith("ann") and " * " in ln)  # 1 of 4 bags
+    assert "not yet a reliable measure" in out
     assert csv.read_text().startswith("operator,category,events") and "TIP statistics" in page.read_text()

@@ -201,22 +201,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def audit_rows(db: Path) -> list[dict]:
-    """Rows of an audit database as plain dicts. The database is opened read-only by ``AuditLog``
-    (which refuses foreign or truncated files); its ``rows()`` is used once the schema holds TIP rows,
-    before that the table is read read-only here with every column it has."""
-    import sqlite3
-
+    """Rows of an audit database (bag decisions and TIP events) as plain dicts, read through
+    ``AuditLog(db, create=False)``: read-only, any schema version, foreign or truncated files refused."""
     from xscreen import audit
     with audit.AuditLog(db, create=False) as log:
-        if "kind" in audit.COLUMNS:
-            return log.rows()
-    try:
-        con = sqlite3.connect(audit.read_only_uri(db), uri=True)
-        try:
-            cur = con.execute("SELECT * FROM decisions ORDER BY id")
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as exc:
-        raise audit.AuditError(f"{db}: not a usable audit database ({exc})") from exc
+        return log.rows()
