@@ -87,7 +87,11 @@ def test_budget_setting_is_parsed_and_typos_are_errors(tmp_path, monkeypatch):
     assert parse_bytes("4G") == 4 << 30 and parse_bytes("512MiB") == 512 << 20 and parse_bytes("") == 0
     assert ReadLimits.from_env(environ={}).memory_bytes == 4 << 30
     monkeypatch.setenv("XSCREEN_MEMORY_BUDGET", "lots")
-    refused(save_h5(dual(), tmp_path / "d.h5"), "XSCREEN_MEMORY_BUDGET must be a size")
+    with pytest.raises(ScanError, match="XSCREEN_MEMORY_BUDGET.*a size"):
+        load_scan(save_h5(dual(), tmp_path / "d.h5"))
+    for wild in ("inf", "1e30", "nan"):
+        with pytest.raises(ValueError, match="XSCREEN_MEMORY_BUDGET"):
+            parse_bytes(wild, "XSCREEN_MEMORY_BUDGET")
 
 
 def test_reader_process_address_space_is_capped(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 
 from xscreen.atomic import atomic_path
 from xscreen.scan._checks import json_default, make_scan, to_counts
-from xscreen.scan._limits import ReadLimits, check_size
+from xscreen.scan._limits import ReadLimits, check_chunk, check_size
 from xscreen.scan._types import Scan, ScanError
 
 _KNOWN = {"i0", "pixel_pitch_mm", "scan_id", "metadata", "kind"}
@@ -27,10 +27,14 @@ def read_h5(path: Path, limits: ReadLimits) -> Scan:
             raise ScanError(path, f"high {high.shape} and low {low.shape} differ in shape")
         if high.dtype != low.dtype:
             raise ScanError(path, f"high ({high.dtype}) and low ({low.dtype}) differ in pixel type")
-        check_size(path, high.shape[0], high.shape[1], limits, 2, high.dtype.itemsize, high.dtype.kind == "f")
+        need = check_size(path, high.shape[0], high.shape[1], limits, 2, high.dtype.itemsize,
+                          high.dtype.kind == "f")
         for name, ds in (("high", high), ("low", low)):
+            if ds.chunks is not None:
+                check_chunk(path, name, ds.chunks, ds.dtype.itemsize, limits, need)
             _check_written(path, name, ds)
-        channels = np.stack([to_counts(path, high[()], "high"), to_counts(path, low[()], "low")])
+        data = {name: _pixels(path, name, ds) for name, ds in (("high", high), ("low", low))}
+        channels = np.stack([to_counts(path, data["high"], "high"), to_counts(path, data["low"], "low")])
         attrs = {str(_plain(k)): _plain(v) for k, v in f.attrs.items()}  # a damaged name can be bytes
     metadata = _metadata(attrs)
     return make_scan(path, "dual", channels, scan_id=attrs.get("scan_id"), i0=attrs.get("i0"),
@@ -75,6 +79,61 @@ def _check_written(path: Path, name: str, ds: h5py.Dataset) -> None:
             raise ScanError(path, f"'{name}' is incomplete: {written} of {expected} chunks were written")
     elif layout == h5py.h5d.CONTIGUOUS and ds.id.get_storage_size() < ds.size * ds.dtype.itemsize:
         raise ScanError(path, f"'{name}' is incomplete: its pixel data were never written")
+
+
+def _pixels(path: Path, name: str, ds: h5py.Dataset) -> np.ndarray:
+    """(H, W) pixels, refused where they are the fill value HDF5 hands back for storage nobody
+    wrote: early allocation (or COMPACT layout) makes every chunk and byte exist from creation, so
+    presence proves nothing (issue 32 item 5: never-written datasets loaded as a flat fill image)."""
+    try:
+        data = ds[()]
+    except OSError as exc:  # HDF5 reports an allocation that the reader's memory cap refused as a
+        if "memory" in str(exc).lower() or "alloc" in str(exc).lower():  # read failure: say which
+            raise ScanError(path, f"not enough memory to decode '{name}' within the memory budget "
+                                  f"(XSCREEN_MEMORY_BUDGET)") from exc
+        raise
+    fill = _fill_value(ds)
+    if fill is None or data.dtype.kind not in "iuf":
+        return data
+    _refuse_fill_edges(path, name, data, fill)
+    if ds.chunks is not None and _early(ds):
+        _refuse_fill_chunks(path, name, data, ds.chunks, fill)
+    return data
+
+
+def _fill_value(ds: h5py.Dataset) -> Any:
+    try:
+        return ds.dtype.type(ds.fillvalue).item()
+    except (TypeError, ValueError, OSError):
+        return None
+
+
+def _early(ds: h5py.Dataset) -> bool:
+    dcpl = ds.id.get_create_plist()
+    return dcpl.get_layout() == h5py.h5d.COMPACT or dcpl.get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
+
+
+def _refuse_fill_edges(path: Path, name: str, data: np.ndarray, fill: Any) -> None:
+    """A writer stopped part-way (or never started) leaves the last rows or columns at the fill
+    value; a detector line that is exactly the fill value end to end is not an image edge."""
+    if not np.any(data != fill):
+        said = "all pixels are zero (no signal" if fill == 0 else f"all pixels hold the fill value {fill} (blank"
+        raise ScanError(path, f"'{name}': {said}, or storage never written); refused")
+    for axis, what in ((1, "row"), (0, "column")):
+        full = np.all(data == fill, axis=axis)
+        if full.size and full[-1]:
+            first = int(full.size - np.argmin(full[::-1]))
+            raise ScanError(path, f"'{name}' was never fully written: {what}s {first} to {full.size - 1} "
+                                  f"hold only the fill value {fill} (unwritten HDF5 storage); refused")
+
+
+def _refuse_fill_chunks(path: Path, name: str, data: np.ndarray, chunks: tuple[int, ...], fill: Any) -> None:
+    rows, cols = chunks
+    for r in range(0, data.shape[0], rows):
+        for c in range(0, data.shape[1], cols):
+            if np.all(data[r:r + rows, c:c + cols] == fill):
+                raise ScanError(path, f"'{name}' chunk at row {r}, column {c} holds only the fill value "
+                                      f"{fill}: allocated early but never written; refused")
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 
 from xscreen.atomic import atomic_path
 from xscreen.scan._checks import header_json, make_scan, parse_header_json, to_counts
+from xscreen.scan._jpeg import check_jpeg_complete
 from xscreen.scan._limits import ReadLimits, check_size
 from xscreen.scan._png import SIGNATURE as _PNG_SIGNATURE, check_png_complete
 from xscreen.scan._types import Scan, ScanError
@@ -51,6 +52,8 @@ def read_image(path: Path, limits: ReadLimits) -> Scan:
         channels = _png_rgb16(path) if rgb16 else _pixels(path, im)
         if im.format == "PNG":
             check_png_complete(path)
+        elif im.format == "JPEG":
+            check_jpeg_complete(path, im)
     kind = "gray" if channels.shape[0] == 1 else "rgb"
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
                      pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))

@@ -24,6 +24,7 @@ DEFAULT_MAX_PAGES = 16
 # Measured peak of screening beyond the scan: 32-38 B/pixel (RESULTS.md 'Memory'), rounded up.
 PIPELINE_BYTES_PER_PIXEL = 40
 _COUNT_BYTES = 2  # every reader ends in uint8/uint16 counts: budget the larger
+_MAX_BYTES = 64 << 40
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -57,6 +58,8 @@ def parse_bytes(text: str, name: str = "size") -> int:
         raise ValueError(f"{name} must be a size such as 4G or 512M, got {text!r}") from None
     if not value >= 1 << 20:
         raise ValueError(f"{name} = {text!r} is below 1M")
+    if not value <= _MAX_BYTES:  # 'inf' (OverflowError in int()) and 1e30 (no limit at all)
+        raise ValueError(f"{name} = {text!r} is above 64T, no limit at all")
     return int(value)
 
 
@@ -73,9 +76,10 @@ def _parse_seconds(text: str) -> float:
 
 
 def check_size(path: Path, height: int, width: int, limits: ReadLimits, channels: int = 1,
-               itemsize: int = 2, floating: bool = False) -> None:
+               itemsize: int = 2, floating: bool = False) -> int:
     """Reject from header dimensions, before any pixel is read: the pixel cap, then the memory the
-    decode (stored samples + counts, + a float64 copy for float data) and the screening would need."""
+    decode (stored samples + counts, + a float64 copy for float data) and the screening would need.
+    Returns that need in bytes."""
     pixels = height * width
     if pixels > limits.max_pixels:
         raise ScanError(path, f"image {width}x{height} = {pixels:,} pixels exceeds the limit of "
@@ -88,3 +92,20 @@ def check_size(path: Path, height: int, width: int, limits: ReadLimits, channels
         raise ScanError(path, f"image {width}x{height}x{channels} would need ~{need / (1 << 30):.1f} GiB "
                               f"to read and screen, over the memory budget of "
                               f"{limits.memory_bytes / (1 << 30):.1f} GiB (XSCREEN_MEMORY_BUDGET)")
+    return need
+
+
+def check_chunk(path: Path, name: str, chunk: tuple[int, ...], itemsize: int, limits: ReadLimits,
+                reserved: int = 0) -> None:
+    """A compressed chunk is decoded whole, whatever the image's size: a 128x160 dataset stored in
+    one 40000x40000 chunk made the reader allocate 3.2 GB (issue 32 item 8). The decoder holds the
+    chunk and the filter's output buffer (~2x), beside the ``reserved`` bytes of the scan itself."""
+    chunk_bytes = itemsize
+    for side in chunk:
+        chunk_bytes *= int(side)
+    need = 2 * chunk_bytes + reserved
+    if need > limits.memory_bytes:
+        shape = "x".join(str(int(side)) for side in chunk)
+        raise ScanError(path, f"'{name}' is stored in {shape} chunks: decoding one needs "
+                              f"~{2 * chunk_bytes / (1 << 30):.1f} GiB, over the memory budget of "
+                              f"{limits.memory_bytes / (1 << 30):.1f} GiB (XSCREEN_MEMORY_BUDGET); refused")

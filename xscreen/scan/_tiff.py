@@ -5,6 +5,9 @@ Our own files carry i0, scan id, pixel pitch and metadata as JSON in the ImageDe
 """
 from __future__ import annotations
 
+import logging
+import math
+import re
 import struct
 from pathlib import Path
 
@@ -19,6 +22,10 @@ from xscreen.scan._types import Scan, ScanError
 TIFF_SUFFIXES = (".tif", ".tiff")
 PAIR_TAGS = ("_high", "_low")
 _PHOTO = tifffile.PHOTOMETRIC
+# tifffile's series formats that open other files named inside this one (OME TiffData UUID FileName,
+# Micro-Manager stacks, NDTiff indexes): a scan is one file, so these are never parsed (issue 32 item 6).
+_ONE_FILE = {"is_ome": False, "is_mmstack": False, "is_ndtiff": False}
+_OME_FILE_NAME = re.compile(r"""<(?:\w+:)?UUID\b[^>]*?\bFileName\s*=\s*(["'])(.*?)\1""", re.S)
 
 
 def pair_stem(path: Path) -> Path | None:
@@ -50,8 +57,9 @@ def read_tiff_pair(stem: Path, limits: ReadLimits, asked: Path) -> Scan:
         raise ScanError(asked, f"TIFF pair is incomplete: {missing} is missing")
     count_pages(high, limits.max_pages)
     count_pages(low, limits.max_pages)
-    with tifffile.TiffFile(high) as th, tifffile.TiffFile(low) as tl:
-        ph, pl = _page(high, th), _page(low, tl)
+    with _TiffLog() as log, tifffile.TiffFile(high, **_ONE_FILE) as th, \
+            tifffile.TiffFile(low, **_ONE_FILE) as tl:
+        ph, pl = _page(high, th, log), _page(low, tl, log)
         for path, page in ((high, ph), (low, pl)):
             if page.samplesperpixel != 1:
                 raise ScanError(path, f"a pair half must be one grey channel, found {page.samplesperpixel}")
@@ -70,8 +78,8 @@ def read_tiff_pair(stem: Path, limits: ReadLimits, asked: Path) -> Scan:
 def read_tiff_image(path: Path, limits: ReadLimits) -> Scan:
     """(1, H, W) grey or (3, H, W) RGB from a single TIFF (alpha dropped)."""
     count_pages(path, limits.max_pages)
-    with tifffile.TiffFile(path) as tif:
-        page = _page(path, tif)
+    with _TiffLog() as log, tifffile.TiffFile(path, **_ONE_FILE) as tif:
+        page = _page(path, tif, log)
         check_size(path, page.imagelength, page.imagewidth, limits, page.samplesperpixel,
                    page.dtype.itemsize, page.dtype.kind == "f")
         samples = page.samplesperpixel
@@ -123,24 +131,58 @@ def count_pages(path: Path, max_pages: int) -> int:
     return len(seen)
 
 
-def _page(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPage:
+def _page(path: Path, tif: tifffile.TiffFile, log: "_TiffLog") -> tifffile.TiffPage:
     if not tif.pages or not tif.series:
         raise ScanError(path, "TIFF holds no image")
+    _refuse_other_files(path, tif)
     series = tif.series[0]
     if len(series.pages) > 1:
         raise ScanError(path, f"TIFF holds a stack of {len(series.pages)} images; expected one")
     page = series.keyframe
     if page.is_tiled and page.imagedepth > 1:
         raise ScanError(path, "TIFF holds a volume; expected one 2-D image")
+    if page.parent is not tif:
+        raise ScanError(path, "TIFF image data live in another file; refused")
+    _check_segments(path, page, log)
     return page
 
 
+def _refuse_other_files(path: Path, tif: tifffile.TiffFile) -> None:
+    """Multi-file OME-TIFF names the files holding its planes (<TiffData><UUID FileName=...>);
+    tifffile would read pixels from there, past every check made on this file. Refused, as HDF5
+    external storage is; a FileName naming this very file is the single-file form."""
+    description = tif.pages.first.description or ""
+    others = sorted({m.group(2) for m in _OME_FILE_NAME.finditer(description)} - {path.name})
+    if others:
+        raise ScanError(path, f"multi-file OME-TIFF: its planes are declared in other file(s) "
+                              f"({others[0][:120]!r}); a scan must be one file, refused")
+
+
+def _check_segments(path: Path, page: tifffile.TiffPage, log: "_TiffLog") -> None:
+    """Every strip/tile the declared size needs must be present: tifffile leaves a missing one as
+    zeros (ImageLength raised 100 -> 1000 over 1 strip gave 900 invented rows, issue 32 item 5)."""
+    planes = page.samplesperpixel if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE else 1
+    if page.is_tiled:
+        need = (math.ceil(page.imagelength / page.tilelength) * math.ceil(page.imagewidth / page.tilewidth)
+                * math.ceil(page.imagedepth / max(page.tiledepth, 1)))
+        what = "tiles"
+    else:
+        need = math.ceil(page.imagelength / max(page.rowsperstrip, 1)) * page.imagedepth
+        what = "strips"
+    need *= planes
+    have = len(page.dataoffsets)
+    if log.short_segments or have < need:
+        raise ScanError(path, f"TIFF is incomplete: {page.imagelength} rows declared but only "
+                              f"{have} of {need} {what} present (pixels would be invented)")
+
+
 def _read(path: Path, page: tifffile.TiffPage) -> np.ndarray:
-    """Pixels of one page; a page whose data run past the end of the file is truncated, not zeros."""
+    """Pixels of one page; a page whose data run past the end of the file, or a strip that is
+    absent (offset or byte count 0, which tifffile fills with zeros), is refused."""
     size = path.stat().st_size
     ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
-    if not ends or max(ends) > size or min(page.databytecounts) <= 0:
-        raise ScanError(path, "TIFF is truncated: pixel data run past the end of the file")
+    if not ends or max(ends) > size or min(page.databytecounts) <= 0 or min(page.dataoffsets) <= 0:
+        raise ScanError(path, "TIFF is truncated: pixel data run past the end of the file or are absent")
     return page.asarray()
 
 
@@ -150,6 +192,34 @@ def _grey(path: Path, page: tifffile.TiffPage, what: str = "image") -> np.ndarra
     if page.photometric == _PHOTO.MINISWHITE:
         data = np.iinfo(data.dtype).max - data
     return data
+
+
+class _TiffLog(logging.Handler):
+    """While a TIFF is parsed, tifffile's log records are kept here rather than printed to the
+    user's stderr; the ones that mean pixels are missing (strip counts short of the declared size,
+    which tifffile "fixes" by truncating its lists) fail the file."""
+
+    _LOGGER = logging.getLogger("tifffile")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.short_segments = False
+        self._saved = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "incorrect StripOffsets count" in text or "incorrect StripByteCounts count" in text:
+            self.short_segments = True
+
+    def __enter__(self) -> "_TiffLog":
+        self._saved = self._LOGGER.propagate
+        self._LOGGER.addHandler(self)
+        self._LOGGER.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._LOGGER.removeHandler(self)
+        self._LOGGER.propagate = self._saved
 
 
 def save_tiff_pair(scan: Scan, stem: str | Path) -> tuple[Path, Path]:
