@@ -130,7 +130,9 @@ def test_area_rule_without_scale_is_refused_on_load():
     from screen_fixtures import tiny_meta
     from xscreen.model_checks import check_consistency
 
-    bad = Calibration(0.07, 0.01, 0.11, 0.05, alarm_rule="area", alarm_scale=0.0, ref_area=1e5)
+    q = {"0.5": 0.02, "0.99": 0.07, "0.999": 0.09}
+    bad = Calibration(0.07, 0.01, 0.11, 0.05, quantiles=q, n_patches=4000, n_scans=40, alarm_rule="area",
+                      alarm_loc=0.08, alarm_scale=0.0, ref_area=1e5)
     with pytest.raises(ValueError, match="alarm_scale"):
         check_consistency(replace(tiny_meta(), calibration=bad))
     check_consistency(replace(tiny_meta(), calibration=replace(bad, alarm_scale=0.01)))

@@ -29,8 +29,14 @@ import numpy as np
 
 from xscreen.config import Calibration
 from xscreen.metrics import QUANTILES, RateInterval, clopper_pearson, min_bags, threshold_for_far
+# the level formula and the powers live with the load-time checks, which recompute the levels
+from xscreen.model_checks.calibration import (PATCH_FAR_RANGE, POWERS, SCAN_FAR_RANGE, area_threshold,
+                                              legacy_area_params)
 
-POWERS = (0.0, 0.5, 1.0, 2.0, 3.0)  # 0: log. Power 2 makes a Gaussian tail exponential, 1 an exponential one
+# Power 2 makes a Gaussian tail exponential, 1 an exponential one; 0 is the log score (POWERS).
+# The area law is verified from 1x to 4x the reference area (tests/test_alarm.py); a calibration
+# whose own bags reached further records how far (Calibration.area_max).
+AREA_SPAN = 4.0
 LOO_MAX_BAGS = 2000  # above this, leaving each bag out costs more than it tells; in-sample count
 
 
@@ -54,6 +60,7 @@ class AlarmRule:
     fit: AreaFit | None = None
     constant: float | None = None
     note: str = ""
+    area_max: float = 0.0  # the largest calibration bag's area, px^2 (0: not recorded)
 
     def threshold(self, area: float) -> float:
         if self.fit is None:
@@ -64,15 +71,17 @@ class AlarmRule:
     def kind(self) -> str:
         return "area" if self.fit is not None else "constant"
 
+    @property
+    def area_hi(self) -> float:
+        """Top of the calibrated range of bag areas (inf for a constant rule): beyond it a scan is
+        screened as bag-sized sections (thresholds.bag_level), not by an extrapolated level."""
+        if self.fit is None:
+            return math.inf
+        return max(self.area_max, AREA_SPAN * self.fit.ref_area)
+
 
 def _forward(x: np.ndarray, power: float) -> np.ndarray:
     return np.log(x) if power == 0 else x ** power
-
-
-def _inverse(y: float, power: float) -> float:
-    if power == 0:
-        return math.exp(y)
-    return max(y, 0.0) ** (1.0 / power) if power != 1 else y
 
 
 def _log_jacobian(m: np.ndarray, power: float) -> float:
@@ -153,12 +162,8 @@ def covered_area(scored: np.ndarray, size: int, stride: int, height: int, width:
 
 def threshold_at(fit: AreaFit, far: float, area: float) -> float:
     """The raw region score that a benign bag of ``area`` px^2 reaches with probability ``far``."""
-    area = max(float(area), 1.0)  # an all-air bag has no region; any finite level will do
-    y = fit.loc + fit.scale * (math.log(area / fit.ref_area) - math.log(-math.log1p(-far)))
-    try:
-        t = _inverse(y, fit.power)
-    except OverflowError:
-        t = math.inf
+    area = max(float(area), 1.0)  # an all-air bag has no region (thresholds.bag_level screens it as empty)
+    t = area_threshold(fit.power, fit.loc, fit.scale, fit.ref_area, far, area)
     # a model file is untrusted: a level that could never alarm (inf) or always would (<= 0) is
     # refused for the bag, never applied (DESIGN.md: thresholds finite and positive)
     if not (math.isfinite(t) and t > 0):
@@ -197,6 +202,9 @@ def calibrate_bags(patch_scores: np.ndarray, bag_max: np.ndarray, areas: np.ndar
     bag's highest score (M,) and scored area in px^2 (M,). ``scan_threshold`` holds the alarm
     threshold at the reference (median) area, for display; the review level is the patch quantile."""
     p = np.asarray(patch_scores, np.float64).ravel()
+    for name, v, (lo, hi) in (("scan", scan_far, SCAN_FAR_RANGE), ("patch", patch_far, PATCH_FAR_RANGE)):
+        if not lo <= v <= hi:  # the model file's check would refuse the result on load
+            raise ValueError(f"{name} false-alarm rate {v:g} is outside [{lo:g}, {hi:g}]")
     fit = fit_area_model(bag_max, areas)
     k = loo_alarms(bag_max, areas, scan_far, fit.ref_area)
     ci = clopper_pearson(k, int(np.size(bag_max)))
@@ -206,7 +214,8 @@ def calibrate_bags(patch_scores: np.ndarray, bag_max: np.ndarray, areas: np.ndar
         scan_aggregation="max", quantiles={str(q): float(np.quantile(p, q)) for q in QUANTILES},
         n_patches=int(p.size), n_scans=ci.n, alarm_rule="area", alarm_power=fit.power,
         alarm_loc=fit.loc, alarm_scale=fit.scale, ref_area=fit.ref_area, stride=int(stride),
-        version=int(version), n_alarmed=k, far_lo=ci.lo, far_hi=ci.hi, source=source)
+        version=int(version), n_alarmed=k, far_lo=ci.lo, far_hi=ci.hi, source=source,
+        area_max=float(np.max(areas)))
 
 
 def rule_for(cal: Calibration, stride: int) -> AlarmRule:
@@ -214,14 +223,10 @@ def rule_for(cal: Calibration, stride: int) -> AlarmRule:
     upgraded where it can be, and the note says how; ``stride`` is the screening stride."""
     if cal.alarm_rule == "area":
         fit = AreaFit(cal.alarm_power, cal.alarm_loc, cal.alarm_scale, cal.ref_area, 0.0)
-        return AlarmRule(cal.scan_far, fit=fit, note="area-adjusted")
-    q99, q999 = cal.quantiles.get("0.99"), cal.quantiles.get("0.999")
-    if cal.scan_aggregation == "max" and cal.n_scans > 0 and q99 and q999 and q999 > q99:
-        # Exponential patch tail between the 99th and 99.9th percentiles gives the Gumbel scale;
-        # the old scan threshold anchors the level at the old bags' mean scored area.
-        scale = (q999 - q99) / math.log(10.0)
-        ref = cal.n_patches / cal.n_scans * (cal.stride or stride) ** 2
-        loc = cal.scan_threshold + scale * math.log(-math.log1p(-cal.scan_far))
+        return AlarmRule(cal.scan_far, fit=fit, note="area-adjusted", area_max=cal.area_max)
+    derived = legacy_area_params(cal, stride)
+    if derived is not None:
+        loc, scale, ref = derived
         return AlarmRule(cal.scan_far, fit=AreaFit(1.0, loc, scale, ref, 0.0),
                          note="derived from a legacy calibration (tail of its patch quantiles, old scan "
                               "threshold at the mean bag area): recalibrate with `xscreen model calibrate`")
@@ -243,6 +248,8 @@ def calibration_lines(cal: Calibration | None, stride: int = 32) -> list[str]:
                      f"{f.ref_area:.0f} px^2, {threshold_at(f, cal.scan_far, f.ref_area / 4):.6g} at a "
                      f"quarter, {threshold_at(f, cal.scan_far, f.ref_area * 4):.6g} at 4x "
                      f"(Gumbel in {_power_name(f.power)}, scale {f.scale:.4g})")
+        lines.append(f"           a scan over {rule.area_hi:.0f} px^2 (the calibrated range) is screened as "
+                     "consecutive sections of at most that area, each under this rule")
     else:
         lines.append(f"           threshold {rule.constant:.6g} at every bag size")
     lines.append(f"review     regions from {cal.patch_threshold:.6g} (patch FAR {cal.patch_far:g}) "

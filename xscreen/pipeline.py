@@ -18,12 +18,13 @@ from xscreen.config import ScreenConfig
 from xscreen.alarm import covered_area
 from xscreen.cascade import Cascade, ResidualBlocks, cascade_cells, fill_grids, resolve_fraction
 from xscreen.heatmap import Region, bag_alarm, find_regions
+from xscreen import inpaint_gate
 from xscreen.loss import pixel_score
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
 from xscreen.preprocess import model_input
 from xscreen.scan import Scan, ScanError
 from xscreen.scoring import Scorer
-from xscreen.thresholds import Thresholds, resolve_thresholds, scoring_id, threshold_version
+from xscreen.thresholds import Thresholds, bag_level, resolve_thresholds, scoring_id, threshold_version
 
 __all__ = ["Screening", "ScreenResult", "ScreenFailure", "ScoreError", "Thresholds", "Timings", "collect_paths",
            "parse_shard", "resolve_thresholds", "screen", "screen_paths", "scoring_id", "threshold_version"]
@@ -82,7 +83,13 @@ class Screening:
     threshold_version: str = ""  # '<scoring id>.v<calibration version>': audit rows carry it
     alarm_far: float | None = None  # the rule's target benign bag alarm rate (None: an override)
     cascade: float = 0.0  # coarse-to-fine fraction (cascade.py), 0: every non-air patch scored
+    gate: float = 0.0  # inpaint_gate.py ratio (0: off); outcome as the full grid, n_evaluated tells the work
+    gate_fallback: bool = False  # the gate's bound failed on this bag, so every patch was scored
     n_evaluated: int = -1  # patches the model actually scored (-1: not recorded)
+    # thresholds.bag_level: 1 = the whole bag under the rule; n > 1 = a scan beyond the calibrated
+    # range of areas screened as n bag-sized sections; 0 = an empty tray (all air)
+    sections: int = 1
+    notices: list[str] = field(default_factory=list)  # what the operator must be told about this bag
 
     @property
     def n_patches(self) -> int:
@@ -111,7 +118,7 @@ class Screening:
         keys = ("scan_id", "path", "sha256", "kind", "width", "height", "model_id", "model_checksum",
                 "threshold", "threshold_far", "scan_threshold", "scan_aggregation", "stride",
                 "patch_size", "scan_score", "alarm", "device", "precision", "area", "alarm_rule",
-                "threshold_version", "cascade", "n_evaluated")
+                "threshold_version", "cascade", "n_evaluated", "sections", "notices")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out.update(scan_rel=self.scan_rel, n_patches=self.n_patches, n_scored=self.n_scored,
                    n_regions=len(self.regions), n_alarm_regions=self.n_alarm_regions,
@@ -167,14 +174,17 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
         torch.zeros(tiling.grid, dtype=torch.bool, device=scorer.device)
     air_np = air.cpu().numpy()
     area = covered_area(~air_np, scorer.patch_size, cfg.stride, scan.height, scan.width)
-    alarm_at = th.rule.threshold(area)
+    level = bag_level(th, area)
+    alarm_at = level.threshold
     review = min(th.patch, alarm_at) if cfg.attention else alarm_at  # attention lies below the alarm
     t.tile = _lap(t1, scorer)
     estimate = ResidualBlocks.usable(scorer.patch_size, cfg.stride, scorer.lam, scorer.window, scorer.inpaint)
     fraction = resolve_fraction(cfg.cascade, estimate)
     plan = Cascade(fraction) if fraction else None
+    gate = 0.0 if plan is not None else inpaint_gate.resolve_gate(cfg.gate, scorer.inpaint)
     grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps,
-                                                                estimate)
+                                                                estimate, gate)
+    fell_back = bool(grids.pop()) if gate else False
     t3 = time.perf_counter()
     if not cfg.maps:
         tiling = tiling.geometry_only()  # the padded scan is no longer needed: free it before the heat map
@@ -198,7 +208,9 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
         scan_score=s_score, alarm=bag_alarm(regions), device=str(scorer.device),
         precision=scorer.precision.name, timings=t, area=area, alarm_rule=th.rule.kind,
         threshold_version=threshold_version(scorer, cfg.stride, th.version),
-        alarm_far=th.rule.far or None, cascade=fraction, n_evaluated=n_scored)
+        alarm_far=th.rule.far or None, cascade=fraction, n_evaluated=n_scored, sections=level.sections,
+        gate=gate, gate_fallback=fell_back,
+        notices=[level.notice] if level.notice else [])
 
 
 def _check_finite(scores: np.ndarray) -> None:
@@ -220,7 +232,7 @@ def _model_tiling(scan: Scan, scorer: Scorer, stride: int):
 
 
 def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: Cascade | None = None,
-                  review: float = 0.0, maps: bool = True, estimate: bool = False):
+                  review: float = 0.0, maps: bool = True, estimate: bool = False, gate: float = 0.0):
     """Score non-air patches batch by batch (all of them, or the cells ``plan`` picks: cascade.py,
     seeded from the coarse residual when ``estimate``), yielding a ScreenProgress after each; returns
     ((scores, R, L) flat (N,), recon (C,H,W), resid (H,W), number of patches scored); recon and resid
@@ -256,6 +268,9 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
             yield ScreenProgress(*progress)
 
     live = ~air
+    if plan is None and gate:
+        out = yield from _gated(tiling, air, scorer, t, review, gate, run, acc, grids, scored, progress)
+        return out
     if plan is None:
         yield from run(live)
     else:
@@ -271,6 +286,45 @@ def _score_stream(tiling, air: torch.Tensor, scorer: Scorer, t: Timings, plan: C
         recon, residual = acc.result(None if plan is None else (scored | air).float())
         t.stitch += _lap(ts, scorer)
     return grids, recon, residual, int(scored.sum())
+
+
+def _gated(tiling, air, scorer: Scorer, t: Timings, review: float, gate: float, run, acc, grids, scored, progress):
+    """``_score_stream`` for inpainted scores with the gate on (inpaint_gate.py): plain coarse pass,
+    exact scores where they can matter. Returns as ``_score_stream`` with the fallback flag appended
+    to the grids list."""
+    blocks = inpaint_gate.WindowBlocks(tiling.grid, tiling.size, tiling.stride, scorer.window, scorer.device)
+
+    def proxy(cells: torch.Tensor, stitch: bool = False):
+        todo = torch.nonzero(cells.reshape(-1)).reshape(-1)
+        progress[1] += int(todo.numel())
+        for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
+            ts = time.perf_counter()
+            batch = tiling.gather(chunk)
+            x_hat = scorer.reconstruct(batch)
+            blocks.add(chunk, *inpaint_gate.plain_residual_parts(batch, x_hat, scorer.recon, scorer.kind,
+                                                                  scorer.density))
+            t.score += time.perf_counter() - ts
+            if stitch:
+                acc.add(chunk, batch, x_hat)
+            progress[0] += int(chunk.numel())
+            yield ScreenProgress(*progress)
+
+    live, shape = ~air, tiling.grid
+    score = grids[0].view(shape)
+    upper, coarse, fell = yield from inpaint_gate.gated_cells(
+        run, proxy, live, scored, score, tiling.size, tiling.stride, review, blocks, scorer.density, gate,
+        chunk=scorer.batch_size)
+    shown = inpaint_gate.stand_in(upper, scored, live, score, review)
+    grids[1].view(shape).copy_(torch.where(live & ~scored, shown, grids[1].view(shape)))
+    grids[0].view(shape).copy_(shown)
+    recon = residual = None
+    if acc is not None:  # the maps: plain reconstructions where no exact one covers (same coarse cells)
+        rest = coarse & ~scored
+        yield from proxy(rest, stitch=True)
+        ts = time.perf_counter()
+        recon, residual = acc.result((scored | air | rest).float())
+        t.stitch += _lap(ts, scorer)
+    return grids + [fell], recon, residual, int(scored.sum())
 
 
 def _lap(start: float, scorer: Scorer) -> float:

@@ -1,5 +1,7 @@
 """Which thresholds a screening applies: the review level and the bag alarm rule (``alarm.py``),
-from the model's calibration or the screening's overrides, and the version string they carry."""
+from the model's calibration or the screening's overrides, and the version string they carry; and
+the level one bag is held to (``bag_level``): its area's threshold inside the calibrated range of
+areas, bag-sized sections beyond it, nothing to reach for an empty (all-air) tray."""
 from __future__ import annotations
 
 import math
@@ -28,6 +30,44 @@ class Thresholds:
     @property
     def aggregation(self) -> str:
         return "max"  # a region's score is its highest patch; the bag's is its highest region
+
+
+@dataclass(frozen=True)
+class BagLevel:
+    """The alarm threshold one bag is held to, and how it was set."""
+
+    threshold: float  # raw region score at which the bag alarms
+    sections: int  # 1: the whole bag under the rule; n > 1: n bag-sized sections; 0: empty tray (all air)
+    notice: str = ""  # what the operator is told when it is not the plain case
+
+
+EMPTY_NOTICE = "empty tray: every patch is air, so nothing was screened and the bag cannot alarm"
+
+
+def bag_level(th: Thresholds, area: float) -> BagLevel:
+    """The level for a bag whose scored (non-air) patches cover ``area`` px^2.
+
+    Why sections: the area rule's threshold grows with ln(area), and far beyond the areas it was
+    calibrated on that extrapolation failed open (issue 32: a handgun bag tiled to 213x the reference
+    area got 0.177 against its 0.157 and cleared). So a larger scan is held to what n consecutive
+    bag-sized sections, each of area / n within the calibrated range, would each be held to: one
+    threshold, as every section has the same share. The scan alarms if any section does, so its
+    benign alarm rate is that of n bags, 1 - (1 - far)^n - and the notice says so."""
+    rule = th.rule
+    if area <= 0:  # no region can exist; the reference level is shown, never compared
+        return BagLevel(th.scan, 0, EMPTY_NOTICE)
+    if area <= rule.area_hi:
+        return BagLevel(rule.threshold(area), 1)
+    n = math.ceil(area / rule.area_hi)
+    share = area / n
+    t = rule.threshold(share)
+    ref = rule.fit.ref_area  # type: ignore[union-attr]  (area_hi is finite only for a fitted rule)
+    notice = (f"scan area {area:.4g} px^2 is {area / ref:.0f}x the calibration's reference bag, beyond its "
+              f"calibrated range (up to {rule.area_hi:.4g} px^2): screened as {n} consecutive sections of "
+              f"{share:.4g} px^2, each under the calibrated rule (alarm threshold {t:.4g}); the scan alarms if "
+              f"a section does, so a benign scan this size alarms with about {1 - (1 - rule.far) ** n:.0%} "
+              f"probability ({rule.far:.0%} per section)")
+    return BagLevel(t, n, notice)
 
 
 def resolve_thresholds(scorer: Scorer, cfg: ScreenConfig) -> Thresholds:

@@ -20,6 +20,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from xscreen.config import D_EVERY_MAX, DENSITY_MAX
+from xscreen.model_checks.calibration import check_calibration, score_ceiling
+
+SCREEN_STRIDE = 32  # ScreenConfig's default: a legacy calibration's bag area is counted in its patches
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ MAX_WIDTH, MAX_NZ = 1024, 4096
 # Per config class (by name), the range of each numeric field that has one; every float is also
 # required to be finite, every field to have its declared type.
 LIMITS: dict[str, dict[str, Range]] = {
-    "Preprocess": {"a_max": Range(0.0, 100.0, lo_open=True)},
+    # a 16-bit detector resolves attenuation up to ln(65535) = 11.1; a larger a_max only squeezes every
+    # scan into the bottom of the input range (a_max 100 made a handgun score like air: issue 32)
+    "Preprocess": {"a_max": Range(1.0, 12.0)},
     "PatchConfig": {"size": Range(8, 1024), "stride": Range(1, 1024), "air_threshold": UNIT},
     "NetConfig": {"size": Range(8, 1024), "channels": Range(1, 3), "ngf": Range(1, MAX_WIDTH),
                   "ndf": Range(1, MAX_WIDTH), "nz": Range(1, MAX_NZ), "outer_skips_off": Range(0, 3)},
@@ -64,7 +69,8 @@ LIMITS: dict[str, dict[str, Range]] = {
     "Calibration": {"patch_threshold": POSITIVE, "scan_threshold": POSITIVE, "patch_far": UNIT,
                     "scan_far": UNIT, "top_k": AT_LEAST_1, "n_patches": NON_NEGATIVE,
                     "n_scans": NON_NEGATIVE, "alarm_scale": NON_NEGATIVE, "ref_area": NON_NEGATIVE,
-                    "stride": NON_NEGATIVE, "version": NON_NEGATIVE, "n_alarmed": NON_NEGATIVE,
+                    "stride": Range(0, 1024), "version": NON_NEGATIVE, "n_alarmed": NON_NEGATIVE,
+                    "area_max": NON_NEGATIVE,
                     "far_lo": UNIT, "far_hi": UNIT, "alarm_power": Range(0.0, 3.0)},
     "ModelCard": {"n_train_patches": NON_NEGATIVE, "n_val_patches": NON_NEGATIVE,
                   "n_train_scans": NON_NEGATIVE, "n_val_scans": NON_NEGATIVE,
@@ -121,7 +127,8 @@ def _describe(hint: Any) -> str:
 
 
 def check_consistency(meta: Any) -> None:
-    """Fields that must agree across sections of a ModelMeta (ValueError otherwise)."""
+    """Fields that must agree across sections of a ModelMeta, then the calibration's plausibility
+    (model_checks.calibration); ValueError naming the field otherwise."""
     expected = meta.preprocess.channels
     if meta.net.channels != expected:
         extra = " with the material channel" if meta.preprocess.material else ""
@@ -133,10 +140,17 @@ def check_consistency(meta: Any) -> None:
     if t.density > 0 and not t.density_scale > 0:  # the prior would be silently off
         raise ValueError(f"train.density {t.density:g} has no density_scale from benign data: set it with "
                          "`xscreen model calibrate FILE BENIGN --density W`")
+    if t.recon_window > meta.patch.size:  # the window's pooling would fail on every bag (issue 32)
+        raise ValueError(f"train.recon_window {t.recon_window} is larger than the {meta.patch.size}-px patch")
     cal = meta.calibration
     # an area rule with no scale or reference area would divide by zero into a NaN threshold
     if cal is not None and cal.alarm_rule == "area" and not (cal.alarm_scale > 0 and cal.ref_area > 0):
         raise ValueError("calibration.alarm_rule 'area' needs a positive alarm_scale and ref_area")
+    if cal is not None:
+        check_calibration(cal, meta.patch.size, cal.stride or SCREEN_STRIDE, score_ceiling(t))
+    # Issue 13: the known-threat head's fields go here, after the calibration they are fused under -
+    # their ranges in LIMITS (by config class), their fusion weights and threshold against the
+    # calibration's benign span, as check_calibration does for the anomaly score.
 
 
 def check_tensors(tensors: Mapping[str, torch.Tensor]) -> None:
