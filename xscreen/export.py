@@ -27,6 +27,18 @@ from xscreen.scoring import PatchScores, Scorer
 
 OUTPUTS = ("score", "recon", "latent", "reconstruction")
 OPSET = 17  # onnxruntime >= 1.12 runs it; new enough for every op the two networks use
+ONNX_FORMAT = "xscreen-onnx/2"  # 2: the whole ModelMeta rides along ('xscreen.meta'), with a digest
+DIGEST_KEY = "xscreen.metadata_sha256"
+
+
+def metadata_digest(props: dict[str, str]) -> str:
+    """SHA-256 over the xscreen metadata (keys sorted, the digest itself left out): catches damage,
+    not a consistent edit - the values are checked for plausibility on load for that."""
+    import hashlib
+
+    body = json.dumps({k: v for k, v in sorted(props.items()) if k.startswith("xscreen.") and k != DIGEST_KEY},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class ScoreGraph(torch.nn.Module):
@@ -82,6 +94,13 @@ def onnx_bytes(model: Any) -> bytes:
 
 
 def _metadata(loaded: Any) -> dict[str, str]:
+    props = {"xscreen.format": ONNX_FORMAT, "xscreen.meta": loaded.meta.to_json(),
+             "xscreen.weights_id": str(getattr(loaded, "weights_id", "") or ""), **_parts(loaded)}
+    return {**props, DIGEST_KEY: metadata_digest(props)}
+
+
+def _parts(loaded: Any) -> dict[str, str]:
+    """The readable pieces (kept from the first export format; sites may read them directly)."""
     meta = loaded.meta
     cal = meta.calibration
     return {"xscreen.model_id": loaded.model_id, "xscreen.checksum": loaded.checksum,
@@ -107,16 +126,48 @@ def export_onnx(model: Any, out: str | Path) -> Path:
 class OnnxScorer(Scorer):
     """A ``Scorer`` whose patches go through onnxruntime on the CPU: the same interface (preprocess,
     thresholds, calibration come from the model file), so ``pipeline.screen`` runs it unchanged.
+    ``model``: an ``.xsm`` (exported on the fly) or an ``.onnx`` written by ``xscreen export``
+    (its metadata checked like a model file's header: onnx_file.read_onnx).
     ``threads``: onnxruntime intra-op threads (None: its default, one per core)."""
 
     def __init__(self, model: Any, batch_size: int | None = None, threads: int | None = None):
         import onnxruntime as ort
 
-        super().__init__(model, device="cpu", precision="fp32", batch_size=batch_size)
+        if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
+            from xscreen.onnx_file import read_onnx
+
+            data, loaded = read_onnx(model)
+            self._adopt(loaded, batch_size)
+        else:
+            super().__init__(model, device="cpu", precision="fp32", batch_size=batch_size)
+            data = onnx_bytes(self.loaded)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(onnx_bytes(self.loaded), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+    def _adopt(self, loaded: Any, batch_size: int | None) -> None:
+        """What ``Scorer.__init__`` sets, from the ONNX file's metadata; no torch networks."""
+        from xscreen.runtime import Precision
+        from xscreen.scoring import CPU_BATCH
+
+        meta = loaded.meta
+        self.device, self.loaded, self.compiled = torch.device("cpu"), loaded, False
+        self.lam, self.recon = float(meta.train.lam), str(meta.train.recon)
+        self.inpaint, self.window = int(meta.train.score_inpaint), int(meta.train.recon_window)
+        self.density = float(meta.train.density) * float(meta.train.density_scale)
+        self.kind = str(meta.preprocess.kind)
+        self.generator = self.discriminator = None
+        self.batch_size = int(batch_size) if batch_size else CPU_BATCH
+        self.precision = Precision(self.device, None)
+
+    def reconstruct(self, patches: torch.Tensor, inpaint: int = 0) -> torch.Tensor:
+        """x_hat from the graph's own output; only the model's inpainting is in the graph."""
+        if inpaint != self.inpaint:
+            raise ValueError(f"reconstruction with inpainting {inpaint} is not in the exported graph "
+                             f"(it holds {self.inpaint}); use --backend torch with the .xsm file")
+        parts = [self._score_batch(c, keep=True).reconstructions for c in patches.split(self.batch_size)]
+        return torch.cat(parts) if parts else patches.new_zeros(patches.shape, dtype=torch.float32)
 
     @torch.inference_mode()
     def _score_batch(self, x: torch.Tensor, keep: bool) -> PatchScores:

@@ -131,7 +131,7 @@ def append_summary(rows: Iterable[SummaryRow | Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
-        old = path.read_text(encoding="utf-8", newline="") if path.is_file() else ""
+        old = path.read_bytes().decode("utf-8", "replace") if path.is_file() else ""
         if old and _header(old) != list(SUMMARY_COLUMNS):
             os.replace(path, _free_name(path))
             old = ""
