@@ -230,6 +230,11 @@ class ScreenConfig:
     # share of the review level at which a patch counts as hot, or "auto" (the seed rule's default).
     # Off wherever exactness matters.
     cascade: float | str = 0.0
+    # inpainted scores (issue 29, inpaint_gate.py): the inpainted score only where the plain score's
+    # estimate says it can reach the review level, every bag checking the bound it relies on, so
+    # regions, alarm and bag score are the full grid's. "auto": on for inpainted models (ratio 0.1),
+    # 0 = the inpainted score on every patch (evaluation and calibration, which read every score)
+    gate: float | str = "auto"
     # per-pixel reconstruction and residual maps (the GUI, reports); off, screening skips the
     # stitching accumulator (3 floats per pixel) - the batch CLI without reports needs only the heat
     maps: bool = True

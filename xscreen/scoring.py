@@ -163,6 +163,18 @@ class Scorer:
         return _concat(parts, keep_reconstructions)
 
     @torch.inference_mode()
+    def reconstruct(self, patches: torch.Tensor, inpaint: int = 0) -> torch.Tensor:
+        """patches (N, C, S, S) -> x_hat (N, C, S, S) fp32 on the device, the generator alone (no
+        discriminator pass): ``inpaint`` 0 is the plain x_hat = G(x) whatever the model's score form
+        (the cheap pass of inpaint_gate.py)."""
+        out = []
+        for chunk in patches.split(self.batch_size):
+            x = chunk.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                out.append(reconstruct(self.generator, x, inpaint).float())
+        return torch.cat(out) if out else patches.new_zeros(patches.shape, dtype=torch.float32)
+
+    @torch.inference_mode()
     def _score_batch(self, x: torch.Tensor, keep: bool) -> PatchScores:
         n = x.shape[0]
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)

@@ -115,6 +115,7 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
 
 def _scorer_and_cfg(model: Any, cfg: ScreenConfig) -> tuple[Scorer, ScreenConfig, bool]:
     scorer = model if isinstance(model, Scorer) else Scorer(model, cfg.device, cfg.precision, cfg.batch_size)
+    cfg = replace(cfg, gate=0.0)  # evaluation reads every patch score: the exact score everywhere
     calibrated = scorer.threshold is not None or cfg.threshold is not None
     # rankings (AUC, AP) need no threshold; screen() does, so an uncalibrated model gets a stand-in
     return scorer, cfg if calibrated else replace(cfg, threshold=1.0), calibrated
