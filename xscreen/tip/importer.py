@@ -2,13 +2,14 @@
 pseudo-colour export (source ``rgb-crop``).
 
 Tray scans (dual or grey raw counts): transmission = counts / the tray level, so the tray's own
-attenuation divides out - per pixel when a scan of the empty tray is given, else the median of the
-background (pixels the object does not darken) per channel. The footprint is where the high channel
-is darkened by more than ``threshold`` (smoothed, holes filled, specks dropped) or an annotation
-mask; transmission outside the footprint (plus 2 px for the blurred edge) is set to exactly 1, so no
-tray, background or noise is pasted with the object (no halo, no crop rectangle). The FTI keeps the
-scan's noise and blur; it records the photon count at the tray level (``photons``) so projection
-adds only the noise still missing (see ``project``).
+attenuation divides out: per pixel when a scan of the empty tray is given, else a plane fitted per
+channel through the background (pixels the object does not darken), so an evenly sloping tray
+divides out too. The footprint is where the high channel is darkened by more than ``threshold``
+(smoothed, holes filled, specks dropped) or an annotation mask; transmission outside the footprint
+(plus 2 px for the blurred edge) is set to exactly 1, so no tray, background or noise is pasted with
+the object (no halo, no crop rectangle). The FTI keeps the scan's noise and blur; it records the
+photon count at the tray level (``photons``) so projection adds only the noise still missing (see
+``project``). The tray hardens the beam a little: the object's attenuation reads a few per cent low.
 
 RGB exports (e.g. SIXray JPEGs): per-channel display value / background value is an *approximate*
 transmission - a vendor colour map is not Beer-Lambert, JPEG adds its own artefacts, and there are no
@@ -37,15 +38,30 @@ def _crop(a: np.ndarray, box: tuple[int, int, int, int] | None, where: str) -> n
     return a[..., y:y + h, x:x + w]
 
 
+def _plane(values: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """(h, w) least-squares plane through ``values`` (h, w) at the pixels ``use`` (h, w) bool."""
+    ys, xs = np.nonzero(use)
+    step = max(1, len(xs) // 20000)  # a plane needs few points: subsample big crops
+    ys, xs = ys[::step], xs[::step]
+    basis = np.stack([np.ones(len(xs)), xs, ys], 1).astype(np.float64)
+    coef = np.linalg.lstsq(basis, values[ys, xs].astype(np.float64), rcond=None)[0]
+    yy, xx = np.mgrid[:values.shape[0], :values.shape[1]]
+    return (coef[0] + coef[1] * xx + coef[2] * yy).astype(np.float32)
+
+
 def _levels(ch: np.ndarray, threshold: float) -> np.ndarray:
-    """(C,) background level per channel: median of the pixels the object leaves alone."""
-    first = max(float(np.percentile(ch[0], 90)), 1.0)
-    dark = -np.log(np.clip(cv2.GaussianBlur(ch[0], (0, 0), 1.0) / first, 1e-6, None))
-    bg = dark < threshold
-    if bg.sum() < 100:
-        raise TipError("import", "too little tray or background around the object to read its level: "
-                                 "give a larger box or a scan of the empty tray")
-    return np.array([float(np.median(c[bg])) for c in ch], np.float32)
+    """(C, h, w) tray level per channel without an empty-tray scan: a plane through the log counts of
+    the pixels the object leaves alone (a tray thicker to one side is a slope, not an object),
+    refined once with the pixels that plane calls background."""
+    logs = np.log(np.maximum(ch, 1.0))
+    smooth = cv2.GaussianBlur(logs[0], (0, 0), 1.0)
+    bg = smooth > np.log(max(float(np.percentile(ch[0], 90)), 1.0)) - threshold
+    for _ in range(2):
+        if bg.sum() < 100:
+            raise TipError("import", "too little tray or background around the object to read its level: "
+                                     "give a larger box or a scan of the empty tray")
+        bg = smooth > _plane(logs[0], bg) - threshold
+    return np.exp(np.stack([_plane(c, bg) for c in logs]))
 
 
 def object_mask(dark: np.ndarray, threshold: float) -> np.ndarray:
@@ -94,7 +110,7 @@ def import_tray_scan(scan: Scan, *, category: str, name: str, box: tuple[int, in
         tr = _crop(tray.channels.astype(np.float32), box, tray.scan_id)
         level = np.stack([cv2.GaussianBlur(c, (0, 0), 2.0) for c in tr])
     else:
-        level = _levels(ch, threshold)[:, None, None]
+        level = _levels(ch, threshold)
     t = ch / np.maximum(level, 1e-3)
     dark = -np.log(np.clip(t.mean(0) if scan.kind == "rgb" else t[0], 1e-6, 1.0))
     m = object_mask(dark, threshold) if mask is None else _crop(np.asarray(mask, bool), box, where)
