@@ -1,7 +1,8 @@
 """The GUI at a lane (pytest-qt, offscreen): bags written into the inbox appear in the arrivals queue
 in arrival order, the backlog follows the operator's decisions, the next bag opens on a decision, and
 a DICOS object stored over loopback arrives screened in the queue. With XSCREEN_SCREENSHOTS=DIR the
-arrivals screenshot is written there (resources/readme/screenshot_arrivals.png):
+arrivals screenshot is written there (resources/readme/screenshot_arrivals.png; the README's uses
+XSCREEN_SCREENSHOT_MODEL=models/default.xsm, the shipped model, instead of the tiny untrained one):
 
     XSCREEN_SCREENSHOTS=resources/readme QT_QPA_PLATFORM=offscreen pytest tests/test_gui_arrivals.py
 """
@@ -49,7 +50,7 @@ def test_inbox_bags_appear_in_order_and_backlog_follows(qtbot, lane_window, tmp_
     from xscreen.synth import synth_bag
 
     win, hooks = lane_window
-    win.set_model(str(tiny_model))
+    win.set_model(os.environ.get("XSCREEN_SCREENSHOT_MODEL") or str(tiny_model))
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     third = tmp_path / "c.h5"
@@ -64,6 +65,7 @@ def test_inbox_bags_appear_in_order_and_backlog_follows(qtbot, lane_window, tmp_
     qtbot.waitUntil(lambda: panel.list.count() == 3, timeout=TIMEOUT)
     assert [e.name for e in panel.queue.entries] == ["spool-c.h5", "spool-b.h5", "spool-a.h5"]
     assert all(e.status == "screened" for e in panel.queue.entries)
+    assert panel.list.currentRow() == 0
     assert panel.queue.backlog == 3 and panel.backlog.text().startswith("Backlog: 3 undecided")
     assert [str(p) for p in win.queue.paths] == [e.path for e in panel.queue.entries]
     assert str(win.queue.current) == panel.queue.entries[0].path  # the first arrival is on screen
@@ -73,6 +75,7 @@ def test_inbox_bags_appear_in_order_and_backlog_follows(qtbot, lane_window, tmp_
     assert panel.queue.entries[0].decision == "clear" and "CLEAR" in panel.list.item(0).text()
     assert str(win.queue.current) == panel.queue.entries[1].path  # the decision opened the next bag
     assert panel.backlog.text().startswith("Backlog: 2 undecided")
+    qtbot.waitUntil(lambda: panel.list.currentRow() == 1, timeout=TIMEOUT)  # the list follows the screen
     _drop(bag_dir / "a_threat.h5", inbox, "spool-d.h5", time.time())  # the same bytes again: the same bag
     with open(inbox / "spool-e.h5", "wb") as fh:
         fh.write(third.read_bytes()[:100])  # a sender still writing: never listed while incomplete

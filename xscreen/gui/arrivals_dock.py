@@ -32,6 +32,7 @@ class LaneHook(QObject):
         self.feed.arrived.connect(self._on_feed_arrived)
         self.feed.failed.connect(self._on_feed_failed)
         self.panel.chosen.connect(self._on_panel_chosen)
+        self._shown = ""
         self.sync = QTimer(self)  # decisions are the window's: mirrored, not intercepted
         self.sync.timeout.connect(self._sync_decisions)
         self.sync.start(300)
@@ -76,6 +77,9 @@ class LaneHook(QObject):
 
     def _sync_decisions(self) -> None:
         q = self.win.queue
+        if q.current is not None and str(q.current) != self._shown:
+            self._shown = str(q.current)
+            self.panel.select(self._shown)  # the list follows the bag on screen (keys, auto-advance)
         for e in self.panel.queue.entries:
             d = q.decision(e.path)
             if d is not None:
