@@ -34,12 +34,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Threat image projection (TIP): a library of fictional threat images (FTIs) "
                        "and their projection into bags; operator TIP statistics from the audit database.")
     tsub = p.add_subparsers(dest="tip_command", metavar="ACTION", required=True)
+    _add_build(tsub)
+    _add_import(tsub)
+    ls = tsub.add_parser("list", help="one line per FTI: id, category, kind, source, size, name")
+    ls.add_argument("lib")
+    ls.set_defaults(func=run_list)
+    _add_project(tsub)
+    st = tsub.add_parser("stats", help="per operator and category: hit rate, false alarms, d', event counts")
+    st.add_argument("--audit", required=True, help="audit database (read only)")
+    st.add_argument("--csv", help="also write the table as CSV")
+    st.add_argument("--html", help="also write the table as HTML")
+    st.add_argument("--min-events", type=int, default=100, help="warn below this many TIP events (100)")
+    st.set_defaults(func=run_stats)
+
+
+def _add_build(tsub: argparse._SubParsersAction) -> None:
     b = tsub.add_parser("build", help="generate a library from the product's physics (every category)")
     b.add_argument("lib", help="library folder (created, or added to)")
     b.add_argument("--per-category", type=int, default=10, help="FTIs per category (default 10)")
     b.add_argument("--seed", type=int, default=0, help="seed: same seed, same FTIs (default 0)")
     b.add_argument("--pitch-mm", type=_positive, default=1.0, help="FTI pixel pitch in mm (default 1.0)")
     b.set_defaults(func=run_build)
+
+
+def _add_import(tsub: argparse._SubParsersAction) -> None:
     i = tsub.add_parser("import", help="add a threat scanned alone in an empty tray (or an annotated RGB crop)",
                         description="Transmission = scan / tray level (a scan of the empty tray with --tray, "
                         "else the background's median), cropped and masked to the object. An RGB pseudo-colour "
@@ -55,9 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--pitch-mm", type=_positive, help="pixel pitch, if the scan records none")
     i.add_argument("--threshold", type=_positive, default=0.03, help="attenuation that counts as object (0.03)")
     i.set_defaults(func=run_import)
-    ls = tsub.add_parser("list", help="one line per FTI: id, category, kind, source, size, name")
-    ls.add_argument("lib")
-    ls.set_defaults(func=run_list)
+
+
+def _add_project(tsub: argparse._SubParsersAction) -> None:
     pr = tsub.add_parser("project", help="project a random FTI into a scan; writes the scan and its placement JSON")
     pr.add_argument("lib")
     pr.add_argument("scan")
@@ -70,12 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--hardening", action="store_true", help="render generated FTIs exactly over a cellulose "
                     "equivalent of the bag (beam hardening) instead of multiplying transmissions")
     pr.set_defaults(func=run_project)
-    st = tsub.add_parser("stats", help="per operator and category: hit rate, false alarms, d', event counts")
-    st.add_argument("--audit", required=True, help="audit database (read only)")
-    st.add_argument("--csv", help="also write the table as CSV")
-    st.add_argument("--html", help="also write the table as HTML")
-    st.add_argument("--min-events", type=int, default=100, help="warn below this many TIP events (100)")
-    st.set_defaults(func=run_stats)
 
 
 def _fail(exc: BaseException) -> int:
