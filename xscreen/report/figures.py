@@ -113,30 +113,33 @@ def heat_x_alarm(screening: Any) -> np.ndarray | None:
     return np.asarray(screening.heat, np.float32) * np.float32(k)
 
 
-def scale_bar(review_x_alarm: float, width: int = 900, height: int = 34) -> np.ndarray:
+def scale_bar(review_x_alarm: float, width: int = 900, height: int = 58) -> np.ndarray:
     """(h, w, 3) legend of the heat colours on the × alarm scale, over white as on air: ticks at
-    0.5, 1.0 (alarms: a thick black line) and HEAT_MAX, and the review level as a dashed line."""
+    0.5, 1.0 (alarms: a thick line) and HEAT_MAX below the bar, the review level above it (dashed)."""
     from xscreen.heatmap import HEAT_MAX, colormap
 
-    bar_h, top = 16, 2
-    values = np.linspace(0.0, HEAT_MAX * 1.1, width, dtype=np.float32)[None, :].repeat(bar_h, 0)
+    top, bar_h, span = 19, 18, HEAT_MAX * 1.1
+    values = np.linspace(0.0, span, width, dtype=np.float32)[None, :].repeat(bar_h, 0)
     rgba = colormap(values, 1.0).astype(np.float32)
     a = rgba[..., 3:4] / 255.0
     img = np.full((height, width, 3), 255, np.uint8)
     img[top:top + bar_h] = (255.0 * (1 - a) + rgba[..., :3] * a + 0.5).astype(np.uint8)
     pil = Image.fromarray(img)
-    draw, font = ImageDraw.Draw(pil), _font(12)
-    x_of = lambda v: int(round(v / (HEAT_MAX * 1.1) * (width - 1)))  # noqa: E731
+    draw, font = ImageDraw.Draw(pil), _font(15)
+    x_of = lambda v: int(round(v / span * (width - 1)))  # noqa: E731
     for v in (0.5, 1.0, HEAT_MAX):
         x = x_of(v)
-        draw.line([x, top, x, top + bar_h + 3], fill=(0, 0, 0), width=3 if v == 1.0 else 1)
-        draw.text((min(x + 2, width - 70), top + bar_h + 2), f"{v:.2f}" + (" alarm" if v == 1.0 else ""),
-                  fill=(0, 0, 0), font=font)
-    if np.isfinite(review_x_alarm) and 0 < review_x_alarm < HEAT_MAX * 1.1:
+        draw.line([x, top, x, top + bar_h + 4], fill=(0, 0, 0), width=4 if v == 1.0 else 1)
+        label = f"{v:.2f} × alarm" + (" (alarms)" if v == 1.0 else "")
+        tw = draw.textbbox((0, 0), label, font=font)[2]
+        draw.text((min(max(x - tw // 2, 0), width - tw - 1), top + bar_h + 5), label, fill=(0, 0, 0), font=font)
+    if np.isfinite(review_x_alarm) and 0 < review_x_alarm < span:
         x = x_of(review_x_alarm)
-        for y in range(top, top + bar_h, 4):
+        for y in range(top - 4, top + bar_h, 5):
             draw.line([x, y, x, y + 2], fill=(0, 0, 0), width=2)
-        draw.text((max(x - 92, 0), top + bar_h + 2), f"review {review_x_alarm:.2f}", fill=(0, 0, 0), font=font)
+        label = f"review level {review_x_alarm:.2f}"
+        tw = draw.textbbox((0, 0), label, font=font)[2]
+        draw.text((min(max(x - tw // 2, 0), width - tw - 1), 0), label, fill=(0, 0, 0), font=font)
     draw.rectangle([0, top, width - 1, top + bar_h], outline=(80, 80, 80))
     return np.asarray(pil)
 

@@ -26,7 +26,7 @@ from xscreen.text import shorten, valid_text
 
 MARGIN = 14 * mm
 FRAME_W = A4[0] - 2 * MARGIN
-FIG_MAX_H = 68 * mm  # scan and heatmap both fit on page 1 under the header
+FIG_MAX_H = 56 * mm  # scan and heatmap (with its colour scale) both fit on page 1 under the header
 MAX_CELL_CHARS = 240  # a fact cell of 7 pt text stays a few lines high
 BADGE = {"ALARM": colors.HexColor("#c0392b"), "NO_ALARM": colors.HexColor("#27ae60"),
          "UNKNOWN": colors.HexColor("#7f8c8d")}
@@ -73,12 +73,12 @@ def render_pdf(ctx: ReportContext, figs: Figures) -> bytes:
     story: list[Any] = [Paragraph(_x(f"Screening report: {shorten(s.scan_id, 120)}"), st["h1w"]), _badge(ctx, st)]
     story += [Spacer(1, 3 * mm), _facts_table(ctx, st)]
     story += [Paragraph("Scan with numbered regions", st["h2"]), _framed(figs.thumbnail, figs)]
-    story += [Paragraph("Heat map (score ÷ this bag's alarm threshold)", st["h2"]),
-              _framed(figs.heat_thumbnail, figs) if figs.heat_thumbnail is not None else
-              Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
+    heat = [Paragraph("Heat map (score ÷ this bag's alarm threshold)", st["h2"]),
+            _framed(figs.heat_thumbnail, figs) if figs.heat_thumbnail is not None else
+            Paragraph("No heat map stored in the saved screening; re-render with --model.", st["body"])]
     if figs.legend is not None:
-        story.append(_image(figs.legend, figs, FRAME_W * 0.8))
-    story.append(Paragraph(_x(heat_caption(ctx)), st["small"]))
+        heat.append(_image(figs.legend, figs, FRAME_W * 0.8))
+    story.append(KeepTogether([*heat, Paragraph(_x(heat_caption(ctx)), st["small"])]))
     story += [KeepTogether([Paragraph("Regions", st["h2"]), _region_table(ctx, st)])]
     for crops, row in zip(figs.crops, ctx.region_rows()):
         story.append(_region_block(crops, row, st, figs))
