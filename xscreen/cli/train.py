@@ -231,8 +231,10 @@ def _consume(reports, quiet: bool):
             bar.set_postfix(train=r.n_train, val=r.n_val)
         elif isinstance(r, ProgressReport):
             if bar is None or epoch != r.epoch:
-                bar = _close(bar) or tqdm(total=r.steps, desc=f"epoch {r.epoch}", unit="step", disable=quiet,
-                                          file=sys.stderr)
+                # the bar starts at the first report's step: counted from 0, the steps done before
+                # it was made would read as done in no time (issue 31 item 5: "522694 step/s")
+                bar = _close(bar) or tqdm(total=r.steps, initial=r.step, desc=f"epoch {r.epoch}", unit="step",
+                                          disable=quiet, file=sys.stderr, mininterval=0.5)
                 epoch = r.epoch
             bar.update(r.step - bar.n)
             bar.set_postfix(g=f"{r.g_loss:.3f}", d=f"{r.d_loss:.3f}", pps=f"{r.patches_per_s:.0f}")

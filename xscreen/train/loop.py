@@ -30,6 +30,9 @@ from xscreen.train.validation import batch_of as _batch
 from xscreen.train.validation import validation_density, validation_scores
 
 
+PROGRESS_SECONDS = 2.0  # longest silence between two progress reports within an epoch
+
+
 @dataclass(frozen=True)
 class ProgressReport:
     epoch: int  # 1-based
@@ -83,6 +86,7 @@ def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float])
     _set_epoch(s.loader, epoch)
     noise_gen = torch.Generator().manual_seed(t.seed * 100_003 + epoch * 1009 + s.rank)
     steps, start = len(s.loader), time.perf_counter()
+    last = start
     for i, item in enumerate(s.loader, 1):
         x = _batch(item)
         r: StepResult = train_step(s.pair, x, s.precision, s.weights, noise_std=t.input_noise,
@@ -93,8 +97,12 @@ def _train_epoch(s: Session, run: RunConfig, epoch: int, sums: dict[str, float])
         sums["steps"] += 1
         sums["patches"] += x.shape[0] * s.world
         sums["d_reinits"] += int(r.d_reinit)
-        if i % max(1, t.log_every) == 0 or i == steps:
-            rate = sums["patches"] / max(time.perf_counter() - start, 1e-9)
+        now = time.perf_counter()
+        # every log_every steps, and at least every PROGRESS_SECONDS: an epoch of fewer steps than
+        # log_every must not sit silent until its end (issue 31 item 5)
+        if i % max(1, t.log_every) == 0 or i == steps or now - last >= PROGRESS_SECONDS:
+            last = now
+            rate = sums["patches"] / max(now - start, 1e-9)
             yield ProgressReport(epoch + 1, i, steps, r.g_loss, r.d_loss, rate)
     sums["train_seconds"] = time.perf_counter() - start
 
