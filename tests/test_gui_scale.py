@@ -102,5 +102,7 @@ def test_one_scale_at_three_thresholds_and_the_machine_verdict_stays(qtbot, win,
     with AuditLog(tmp_path / "audit.sqlite") as log:
         row = log.rows()[-1]
     assert json.loads(row["regions_shown"]) == [] and row["machine_alarm"] in (1, True)
+    assert row["threshold"] == pytest.approx(s.scan_threshold)  # the calibrated alarm threshold ...
+    assert row["live_threshold"] == pytest.approx(tab.scale.live * s.scan_threshold)  # ... and the live one
     win.dispatch("threshold.reset")
     assert "showing regions" not in tab.banner.verdict.detail and len(tab.regions) == len(s.regions)

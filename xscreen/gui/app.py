@@ -276,6 +276,8 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
         self.idle_timer.stop()
         QApplication.instance().removeEventFilter(self._activity)
         self.runner.shutdown(10000)
+        if getattr(self, "lookup", None) is not None:
+            self.lookup.shutdown(10000)
         self.settings.sync()
         super().closeEvent(event)
 

@@ -155,8 +155,9 @@ class DecisionBar(QGroupBox):
         for b in self.buttons.values():
             b.setEnabled(on)
 
-    def set_decided(self, decision, note: str = "Not decided yet") -> None:
-        """The standing ``session.BagDecision`` of the bag on screen; ``note`` when there is none."""
+    def set_decided(self, decision, note: str = "Not decided yet", warning: str = "") -> None:
+        """The standing ``session.BagDecision`` of the bag on screen; ``note`` when there is none;
+        ``warning``: the current model disagrees with the one the decision was taken under."""
         for action, b in self.buttons.items():
             colour = DECISION_STYLE[action.split(".")[1]][0]
             mine = decision is not None and action == f"decide.{decision.decision}"
@@ -168,5 +169,7 @@ class DecisionBar(QGroupBox):
             self.info.setStyleSheet("padding: 4px;")
             return
         colour, glyph = DECISION_STYLE[decision.decision]
-        self.info.setText(f"{glyph} {decision.describe()}  -  another decision key asks to amend it")
-        self.info.setStyleSheet(f"padding: 4px; font-weight: bold; color: white; background: {colour};")
+        self.info.setText(f"{glyph} {decision.describe()}  -  another decision key asks to amend it"
+                          + (f"\n\u26a0 {warning}" if warning else ""))
+        frame = " border: 4px dashed #ffb300;" if warning else ""
+        self.info.setStyleSheet(f"padding: 4px; font-weight: bold; color: white; background: {colour};{frame}")

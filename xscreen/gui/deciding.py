@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from xscreen.audit import machine_fields
 from xscreen.drift import screening_drift
 from xscreen.gui import session
+from xscreen.gui.worker import JobRunner
 
 
 class DecisionHandling:
@@ -72,10 +73,11 @@ class DecisionHandling:
     def _record(self, action: str, amends: int | None) -> int | None:
         from xscreen.audit import AlreadyDecided, AuditLog
 
-        outcome, s = self.tab.outcome, self.tab.screening
-        decision = session.make_decision(
+        outcome, s, scale = self.tab.outcome, self.tab.screening, self.tab.scale
+        decision = session.make_decision(  # the calibrated alarm threshold, and the live one if moved
             action, operator=self.operator.name, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
-            model_id=s.model_id, threshold=s.threshold * self.tab.state.rel_threshold,
+            model_id=s.model_id, threshold=s.scan_threshold,
+            live_threshold=scale.live * s.scan_threshold if scale.moved else None,
             regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0, amends=amends)
         decision = dataclasses.replace(decision, **machine_fields(s))  # threshold version, bag score, alarm
         try:
@@ -97,9 +99,17 @@ class DecisionHandling:
                                      f"({decision.decision_seconds:.1f} s)" + (f"  -  {drift}" if drift else ""),
                                      30000 if drift else 5000)
         self.last_decision = row
-        if amends is None and self.queue.peek_next() is not None:
-            self.step_queue(1)  # an amendment keeps the bag the operator went back to
+        if amends is None:  # an amendment keeps the bag the operator went back to
+            self.advance_to_undecided()
         return row
+
+    def advance_to_undecided(self) -> None:
+        """After a decision: the next bag nobody has decided yet (never one already decided)."""
+        nxt = self.queue.next_undecided()
+        if nxt is None:
+            self.statusBar().showMessage(f"all {len(self.queue.paths)} bags of the queue are decided", 30000)
+        elif self.queue.go(nxt) is not None:
+            self.request(self.queue.current)
 
     def load_bag_decision(self) -> None:
         """The standing decision on the bag on screen, from the audit log (it may predate this session)."""
@@ -126,7 +136,29 @@ class DecisionHandling:
         on_screen = q.decision(outcome.path) if outcome is not None else None
         note = ("No bag on screen" if outcome is None else "Not decided yet" if self.tab.screening is not None
                 else "Decisions wait for the bag to be scored (a model must be chosen)")
-        self.tab.decisions.set_decided(on_screen, note)
+        self.tab.decisions.set_decided(on_screen, note, session.disagreement(on_screen, self.tab.screening))
+
+    def look_up_queue(self) -> None:
+        """The standing decision of every bag of a newly opened queue, from the audit log on a worker
+        thread (by file hash): '3/7 decided' from the start, not as the bags are visited."""
+        if getattr(self, "lookup", None) is None:
+            self.lookup = JobRunner(self)
+            self.lookup.item.connect(self._on_lookup_item)
+            self.lookup.done.connect(lambda *_: self.show_decisions())
+        paths, audit, key = list(self.queue.paths), self.audit_path, f"lookup|{id(self.queue)}"
+        self._lookup_key, self._lookup_seen = key, 0
+        self.lookup.start(key, lambda: session.queue_decisions(paths, audit))
+
+    def _on_lookup_item(self, key: str, item) -> None:
+        if key != self._lookup_key:
+            return  # a queue since replaced
+        path, found = item
+        known = self.queue.decision(path)
+        if found is not None and (known is None or found.row > known.row):  # never older than this console's
+            self.queue.mark(path, found)
+        self._lookup_seen += 1
+        if len(self.queue.paths) <= 50 or self._lookup_seen % 50 == 0:  # a long queue: redraw in steps
+            self.show_decisions()
 
     def _on_queue_chosen(self, index: int) -> None:
         if index != self.queue.index and self.queue.go(index) is not None:

@@ -54,6 +54,7 @@ class FileHandling:
             self.put_setting("files/recent", session.add_recent(self.setting("files/recent"), p))
             self._update_recent_menu()
         self.queue = queue
+        self.look_up_queue()
         self.request(queue.current)
 
     def open_paths(self, paths: list[Path]) -> None:
@@ -62,6 +63,7 @@ class FileHandling:
             self.open_path(paths[0])
         elif paths:
             self.queue = session.BagQueue([Path(p) for p in paths], 0)
+            self.look_up_queue()
             self.request(self.queue.current)
 
     def dragEnterEvent(self, event) -> None:

@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unresolved": "unresolved"}
 # A decision key within this long of a bag appearing is ignored: after a decision the next bag (often
@@ -28,6 +28,8 @@ class BagDecision:
     operator: str
     time: str
     amends: int | None = None
+    model_id: str = ""  # the model the bag was shown under when it was decided
+    machine_alarm: bool | None = None  # what that model said (None: not recorded)
 
     def label(self) -> str:
         return self.decision.upper() + (" (amended)" if self.amends is not None else "")
@@ -35,16 +37,49 @@ class BagDecision:
     def describe(self) -> str:
         hhmm = self.time[11:19] if len(self.time) >= 19 else self.time
         link = f", amends #{self.amends}" if self.amends is not None else ""
-        return f"{self.label()} by {self.operator} at {hhmm} UTC (audit #{self.row}{link})"
+        model = f" under model {self.model_id}" if self.model_id else ""
+        return f"{self.label()} by {self.operator} at {hhmm} UTC{model} (audit #{self.row}{link})"
 
 
-def bag_decision(rows: list[dict[str, Any]], scan_id: str) -> BagDecision | None:
-    """The standing decision from a bag's audit rows (``AuditLog.rows_for``), None if undecided."""
-    mine = [r for r in rows if r["scan_id"] == scan_id]
+def bag_decision(rows: list[dict[str, Any]], scan_id: str | None = None) -> BagDecision | None:
+    """The standing decision from a bag's audit rows (``AuditLog.rows_for``), None if undecided;
+    ``scan_id`` None: any scan of the file (the queue is looked up before its bags are read)."""
+    mine = [r for r in rows if scan_id is None or r["scan_id"] == scan_id]
     if not mine:
         return None
     r = mine[-1]
-    return BagDecision(int(r["id"]), r["decision"], r["operator"], r["time"], r.get("amends"))
+    alarm = r.get("machine_alarm")
+    return BagDecision(int(r["id"]), r["decision"], r["operator"], r["time"], r.get("amends"),
+                       str(r.get("model_id") or ""), None if alarm is None else bool(alarm))
+
+
+def disagreement(decision: BagDecision | None, screening: Any | None) -> str:
+    """'' unless the bag on screen was decided under another model and the current one says
+    otherwise (a bag cleared under model A that model B now alarms on must be looked at again)."""
+    if decision is None or screening is None or not decision.model_id or decision.model_id == screening.model_id:
+        return ""
+    now = "ALARMS" if screening.alarm else "does not alarm"
+    then = {True: "alarmed", False: "did not alarm", None: "verdict not recorded"}[decision.machine_alarm]
+    if decision.machine_alarm is not None and decision.machine_alarm == bool(screening.alarm):
+        return ""
+    return (f"the current model {screening.model_id} {now} on this bag; the decision was taken under "
+            f"{decision.model_id} ({then}) - look again")
+
+
+def queue_decisions(paths: list[Path], audit_path: Any) -> Iterator[tuple[str, BagDecision | None]]:
+    """(path, standing decision) for every bag of a queue, from the audit log, without reading the
+    scans (by file hash): the queue shows what is decided as soon as it opens. Unhashable files
+    are skipped (the scoring job reports them)."""
+    from xscreen.audit import AuditLog
+    from xscreen.scan import file_sha256
+
+    with AuditLog(audit_path) as log:
+        for p in paths:
+            try:
+                sha = file_sha256(p)
+            except Exception:  # ScanError / OSError: the bag's own job names the fault
+                continue
+            yield str(p), bag_decision(log.rows_for(sha))
 
 
 def plan_decision(action: str, current: BagDecision | None) -> str:
@@ -87,6 +122,16 @@ class BagQueue:
             return None
         self.index = new
         return self.paths[new]
+
+    def next_undecided(self) -> int | None:
+        """Index of the first bag without a standing decision after the one on screen, wrapping
+        round to the start; None when every other bag is decided."""
+        n = len(self.paths)
+        for k in range(1, n):
+            i = (self.index + k) % n
+            if str(self.paths[i]) not in self.decided:
+                return i
+        return None
 
     def position(self) -> str:
         return f"{self.index + 1}/{len(self.paths)}" if self.paths else "-"
@@ -161,9 +206,12 @@ class DecisionTimer:
 
 
 def make_decision(action: str, *, operator: str, scan_id: str, file_sha256: str, model_id: str,
-                  threshold: float, regions_shown: list[Any], seconds: float, amends: int | None = None) -> Any:
+                  threshold: float, regions_shown: list[Any], seconds: float, amends: int | None = None,
+                  live_threshold: float | None = None) -> Any:
     """``audit.Decision`` for a decide.* action; ValueError for a missing operator or action.
-    The time stamp is left for ``AuditLog.record`` to fill at the moment of commit."""
+    ``threshold``: the bag's calibrated alarm threshold; ``live_threshold``: the raw threshold the
+    regions on screen were drawn from when the operator had moved it (None: the calibrated review
+    level). The time stamp is left for ``AuditLog.record`` to fill at the moment of commit."""
     from xscreen.audit import Decision
 
     if action not in DECISIONS:
@@ -172,7 +220,8 @@ def make_decision(action: str, *, operator: str, scan_id: str, file_sha256: str,
         raise ValueError("an operator name is required to record a decision")
     return Decision(operator=operator.strip(), scan_id=scan_id, file_sha256=file_sha256,
                     model_id=model_id, threshold=float(threshold), regions_shown=list(regions_shown),
-                    decision=DECISIONS[action], decision_seconds=round(float(seconds), 3), amends=amends)
+                    decision=DECISIONS[action], decision_seconds=round(float(seconds), 3), amends=amends,
+                    live_threshold=None if live_threshold is None else float(live_threshold))
 
 
 class ResultCache:
