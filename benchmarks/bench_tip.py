@@ -3,8 +3,9 @@
 Bags are ``synth_bag`` scans (default 750 px wide, the generator's middle size; about 0.9 mm pitch),
 FTIs are generated at 1 mm. Per bag, side by side in one run:
   * schedule  - occupied area of the bag + a seeded placement of the FTI inside it
-  * project   - Beer-Lambert on counts, blur, noise re-applied (the default path)
-  * hardened  - the exact rendering over the bag's cellulose equivalent (``hardening=True``)
+  * product   - Beer-Lambert product on counts, blur, noise re-applied (``hardening=False``; the path
+                of imported FTIs)
+  * exact     - the exact rendering over the bag's cellulose equivalent (the default for generated FTIs)
 Times are medians over ``--bags`` bags x ``--repeat`` repeats, in ms; loading and saving are left out.
 
     /work/venv/bin/python benchmarks/bench_tip.py [--bags 5] [--repeat 3] [--width 750]
@@ -38,15 +39,15 @@ def measure(bags: int, repeat: int, width: int) -> dict[str, dict[str, list[floa
     """{category: {step: [seconds per bag]}}."""
     scans = [synth_bag(9000 + k, width=width).scan for k in range(bags)]
     ftis = {c: synth_fti(c, fti_seed(0, c, 0)) for c in CATEGORIES}
-    out: dict[str, dict[str, list[float]]] = {c: {"schedule": [], "project": [], "hardened": []} for c in CATEGORIES}
+    out: dict[str, dict[str, list[float]]] = {c: {"schedule": [], "product": [], "exact": []} for c in CATEGORIES}
     for k, scan in enumerate(scans):
         for cat, fti in ftis.items():
             def place():
                 return schedule(scan, fti, np.random.default_rng(k), occupied=occupied_area(scan))
             t_s, p = timed(place, repeat)
-            t_p, _ = timed(lambda: project(scan, fti, p, rng=np.random.default_rng(k)), repeat)
-            t_h, _ = timed(lambda: project(scan, fti, p, rng=np.random.default_rng(k), hardening=True), repeat)
-            for step, t in (("schedule", t_s), ("project", t_p), ("hardened", t_h)):
+            t_p, _ = timed(lambda: project(scan, fti, p, rng=np.random.default_rng(k), hardening=False), repeat)
+            t_h, _ = timed(lambda: project(scan, fti, p, rng=np.random.default_rng(k)), repeat)
+            for step, t in (("schedule", t_s), ("product", t_p), ("exact", t_h)):
                 out[cat][step].append(t)
     return out
 
@@ -54,14 +55,11 @@ def measure(bags: int, repeat: int, width: int) -> dict[str, dict[str, list[floa
 def table(res: dict[str, dict[str, list[float]]], width: int, bags: int) -> str:
     lines = [f"TIP projection per bag ({bags} synth bags, {width} px wide; median ms; "
              f"{platform.processor() or platform.machine()}, {platform.python_version()})",
-             "| category | schedule | project | project total | hardened |", "|---|---|---|---|---|"]
-    for cat, steps in res.items():
-        s, p, h = (1000 * statistics.median(steps[k]) for k in ("schedule", "project", "hardened"))
-        lines.append(f"| {cat} | {s:.1f} | {p:.1f} | {s + p:.1f} | {h:.1f} |")
-    allv = {k: 1000 * statistics.median(v for st in res.values() for v in st[k]) for k in ("schedule", "project",
-                                                                                            "hardened")}
-    lines.append(f"| all | {allv['schedule']:.1f} | {allv['project']:.1f} | {allv['schedule'] + allv['project']:.1f} "
-                 f"| {allv['hardened']:.1f} |")
+             "| category | schedule | product | exact | schedule + exact |", "|---|---|---|---|---|"]
+    rows = {**res, "all": {k: [v for st in res.values() for v in st[k]] for k in ("schedule", "product", "exact")}}
+    for cat, steps in rows.items():
+        s, p, e = (1000 * statistics.median(steps[k]) for k in ("schedule", "product", "exact"))
+        lines.append(f"| {cat} | {s:.1f} | {p:.1f} | {e:.1f} | {s + e:.1f} |")
     return "\n".join(lines)
 
 

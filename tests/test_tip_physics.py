@@ -1,24 +1,24 @@
 """Projection physics (issue 30): Beer-Lambert on counts, against direct simulation of the same object
 in the same bag. Stated tolerances (xscreen/tip/project.py, README 'TIP'):
-- multiplying transmissions (default): mean high-channel attenuation and material ratio a_low/a_high
-  of a steel object over organic clutter within 5 % of direct simulation (beam hardening: the bag has
-  already hardened the beam; measured +3.1 % ratio, +3.1 % a_high for 3 g/cm^2 steel over 8 g/cm^2
-  cellulose), always overestimating attenuation;
-- ``hardening=True`` (generated FTIs): within 1 %;
+- the plain product of transmissions (imported FTIs; ``hardening=False``): mean high-channel
+  attenuation and material ratio a_low/a_high within 6 % of direct simulation for steel up to
+  10 g/cm^2 over up to 20 g/cm^2 of organics where the bag is penetrable (beam hardening: the bag has
+  already hardened the beam; +3.1 % / +3.1 % for the 3 over 8 g/cm^2 case tested here);
+- the exact rendering (generated FTIs, the default for them): within 1 %;
 - noise: variance/mean of the projected region within 10 % of the directly simulated one.
 """
 import cv2
 import numpy as np
 import pytest
 
-from xscreen.materials import attenuation
+from xscreen.materials import attenuation, material_classes
 from xscreen.physics import MAT_INDEX, MATERIALS
 from xscreen.scan import Scan
 from xscreen.tip import FTI, Placement, TipError, fti_from_areal, photon_gain, project
 from xscreen.tip import simulate as sim
 from xscreen.tip.importer import import_tray_scan
 
-TOL_MULTIPLY = 0.05
+TOL_MULTIPLY = 0.06
 TOL_HARDENED = 0.01
 TOL_NOISE = 0.10
 
@@ -72,13 +72,19 @@ def test_steel_over_organic_matches_direct_simulation_within_tolerance(organic):
     d = attenuation(direct)
     m = interior(direct_mask(plate, where, bag))
     d_ratio = d[1][m].mean() / d[0][m].mean()
-    errors = {}
-    for hardening in (False, True):
+    errors, classes = {}, {}
+    for hardening in (False, True, None):
         p = attenuation(project(bag, plate, where, hardening=hardening).scan)
         errors[hardening] = (p[0][m].mean() / d[0][m].mean() - 1, (p[1][m].mean() / p[0][m].mean()) / d_ratio - 1)
+        classes[hardening] = material_classes(p[1], p[0])[m]
     a_err, ratio_err = errors[False]
-    assert 0 < a_err < TOL_MULTIPLY and 0 < ratio_err < TOL_MULTIPLY  # overestimates, within 5 %
+    assert 0 < a_err < TOL_MULTIPLY and 0 < ratio_err < TOL_MULTIPLY  # overestimates, within 6 %
     assert abs(errors[True][0]) < TOL_HARDENED and abs(errors[True][1]) < TOL_HARDENED
+    assert errors[None] == errors[True]  # a generated FTI is rendered exactly unless told otherwise
+    # what the operator sees: the display's material class of the steel matches the direct image when
+    # rendered exactly (the plain product's +3 % in the ratio moved 90 % of it from 'inorganic' to
+    # 'metal' when measured: why generated FTIs are rendered exactly)
+    assert (classes[True] == material_classes(d[1], d[0])[m]).mean() > 0.9
 
 
 def direct_mask(plate, where, bag):

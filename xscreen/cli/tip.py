@@ -85,8 +85,8 @@ def _add_project(tsub: argparse._SubParsersAction) -> None:
     pr.add_argument("--category", action="append", choices=CATEGORIES, help="restrict to a category (repeatable)")
     pr.add_argument("--fti", help="project this FTI id instead of a random one")
     pr.add_argument("--pitch-mm", type=_positive, help="the scan's pixel pitch, if it records none")
-    pr.add_argument("--hardening", action="store_true", help="render generated FTIs exactly over a cellulose "
-                    "equivalent of the bag (beam hardening) instead of multiplying transmissions")
+    pr.add_argument("--no-hardening", action="store_true", help="multiply transmissions even for generated "
+                    "FTIs (default: rendered exactly over a cellulose equivalent of the bag, beam hardening included)")
     pr.set_defaults(func=run_project)
 
 
@@ -167,7 +167,7 @@ def run_project(args: argparse.Namespace) -> int:
         rng = np.random.default_rng(args.seed)
         fti = lib.get(args.fti) if args.fti else lib.pick(rng, args.category, kind=scan.kind)
         placement = schedule(scan, fti, rng, pitch_mm=args.pitch_mm)
-        res = project(scan, fti, placement, rng=rng, hardening=args.hardening)
+        res = project(scan, fti, placement, rng=rng, hardening=False if args.no_hardening else None)
         save_scan(res.scan, out)
         _write_sidecars(out, res, fti, Path(args.scan).name, args.seed)
     except _errors() as exc:
