@@ -1,11 +1,12 @@
 """The TIP realism page: projected bags beside directly simulated bags with the same threats.
 
 For each FTI category: a bag is drawn (``tip.simulate.clutter_scene``), imaged, a generated FTI is
-scheduled into it and projected (``tip.project``, Beer-Lambert on counts, noise re-applied); the
+scheduled into it and projected (``tip.project``, noise re-applied) twice: as the plain product of
+transmissions (what imported FTIs get) and rendered exactly (the default for generated FTIs); the
 same object, at the same placement, is added to the bag's areal densities and the bag imaged
-directly. Both are rendered in the operator's pseudo-colour, side by side with a 2x zoom on the
-threat, with the realism numbers (``tip.realism``) and the projection's error against the direct
-image (mean high-channel attenuation and material ratio a_low/a_high over the threat).
+directly. All three are rendered in the operator's pseudo-colour side by side, with zooms on the
+threat (product, direct), the realism numbers (``tip.realism``) and each projection's error against
+the direct image (mean high-channel attenuation and material ratio a_low/a_high over the threat).
 
     /work/venv/bin/python tools/tip_realism.py [--out resources/readme/tip_realism.png] [--seed 0]
 """
@@ -30,20 +31,25 @@ PITCH = 1.2
 W, H = 420, 300
 
 
+def _errors(proj, direct, inner) -> tuple[float, float]:
+    ap, ad = attenuation(proj), attenuation(direct)
+    rp, rd = ap[1][inner].mean() / ap[0][inner].mean(), ad[1][inner].mean() / ad[0][inner].mean()
+    return float(ap[0][inner].mean() / ad[0][inner].mean() - 1), float(rp / rd - 1)
+
+
 def pair(category: str, seed: int) -> dict:
-    """Projected and direct images of one threat in one bag, and the numbers comparing them."""
+    """Projected (product, exact) and direct images of one threat in one bag, and their numbers."""
     scene = sim.clutter_scene(1000 + seed, W, H, pitch_mm=PITCH, items=8)
     bag = sim.image(scene.areal, np.random.default_rng(seed), pitch_mm=PITCH)
     fti = synth_fti(category, fti_seed(seed, category, 0), pitch_mm=1.0)
     place = schedule(bag, fti, np.random.default_rng(seed + 1))
-    proj = project(bag, fti, place, rng=np.random.default_rng(seed + 2))
+    product = project(bag, fti, place, rng=np.random.default_rng(seed + 2), hardening=False)
+    exact = project(bag, fti, place, rng=np.random.default_rng(seed + 2))
     direct = sim.image(sim.with_object(scene, fti, place), np.random.default_rng(seed + 3), pitch_mm=PITCH)
-    inner = cv2.erode(proj.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    ap, ad = attenuation(proj.scan), attenuation(direct)
-    err_a = float(ap[0][inner].mean() / ad[0][inner].mean() - 1)
-    err_r = float((ap[1][inner].mean() / ap[0][inner].mean()) / (ad[1][inner].mean() / ad[0][inner].mean()) - 1)
-    return {"category": category, "projected": proj.scan, "direct": direct, "mask": proj.mask,
-            "realism": realism(bag, proj, fti), "err_a_high": err_a, "err_ratio": err_r, "fti": fti.fti_id}
+    inner = cv2.erode(exact.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return {"category": category, "product": product.scan, "exact": exact.scan, "direct": direct,
+            "mask": exact.mask, "realism": realism(bag, product, fti), "fti": fti.fti_id,
+            "err_product": _errors(product.scan, direct, inner), "err_exact": _errors(exact.scan, direct, inner)}
 
 
 def _label(img: np.ndarray, text: str, y: int, scale: float = 0.45) -> None:
@@ -61,20 +67,22 @@ def _zoom(rgb: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def panel(p: dict) -> np.ndarray:
-    """One row: projected | direct | zoom projected | zoom direct, labelled (RGB)."""
-    a, b = render(p["projected"], "pseudo"), render(p["direct"], "pseudo")
+    """One row: product | exact | direct | zoom product | zoom direct, labelled (RGB)."""
+    a, e, b = (render(p[k], "pseudo") for k in ("product", "exact", "direct"))
     za, zb = _zoom(a, p["mask"], H), _zoom(b, p["mask"], H)
-    row = np.full((H, 2 * W + 2 * H + 30, 3), 255, np.uint8)
+    row = np.full((H, 3 * W + 2 * H + 40, 3), 255, np.uint8)
     x = 0
-    for img, text in ((a, f"{p['category']}: PROJECTED"), (b, "DIRECT simulation"), (za, "projected x zoom"),
-                      (zb, "direct x zoom")):
+    pa, pe = p["err_product"], p["err_exact"]
+    for img, text in ((a, f"{p['category']}: PRODUCT {pa[0]:+.1%} / {pa[1]:+.1%}"),
+                      (e, f"EXACT {pe[0]:+.1%} / {pe[1]:+.1%}"), (b, "DIRECT simulation"),
+                      (za, "product, zoom"), (zb, "direct, zoom")):
         tile = img.copy()
         _label(tile, text, 16)
         row[:, x:x + tile.shape[1]] = tile
         x += tile.shape[1] + 10
     r = p["realism"]
-    _label(row, f"a_high {p['err_a_high']:+.1%}  ratio {p['err_ratio']:+.1%} vs direct | halo {r.halo:+.4f} "
-                f"over air {r.over_air:.0%} scale {r.scale_error:+.1%} noise {r.noise_ratio:.2f} "
+    _label(row, f"realism (product): halo {r.halo:+.4f}  crop edge {r.box_edge:+.4f}  over air {r.over_air:.0%}  "
+                f"scale {r.scale_error:+.1%}  noise {r.noise_ratio:.2f}  "
                 f"{'OK' if not r.failures() else 'FAIL ' + ','.join(r.failures())}", H - 8, 0.42)
     return row
 
@@ -98,16 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [pair(cat, args.seed + 10 * k) for k, cat in enumerate(CATEGORIES)]
     rows = [panel(p) for p in pairs]
     title = np.full((36, rows[0].shape[1], 3), 255, np.uint8)
-    _label(title, "TIP realism: Beer-Lambert projection (left of each pair) vs direct simulation of the same "
-                  "threat in the same bag (right); numbers: projection error vs direct, realism checks", 22, 0.5)
+    _label(title, "TIP realism: projected (plain product of transmissions | exact rendering) vs DIRECT simulation of "
+                  "the same threat in the same bag; errors vs direct: a_high / material ratio over the threat", 22, 0.5)
     page = np.vstack([title] + [np.vstack([r, np.full((8, r.shape[1], 3), 255, np.uint8)]) for r in rows])
     atomic_write_bytes(Path(args.out), _png(page))
-    numbers = [{"category": p["category"], "fti": p["fti"], "err_a_high": p["err_a_high"], "err_ratio": p["err_ratio"],
-                **p["realism"].to_dict()} for p in pairs]
+    numbers = [{"category": p["category"], "fti": p["fti"], "product_a_high": p["err_product"][0],
+                "product_ratio": p["err_product"][1], "exact_a_high": p["err_exact"][0],
+                "exact_ratio": p["err_exact"][1], **p["realism"].to_dict()} for p in pairs]
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=1))
     for n in numbers:
-        print(f"{n['category']:<9} a_high {n['err_a_high']:+.3f} ratio {n['err_ratio']:+.3f} halo {n['halo']:+.4f} "
+        print(f"{n['category']:<9} product a_high {n['product_a_high']:+.3f} ratio {n['product_ratio']:+.3f} | exact "
+              f"{n['exact_a_high']:+.3f} {n['exact_ratio']:+.3f} | halo {n['halo']:+.4f} "
               f"box {n['box_edge']:+.4f} over_air {n['over_air']:.3f} scale {n['scale_error']:+.3f} "
               f"noise {n['noise_ratio']:.2f} failures {n['failures']}")
     print(f"wrote {args.out}")
