@@ -7,6 +7,14 @@ exception of any other type or a half-valid Scan is a failure. The suite runs a 
 (tests/test_scan_fuzz.py, seed printed); this script runs thousands and reports outcome counts,
 time per file and the peak memory of this process and of the reader.
 
+Half-load detector (issue 32 item 5): the seed files are noise out to every edge, so whatever a
+decoder really decodes from them is not flat. Rows at the bottom (or columns at the right) that
+hold one value end to end in a channel are what decoders invent where data are missing (tifffile's
+zeros for absent strips, libjpeg's grey after a premature end, HDF5's fill value): a loaded scan
+whose decoded area (declared area less those rows and columns) is short of its declared area fails
+the case as "half-load". The ``grow_dims`` mutation multiplies a header integer equal to a seed's
+height or width, as the issue's reproductions raised ImageLength, the SOF height or Rows.
+
     python benchmarks/fuzz_readers.py [--cases 5000] [--seed N] [--budget 1G]
 """
 from __future__ import annotations
@@ -27,7 +35,9 @@ import numpy as np
 from xscreen.scan import ReadLimits, Scan, ScanError, load_scan, save_h5, save_image, save_tiff_pair
 
 MUTATIONS = ("flip_bits", "flip_near_names", "overwrite_header", "truncate", "big_numbers", "append_garbage",
-             "none")
+             "grow_dims", "none")
+_SEED_SIDES = (64, 72)  # the corpus images are 64 rows x 72 columns
+_DIM_FORMATS = ("<H", ">H", "<I", ">I", "<Q")  # TIFF/DICOM/BMP/HDF5 little-endian, JPEG/PNG big-endian
 # Where the issue's trial found segfaults: HDF5 attribute messages (names, types, sizes beside them).
 _NAMES = (b"i0", b"scan_id", b"metadata", b"kind", b"pixel_pitch_mm", b"high", b"low")
 
@@ -39,8 +49,10 @@ class FuzzReport:
     outcomes: Counter = field(default_factory=Counter)  # ok / refused / reader crashed / timed out
     faults: Counter = field(default_factory=Counter)  # refusal reasons, numbers stripped
     failures: list[str] = field(default_factory=list)  # anything but a valid Scan or a ScanError
+    failure_kinds: Counter = field(default_factory=Counter)  # exception / half-load / invalid / wrong file
     stopped: dict[str, bytes] = field(default_factory=dict)  # label -> bytes that crashed/hung the reader
     seconds: float = 0.0
+    by_mutation: Counter = field(default_factory=Counter)
 
 
 def corpus(folder: Path) -> dict[str, bytes]:
@@ -51,7 +63,8 @@ def corpus(folder: Path) -> dict[str, bytes]:
 
     rng = np.random.default_rng(7)
     g16 = rng.integers(1, 65535, (64, 72)).astype(np.uint16)
-    g16[:4] = 65535
+    # a bright (air) band that is still noise: a flat row would read as invented to the detector
+    g16[:4] = rng.integers(65000, 65535, (4, 72))
     rgb = rng.integers(1, 255, (3, 64, 72)).astype(np.uint8)
     save_h5(Scan("d", "dual", np.stack([g16, g16 // 2]), 65535.0), folder / "dual.h5")
     save_tiff_pair(Scan("p", "dual", np.stack([g16, g16 // 3]), 65535.0), folder / "pair")
@@ -107,7 +120,49 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
             b[i:i + 4] = struct.pack(fmt, int(rng.choice([14000, 65535, 1 << 20, 0x7FFFFFFF])))
     elif kind == "append_garbage":
         b += rng.integers(0, 256, int(rng.integers(1, 4096)), dtype=np.uint8).tobytes()
+    elif kind == "grow_dims":
+        b = _grow_dims(b, rng)
     return bytes(b)
+
+
+def _grow_dims(b: bytearray, rng: np.random.Generator) -> bytearray:
+    """One header integer (in the first 4 KiB) equal to a seed side, multiplied by 2-16."""
+    head = bytes(b[:4096])
+    spots = [(i, fmt) for fmt in _DIM_FORMATS for side in _SEED_SIDES
+             for i in _find_all(head, struct.pack(fmt, side))]
+    if spots:
+        i, fmt = spots[int(rng.integers(len(spots)))]
+        value = struct.unpack(fmt, b[i:i + struct.calcsize(fmt)])[0]
+        b[i:i + struct.calcsize(fmt)] = struct.pack(fmt, value * int(rng.choice([2, 3, 10, 16])))
+    return b
+
+
+def _find_all(data: bytes, needle: bytes) -> list[int]:
+    found, i = [], data.find(needle)
+    while i >= 0:
+        found.append(i)
+        i = data.find(needle, i + 1)
+    return found
+
+
+def decoded_area(channels: np.ndarray, kind: str = "gray") -> tuple[int, int]:
+    """(decoded, declared) pixel area of (C, H, W) channels: the declared area less the bottom rows
+    and right columns that are flat (one value end to end). A dual scan's channels come from two
+    datasets or files, so one flat channel counts; RGB channels come from one decode, whose fill is
+    flat in all three (a corrupt but complete JPEG can saturate one channel: that is not missing)."""
+    _, h, w = channels.shape
+    flat_rows = (channels == channels[:, :, :1]).all(axis=2)  # (C, H)
+    flat_cols = (channels == channels[:, :1, :]).all(axis=1)  # (C, W)
+    if kind == "rgb":
+        flat_rows, flat_cols = flat_rows.all(axis=0, keepdims=True), flat_cols.all(axis=0, keepdims=True)
+    rows = max(_trailing(r) for r in flat_rows)
+    cols = max(_trailing(c) for c in flat_cols)
+    return (h - rows) * (w - cols), h * w
+
+
+def _trailing(flags: np.ndarray) -> int:
+    """How many True values end the 1-D array."""
+    return int(flags.size) if flags.all() else int(np.argmin(flags[::-1]))
 
 
 def check_valid(scan: Scan) -> str | None:
@@ -119,12 +174,16 @@ def check_valid(scan: Scan) -> str | None:
         return f"channels {scan.channels.dtype} {h}x{w}"
     if not (np.isfinite(scan.i0) and scan.i0 > 0 and scan.channels.any()):
         return f"i0 {scan.i0} / all zero"
+    decoded, declared = decoded_area(scan.channels, scan.kind)
+    if decoded < declared:
+        return f"half-load: decoded area {decoded} of declared {declared} ({w}x{h})"
     return None
 
 
 def fuzz(cases: int, seed: int, limits: ReadLimits = ReadLimits(memory_bytes=1 << 30, seconds=20.0),
-         only: str = "") -> FuzzReport:
-    """``cases`` seeded mutations; ``only``: a suffix ('.h5') to fuzz one format."""
+         only: str = "", mutations: tuple[str, ...] = MUTATIONS) -> FuzzReport:
+    """``cases`` seeded mutations (drawn from ``mutations``); ``only``: a suffix ('.h5') to fuzz one
+    format."""
     rng = np.random.default_rng(seed)
     report = FuzzReport(seed)
     t0 = time.perf_counter()
@@ -132,7 +191,8 @@ def fuzz(cases: int, seed: int, limits: ReadLimits = ReadLimits(memory_bytes=1 <
         base = corpus(Path(tmp))
         names = sorted(n for n in base if n != "pair_low.tif" and n.endswith(only))
         for k in range(cases):
-            name, kind = str(rng.choice(names)), str(rng.choice(MUTATIONS))
+            name, kind = str(rng.choice(names)), str(rng.choice(mutations))
+            report.by_mutation[kind] += 1
             _one(Path(tmp) / f"case{k % 8}", name, mutate(base[name], kind, rng), base, limits, report,
                  f"{name}/{kind}/{k}")
     report.cases, report.seconds = cases, time.perf_counter() - t0
@@ -157,14 +217,20 @@ def _one(folder: Path, name: str, data: bytes, base: dict[str, bytes], limits: R
             report.stopped[label] = data
         report.faults[re.sub(r"[\d.,x]+", "#", err.fault)[:90]] += 1
         if name not in err.path and "pair" not in err.path:
-            report.failures.append(f"{label}: error names {err.path}")
+            _fail(report, "wrong file named", f"{label}: error names {err.path}")
         return
     except Exception as exc:  # the failure this fuzzing looks for
-        report.failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        _fail(report, f"exception {type(exc).__name__}", f"{label}: {type(exc).__name__}: {exc}")
         return
     report.outcomes["ok" if why is None else "invalid"] += 1
     if why is not None:
-        report.failures.append(f"{label}: half-valid Scan ({why})")
+        _fail(report, "half-load" if why.startswith("half-load") else "invalid Scan",
+              f"{label}: half-valid Scan ({why})")
+
+
+def _fail(report: FuzzReport, kind: str, line: str) -> None:
+    report.failure_kinds[kind] += 1
+    report.failures.append(line)
 
 
 def main() -> None:
@@ -194,7 +260,8 @@ def main() -> None:
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             (args.keep / label.replace("/", "_")).write_bytes(data)
-    print(f"failures: {len(r.failures)}")
+    print(f"failures: {len(r.failures)}" + "".join(f"; {k} {n}" for k, n in r.failure_kinds.most_common()))
+    print("cases by mutation: " + ", ".join(f"{k} {n}" for k, n in sorted(r.by_mutation.items())))
     for line in r.failures[:20]:
         print("  " + line)
     raise SystemExit(1 if r.failures else 0)

@@ -1,6 +1,7 @@
 """Property tests: random, truncated and corrupted bytes fed to every reader give a ScanError or a
 fully valid Scan - never another exception, never a half-loaded Scan. 620 hypothesis examples, plus
-60 seeded mutations through the reader process (benchmarks/fuzz_readers.py; seed printed)."""
+60 seeded mutations through the reader process (benchmarks/fuzz_readers.py; seed printed) and 90
+header dimensions raised, judged by the half-load detector (issue 32 item 5)."""
 import tempfile
 from pathlib import Path
 
@@ -120,6 +121,42 @@ def test_corpus_covers_every_reader():
 def test_corpus_files_load_unchanged(name):
     data, want = CORPUS[name]
     np.testing.assert_array_equal(_load_bytes(name, data).channels, want)
+
+
+def _fuzz_module():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fuzz_readers
+    return fuzz_readers
+
+
+def test_half_load_detector_measures_flat_trailing_rows_and_columns():
+    decoded_area = _fuzz_module().decoded_area
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(1, 255, (3, 100, 120)).astype(np.uint8)
+    assert decoded_area(rgb, "rgb") == (12000, 12000)
+    grey_tail = rgb.copy()
+    grey_tail[:, 10:] = 128  # libjpeg's grey after its data ran out
+    assert decoded_area(grey_tail, "rgb") == (10 * 120, 12000)
+    zero_cols = rgb.copy()
+    zero_cols[:, :, 100:] = 0  # absent tiles at the right edge
+    assert decoded_area(zero_cols, "rgb") == (100 * 100, 12000)
+    saturated = rgb.copy()
+    saturated[2, 90:] = 255  # one channel clipped by a corrupt (but complete) decode: not missing
+    assert decoded_area(saturated, "rgb") == (12000, 12000)
+    dual = rng.integers(1000, 60000, (2, 100, 120)).astype(np.uint16)
+    dual[0, 50:] = 30000  # one energy's dataset left at its fill value
+    assert decoded_area(dual, "dual") == (50 * 120, 12000)
+
+
+def test_raised_header_dimensions_never_half_load(capsys):
+    """The issue's reproductions as a mutation: a header integer equal to the seed's height or
+    width multiplied 2-16x, in every format, through the reader process. Before the fix this seed
+    gave half-loads (TIFF zeros, JPEG grey); now each is refused or complete."""
+    report = _fuzz_module().fuzz(90, 32, mutations=("grow_dims",))
+    assert report.failures == [], report.failures[:5]
+    assert report.outcomes["refused"] > 0 and report.outcomes["ok"] > 0
 
 
 def test_seeded_mutation_fuzz_through_the_reader_process(capsys):

@@ -85,12 +85,17 @@ def _is_png_rgb16(path: Path) -> bool:
 
 
 def _png_rgb16(path: Path) -> np.ndarray:
-    import cv2  # only for this rare case; keeps cv2's import time off the common path
+    """(3, H, W) uint16 through imagecodecs' libpng binding, which raises on damage; OpenCV's
+    reader printed "libpng error: ..." on the user's stderr for every broken file."""
+    import imagecodecs
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] not in (3, 4):
-        raise ScanError(path, "corrupt or truncated 16-bit colour PNG")
-    return np.ascontiguousarray(np.moveaxis(bgr[..., 2::-1], -1, 0))
+    try:
+        rgb = imagecodecs.png_decode(path.read_bytes())
+    except imagecodecs.PngError as exc:
+        raise ScanError(path, f"corrupt or truncated 16-bit colour PNG ({exc})") from exc
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        raise ScanError(path, f"corrupt or truncated 16-bit colour PNG (decoded as {rgb.shape})")
+    return np.ascontiguousarray(np.moveaxis(rgb[..., :3], -1, 0))
 
 
 def save_png(scan: Scan, path: Path) -> Path:
