@@ -68,3 +68,35 @@ def test_a_scan_without_pitch_needs_one():
     with pytest.raises(TipError, match="no pixel pitch"):
         import_tray_scan(scan, category="other", name="al")
     assert import_tray_scan(scan, category="other", name="al", pitch_mm=0.8).pitch_mm == 0.8
+
+
+def test_rgb_crop_from_a_real_sixray_export_projects_into_another(realdata):
+    """A gun box from a SIXray pseudo-colour JPEG (box from benchmarks/sixray_boxes.json) as an rgb-crop
+    FTI, projected into a benign SIXray image: only pixels at the FTI's footprint change."""
+    from xscreen.scan import load_scan
+    src = load_scan(realdata / "sixray_subset" / "positive" / "P00011.jpg")
+    fti = import_tray_scan(src, category="handgun", name="P00011 gun", box=(70, 200, 120, 145), pitch_mm=1.0,
+                           threshold=0.1)
+    assert fti.kind == "rgb" and fti.source == "rgb-crop" and fti.mask.sum() > 1000
+    negative = sorted((realdata / "sixray_subset" / "negative").iterdir())[0]
+    bag = load_scan(negative)
+    bag.pixel_pitch_mm = 1.0
+    out = project(bag, fti, schedule(bag, fti, np.random.default_rng(0)))
+    changed = (out.scan.channels != bag.channels).any(0)
+    x, y, w, h = out.box
+    assert changed.any() and not changed[:, :x].any() and not changed[:y].any()
+    assert not changed[:, x + w:].any() and not changed[y + h:].any()
+
+
+def test_grey_scans_import_and_project_like_one_channel_of_dual():
+    dual_tray = sim.image(tray_scene(True), np.random.default_rng(0))
+    grey_tray = Scan("grey tray", "gray", dual_tray.channels[:1].copy(), dual_tray.i0, pixel_pitch_mm=1.0)
+    fti = import_tray_scan(grey_tray, category="other", name="al block")
+    assert fti.kind == "gray" and fti.transmission.shape[0] == 1 and fti.noisy
+    air = sim.image(np.zeros((len(MATERIALS), 120, 160), np.float32), np.random.default_rng(1))
+    grey_air = Scan("grey air", "gray", air.channels[:1].copy(), air.i0, pixel_pitch_mm=1.0)
+    out = project(grey_air, fti, Placement(80, 60))
+    inner = np.zeros_like(out.mask)
+    inner[40:80, 55:105] = out.mask[40:80, 55:105]
+    got = attenuation(out.scan)[0][inner].mean()
+    assert got == pytest.approx(-np.log(fti.transmission[0][fti.mask]).mean(), rel=0.05)
