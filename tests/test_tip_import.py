@@ -96,7 +96,5 @@ def test_grey_scans_import_and_project_like_one_channel_of_dual():
     air = sim.image(np.zeros((len(MATERIALS), 120, 160), np.float32), np.random.default_rng(1))
     grey_air = Scan("grey air", "gray", air.channels[:1].copy(), air.i0, pixel_pitch_mm=1.0)
     out = project(grey_air, fti, Placement(80, 60))
-    inner = np.zeros_like(out.mask)
-    inner[40:80, 55:105] = out.mask[40:80, 55:105]
-    got = attenuation(out.scan)[0][inner].mean()
-    assert got == pytest.approx(-np.log(fti.transmission[0][fti.mask]).mean(), rel=0.05)
+    got = np.median(attenuation(out.scan)[0][out.mask])
+    assert got == pytest.approx(np.median(-np.log(fti.transmission[0][fti.mask])), rel=0.03)
