@@ -80,3 +80,23 @@ def test_placement_json_round_trip_and_bad_values():
         Placement.from_dict({"cx": 1, "cy": 2, "scale": 0})
     with pytest.raises(TipError, match="invalid placement"):
         Placement.from_dict({"cx": "x"})
+
+
+def test_random_tip_picks_an_fti_that_fits_and_is_reproducible(bag):
+    from xscreen.physics import MATERIALS
+    from xscreen.tip import Library, fti_from_areal, random_tip
+    areal = np.zeros((len(MATERIALS), 300, 300), np.float32)
+    areal[MAT_INDEX["fe"], 5:295, 5:295] = 1.0  # 30 cm at 1 mm: never fits the small bag below
+    huge = fti_from_areal(areal, category="other", name="huge", pitch_mm=1.0)
+    small = synth_fti("gun_part", fti_seed(0, "gun_part", 0), pitch_mm=1.0)
+    lib = Library(path=None, ftis=[huge, small])
+    scene = sim.slab_scene(240, 180, "cellulose", 3.0, pitch_mm=1.0)
+    scan = sim.image(scene.areal, np.random.default_rng(0), pitch_mm=1.0)
+    tips = [random_tip(scan, lib, np.random.default_rng(s)) for s in range(4)]
+    assert {t.fti.fti_id for t in tips} == {small.fti_id}
+    again = random_tip(scan, lib, np.random.default_rng(2))
+    assert np.array_equal(again.projected.scan.channels, tips[2].projected.scan.channels)
+    assert tips[0].projected.scan.metadata == scan.metadata and tips[0].projected.scan.scan_id == scan.scan_id
+    air = sim.image(np.zeros_like(scene.areal), np.random.default_rng(0), pitch_mm=1.0)
+    with pytest.raises(TipError, match="no bag found"):
+        random_tip(air, lib, np.random.default_rng(0))

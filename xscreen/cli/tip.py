@@ -158,6 +158,7 @@ def run_project(args: argparse.Namespace) -> int:
 
     from xscreen.scan import load_scan, save_scan
     from xscreen.tip.library import load_library
+    from xscreen.tip.pick import random_tip
     from xscreen.tip.project import project
     from xscreen.tip.schedule import schedule
     out = Path(args.out)
@@ -165,9 +166,17 @@ def run_project(args: argparse.Namespace) -> int:
         lib = load_library(args.lib)
         scan = load_scan(args.scan)
         rng = np.random.default_rng(args.seed)
-        fti = lib.get(args.fti) if args.fti else lib.pick(rng, args.category, kind=scan.kind)
-        placement = schedule(scan, fti, rng, pitch_mm=args.pitch_mm)
-        res = project(scan, fti, placement, rng=rng, hardening=False if args.no_hardening else None)
+        hardening = False if args.no_hardening else None
+        if args.fti:
+            fti = lib.get(args.fti)
+            res = project(scan, fti, schedule(scan, fti, rng, pitch_mm=args.pitch_mm), rng=rng, hardening=hardening)
+        elif hardening is None:
+            tip = random_tip(scan, lib, rng, categories=args.category, pitch_mm=args.pitch_mm)
+            res, fti = tip.projected, tip.fti
+        else:
+            fti = lib.pick(rng, args.category, kind=scan.kind)
+            res = project(scan, fti, schedule(scan, fti, rng, pitch_mm=args.pitch_mm), rng=rng, hardening=False)
+        placement = res.placement
         save_scan(res.scan, out)
         _write_sidecars(out, res, fti, Path(args.scan).name, args.seed)
     except _errors() as exc:
