@@ -86,6 +86,16 @@ def test_loopback_store_arrives_and_is_screened(receiver, sample, tmp_path):
     assert results[0].screening.width == 256 and results[0].screening.height == 128
 
 
+def test_jpeg_lossless_object_is_stored_and_readable(receiver, realdata):
+    ds = pydicom.dcmread(realdata / "dicos_samples/SimplePresentationDX.dcs")
+    assert ds.file_meta.TransferSyntaxUID.is_compressed
+    r = receiver(pair_wait=0)
+    assert _send(r.port, [ds]) == [0x0000]
+    (stored,) = r.cfg.inbox.glob("*.dcs")
+    scan = load_scan(stored)
+    assert scan.kind == "gray" and scan.channels.shape == (1, 128, 256)
+
+
 def test_malformed_object_fails_and_the_next_is_stored(receiver, sample):
     r = receiver(pair_wait=0)
     bad = copy.deepcopy(sample)
