@@ -11,7 +11,9 @@ from xscreen.config import score_form_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="inspect model files", description="Inspect xscreen model files (.xsm).")
+    p = sub.add_parser("model", help="model files: info, calibrate (recalibrate the alarm threshold), drift",
+                       description="Inspect xscreen model files (.xsm), recalibrate their alarm threshold on "
+                       "held-out benign scans or operators' cleared bags, and check the audit log for drift.")
     actions = p.add_subparsers(dest="model_action", metavar="ACTION", required=True)
     i = actions.add_parser("info", help="print a model's card, configuration and calibration")
     i.add_argument("file", type=Path)
