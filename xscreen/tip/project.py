@@ -44,7 +44,7 @@ MIN_AIR_PIXELS = 2000
 @dataclass
 class Projected:
     """``scan``: the projected scan (same id, kind, i0, pitch, metadata as the bag: nothing in it says
-    TIP); ``mask`` (H, W) bool: the FTI footprint in scan coordinates; ``box`` (x, y, w, h): the
+    TIP; ``path`` None: it is not the bag's file); ``mask`` (H, W) bool: the FTI footprint in scan coordinates; ``box`` (x, y, w, h): the
     window the FTI touched (clipped to the scan); ``gain``: counts per photon used for the noise."""
 
     scan: Scan
@@ -158,7 +158,9 @@ def project(scan: Scan, fti: FTI, placement: Placement, *, rng: np.random.Genera
                 t = _blurred_t(win.layers, not fti.noisy)
             kept = warp_noise_factor(fti, placement) if fti.noisy and noise else 1.0
             out[sl] = _apply(counts, t, fti, gain, kept, rng, noise, out.dtype)
-    new = replace(scan, channels=out, metadata=dict(scan.metadata))
+    # path=None: the TIP image is not the file the bag came from (nothing may hash, report or reload
+    # it as that file); id, pitch and metadata stay the bag's, so nothing in it says TIP either
+    new = replace(scan, channels=out, path=None, metadata=dict(scan.metadata))
     return Projected(new, mask, placement, fti.fti_id, fti.category, box, gain)
 
 
