@@ -78,6 +78,22 @@ def test_known_answers_with_a_separating_scorer(dataset, tmp_path):
     assert result.threat_scan_detection == 1.0
     assert {(t.type, t.instances, t.detected, t.scans, t.scans_alarmed) for t in result.types} == \
         {("gun", 2, 2, 2, 2), ("knife", 1, 1, 1, 1)}
+    # issue 29: every threat lies inside an alarm region of its alarmed bag; the alarm rule's own
+    # statistic (max / the bag's alarm threshold) separates the bags as the raw maximum does
+    assert {(t.type, t.in_alarm_region, t.flagged_rate) for t in result.types} == {("gun", 2, 1.0), ("knife", 1, 1.0)}
+    assert result.level("scan_alarm_rule").auc == 1.0
+    md = result.to_markdown()
+    assert "in alarm region" in md and "| gun | 2/2 | 100.0 % | 2/2 | 100.0 % | 2/2 | 100.0 % |" in md
+    assert result.summary()["threat_types_in_alarm_region"] == {"gun": 1.0, "knife": 1.0}
+
+
+def test_review_level_without_an_alarm_is_not_flagged(dataset):
+    """A threat reaching the review level in a bag that does not alarm is shown as 'attention' at
+    most: counted at the review level, not inside an alarm region."""
+    scorer = AttenuationScorer(with_calibration(tiny_model(size=32), 0.25, 0.5), device="cpu")
+    r = run_evaluation(scorer, dataset / "benign", dataset / "threat", dataset / "masks")
+    assert r.threat_scan_detection == 0.0
+    assert {(t.type, t.detected, t.in_alarm_region) for t in r.types} == {("gun", 2, 0), ("knife", 1, 0)}
 
 
 def test_threshold_above_everything_detects_nothing(dataset):
@@ -100,7 +116,7 @@ def test_cli_writes_json_markdown_and_pngs(dataset, tmp_path, capsys):
     assert data["calibrated"] is False and data["types"] == [] and data["n_benign_scans"] == 4
     assert len(data["failures"]) == 1 and "broken.h5" in data["failures"][0]
     levels = {lv["level"]: lv for lv in data["levels"]}
-    assert set(levels) == {"patch", "scan_max", "scan_top5", "pixel"}
+    assert set(levels) == {"patch", "scan_max", "scan_top5", "pixel", "scan_alarm_rule"}
     assert all(0.0 <= lv["auc"] <= 1.0 for lv in levels.values())
     assert "| patch |" in (out / "results.md").read_text()
     for png in ("roc.png", "scores_hist.png"):

@@ -54,10 +54,11 @@ class _Acc:
     """Everything gathered scan by scan; lists of small per-scan arrays."""
 
     patch: dict[int, list[np.ndarray]] = field(default_factory=lambda: {0: [], 1: []})
-    scans: list[tuple[int, float, float, bool]] = field(default_factory=list)  # label, max, topk, alarm
+    # label, max, topk, alarm, the alarm rule's own statistic (max / this bag's alarm threshold)
+    scans: list[tuple[int, float, float, bool, float]] = field(default_factory=list)
     pix_scores: list[np.ndarray] = field(default_factory=list)
     pix_labels: list[np.ndarray] = field(default_factory=list)
-    instances: list[tuple[str, bool]] = field(default_factory=list)
+    instances: list[tuple[str, bool, bool]] = field(default_factory=list)  # type, review level, in alarm region
     scan_types: list[tuple[list[str], bool]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     masked_threat_scans: int = 0
@@ -94,7 +95,8 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
     scores = s.score_grid.ravel()
     non_air = ~s.air_grid.ravel()
     live = scores[non_air]
-    acc.scans.append((label, scan_score(live, "max"), scan_score(live, "topk", cfg.top_k), bool(s.alarm)))
+    acc.scans.append((label, scan_score(live, "max"), scan_score(live, "topk", cfg.top_k), bool(s.alarm),
+                      float(s.scan_rel) if live.size else 0.0))
     if label == 0:
         acc.patch[0].append(live)
         if pixels:
@@ -106,11 +108,25 @@ def _add_scan(acc: _Acc, s: Screening, label: int, mask: np.ndarray | None, type
     acc.masked_threat_scans += 1
     origins = _origins(s)
     acc.patch[1].append(scores[truth.threat_patches(mask, origins, s.patch_size, cfg.overlap) & non_air])
+    alarm_cells = _alarm_cells(s)
     for inst in truth.instances(mask, types):
         seen = truth.instance_patches(mask, inst, origins, s.patch_size, cfg.overlap) & non_air
-        acc.instances.append((inst.type, bool((scores[seen] >= s.threshold).any())))
+        acc.instances.append((inst.type, bool((scores[seen] >= s.threshold).any()),
+                              bool((alarm_cells & seen).any())))
     if pixels:
         _add_pixels(acc, s, mask, cfg.pixels_per_scan, cfg.seed + n)
+
+
+def _alarm_cells(s: Screening) -> np.ndarray:
+    """(rows * cols,) bool: the cells of the bag's alarm regions - what the operator is shown as a
+    threat (issue 29's "flagged"); none when the bag does not alarm."""
+    out = np.zeros(s.score_grid.shape, bool)
+    if s.alarm:
+        for region in s.regions:
+            if region.level == "alarm":
+                for r, c in region.patches:
+                    out[r, c] = True
+    return out.ravel()
 
 
 def _scorer_and_cfg(model: Any, cfg: ScreenConfig) -> tuple[Scorer, ScreenConfig, bool]:
@@ -184,23 +200,27 @@ def _level(name: str, neg: np.ndarray, pos: np.ndarray, note: str = "") -> tuple
 
 
 def _types(acc: _Acc) -> list[TypeResult]:
-    names = sorted({t for t, _ in acc.instances} | {t for ts, _ in acc.scan_types for t in ts})
-    return [TypeResult(t, sum(1 for k, _ in acc.instances if k == t),
-                       sum(1 for k, d in acc.instances if k == t and d),
+    names = sorted({t for t, _, _ in acc.instances} | {t for ts, _ in acc.scan_types for t in ts})
+    return [TypeResult(t, sum(1 for k, _, _ in acc.instances if k == t),
+                       sum(1 for k, d, _ in acc.instances if k == t and d),
                        sum(1 for ts, _ in acc.scan_types if t in ts),
-                       sum(1 for ts, a in acc.scan_types if t in ts and a)) for t in names]
+                       sum(1 for ts, a in acc.scan_types if t in ts and a),
+                       sum(1 for k, _, f in acc.instances if k == t and f)) for t in names]
 
 
 def _result(acc: _Acc, scorer: Scorer, scfg: ScreenConfig, calibrated: bool, cfg: EvalConfig,
             seconds: float) -> EvalResult:
     benign_p, threat_p = _cat(acc.patch[0]), _cat(acc.patch[1])
-    sc = np.array([s[:3] for s in acc.scans], dtype=np.float64).reshape(-1, 3)
+    sc = np.array([s[:3] + s[4:] for s in acc.scans], dtype=np.float64).reshape(-1, 4)
     neg, pos = sc[:, 0] == 0, sc[:, 0] == 1
     pix_s, pix_y = _cat(acc.pix_scores), _cat(acc.pix_labels)
     no_mask = "" if acc.masked_threat_scans else "no threat masks or boxes"
     levels = [_level("patch", benign_p, threat_p, no_mask), _level("scan_max", sc[neg, 1], sc[pos, 1]),
               _level(f"scan_top{cfg.top_k}", sc[neg, 2], sc[pos, 2]),
-              _level("pixel", pix_s[pix_y == 0], pix_s[pix_y == 1], "" if pix_y.size else "needs masks")]
+              _level("pixel", pix_s[pix_y == 0], pix_s[pix_y == 1], "" if pix_y.size else "needs masks"),
+              # the statistic the alarm rule thresholds: a bag's highest score over its own (area-adjusted)
+              # alarm threshold - what decides, where scan_max is the raw score the rule adjusts
+              _level("scan_alarm_rule", sc[neg, 3], sc[pos, 3], "max / the bag's alarm threshold")]
     alarms = np.array([s[3] for s in acc.scans], bool)
     th = resolve_thresholds(scorer, scfg)
     cal = scorer.calibration if scfg.threshold is None else None  # an override has no target rate

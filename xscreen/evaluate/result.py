@@ -25,17 +25,24 @@ class LevelResult:
 @dataclass(frozen=True)
 class TypeResult:
     """Detection of one threat type at the calibrated thresholds. An instance is detected when a
-    patch that sees it (``truth.instance_patches``) reaches the patch threshold."""
+    patch that sees it (``truth.instance_patches``) reaches the patch (review) threshold; it is *in
+    an alarm region* (flagged, as the operator sees it) when such a patch belongs to an alarm region
+    of a bag that alarms under the one alarm rule (issue 29)."""
 
     type: str
     instances: int
     detected: int
     scans: int  # threat scans holding this type
     scans_alarmed: int  # of those, scans whose scan score reached the scan threshold
+    in_alarm_region: int = 0  # instances inside an alarm region of an alarmed bag
 
     @property
     def instance_rate(self) -> float | None:
         return self.detected / self.instances if self.instances else None
+
+    @property
+    def flagged_rate(self) -> float | None:
+        return self.in_alarm_region / self.instances if self.instances else None
 
     @property
     def scan_rate(self) -> float | None:
@@ -74,7 +81,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         skip = {"curves", "benign_patch_scores", "threat_patch_scores"}
         out = {k: v for k, v in asdict(self).items() if k not in skip}
-        out["types"] = [dict(asdict(t), instance_rate=t.instance_rate, scan_rate=t.scan_rate) for t in self.types]
+        out["types"] = [dict(asdict(t), instance_rate=t.instance_rate, flagged_rate=t.flagged_rate,
+                             scan_rate=t.scan_rate) for t in self.types]
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -84,7 +92,8 @@ class EvalResult:
         out.update(n_benign_scans=self.n_benign_scans, n_threat_scans=self.n_threat_scans,
                    benign_scan_far=self.benign_scan_far, threat_scan_detection=self.threat_scan_detection,
                    benign_patch_far=self.benign_patch_far, threat_patch_detection=self.threat_patch_detection,
-                   threat_types={t.type: t.instance_rate for t in self.types})
+                   threat_types={t.type: t.instance_rate for t in self.types},
+                   threat_types_in_alarm_region={t.type: t.flagged_rate for t in self.types})
         return out
 
     def to_json(self) -> str:
@@ -106,9 +115,10 @@ class EvalResult:
                   f"| threat patch detection rate | | {_p(self.threat_patch_detection)} |",
                   f"| threat scan detection rate | | {_p(self.threat_scan_detection)} |"]
         if self.types:
-            lines += ["", "| threat type | instances detected | rate | scans alarmed | rate |",
-                      "|---|---|---|---|---|"]
+            lines += ["", "| threat type | instances at review level | rate | in alarm region | rate | "
+                      "scans alarmed | rate |", "|---|---|---|---|---|---|---|"]
             lines += [f"| {t.type} | {t.detected}/{t.instances} | {_p(t.instance_rate)} | "
+                      f"{t.in_alarm_region}/{t.instances} | {_p(t.flagged_rate)} | "
                       f"{t.scans_alarmed}/{t.scans} | {_p(t.scan_rate)} |" for t in self.types]
         return "\n".join(lines) + "\n"
 
