@@ -134,3 +134,39 @@ def test_no_readout_of_another_bag_and_an_operators_model_card(qtbot, win, bag_d
     assert win.cursor_label.text()
     win.sign_out()
     assert win.cursor_label.text() == ""
+
+
+def test_an_unreadable_bag_gets_a_disposition_of_its_own_and_the_queue_completes(qtbot, win, three_bags,  # noqa: F811
+                                                                                  tiny_model, tmp_path):
+    folder = tmp_path / "lane"
+    folder.mkdir()
+    for name in ("bag0.h5", "bag2.h5"):
+        (folder / name).write_bytes((three_bags / name).read_bytes())
+    (folder / "bag1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
+    win.set_model(str(tiny_model))
+    win.open_path(folder)
+    _scored(qtbot, win)
+    assert not win.actions_by_id["decide.unreadable"].isEnabled()  # a scored bag takes a verdict, not X
+    assert not win.tab.decisions.buttons["decide.unreadable"].isVisible()
+    win.dispatch("decide.clear")  # on to the broken bag
+    qtbot.waitUntil(lambda: win.failed_path == str(folder / "bag1.h5"), timeout=TIMEOUT)
+    assert win.tab.banner.verdict.kind == "error" and not win.actions_by_id["decide.suspect"].isEnabled()
+    assert win.actions_by_id["decide.unreadable"].isEnabled() and win.tab.decisions.buttons["decide.unreadable"].isVisible()
+    assert "re-scan / hand search" in win.tab.decisions.info.text()
+    win.dispatch("decide.unreadable")
+    with AuditLog(tmp_path / "audit.sqlite") as log:
+        rows = log.rows()
+    assert [r["decision"] for r in rows] == ["clear", "unreadable"]
+    assert rows[1]["scan_id"] == "bag1.h5" and rows[1]["operator"] == "ana" and len(rows[1]["file_sha256"]) == 64
+    assert "UNREADABLE" in win.tab.queue_panel.list.item(1).text()
+    _scored(qtbot, win)
+    assert win.queue.index == 2
+    win.dispatch("decide.suspect")
+    assert "3/3 decided" in win.tab.queue_panel.title()
+    assert "all 3 bags of the queue are decided" in win.statusBar().currentMessage()
+    win._on_queue_chosen(1)  # back on the broken bag: its disposition stands, X again writes nothing
+    qtbot.waitUntil(lambda: win.failed_path == str(folder / "bag1.h5"), timeout=TIMEOUT)
+    assert "UNREADABLE by ana" in win.tab.decisions.info.text()
+    win.dispatch("decide.unreadable")
+    with AuditLog(tmp_path / "audit.sqlite") as log:
+        assert len(log.rows()) == 3

@@ -160,11 +160,12 @@ class MainWindow(FileHandling, DecisionHandling, OperatorHandling, QMainWindow):
         ctx = shortcuts.KeyContext(
             signed_in=self.operator.signed_in,
             screening_shown=self.stack.currentWidget() is self.tabs and self.tabs.currentWidget() is self.tab,
-            scored=self.tab.screening is not None, text_focus=is_text_input(QApplication.focusWidget()))
+            scored=self.tab.screening is not None, text_focus=is_text_input(QApplication.focusWidget()),
+            failed=self.tab.outcome is None and self.failed_path is not None)
         for sc in shortcuts.SHORTCUTS:
             self.actions_by_id[sc.action].setEnabled(shortcuts.enabled(sc, ctx))
         self.fast_action.setEnabled(ctx.signed_in)
-        self.tab.decisions.set_enabled(self.can_decide())
+        self.tab.decisions.set_enabled(self.can_decide(), self.can_decide("decide.unreadable"))
 
     def _on_tabs_current_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.tab:

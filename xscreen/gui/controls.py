@@ -12,7 +12,8 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, Q
 from xscreen.gui.shortcuts import by_action
 
 # Decision colours carry a glyph and the word too, so they read without colour vision.
-DECISION_STYLE = {"clear": ("#2e7d32", "\u2713"), "suspect": ("#c62828", "\u26a0"), "unresolved": ("#9e7a00", "?")}
+DECISION_STYLE = {"clear": ("#2e7d32", "\u2713"), "suspect": ("#c62828", "\u26a0"), "unresolved": ("#9e7a00", "?"),
+                  "unreadable": ("#455a64", "\u2298")}  # re-scan / hand search
 
 
 def decision_text(decision) -> str:
@@ -142,18 +143,22 @@ class DecisionBar(QGroupBox):
         self.info.setWordWrap(True)
         lay.addWidget(self.info, 0, 0, 1, 3)
         self.buttons: dict[str, QPushButton] = {}
-        for i, action in enumerate(("decide.clear", "decide.suspect", "decide.unresolved")):
+        for i, action in enumerate(("decide.clear", "decide.suspect", "decide.unresolved", "decide.unreadable")):
             sc = keys[action]
-            b = QPushButton(f"{sc.label.split(': ')[1].capitalize()} ({sc.keys})")
+            b = QPushButton(f"{sc.label.split(': ')[1].capitalize().replace('->', '→')} ({sc.keys})")
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.clicked.connect(lambda _=False, a=action: self.action.emit(a))
-            lay.addWidget(b, 1, i)
+            lay.addWidget(b, 1 + i // 3, i % 3, 1, 1 if i < 3 else 3)
             self.buttons[action] = b
+        self.buttons["decide.unreadable"].setVisible(False)  # only for a bag that could not be read
         self.set_decided(None)
 
-    def set_enabled(self, on: bool) -> None:
-        for b in self.buttons.values():
-            b.setEnabled(on)
+    def set_enabled(self, on: bool, failed: bool = False) -> None:
+        """``on``: the three verdicts may be taken; ``failed``: the bag on screen could not be read,
+        so only 'unreadable -> re-scan / hand search' is offered."""
+        for action, b in self.buttons.items():
+            b.setEnabled(failed if action == "decide.unreadable" else on)
+        self.buttons["decide.unreadable"].setVisible(failed)
 
     def set_decided(self, decision, note: str = "Not decided yet", warning: str = "") -> None:
         """The standing ``session.BagDecision`` of the bag on screen; ``note`` when there is none;

@@ -5,6 +5,7 @@ linked to the row it replaces."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
@@ -20,22 +21,31 @@ class DecisionHandling:
 
     amend_box: QMessageBox | None = None
     min_view_seconds = session.MIN_VIEW_SECONDS
+    failed_path: str | None = None  # the bag on screen could not be read or scored (files.py sets it)
 
-    def can_decide(self) -> bool:
-        return (self.operator.signed_in and self.stack.currentWidget() is self.tabs
-                and self.tabs.currentWidget() is self.tab and self.tab.screening is not None)
+    def bag_on_screen(self) -> str | None:
+        """Path of the bag the decision keys act on: a shown scan, or one that failed to open."""
+        return self.tab.outcome.path if self.tab.outcome is not None else self.failed_path
+
+    def can_decide(self, action: str = "decide.clear") -> bool:
+        """Verdicts need a scored bag; 'unreadable' a bag that could not be read or scored."""
+        shown = (self.operator.signed_in and self.stack.currentWidget() is self.tabs
+                 and self.tabs.currentWidget() is self.tab)
+        if action == "decide.unreadable":
+            return shown and self.tab.outcome is None and self.failed_path is not None
+        return shown and self.tab.screening is not None
 
     def decide(self, action: str) -> int | None:
         """The operator's key or button for the bag on screen; returns the audit row id written."""
-        if not self.can_decide():
-            self.statusBar().showMessage("decisions are taken on the screening tab, signed in, "
-                                         "with a scored bag on screen", 5000)
+        if not self.can_decide(action):
+            self.statusBar().showMessage("decisions are taken on the screening tab, signed in, with a scored "
+                                         "bag on screen (X: a bag that could not be read)", 5000)
             return None
         shown_for = self.timer.elapsed()
         if shown_for is not None and shown_for < self.min_view_seconds:
             self.statusBar().showMessage(f"bag on screen for {shown_for:.1f} s only: decision key ignored", 5000)
             return None
-        current = self.queue.decision(self.tab.outcome.path)
+        current = self.queue.decision(self.bag_on_screen())
         plan = session.plan_decision(action, current)
         if plan == "same":
             self.statusBar().showMessage(f"already recorded: {current.describe()} - nothing written", 5000)
@@ -54,7 +64,7 @@ class DecisionHandling:
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)  # Enter never amends by accident
         box.setWindowModality(Qt.WindowModality.WindowModal)  # no decision key fires behind it
-        path = self.tab.outcome.path
+        path = self.bag_on_screen()
         box.buttonClicked.connect(lambda b: self._on_amend_box_clicked(b is amend, action, path, current))
         box.finished.connect(lambda _result: self._on_amend_box_finished(box))
         self.amend_box = box
@@ -66,24 +76,19 @@ class DecisionHandling:
 
     def _on_amend_box_clicked(self, accepted: bool, action: str, path: str, current) -> None:
         self.amend_box = None
-        on_screen = self.tab.outcome is not None and self.tab.outcome.path == path
-        if accepted and on_screen and self.can_decide() and self.queue.decision(path) == current:
+        still = self.bag_on_screen() == path and self.queue.decision(path) == current
+        if accepted and still and self.can_decide(action):
             self._record(action, current.row)
 
     def _record(self, action: str, amends: int | None) -> int | None:
         from xscreen.audit import AlreadyDecided, AuditLog
 
-        outcome, s, scale = self.tab.outcome, self.tab.screening, self.tab.scale
-        decision = session.make_decision(  # the calibrated alarm threshold, and the live one if moved
-            action, operator=self.operator.name, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
-            model_id=s.model_id, threshold=s.scan_threshold,
-            live_threshold=scale.live * s.scan_threshold if scale.moved else None,
-            regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0, amends=amends)
-        decision = dataclasses.replace(decision, **machine_fields(s))  # threshold version, bag score, alarm
+        path, s = self.bag_on_screen(), self.tab.screening
+        decision = self._unreadable(amends) if action == "decide.unreadable" else self._verdict(action, amends)
         try:
             with AuditLog(self.audit_path) as log:
                 row = log.record(decision, exclusive=True)
-                standing = session.bag_decision(log.rows_for(outcome.sha256), outcome.scan.scan_id)
+                standing = session.bag_decision(log.rows_for(decision.file_sha256), decision.scan_id)
         except (AlreadyDecided, ValueError) as exc:  # another console decided this bag meanwhile
             self.load_bag_decision()
             self.show_error("Decision NOT recorded", f"{exc}\nThe bag's decision now shown is the standing one.")
@@ -91,10 +96,10 @@ class DecisionHandling:
         except Exception as exc:  # AuditError: say so loudly - a lost decision must be noticed
             self.show_error("Decision NOT recorded", str(exc))
             return None
-        self.queue.mark(outcome.path, standing)
+        self.queue.mark(path, standing)
         self.show_decisions()
         link = f", amends #{amends}" if amends is not None else ""
-        drift = screening_drift(self.audit_path, s)  # issue 13: alarm rate off the model's target
+        drift = screening_drift(self.audit_path, s) if s is not None else ""  # issue 13: alarm rate off target
         self.statusBar().showMessage(f"recorded #{row}: {decision.decision} by {decision.operator}{link} "
                                      f"({decision.decision_seconds:.1f} s)" + (f"  -  {drift}" if drift else ""),
                                      30000 if drift else 5000)
@@ -110,6 +115,31 @@ class DecisionHandling:
             self.statusBar().showMessage(f"all {len(self.queue.paths)} bags of the queue are decided", 30000)
         elif self.queue.go(nxt) is not None:
             self.request(self.queue.current)
+
+    def _verdict(self, action: str, amends: int | None):
+        """clear / suspect / unresolved on the scored bag: the calibrated alarm threshold, the live
+        one if the operator moved it, the regions drawn and what the machine said."""
+        outcome, s, scale = self.tab.outcome, self.tab.screening, self.tab.scale
+        decision = session.make_decision(
+            action, operator=self.operator.name, scan_id=outcome.scan.scan_id, file_sha256=outcome.sha256,
+            model_id=s.model_id, threshold=s.scan_threshold,
+            live_threshold=scale.live * s.scan_threshold if scale.moved else None,
+            regions_shown=self.tab.regions_shown(), seconds=self.timer.elapsed() or 0.0, amends=amends)
+        return dataclasses.replace(decision, **machine_fields(s))  # threshold version, bag score, alarm
+
+    def _unreadable(self, amends: int | None):
+        """'unreadable -> re-scan / hand search' for a bag that could not be read or scored: no
+        scan, no model verdict, no threshold; the file's hash when it can still be read."""
+        from xscreen.scan import file_sha256
+
+        path = self.failed_path
+        try:
+            sha = file_sha256(path)
+        except Exception:  # gone or unreadable: the row names the file, the hash stays empty
+            sha = ""
+        return session.make_decision("decide.unreadable", operator=self.operator.name, scan_id=Path(path).name,
+                                     file_sha256=sha, model_id="", threshold=0.0, regions_shown=[],
+                                     seconds=self.timer.elapsed() or 0.0, amends=amends)
 
     def load_bag_decision(self) -> None:
         """The standing decision on the bag on screen, from the audit log (it may predate this session)."""
@@ -133,8 +163,10 @@ class DecisionHandling:
         """Queue list and decision bar from the queue's decisions."""
         q, outcome = self.queue, self.tab.outcome
         self.tab.queue_panel.set_queue([p.name for p in q.paths], [q.decision(p) for p in q.paths], q.index)
-        on_screen = q.decision(outcome.path) if outcome is not None else None
-        note = ("No bag on screen" if outcome is None else "Not decided yet" if self.tab.screening is not None
+        on_screen = q.decision(self.bag_on_screen())
+        note = ("This bag could not be read: X records it as unreadable (re-scan / hand search)"
+                if outcome is None and self.failed_path else "No bag on screen" if outcome is None
+                else "Not decided yet" if self.tab.screening is not None
                 else "Decisions wait for the bag to be scored (a model must be chosen)")
         self.tab.decisions.set_decided(on_screen, note, session.disagreement(on_screen, self.tab.screening))
 

@@ -129,6 +129,7 @@ class FileHandling:
         """Show ``path``: from the cache, by waiting for the pre-scoring job, or by starting a job."""
         if path is None:
             return
+        self.failed_path = None
         self.target = self.job_key(path)
         cached = None if force else self.cache.get(path, self.scoring_id())
         plan = session.plan_scoring(self.target, cached is not None, self.runner.running)
@@ -188,6 +189,8 @@ class FileHandling:
         self.tab.progress.set_busy(None)
         self.tab.set_failed(f"{Path(path).name}   [{self.queue.position()}]   could not open",
                             message.removeprefix(f"{path}: "))
+        self.failed_path = path  # X disposes of it: unreadable -> re-scan / hand search
+        self.timer.start(path)
         self.statusBar().showMessage(f"could not open {Path(path).name} (listed under 'Could not open')", 10000)
         self.show_decisions()
         self.update_actions()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unresolved": "unresolved"}
+DECISIONS = {"decide.clear": "clear", "decide.suspect": "suspect", "decide.unresolved": "unresolved",
+             "decide.unreadable": "unreadable"}  # unreadable: the file could not be screened (issue 31 item 6)
 # A decision key within this long of a bag appearing is ignored: after a decision the next bag (often
 # pre-scored) appears at once, and a double press must not decide a bag nobody has looked at.
 MIN_VIEW_SECONDS = 0.5

@@ -36,6 +36,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("decide.clear", "C", "Decision: clear", "Decide"),
     Shortcut("decide.suspect", "S", "Decision: suspect", "Decide"),
     Shortcut("decide.unresolved", "U", "Decision: unresolved", "Decide"),
+    Shortcut("decide.unreadable", "X", "Decision: unreadable -> re-scan / hand search", "Decide"),
     # Image views
     Shortcut("view.pseudo", "1", "Pseudo-colour view", "View"),
     Shortcut("view.gray", "2", "Grey view", "View"),
@@ -99,6 +100,7 @@ class KeyContext:
     screening_shown: bool  # the screening tab is the visible page
     scored: bool  # a screened bag is on it
     text_focus: bool  # a text field has the keyboard focus
+    failed: bool = False  # the bag on screen could not be read or scored (only X disposes of it)
 
 
 def is_plain(keys: str) -> bool:
@@ -118,6 +120,8 @@ def enabled(sc: Shortcut, ctx: KeyContext) -> bool:
         return False
     if sc.action.startswith(SCREENING_ONLY) and not ctx.screening_shown:
         return False
+    if sc.action == "decide.unreadable":
+        return ctx.failed
     return ctx.scored or not sc.action.startswith("decide.")
 
 
