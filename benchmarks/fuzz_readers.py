@@ -59,6 +59,7 @@ def corpus(folder: Path) -> dict[str, bytes]:
     """name -> bytes of a small valid file; names end in their suffix ('pair_high.tif' keeps a
     valid 'pair_low.tif' beside it when loaded)."""
     import cv2
+    import tifffile
     from PIL import Image
 
     rng = np.random.default_rng(7)
@@ -75,24 +76,56 @@ def corpus(folder: Path) -> dict[str, bytes]:
     Image.fromarray(np.moveaxis(rgb, 0, -1)).save(folder / "rgb.bmp")
     cv2.imwrite(str(folder / "c16.png"), np.moveaxis(np.stack([g16] * 3), 0, -1))
     _write_dx(folder / "dx.dcs", g16 % 4096)
+    # issue 32's shapes: LZW strips, tiles, progressive and restart-interval JPEG, early-allocated
+    # HDF5 with a fill value, RLE and two-frame (dual) DICOS
+    tifffile.imwrite(folder / "lzw.tif", g16, photometric="minisblack", compression="lzw", rowsperstrip=8)
+    tifffile.imwrite(folder / "tiled.tif", g16, photometric="minisblack", compression="zlib", tile=(32, 32))
+    Image.fromarray(np.moveaxis(rgb, 0, -1)).save(folder / "prog.jpg", quality=90, progressive=True)
+    cv2.imwrite(str(folder / "rst.jpg"), (g16 >> 8).astype(np.uint8), [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    _write_h5_early(folder / "early.h5", np.stack([g16, g16 // 2]))
+    _write_dx(folder / "rle.dcs", g16 % 4096, rle=True)
+    _write_dx(folder / "two.dcs", np.stack([g16 % 4096, g16 % 2048]))
     names = ("dual.h5", "pair_high.tif", "pair_low.tif", "g16.tif", "g8.png", "rgb.png", "rgb.jpg",
-             "rgb.bmp", "c16.png", "dx.dcs")
+             "rgb.bmp", "c16.png", "dx.dcs", "lzw.tif", "tiled.tif", "prog.jpg", "rst.jpg", "early.h5",
+             "rle.dcs", "two.dcs")
     return {n: (folder / n).read_bytes() for n in names}
 
 
-def _write_dx(path: Path, pixels: np.ndarray) -> None:
+def _write_h5_early(path: Path, channels: np.ndarray) -> None:
+    """Chunked gzip datasets allocated at creation with a fill value, then fully written."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for name, data in zip(("high", "low"), channels):
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_chunk((32, 36))
+            dcpl.set_deflate(4)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_value(np.array(30000, np.uint16))
+            space = h5py.h5s.create_simple(data.shape)
+            dsid = h5py.h5d.create(f.id, name.encode(), h5py.h5t.STD_U16LE, space, dcpl=dcpl)
+            h5py.Dataset(dsid)[...] = data
+        f.attrs["i0"] = 65535.0
+
+
+def _write_dx(path: Path, pixels: np.ndarray, rle: bool = False) -> None:
+    """(H, W) or two frames (2, H, W) of 12-bit counts as a DICOS DX file."""
     import pydicom
 
     meta = pydicom.dataset.FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop = "1.2.840.10008.5.1.4.1.1.501.2.2"
-    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[path.name])  # replayable seeds
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     ds = pydicom.dataset.FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop, meta.MediaStorageSOPInstanceUID, "DX"
-    ds.Rows, ds.Columns = pixels.shape
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = pixels.astype(np.uint16).tobytes()
+    if rle:
+        ds.compress(pydicom.uid.RLELossless)
     ds.save_as(path, enforce_file_format=True)
 
 

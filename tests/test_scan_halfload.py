@@ -275,6 +275,21 @@ def test_hdf5_small_dataset_in_huge_gzip_chunks_is_a_memory_refusal(tmp_path):
     assert "corrupt" not in err.fault
 
 
+def test_tiff_declaring_huge_tiles_for_a_small_image_is_a_memory_refusal(tmp_path):
+    path = tmp_path / "tiles.tif"
+    tifffile.imwrite(path, noise(64, 72), photometric="minisblack", compression="zlib", tile=(64, 80),
+                     metadata=None)
+    b = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for k in range(struct.unpack("<H", b[ifd:ifd + 2])[0]):
+        e = ifd + 2 + 12 * k
+        if struct.unpack("<H", b[e:e + 2])[0] in (322, 323):  # TileWidth, TileLength (LONG)
+            b[e + 8:e + 12] = struct.pack("<I", 16384)  # one tile: 512 MiB decoded, for 64x72 pixels
+    path.write_bytes(bytes(b))
+    err = refused(path, "16384x16384x1 tiles", "memory budget", limits=ReadLimits(memory_bytes=256 << 20))
+    assert "not enough memory to load" not in err.fault  # refused from the header, not by the cap
+
+
 def test_ordinary_chunked_hdf5_is_within_a_small_budget(tmp_path):
     path = save_h5(dual(200, 300), tmp_path / "ok.h5")
     assert load_scan(path, limits=ReadLimits(memory_bytes=64 << 20)).channels.shape == (2, 200, 300)

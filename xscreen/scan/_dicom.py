@@ -46,9 +46,9 @@ _INFLATE_SHARE = 4
 def read_dicom(path: Path, limits: ReadLimits) -> Scan:
     """(1, H, W) grey, (3, H, W) RGB or (2, H, W) dual (two frames) from a DX file; the header is
     checked before decoding."""
-    _check_deflated(path, limits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every vendor quirk
+        _check_deflated(path, limits)
         # Large elements (the pixel data) stay on disk until asked for, after the size check.
         ds = pydicom.dcmread(path, defer_size="64 KB")
         _check_dx(path, ds)

@@ -31,7 +31,7 @@ def read_h5(path: Path, limits: ReadLimits) -> Scan:
                           high.dtype.kind == "f")
         for name, ds in (("high", high), ("low", low)):
             if ds.chunks is not None:
-                check_chunk(path, name, ds.chunks, ds.dtype.itemsize, limits, need)
+                check_chunk(path, f"'{name}'", ds.chunks, ds.dtype.itemsize, limits, need)
             _check_written(path, name, ds)
         data = {name: _pixels(path, name, ds) for name, ds in (("high", high), ("low", low))}
         channels = np.stack([to_counts(path, data["high"], "high"), to_counts(path, data["low"], "low")])

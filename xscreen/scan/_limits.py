@@ -96,16 +96,17 @@ def check_size(path: Path, height: int, width: int, limits: ReadLimits, channels
 
 
 def check_chunk(path: Path, name: str, chunk: tuple[int, ...], itemsize: int, limits: ReadLimits,
-                reserved: int = 0) -> None:
+                reserved: int = 0, unit: str = "chunks") -> None:
     """A compressed chunk is decoded whole, whatever the image's size: a 128x160 dataset stored in
     one 40000x40000 chunk made the reader allocate 3.2 GB (issue 32 item 8). The decoder holds the
-    chunk and the filter's output buffer (~2x), beside the ``reserved`` bytes of the scan itself."""
+    chunk and the filter's output buffer (~2x), beside the ``reserved`` bytes of the scan itself.
+    TIFF tiles are decoded whole the same way (``unit="tiles"``)."""
     chunk_bytes = itemsize
     for side in chunk:
         chunk_bytes *= int(side)
     need = 2 * chunk_bytes + reserved
     if need > limits.memory_bytes:
         shape = "x".join(str(int(side)) for side in chunk)
-        raise ScanError(path, f"'{name}' is stored in {shape} chunks: decoding one needs "
+        raise ScanError(path, f"{name} is stored in {shape} {unit}: decoding one needs "
                               f"~{2 * chunk_bytes / (1 << 30):.1f} GiB, over the memory budget of "
                               f"{limits.memory_bytes / (1 << 30):.1f} GiB (XSCREEN_MEMORY_BUDGET); refused")

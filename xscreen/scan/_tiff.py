@@ -16,7 +16,7 @@ import tifffile
 
 from xscreen.atomic import atomic_path
 from xscreen.scan._checks import header_json, make_scan, parse_header_json, to_counts
-from xscreen.scan._limits import ReadLimits, check_size
+from xscreen.scan._limits import ReadLimits, check_chunk, check_size
 from xscreen.scan._types import Scan, ScanError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -67,7 +67,9 @@ def read_tiff_pair(stem: Path, limits: ReadLimits, asked: Path) -> Scan:
             raise ScanError(asked, f"high {ph.shape} and low {pl.shape} differ in shape")
         if ph.dtype != pl.dtype:
             raise ScanError(asked, f"high ({ph.dtype}) and low ({pl.dtype}) differ in pixel type")
-        check_size(asked, ph.imagelength, ph.imagewidth, limits, 2, ph.dtype.itemsize, ph.dtype.kind == "f")
+        need = check_size(asked, ph.imagelength, ph.imagewidth, limits, 2, ph.dtype.itemsize, ph.dtype.kind == "f")
+        for path, page in ((high, ph), (low, pl)):
+            _check_tiles(path, page, limits, need)
         info = parse_header_json(ph.description)
         channels = np.stack([_grey(high, ph, "high"), _grey(low, pl, "low")])
     return make_scan(high, "dual", channels, scan_id=info.get("scan_id") or stem.name,
@@ -80,8 +82,9 @@ def read_tiff_image(path: Path, limits: ReadLimits) -> Scan:
     count_pages(path, limits.max_pages)
     with _TiffLog() as log, tifffile.TiffFile(path, **_ONE_FILE) as tif:
         page = _page(path, tif, log)
-        check_size(path, page.imagelength, page.imagewidth, limits, page.samplesperpixel,
-                   page.dtype.itemsize, page.dtype.kind == "f")
+        need = check_size(path, page.imagelength, page.imagewidth, limits, page.samplesperpixel,
+                          page.dtype.itemsize, page.dtype.kind == "f")
+        _check_tiles(path, page, limits, need)
         samples = page.samplesperpixel
         if page.photometric in (_PHOTO.MINISBLACK, _PHOTO.MINISWHITE) and samples == 1:
             kind, channels = "gray", _grey(path, page)[None]
@@ -174,6 +177,14 @@ def _check_segments(path: Path, page: tifffile.TiffPage, log: "_TiffLog") -> Non
     if log.short_segments or have < need:
         raise ScanError(path, f"TIFF is incomplete: {page.imagelength} rows declared but only "
                               f"{have} of {need} {what} present (pixels would be invented)")
+
+
+def _check_tiles(path: Path, page: tifffile.TiffPage, limits: ReadLimits, need: int) -> None:
+    """A tile is decoded whole: a 64x72 image declaring 16384x16384 tiles needed 512 MiB per tile."""
+    if page.is_tiled:
+        samples = page.samplesperpixel if page.planarconfig == tifffile.PLANARCONFIG.CONTIG else 1
+        check_chunk(path, "the image", (page.tilelength, page.tilewidth, samples), page.dtype.itemsize,
+                    limits, need, unit="tiles")
 
 
 def _read(path: Path, page: tifffile.TiffPage) -> np.ndarray:
