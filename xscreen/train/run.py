@@ -3,6 +3,11 @@
 What ``xscreen train`` and the training wizard both run. Under ``torchrun`` (WORLD_SIZE > 1) wrap
 the call in ``distributed_context()``: rank 0 builds the patch store, every rank trains on its
 DistributedSampler shard, rank 0 writes the files.
+
+The model file appears at ``run.output`` only with its final calibration (issue 32 item 11: a kill
+between training's provisional, patch-derived calibration and the held-out bags' left a
+"legacy-derived" model at the path): ``fit`` writes and calibrates a staged copy in the work
+folder, which is moved to the output path in one step when it is final.
 """
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
+from xscreen.atomic import atomic_path
 from xscreen.config import Preprocess, RunConfig
 from xscreen.train.finish import TrainResult
 from xscreen.train.loop import DataInfo, fit
@@ -143,10 +150,31 @@ def train_model(run: RunConfig, workdir: str | Path, resume: bool = False, comma
     if distributed():
         dist.barrier()
     run, train, val, info = open_data(run, workdir, command)
-    for item in fit(run, train, val, out=Path(run.output), workdir=workdir, resume=resume, info=info):
-        if isinstance(item, TrainResult) and rank == 0:
-            item = yield from calibrate_for_screening(run, workdir, item)
+    out, staged = Path(run.output), workdir / STAGED
+    run = dataclasses.replace(run, name=run.name or out.stem)  # the card's name is the output's, not the stage's
+    for item in fit(run, train, val, out=staged, workdir=workdir, resume=resume, info=info):
+        if isinstance(item, TrainResult):
+            if rank == 0:
+                item = yield from calibrate_for_screening(run, workdir, item)
+                publish(staged, out)
+            # the other ranks do not wait for rank 0's calibration (it screens scans: minutes)
+            item = dataclasses.replace(item, model_path=out)
         yield item
+
+
+STAGED = "model.staged.xsm"  # the model file in the work folder until its calibration is final
+
+
+def publish(staged: Path, out: Path) -> None:
+    """Move the finished model file to ``out`` in one step: a rename on the same file system, else
+    a copy to a temporary file beside ``out`` renamed over it (atomic either way)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staged, out)
+    except OSError:  # another file system (EXDEV): copy, then rename
+        with atomic_path(out) as tmp:
+            shutil.copyfile(staged, tmp)
+        staged.unlink()
 
 
 def val_scans(run: RunConfig, workdir: Path) -> list[Path]:
