@@ -88,6 +88,11 @@ def test_errors_are_one_line_and_non_zero(lib, tmp_path, capsys):
     assert err.startswith("error: ") and "no FTI of kind gray" in err and "Traceback" not in err
     assert main(["tip", "stats", "--audit", str(tmp_path / "none.sqlite")]) == 1
     assert "error: " in capsys.readouterr().err
+    assert main(["tip", "build", str(tmp_path / "b"), "--per-category", "0"]) == 1
+    assert "at least 1" in capsys.readouterr().err
+    (tmp_path / "foreign.sqlite").write_bytes(b"not a database at all" * 100)
+    assert main(["tip", "stats", "--audit", str(tmp_path / "foreign.sqlite")]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_stats_from_an_audit_database(tmp_path, capsys):
