@@ -100,3 +100,19 @@ def test_random_tip_picks_an_fti_that_fits_and_is_reproducible(bag):
     air = sim.image(np.zeros_like(scene.areal), np.random.default_rng(0), pitch_mm=1.0)
     with pytest.raises(TipError, match="no bag found"):
         random_tip(air, lib, np.random.default_rng(0))
+
+
+def test_a_tight_fit_is_found_by_the_exact_map():
+    """A plate that fits only a few centres (rejection sampling misses them; the exact map does not)."""
+    from xscreen.physics import MATERIALS
+    from xscreen.tip import fti_from_areal
+    areal = np.zeros((len(MATERIALS), 60, 60), np.float32)
+    areal[MAT_INDEX["fe"], 5:55, 5:55] = 1.0
+    plate = fti_from_areal(areal, category="other", name="square", pitch_mm=1.0)
+    scene = sim.slab_scene(200, 160, "cellulose", 3.0, pitch_mm=1.0, box=(60, 50, 116, 106))
+    scan = sim.image(scene.areal, np.random.default_rng(0), pitch_mm=1.0)
+    occ = occupied_area(scan)
+    assert occ.sum() < 70 * 70
+    p = schedule(scan, plate, np.random.default_rng(1), tries=40)
+    out = project(scan, plate, p)
+    assert occ[out.mask].all() and out.mask.sum() >= 2500
