@@ -132,8 +132,8 @@ def test_stats_and_export(tmp_path, capsys):
     log.close()
     assert cli_main(["audit", "stats", str(tmp_path / "a.sqlite")]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["operator", "bags", "suspect", "median", "s"]
-    assert table[1].split() == ["ana", "4", "25.0%", "3.0"]
+    assert table[0].split() == ["operator", "bags", "suspect", "median", "s", "unreadable", "TIP"]
+    assert table[1].split() == ["ana", "4", "25.0%", "3.0", "0", "0"]
     assert cli_main(["audit", "export", "--out", str(tmp_path / "b.csv"), str(tmp_path / "a.sqlite")]) == 0
     assert len((tmp_path / "b.csv").read_text().splitlines()) == 6
 
@@ -333,7 +333,8 @@ def test_export_prints_the_anchor(tmp_path, capsys):
     path = tmp_path / "a.sqlite"
     head = _filled(path, 2).verify().head_hash
     assert cli_main(["audit", "export", str(path), "--out", str(tmp_path / "x.csv")]) == 0
-    assert f"wrote 2 rows to {tmp_path / 'x.csv'}; anchor 2:{head}" in capsys.readouterr().out
+    assert f"wrote 2 rows to {tmp_path / 'x.csv'}; anchor 2:{head}; 2 bag rows (0 unreadable), 0 TIP events" \
+        in capsys.readouterr().out
 
 
 def test_anchor_detects_a_rewritten_chain_and_verify_prints_the_anchor(tmp_path, capsys):

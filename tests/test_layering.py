@@ -15,6 +15,7 @@ LAYER = {
     "dataset": 5, "metrics": 5, "alarm": 5,
     "scoring": 6, "heatmap": 7, "thresholds": 7, "cascade": 7,
     "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8, "audit_chain": 8, "audit_backup": 8,
+    "audit_schema": 8, "audit_stats": 8, "audit_types": 8,
     "drift": 8, "export": 8,
     "cli": 9, "wizard": 9, "intake": 9, "gui": 10,
 }

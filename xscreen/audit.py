@@ -13,8 +13,13 @@ A later decision on a bag already decided is an *amendment*: its ``amends`` colu
 the row it replaces (the bag's latest), and it is hashed with the row, so a link cannot be added,
 dropped or redirected unnoticed. ``record(..., exclusive=True)`` (what the GUI uses) refuses a second
 plain decision on the same file with ``AlreadyDecided``, so a repeated key never writes a second,
-unlinked row. Databases written before ``amends`` existed gain the column on open; their rows hash
-exactly as before (the field enters the hash only when set).
+unlinked row. Later fields enter a row's hash only when set, so older rows hash exactly as before.
+
+Rows have a kind (schema 1, audit_schema.py: one versioned migration a writer runs once): 'bag'
+for decisions on bags (clear, suspect, unresolved, and 'unreadable': the file could not be screened,
+re-scan / hand search), 'tip' for an operator's response to a TIP image (``record_tip``). A TIP row
+is never a decision on its bag: ``rows_for``, ``latest`` and ``AlreadyDecided`` see bag rows only,
+and statistics, the drift watch and ``calibrate --from-audit`` leave TIP and unreadable rows out.
 
 Durability: WAL mode with ``synchronous=FULL`` and one ``BEGIN IMMEDIATE`` transaction per
 decision, so a decision is on disk when ``record`` returns and a second writer (GUI + CLI) can
@@ -26,10 +31,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable
 
 from xscreen.atomic import atomic_write_text
 # the chain itself (hashing, walking, anchors) lives in audit_chain; re-exported for callers
@@ -38,15 +42,11 @@ from xscreen.audit_chain import (CONTENT, EXTENDED, GENESIS, MACHINE, Anchor, Ve
 from xscreen import audit_schema as schema
 from xscreen.audit_schema import COLUMNS, SCHEMA_VERSION  # noqa: F401
 from xscreen.audit_stats import OperatorStats, operator_stats
+# the row types live in audit_types; re-exported: callers import them from here
+from xscreen.audit_types import (DECISIONS, ROW_KINDS, TIP_RESPONSES, Decision, DecisionKind,  # noqa: F401
+                                 TipEvent, machine_fields, plain as _plain, text as _text)
 from xscreen.csvtext import csv_text
 from xscreen.paths import user_data_dir
-
-DecisionKind = Literal["clear", "suspect", "unresolved", "unreadable"]
-# 'unreadable' (issue 31 item 6): the file could not be screened -> re-scan / hand search. It is the
-# bag's disposition, audited like the others, but never a judgement of what the bag holds.
-DECISIONS: tuple[str, ...] = ("clear", "suspect", "unresolved", "unreadable")
-TIP_RESPONSES: tuple[str, ...] = ("suspect", "clear", "unresolved")
-ROW_KINDS: tuple[str, ...] = ("bag", "tip")
 
 
 class AuditError(Exception):
@@ -60,77 +60,6 @@ class AlreadyDecided(AuditError):
     def __init__(self, message: str, current: int):
         super().__init__(message)
         self.current = current
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One operator decision on one bag. ``time``: ISO 8601 UTC; empty = now, filled by ``record``.
-    ``regions_shown``: region ids (or any JSON-able list) on screen when the decision was taken.
-    ``threshold``: the bag's calibrated alarm threshold; ``live_threshold``: the one the operator
-    had on screen (the threshold control moved), None when it was the calibrated one."""
-
-    operator: str
-    scan_id: str
-    file_sha256: str
-    model_id: str
-    threshold: float
-    decision: DecisionKind
-    decision_seconds: float
-    regions_shown: list[Any] = field(default_factory=list)
-    time: str = ""
-    amends: int | None = None  # id of the row this decision replaces (the bag's latest); None = first
-    threshold_version: str | None = None  # Screening.threshold_version the bag was shown under
-    bag_score: float | None = None  # Screening.scan_score (highest region score, raw)
-    bag_area: float | None = None  # Screening.area (scored px^2)
-    machine_alarm: bool | None = None  # Screening.alarm
-    cascade: float | None = None  # Screening.cascade: 0 = every patch scored, F > 0 = fast screening
-    kind: Literal["bag"] = "bag"  # rows read back as 'tip' are TipEvents (AuditLog.record_tip)
-    live_threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class TipEvent:
-    """One operator response to a TIP image (a threat projected into a real bag, issue 30): a row
-    of its own (kind 'tip') in the same chain, never the real bag's decision. ``scan_id`` and
-    ``file_sha256`` name the real bag; ``placement``: the projection's placement (JSON-able dict).
-    ``detected``: suspect or unresolved (None = derived from ``response``); ``overlap``: whether a
-    region the operator selected overlaps the threat (None = no region selected)."""
-
-    operator: str
-    scan_id: str
-    file_sha256: str
-    model_id: str
-    fti_id: str
-    category: str
-    placement: dict[str, Any]
-    response: Literal["suspect", "clear", "unresolved"]
-    decision_seconds: float
-    detected: bool | None = None
-    overlap: bool | None = None
-    threshold: float = 0.0  # the calibrated alarm threshold the TIP image was screened under
-    live_threshold: float | None = None
-    regions_shown: list[Any] = field(default_factory=list)
-    time: str = ""
-
-    def tip_field(self) -> dict[str, Any]:
-        """The row's ``tip`` column: {fti_id, category, placement, response, detected, overlap}."""
-        if self.response not in TIP_RESPONSES:
-            raise ValueError(f"TIP response must be one of {TIP_RESPONSES}, got {self.response!r}")
-        detected = self.response in ("suspect", "unresolved")  # unresolved counts as detected (issue 30)
-        if self.detected is not None and bool(self.detected) != detected:
-            raise ValueError(f"TIP response {self.response!r} is {'' if detected else 'not '}a detection, "
-                             f"but detected={self.detected!r}")
-        return {"fti_id": _text(self.fti_id), "category": _text(self.category),
-                "placement": json.loads(json.dumps(self.placement, default=_plain)),
-                "response": self.response, "detected": detected,
-                "overlap": None if self.overlap is None else bool(self.overlap)}
-
-
-def machine_fields(screening: Any) -> dict[str, Any]:
-    """The Decision fields that record what the machine said about a bag (a pipeline.Screening)."""
-    return {"threshold_version": str(screening.threshold_version) or None,
-            "bag_score": float(screening.scan_score), "bag_area": float(screening.area),
-            "machine_alarm": bool(screening.alarm), "cascade": float(screening.cascade)}
 
 
 def default_db_path() -> Path:
@@ -376,18 +305,8 @@ def _parsed(r: dict[str, Any]) -> dict[str, Any]:
     return {**r, "kind": kind, "tip": tip}
 
 
-def _text(v: Any) -> str:
-    """Valid UTF-8 text: a lone surrogate (from a file's JSON header) is kept as its escape."""
-    return "" if v is None else str(v).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _real(v: float | None) -> float | None:
     """A finite float or None: NaN has no canonical JSON, so it could not be hashed reproducibly."""
     import math
 
     return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
-def _plain(o: Any) -> Any:
-    """numpy scalars (region ids from a grid) -> Python numbers for JSON."""
-    return o.item() if hasattr(o, "item") else str(o)

@@ -79,20 +79,24 @@ class DriftReport:
 
 
 def final_decisions(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Audit rows grouped per bag (file hash, scan id), in id order; the last row is the standing one."""
+    """Bag decisions grouped per bag (file hash, scan id), in id order; the last row is the standing
+    one. TIP events (kind 'tip') are left out: a response to a projected threat is never a decision
+    on the bag, nor evidence of what the site's bags score (issue 30)."""
     bags: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: r["id"]):
-        bags.setdefault((r["file_sha256"], r["scan_id"]), []).append(r)
+        if (r.get("kind") or "bag") == "bag":
+            bags.setdefault((r["file_sha256"], r["scan_id"]), []).append(r)
     return bags
 
 
 def audit_drift(rows: Iterable[dict[str, Any]], target: float, version: str = "") -> DriftReport:
     """Both checks over the bags whose standing decision records the machine's alarm (under
-    ``version``, a threshold version or its scoring-id prefix, when given)."""
+    ``version``, a threshold version or its scoring-id prefix, when given). TIP events and bags
+    standing 'unreadable' (never screened: no alarm to count) are left out."""
     alarmed = cleared = n = 0
     for bag in final_decisions(rows).values():
         last = bag[-1]
-        if last.get("machine_alarm") is None or not str(last.get("threshold_version") or "").startswith(version):
+        if last["decision"] == "unreadable" or last.get("machine_alarm") is None or not str(last.get("threshold_version") or "").startswith(version):
             continue
         n += 1
         alarmed += bool(last["machine_alarm"])

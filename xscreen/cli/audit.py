@@ -3,6 +3,7 @@ Every action opens the database read-only (a missing, truncated or foreign file 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from xscreen.audit import AuditError, AuditLog, default_db_path
@@ -26,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = actions.add_parser("backup", help="consistent single-file copy (SQLite backup API: decisions "
                            "still in the -wal file included); a plain file copy can miss them")
     b.add_argument("--out", required=True, help="file to write (atomically)")
-    s = actions.add_parser("stats", help="per-operator bags, suspect rate, median decision time")
+    s = actions.add_parser("stats", help="per-operator bags, suspect rate, median decision time; "
+                           "unreadable bags and TIP events counted apart (never as decisions)")
     s.add_argument("--since", help="only decisions at or after this ISO time (e.g. 2026-01-31)")
-    e = actions.add_parser("export", help="write every row (hashes included) to CSV")
+    e = actions.add_parser("export", help="write every row (hashes included; column 'kind': bag or tip) to CSV")
     e.add_argument("--out", required=True, help="CSV file to write")
     for q in (v, s, e, a, b):
         q.add_argument("db", nargs="?", default=None, metavar="DB",
@@ -91,17 +93,23 @@ def _stats(log: AuditLog, args: argparse.Namespace) -> int:
         print("no decisions recorded")
         return 0
     width = max(8, *(len(r.operator) for r in rows))
-    print(f"{'operator':<{width}}  {'bags':>6}  {'suspect':>8}  {'median s':>8}")
+    print(f"{'operator':<{width}}  {'bags':>6}  {'suspect':>8}  {'median s':>8}  {'unreadable':>10}  {'TIP':>5}")
     for r in rows:
-        print(f"{r.operator:<{width}}  {r.bags:>6d}  {r.suspect_rate:>8.1%}  "
-              f"{r.median_decision_seconds:>8.1f}")
+        median = "-" if math.isnan(r.median_decision_seconds) else f"{r.median_decision_seconds:.1f}"
+        suspect = f"{r.suspect_rate:.1%}" if r.bags else "-"
+        print(f"{r.operator:<{width}}  {r.bags:>6d}  {suspect:>8}  {median:>8}  {r.unreadable:>10d}  {r.tip_events:>5d}")
+    print("bags: standing clear/suspect/unresolved decisions; unreadable (re-scan / hand search) and TIP "
+          "events are not decisions (TIP hit rates: xscreen tip stats)")
     return 0
 
 
 def _export(log: AuditLog, args: argparse.Namespace) -> int:
     n = log.export_csv(args.out)
     res = log.verify()  # the export's anchor, to keep with it or elsewhere
-    print(f"wrote {n} rows to {args.out}; anchor {res.anchor}"
+    kinds = [(r["kind"], r["decision"]) for r in log.rows()]
+    bags, tips = sum(k == "bag" for k, _ in kinds), sum(k == "tip" for k, _ in kinds)
+    print(f"wrote {n} rows to {args.out}; anchor {res.anchor}; {bags} bag rows "
+          f"({kinds.count(('bag', 'unreadable'))} unreadable), {tips} TIP events"
           + ("" if res.ok else f"; WARNING: the chain is broken at row {res.first_bad_row}: {res.reason}"))
     return 0
 

@@ -131,7 +131,9 @@ def benign_density_scale(scorer: Scorer, paths: list[Path], per_bag: int = 256, 
 
 def cleared_bags(rows: Iterable[dict[str, Any]], scoring: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(scores (M,), areas (M,), reasons bags were left out) of the bags operators cleared whose
-    score this scoring id made. A bag ever marked suspect is never used, even if later cleared."""
+    score this scoring id made. A bag ever marked suspect is never used, even if later cleared;
+    TIP events are not decisions (drift.final_decisions leaves them out) and a bag standing
+    'unreadable' was never screened."""
     from xscreen.drift import final_decisions
 
     scores, areas, skipped = [], [], []
