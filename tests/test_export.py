@@ -104,3 +104,87 @@ def test_cli_screen_backend_onnx_decides_like_torch(tmp_path):
     keys = [k for k in rows["torch"] if k in ("alarm", "n_regions", "n_alarm_regions")]
     assert keys and all(rows["torch"][k] == rows["onnx"][k] for k in keys)
     assert abs(float(rows["torch"]["scan_score"]) - float(rows["onnx"]["scan_score"])) <= 1e-3
+
+
+def test_screen_takes_an_exported_onnx_model(tmp_path, capsys):
+    """`xscreen screen --model m.onnx --backend onnx` used to fail: 'not a readable model file ...
+    header too large' (issue 31 item 8). The .onnx carries what scoring needs as metadata."""
+    import csv
+
+    from screen_fixtures import dual_scan
+    from xscreen.scan import save_h5
+
+    model = save_tiny_model(tmp_path / "tiny.xsm", size=32)
+    assert main(["export", str(model), "-o", str(tmp_path / "tiny.onnx")]) == 0
+    for i in range(2):
+        save_h5(dual_scan(seed=i, scan_id=f"bag{i}"), tmp_path / "bags" / f"bag{i}.h5")
+    rows = {}
+    for name, extra in (("xsm", []), ("onnx", ["--backend", "onnx"])):
+        m = tmp_path / f"tiny.{name}"
+        rc = main(["screen", str(tmp_path / "bags"), "--model", str(m), *extra, "--out", str(tmp_path / name),
+                   "--threshold", "0.05", "--stride", "16", "--overlay", "none", "--precision", "fp32"])
+        assert rc == 0, capsys.readouterr().err
+        with open(tmp_path / name / "summary.csv", newline="") as fh:
+            rows[name] = {r["scan_id"]: r for r in csv.DictReader(fh)}
+    for bag in ("bag0", "bag1"):
+        a, b = rows["xsm"][bag], rows["onnx"][bag]
+        assert a["alarm"] == b["alarm"] and a["n_regions"] == b["n_regions"]
+        assert a["model_id"] == b["model_id"] and a["threshold_version"] == b["threshold_version"]
+        assert abs(float(a["scan_score"]) - float(b["scan_score"])) <= 1e-4
+
+
+def _retag(src, dst, **changes):
+    """Copy an exported .onnx with metadata values changed and the digest recomputed (a consistent
+    edit: the digest only catches damage)."""
+    from xscreen.export import DIGEST_KEY, metadata_digest
+
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update(changes)
+    props[DIGEST_KEY] = metadata_digest(props)
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_an_onnx_files_metadata_is_checked_like_a_model_files(tmp_path, capsys):
+    from xscreen.checkpoint import ModelError
+    from xscreen.onnx_file import read_onnx
+
+    model = save_tiny_model(tmp_path / "tiny.xsm", size=32)
+    good = tmp_path / "tiny.onnx"
+    assert main(["export", str(model), "-o", str(good)]) == 0
+    _, loaded = read_onnx(good)
+    assert loaded.meta == load_model(model).meta and loaded.model_id == load_model(model).model_id
+    meta = json.loads({p.key: p.value for p in onnx.load(str(good)).metadata_props}["xscreen.meta"])
+    bad_lam = _retag(good, tmp_path / "lam.onnx", **{"xscreen.meta": json.dumps(
+        {**meta, "train": {**meta["train"], "lam": 7.0}})})
+    window = _retag(good, tmp_path / "window.onnx", **{"xscreen.meta": json.dumps(
+        {**meta, "train": {**meta["train"], "recon_window": 128}})})
+    kind = _retag(good, tmp_path / "kind.onnx", **{"xscreen.meta": json.dumps(
+        {**meta, "preprocess": {**meta["preprocess"], "kind": "rgb"}})})
+    from dataclasses import asdict
+
+    from xscreen.config import Calibration
+
+    far = _retag(good, tmp_path / "far.onnx", **{"xscreen.meta": json.dumps(
+        {**meta, "calibration": asdict(Calibration(0.05, 0.01, 0.1, 1e-300))})})  # fails open: never alarms
+    for path, field in ((bad_lam, "train.lam"), (window, "recon_window"), (kind, "channels"),
+                        (far, "calibration.scan_far")):
+        with pytest.raises(ModelError, match=field):
+            read_onnx(path)
+        rc = main(["screen", str(path), "--model", str(path), "--out", str(tmp_path / "o"), "--threshold", "0.05"])
+        err = capsys.readouterr().err
+        assert rc == 2 and path.name in err and "Traceback" not in err
+    damaged = tmp_path / "damaged.onnx"
+    proto = onnx.load(str(good))
+    next(p for p in proto.metadata_props if p.key == "xscreen.meta").value = json.dumps(
+        {**meta, "train": {**meta["train"], "lam": 0.5}})
+    onnx.save(proto, str(damaged))
+    with pytest.raises(ModelError, match="digest mismatch"):
+        read_onnx(damaged)
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07not a protobuf at all" * 10)
+    with pytest.raises(ModelError, match="junk.onnx"):
+        read_onnx(tmp_path / "junk.onnx")
