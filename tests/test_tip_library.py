@@ -94,7 +94,7 @@ def _npy(arr) -> bytes:
 
 
 @pytest.mark.parametrize("case, fault", [
-    ("pickle", "corrupt or foreign"),
+    ("pickle", "expected float32"),
     ("extra member", "not an FTI file"),
     ("bad id", "does not match its content"),
     ("tampered pixels", "does not match its content"),
@@ -175,3 +175,18 @@ def test_not_a_library(tmp_path):
     (tmp_path / "index.json").write_text("[1, 2]")
     with pytest.raises(TipError, match="not an xscreen-tip-library index"):
         load_library(tmp_path)
+
+
+def test_a_declared_shape_larger_than_the_data_is_refused_before_allocating(tmp_path):
+    f = small_fti()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (2, 200000, 200000)})
+    forged = b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\0" * 64
+    path = tmp_path / "forged.npz"
+    path.write_bytes(_rewrite_member(fti_bytes(f), "transmission.npy", forged))
+    with pytest.raises(TipError, match="declared shape"):
+        read_fti(path)
+    path.write_bytes(_rewrite_member(fti_bytes(f), "mask.npy", _npy(np.zeros((3, 3), np.float64))))
+    with pytest.raises(TipError, match="expected uint8"):
+        read_fti(path)

@@ -166,6 +166,9 @@ def parse_fti(data: bytes, where: str | Path) -> FTI:
                 raise TipError(where, f"not an FTI file (members {sorted(names)[:6]})")
             if any(i.file_size > MAX_MEMBER_BYTES for i in infos):
                 raise TipError(where, f"an array declares more than {MAX_MEMBER_BYTES} bytes")
+            for name in names:
+                with z.open(name) as member:
+                    _check_header(member, name, where)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except TipError:
@@ -173,6 +176,21 @@ def parse_fti(data: bytes, where: str | Path) -> FTI:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise TipError(where, f"corrupt or foreign FTI file ({type(exc).__name__}: {str(exc)[:120]})") from exc
     return _from_arrays(arrays, where)
+
+
+_DTYPES = {"transmission.npy": np.float32, "areal.npy": np.float32, "mask.npy": np.uint8, "meta.npy": np.uint8}
+
+
+def _check_header(member, name: str, where: str | Path) -> None:
+    """The .npy header's declared dtype and shape, checked before numpy allocates anything for them
+    (numpy sizes its array from the header, not from the data that follows)."""
+    version = np.lib.format.read_magic(member)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(member)
+    if dtype != np.dtype(_DTYPES[name]) or not 1 <= len(shape) <= 3:
+        raise TipError(where, f"{name}: declared {dtype} {shape}, expected {np.dtype(_DTYPES[name])} of 1-3 axes")
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_MEMBER_BYTES or min(shape) < 0:
+        raise TipError(where, f"{name}: declared shape {shape} is over {MAX_MEMBER_BYTES} bytes")
 
 
 def _from_arrays(arrays: dict[str, np.ndarray], where: str | Path) -> FTI:
