@@ -181,10 +181,11 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     estimate = ResidualBlocks.usable(scorer.patch_size, cfg.stride, scorer.lam, scorer.window, scorer.inpaint)
     fraction = resolve_fraction(cfg.cascade, estimate)
     plan = Cascade(fraction) if fraction else None
-    # the gate keeps what the calibrated levels decide; with an override (calibration screens with
-    # stand-in thresholds and reads every patch score) every patch is scored
+    # "auto" keeps what the calibrated levels decide; with an override (calibration screens with
+    # stand-in thresholds and reads every patch score) it scores every patch; a ratio given applies
     overridden = cfg.threshold is not None or cfg.scan_threshold is not None
-    gate = 0.0 if plan is not None or overridden else inpaint_gate.resolve_gate(cfg.gate, scorer.inpaint)
+    gate = 0.0 if plan is not None or (overridden and cfg.gate == inpaint_gate.AUTO) else \
+        inpaint_gate.resolve_gate(cfg.gate, scorer.inpaint)
     grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps,
                                                                 estimate, gate)
     fell_back = bool(grids.pop()) if gate else False
