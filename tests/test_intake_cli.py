@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,7 +26,6 @@ def _watch(inbox, out, model, *extra):
 
 
 def test_watch_killed_and_restarted_screens_every_bag_once(tmp_path):
-    from screen_fixtures import with_calibration  # noqa: F401 - calibration is set below on the file
     from xscreen.checkpoint import update_model_meta
     from xscreen.config import Calibration
 

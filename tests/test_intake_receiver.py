@@ -4,7 +4,6 @@ the disk-full answer, AE/IP allow lists, and two energies paired into one dual s
 import copy
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -14,7 +13,7 @@ pytest.importorskip("pynetdicom")
 from pynetdicom import AE  # noqa: E402
 
 from xscreen.config import ScreenConfig  # noqa: E402
-from xscreen.intake import Inbox, IntakeResult, Rules, run_lane  # noqa: E402
+from xscreen.intake import Inbox, Rules, run_lane  # noqa: E402
 from xscreen.intake.receiver import Receiver, ReceiverConfig  # noqa: E402
 from xscreen.scan import load_scan  # noqa: E402
 from xscreen.scoring import Scorer  # noqa: E402
@@ -142,6 +141,18 @@ def test_two_energies_are_paired_into_one_dual_scan(receiver, sample):
     scan = load_scan(pairs[0], isolated=False)
     assert scan.kind == "dual"
     assert np.array_equal(scan.high, px) and np.array_equal(scan.low, px // 2)
+
+
+def test_a_two_frame_object_is_one_dual_scan(receiver, sample):
+    r = receiver(pair_wait=30)
+    both = copy.deepcopy(sample)
+    px = sample.pixel_array
+    both.NumberOfFrames = 2
+    both.PixelData = np.stack([px, px // 2]).astype(np.uint16).tobytes()
+    assert _send(r.port, [both]) == [0x0000]
+    (stored,) = r.cfg.inbox.glob("*.dcs")  # stored as it came; no pairing wait
+    scan = load_scan(stored)
+    assert scan.kind == "dual" and np.array_equal(scan.high, px) and np.array_equal(scan.low, px // 2)
 
 
 def test_a_lone_energy_becomes_its_own_scan_after_the_wait(receiver, sample):

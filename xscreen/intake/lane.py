@@ -20,6 +20,7 @@ from xscreen.intake.waker import Waker
 # on_result(arrival, ScreenResult) -> output name: runs before the record is written, so a crash
 # inside it screens the bag again on the next start (its outputs are keyed by content: rewritten)
 OnResult = Callable[[Arrival, Any], str]
+PRUNE_EVERY = 3600.0  # seconds between retention sweeps of the done folder
 
 
 @dataclass
@@ -58,6 +59,8 @@ def guess_kind(path: Path) -> str:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
+            if int(ds.get("NumberOfFrames") or 1) == 2:
+                return "dual"  # the two energies of one bag in one object
             return "rgb" if int(ds.get("SamplesPerPixel") or 1) == 3 else "gray"
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -142,9 +145,12 @@ def run_lane(inbox: Inbox, scorers: Mapping[str, Any], cfg: ScreenConfig = Scree
     own = waker is None
     waker = waker or Waker(inbox.folder)
     step = min(poll, inbox.rules.settle / 4) if inbox.rules.settle > 0 else poll
-    done = 0
+    done, pruned = 0, time.monotonic()
     try:
         while max_bags is None or done < max_bags:
+            if time.monotonic() - pruned > PRUNE_EVERY:  # a lane runs for months: retention applies as it runs
+                inbox.prune()
+                pruned = time.monotonic()
             arrivals = inbox.ready()
             for arrival in arrivals:
                 result = screen_arrival(inbox, arrival, scorers, cfg, on_result)

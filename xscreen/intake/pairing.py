@@ -14,7 +14,6 @@ import os
 import shutil
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,20 +133,3 @@ def dual_from(high: Path, low: Path, scan_id: str):
             "low_sop_instance": b.metadata.get("SOPInstanceUID", "")}
     # one air level for both: the brighter one, so neither channel's air reads as attenuating
     return Scan(scan_id, "dual", channels, max(a.i0, b.i0), pixel_pitch_mm=a.pixel_pitch_mm, metadata=meta)
-
-
-def two_frame_scan(ds, scan_id: str, path: Path):
-    """A two-frame DX object (frame 1 high, frame 2 low) -> dual Scan; raises ScanError/ValueError."""
-    from xscreen.scan._checks import make_scan, to_counts
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pixels = ds.pixel_array
-    if pixels.ndim != 3 or pixels.shape[0] != 2:
-        raise ValueError(f"expected two frames of one channel, got pixel array {pixels.shape}")
-    counts = to_counts(path, pixels)
-    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        top = min(2 ** int(ds.get("BitsStored") or 16) - 1, np.iinfo(counts.dtype).max)
-        counts = (top - np.minimum(counts, top)).astype(counts.dtype)
-    return make_scan(path, "dual", counts.astype(np.uint16), scan_id=scan_id,
-                     metadata={"format": "DICOS two-frame dual energy"})

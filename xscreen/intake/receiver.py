@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from xscreen.intake.pairing import Pairing, two_frame_scan
+from xscreen.atomic import atomic_write_bytes
+from xscreen.intake.pairing import Pairing
 from xscreen.scan import DEFAULT_MAX_PIXELS
 from xscreen.scan._dicom import _DX as DX_CLASSES  # the SOP classes the reader accepts
 
@@ -167,11 +167,9 @@ class Receiver:
         return StoreOutcome(OK, "stored" if stored else "waiting for the other energy", stored or "", sha, size)
 
     def _write(self, ds, data: bytes, sha: str) -> str | None:
-        if int(ds.get("NumberOfFrames") or 1) == 2:
-            from xscreen.scan import save_h5
-
-            target = Path(self.cfg.inbox) / f"{sha[:16]}.h5"
-            save_h5(two_frame_scan(ds, f"dx-{sha[:16]}", target), target)
+        if int(ds.get("NumberOfFrames") or 1) == 2:  # both energies in one object: the reader makes it dual
+            target = Path(self.cfg.inbox) / f"{sha[:16]}.dcs"
+            atomic_write_bytes(target, data)
             return target.name
         path = self.pairing.add(data, ds, sha)
         return path.name if path is not None else None
