@@ -100,3 +100,17 @@ def test_a_calibration_made_by_calibrate_bags_passes_its_own_load_check(tmp_path
     with pytest.raises(ValueError, match="scan false-alarm rate"):
         calibrate_bags(patches, bag_max, areas, scan_far=0.9)
     assert math.isfinite(rule_for(cal, 32).area_hi)
+
+
+def test_model_info_shows_a_hand_edited_card_history_without_a_traceback(real_model, tmp_path, capsys):
+    """The card's calibration history and evaluation notes are free-form: shown, never formatted as
+    numbers they are not (before: ValueError / AttributeError tracebacks)."""
+    def edit(meta):
+        meta["card"]["calibration_history"] = [{"version": 1, "interval_95": "ab", "threshold_at_ref_area": "x",
+                                                "ref_area": None, "n_bags": 3, "n_alarmed": 0}]
+        meta["card"]["evaluation"] = {"scan_calibration": [32]}
+
+    bad = _resign(real_model, tmp_path / "card.xsm", edit_meta=edit)
+    assert cli_main(["model", "info", str(bad)]) == 0
+    out = capsys.readouterr().out
+    assert "history    v1" in out and "threshold ? at ? px^2" in out

@@ -107,15 +107,29 @@ def alarm_lines(d: dict) -> list[str]:
 
     cal = None if d["calibration"] is None else from_dict(Calibration, d["calibration"])
     # a legacy calibration's bag area is in patches of the stride it was screened at (32 unless noted)
-    stride = d["card"]["evaluation"].get("scan_calibration", {}).get("stride", 32)
-    lines = calibration_lines(cal, stride if isinstance(stride, int) and stride > 0 else 32)
+    note = d["card"]["evaluation"].get("scan_calibration")
+    stride = note.get("stride", 32) if isinstance(note, dict) else 32
+    lines = calibration_lines(cal, stride if type(stride) is int and 0 < stride <= 1024 else 32)
     for h in d["card"].get("calibration_history", []):
+        # the card's history is free-form data from the file: shown, never trusted to be numbers
         ci = h.get("interval_95")
-        rate = (f"{h.get('n_alarmed')}/{h.get('n_bags')} alarmed (95 % {ci[0]:.1%}-{ci[1]:.1%})" if ci
-                else f"{h.get('n_bags')} bags, achieved rate not recorded")
+        ci = ci if isinstance(ci, list) and len(ci) == 2 else None
+        rate = (f"{h.get('n_alarmed')}/{h.get('n_bags')} alarmed (95 % {_num(ci[0], '.1%')}-{_num(ci[1], '.1%')})"
+                if ci else f"{h.get('n_bags')} bags, achieved rate not recorded")
         lines.append(f"history    v{h.get('version')} {h.get('time', '')}: {h.get('source', '')}, {rate}, "
-                     f"threshold {h.get('threshold_at_ref_area', 0.0):.6g} at {h.get('ref_area', 0.0):.0f} px^2")
+                     f"threshold {_num(h.get('threshold_at_ref_area', 0.0), '.6g')} at "
+                     f"{_num(h.get('ref_area', 0.0), '.0f')} px^2")
     return lines
+
+
+def _num(value: object, spec: str) -> str:
+    """``value`` formatted as a number, or '?' when it is not one (a hand-edited card)."""
+    if type(value) not in (int, float):
+        return "?"
+    try:
+        return format(value, spec)
+    except (ValueError, OverflowError):
+        return "?"
 
 
 def _calibrate_scans(args: argparse.Namespace):
