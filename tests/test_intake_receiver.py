@@ -42,12 +42,12 @@ def receiver(tmp_path):
         r.stop()
 
 
-def _send(port: int, datasets, calling: str = "SCANNER1"):
+def _send(port: int, datasets, calling: str = "SCANNER1", tls=None):
     """C-STORE each dataset on one association; returns the status codes (None: no association)."""
     ae = AE(ae_title=calling)
     for ds in datasets:
         ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title="XSCREEN")
+    assoc = ae.associate("127.0.0.1", port, ae_title="XSCREEN", tls_args=tls)
     if not assoc.is_established:
         return None
     try:
@@ -162,4 +162,24 @@ def test_a_lone_energy_becomes_its_own_scan_after_the_wait(receiver, sample):
     end = time.monotonic() + 30
     while not list(r.cfg.inbox.glob("*.dcs")) and time.monotonic() < end:
         time.sleep(0.05)
+    assert len(list(r.cfg.inbox.glob("*.dcs"))) == 1
+
+
+def test_tls_receiver_takes_tls_peers_only(receiver, sample, tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    from xscreen.cli.receive import tls_context
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    r = receiver(pair_wait=0, ssl_context=tls_context(str(cert), str(key), None), network_timeout=5)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+    assert _send(r.port, [sample], tls=(client, "localhost")) == [0x0000]
+    assert _send(r.port, [sample]) is None  # plain DICOM to a TLS port: no association
     assert len(list(r.cfg.inbox.glob("*.dcs"))) == 1
