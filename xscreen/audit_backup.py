@@ -11,7 +11,7 @@ from typing import Any
 
 from xscreen.atomic import atomic_path
 from xscreen.audit import AuditError, AuditLog
-from xscreen.audit_chain import read_only_uri
+from xscreen.audit_schema import open_reader, stamp
 
 
 def backup(db_path: str | Path, dest: str | Path) -> Any:
@@ -21,15 +21,25 @@ def backup(db_path: str | Path, dest: str | Path) -> Any:
     with AuditLog(src_path, create=False):  # refuses a missing, truncated or foreign file first
         pass
     with atomic_path(dest) as tmp:
-        src = sqlite3.connect(read_only_uri(src_path), uri=True, timeout=10.0)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-        except sqlite3.Error as exc:
-            raise AuditError(f"{src_path}: backup failed ({exc})") from exc
-        finally:
-            dst.close()
-            src.close()
+        while not _copy(src_path, tmp):  # a writer came during an immutable copy: copy again, live
+            pass
     with AuditLog(dest, create=False) as copy:
         return copy.verify()
+
+
+def _copy(src_path: Path, tmp: Path) -> bool:
+    """Copy once; False when the copy was made ``immutable`` (nothing created beside the source)
+    and the source changed meanwhile, so the copy may mix two states."""
+    before = stamp(src_path)
+    src, immutable = open_reader(src_path)
+    dst = sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+    except sqlite3.Error as exc:
+        if not immutable or stamp(src_path) == before:
+            raise AuditError(f"{src_path}: backup failed ({exc})") from exc
+    finally:
+        dst.close()
+        src.close()
+    return not immutable or stamp(src_path) == before
