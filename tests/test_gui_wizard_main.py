@@ -84,3 +84,80 @@ def test_every_wizard_field_keeps_what_is_typed_in_the_main_window(qtbot, win, t
     assert save.name.text() == "wizard-csu small" and wiz.state.name == "wizard-csu small"
     assert save.description.toPlainText() == "first model\nfor the csu lane" == wiz.state.description
     assert QApplication.focusWidget() is save.description  # the focus never left for the tab bar
+
+
+def test_the_model_page_fits_a_1000_px_screen(qtbot, win):
+    """Issue 31 item 10: with Advanced open, the model page asked for more height than the Training
+    tab has in a window that fits a 1000-px screen (the window grew to 1023 px)."""
+    win.resize(1400, 950)
+    model = _page(win, "model")
+    model.advanced.setChecked(True)
+    qtbot.wait(50)
+    wiz = win.tabs.widget(1)
+    assert model.minimumSizeHint().height() < wiz.height() - 150
+    assert win.minimumSizeHint().height() <= 950 and win.height() <= 950
+
+
+def _step(epoch, step, steps=10):
+    from xscreen.train import ProgressReport
+
+    return ProgressReport(epoch, step, steps, 1.0 + epoch, 0.5, 1000.0)
+
+
+def _epoch(epoch, epochs=8):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(epoch=epoch, epochs=epochs, g_adv=1.0, g_con=0.5, g_lat=0.1, d_loss=0.7, d_reinits=0,
+                           val_score_mean=0.02, val_score_std=0.01, best=True)
+
+
+def test_cancel_keeps_whole_epochs_on_the_bar_and_the_plot_and_resume_follows_the_run(qtbot, win, tmp_path):
+    import os
+
+    from xscreen import wizard as wz
+
+    wiz = win.tabs.widget(1)
+    page = _page(win, "train")
+    wiz.run = wz.to_run_config(dataclasses_replace_epochs(wiz.state, 8), tmp_path / "m.xsm")
+    page.t0 = 0.0
+    for epoch in (1, 2, 3):
+        for step in range(1, 11 if epoch < 3 else 9):  # cancelled at 2.8 of 8 epochs
+            page.show_step(_step(epoch, step))
+        if epoch < 3:
+            page.show_epoch(_epoch(epoch))
+    page._on_train_cancelled("train")
+    assert (page.progress.value(), page.progress.maximum()) == (2, 8)  # 2 of 8 epochs kept, not 87 %
+    assert "epochs kept" in page.progress.format()
+    assert max(page.steps_x) <= 2.0  # the partial epoch is off the plot ...
+    xs, _ = page.step_curves["g_loss"].getData()
+    assert max(xs) <= 2.0
+    page.show_step(_step(3, 1))  # ... so Resume draws on from epoch 2, never back from 2.8
+    assert page.steps_x[-1] > page.steps_x[-2] and "%p%" == page.progress.format()
+    # Resume: after a cancelled run yes, after a finished one no
+    wiz.workdir.mkdir(parents=True, exist_ok=True)
+    (wiz.workdir / "state.pt").write_bytes(b"s")
+    page._sync_buttons()
+    assert page.resume.isEnabled()
+    (wiz.workdir / "model.xsm").write_bytes(b"m")
+    os.utime(wiz.workdir / "state.pt", ns=(1_000_000_000, 1_000_000_000))
+    page._sync_buttons()
+    assert not page.resume.isEnabled() and page.start.isEnabled()
+
+
+def dataclasses_replace_epochs(state, epochs):
+    import dataclasses
+
+    return dataclasses.replace(state, train=dataclasses.replace(state.train, epochs=epochs))
+
+
+def test_the_roc_key_is_under_the_plot_not_over_the_curves(qtbot, win):
+    from types import SimpleNamespace
+
+    page = _page(win, "calibrate")
+    curve = SimpleNamespace(fpr=[0.0, 0.2, 1.0], tpr=[0.0, 0.7, 1.0])
+    result = SimpleNamespace(levels=[SimpleNamespace(level="patch", auc=0.81), SimpleNamespace(level="scan", auc=0.7)],
+                             curves={"patch": curve, "scan": curve}, threat_scan_detection=None, benign_scan_far=None)
+    page.show_evaluation(result)
+    assert page.roc.plotItem.legend is None  # nothing drawn inside the plot over the curves
+    key = page.roc_key.text()
+    assert "patch (AUC 0.810)" in key and "scan (AUC 0.700)" in key and page.roc_key.isVisible()

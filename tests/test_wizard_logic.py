@@ -134,3 +134,55 @@ def test_speed_measurement_times_the_runs_own_discriminator_cadence_and_batches(
                         n_patches=400, steps=2)
     assert calls == [(True, True), (True, True), (True, False), (True, False), (True, False)]  # warm-up + 4
     assert est.patches_per_s > 0 and est.seconds_per_epoch == pytest.approx(400 / est.patches_per_s)
+
+
+def test_an_evaluation_folder_overlapping_the_training_data_is_refused(tmp_path):
+    """Issue 31 item 10: the training folder chosen as the evaluation folder (or one inside the
+    other, e.g. the benign/ half of an 'xscreen synth' folder) was accepted without a word."""
+    synth = tmp_path / "synth"
+    (synth / "benign").mkdir(parents=True)
+    (synth / "threat").mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    for benign, threat in ((synth / "benign", synth / "benign"), (synth / "benign", synth), (synth, synth / "threat")):
+        errs = page_errors(_ready(benign=(benign,), threat=threat), "data")
+        assert len(errs) == 1 and "overlaps the benign training data" in errs[0], (benign, threat)
+    assert page_errors(_ready(benign=(synth / "benign",), threat=other), "data") == []
+
+
+def test_resume_only_for_a_run_that_stopped_before_its_end(tmp_path):
+    import os
+
+    from xscreen.wizard.run import can_resume
+
+    assert not can_resume(tmp_path)  # nothing trained
+    state, model = tmp_path / "state.pt", tmp_path / "model.xsm"
+    state.write_bytes(b"s")
+    assert can_resume(tmp_path)  # cancelled before the first model file
+    model.write_bytes(b"m")
+    os.utime(state, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(model, ns=(2_000_000_000, 2_000_000_000))
+    assert not can_resume(tmp_path)  # finished: the model was written after the last state
+    os.utime(state, ns=(3_000_000_000, 3_000_000_000))
+    assert can_resume(tmp_path)  # a new run cancelled after an epoch
+
+
+def test_calibrate_page_names_counts_and_interval_and_keeps_the_trained_threshold(tmp_path):
+    from tests.screen_fixtures import save_tiny_model
+    from xscreen.checkpoint import read_meta
+    from xscreen.config import Calibration
+    from xscreen.wizard.run import ValScores, calibration_for, calibration_summary, recalibrate
+
+    stored = Calibration(0.06272, 0.01, 0.09, 0.05, n_patches=300, n_scans=3)
+    path = save_tiny_model(tmp_path / "m.xsm", calibration=stored)
+    rng = np.random.default_rng(0)
+    scores = ValScores(rng.uniform(0.0, 0.1, 300), np.repeat(np.arange(3), 100))
+    # the rates training calibrated for: its threshold, not a rescored 0.06263
+    assert calibration_for(path, scores, 0.01, 0.05) == stored
+    assert recalibrate(path, scores, 0.01, 0.05) == stored and read_meta(path)[0].calibration == stored
+    other = calibration_for(path, scores, 0.02, 0.05)
+    assert other.patch_threshold != stored.patch_threshold
+    text = calibration_summary(other, scores)
+    # 1 of 3 scans at the highest scan score: the count and what 3 scans can support, not "5.0 % of 3"
+    assert "6 of 300 held-out benign patches reach it" in text
+    assert "1 of 3 held-out benign scans alarm (95 % interval 0.8% to 90.6%; target 5.0%)" in text

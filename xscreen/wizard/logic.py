@@ -186,7 +186,22 @@ def _data_errors(s: WizardState) -> list[str]:
                       "(some for training, some held out for calibration)")
     if s.threat is not None and not Path(s.threat).is_dir():
         errors.append(f"threat folder {s.threat} does not exist")
+    elif s.threat is not None:
+        errors += overlap_errors(Path(s.threat), s.benign)
     return errors
+
+
+def overlap_errors(evaluation: Path, benign: Iterable[Path]) -> list[str]:
+    """The evaluation folder must hold none of the training scans: the same folder, one inside the
+    other, or the benign inputs inside it (an 'xscreen synth' folder's benign/ half) - a model
+    scored on its own training bags looks better than it is."""
+    ev = Path(evaluation).resolve()
+    for b in benign:
+        p = Path(b).resolve()
+        if p == ev or p.is_relative_to(ev) or ev.is_relative_to(p):
+            return [f"the evaluation folder {evaluation} overlaps the benign training data ({b}): "
+                    "choose a folder of other scans (or leave it empty)"]
+    return []
 
 
 def _patch_errors(s: WizardState) -> list[str]:

@@ -100,6 +100,15 @@ def preview_strip(patches: torch.Tensor, recon: torch.Tensor, kind: str) -> np.n
                            row(np.abs(orig - rec) / span)], axis=0)
 
 
+def can_resume(workdir: Path) -> bool:
+    """Whether a run in ``workdir`` stopped before its end: a training state newer than the model
+    file it ends with (a finished run writes the model last; Resume would have nothing to do)."""
+    state, model = Path(workdir) / "state.pt", Path(workdir) / "model.xsm"
+    if not state.is_file():
+        return False
+    return not model.is_file() or model.stat().st_mtime_ns < state.stat().st_mtime_ns
+
+
 @dataclass(frozen=True)
 class ValScores:
     patch: np.ndarray  # (N,) raw scores of held-out benign patches
@@ -119,23 +128,48 @@ def validation_scores(model: Path, workdir: Path, device: str = "auto") -> ValSc
 
 
 def calibration_for(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
-    """Thresholds for the chosen false-alarm rates, aggregating scans as the model's calibration does."""
+    """Thresholds for the chosen false-alarm rates, aggregating scans as the model's calibration does.
+    At the rates the model file was calibrated for, its own calibration: the train page's threshold
+    and this page's are one number (rescoring the same held-out patches moved the 4th digit)."""
+    import math
+
     from xscreen.checkpoint import read_meta
     from xscreen.metrics import calibrate, scan_scores_by_index
 
     meta, _ = read_meta(model)
+    stored = meta.calibration
+    if stored is not None and math.isclose(stored.patch_far, patch_far) and math.isclose(stored.scan_far, scan_far):
+        return stored
     agg = meta.calibration.scan_aggregation if meta.calibration else "max"
     k = meta.calibration.top_k if meta.calibration else 5
     scans = scan_scores_by_index(scores.patch, scores.scan_index, agg, k)
     return calibrate(scores.patch, scans, patch_far, scan_far, aggregation=agg, top_k=k)
 
 
+def calibration_summary(cal: Calibration, scores: ValScores) -> str:
+    """The calibrate page's line: each threshold with how many held-out benign patches / scans reach
+    it, and for the scans (few) the 95 % interval that count supports - "5.0 % of 3 scans" said
+    nothing about how little 3 scans can show."""
+    from xscreen.metrics import clopper_pearson, scan_scores_by_index
+
+    scans = scan_scores_by_index(scores.patch, scores.scan_index, cal.scan_aggregation, cal.top_k)
+    k, n = int((scans >= cal.scan_threshold).sum()), int(len(scans))
+    ci = clopper_pearson(k, n)
+    above = int((scores.patch >= cal.patch_threshold).sum())
+    return (f"patch threshold {cal.patch_threshold:.4g}: {above} of {len(scores.patch)} held-out benign patches "
+            f"reach it (target {cal.patch_far:.1%}) · scan threshold {cal.scan_threshold:.4g}: {k} of {n} held-out "
+            f"benign scans alarm (95 % interval {ci.lo:.1%} to {ci.hi:.1%}; target {cal.scan_far:.1%})")
+
+
 def recalibrate(model: Path, scores: ValScores, patch_far: float, scan_far: float) -> Calibration:
     """``calibration_for`` written into the model file."""
     from xscreen.checkpoint import update_model_meta
 
+    from xscreen.checkpoint import read_meta
+
     cal = calibration_for(model, scores, patch_far, scan_far)
-    update_model_meta(model, calibration=cal)
+    if cal != read_meta(model)[0].calibration:  # unchanged rates: nothing to write
+        update_model_meta(model, calibration=cal)
     return cal
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QApplication, QLabel, QWizardPage
+from PySide6.QtWidgets import QApplication, QFrame, QLabel, QScrollArea, QWidget, QWizardPage
 
 from xscreen import wizard as wz
 
@@ -16,6 +16,16 @@ def to_pixmap(rgb: np.ndarray, max_side: int = 420) -> QPixmap:
     pix = QPixmap.fromImage(img)
     return pix.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
                       Qt.TransformationMode.SmoothTransformation) if max(h, w) > max_side else pix
+
+
+def scrolled(body: QWidget) -> QScrollArea:
+    """``body`` in a frameless vertical scroll area: a tall page no longer sets the window's
+    minimum height (issue 31 item 10: the model page grew the main window past a 1000-px screen)."""
+    area = QScrollArea()
+    area.setWidget(body)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def error_label() -> QLabel:

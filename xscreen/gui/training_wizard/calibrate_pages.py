@@ -43,6 +43,8 @@ class CalibratePage(GatedPage):
         self.roc.setLabel("bottom", "false-alarm rate")
         self.roc.setLabel("left", "detection rate")
         self.summary, self.eval_label = QLabel("scoring held-out benign patches…"), QLabel()
+        self.summary.setWordWrap(True)
+        self.roc_key = QLabel()  # the ROC's key sits under the plots: drawn inside, it covered the curves
         self.evaluate = QPushButton("Evaluate on the evaluation folder")
         self.evaluate.clicked.connect(self._on_evaluate_clicked)
         self.scores, self.calibration, self.evaluation = None, None, None
@@ -55,7 +57,7 @@ class CalibratePage(GatedPage):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(plots, 1)
-        for w in (self.summary, self.evaluate, self.eval_label, self.errors):
+        for w in (self.roc_key, self.summary, self.evaluate, self.eval_label, self.errors):
             lay.addWidget(w)
 
     def initializePage(self) -> None:  # noqa: N802
@@ -79,7 +81,7 @@ class CalibratePage(GatedPage):
             self.show_evaluation(item)
 
     def _on_far_changed(self, *_) -> None:
-        from xscreen.wizard.run import calibration_for
+        from xscreen.wizard.run import calibration_for, calibration_summary
 
         s = self.wiz.state
         self.wiz.update(train=dataclasses.replace(s.train, patch_far=self.patch_far.value(),
@@ -93,9 +95,7 @@ class CalibratePage(GatedPage):
         self.hist.addItem(histogram_item(self.scores.patch, "#1b9e77"))
         self.hist.addItem(pg.InfiniteLine(self.calibration.patch_threshold, pen=pg.mkPen("#b00020", width=2)))
         c = self.calibration
-        self.summary.setText(f"patch threshold {c.patch_threshold:.4g} ({c.patch_far:.1%} of {c.n_patches} benign "
-                             f"patches above) · scan threshold {c.scan_threshold:.4g} ({c.scan_far:.1%} of "
-                             f"{c.n_scans} benign scans alarm)" + scan_count_warning(c.n_scans, c.scan_far))
+        self.summary.setText(calibration_summary(c, self.scores) + scan_count_warning(c.n_scans, c.scan_far))
 
     def validatePage(self) -> bool:  # noqa: N802
         """Leaving the page writes the chosen thresholds into the model file."""
@@ -124,11 +124,13 @@ class CalibratePage(GatedPage):
     def show_evaluation(self, result) -> None:
         self.evaluation = result
         self.roc.clear()
-        self.roc.addLegend(offset=(-10, 10))
         auc = {lv.level: lv.auc for lv in result.levels}
+        key = []
         for (name, curve), colour in zip(result.curves.items(), ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")):
             label = f"{name} (AUC {auc[name]:.3f})" if auc.get(name) is not None else name
-            self.roc.plot(curve.fpr, curve.tpr, pen=pg.mkPen(colour, width=2), name=label)
+            self.roc.plot(curve.fpr, curve.tpr, pen=pg.mkPen(colour, width=2))
+            key.append(f"<span style='color:{colour}'>━</span> {label}")
+        self.roc_key.setText("ROC: " + "   ".join(key + ["<span style='color:#999'>┅</span> chance"]))
         self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine))
         lines = [f"{lv.level}: AUC {lv.auc:.3f}" for lv in result.levels if lv.auc is not None]
         if result.threat_scan_detection is not None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QSpinBox, QVBoxLayout)
+                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from xscreen import wizard as wz
 from xscreen.config import D_EVERY_MAX, DENSITY_MAX
-from xscreen.gui.training_wizard.base import GatedPage
+from xscreen.gui.training_wizard.base import GatedPage, scrolled
 
 
 class ModelPage(GatedPage):
@@ -45,14 +45,18 @@ class ModelPage(GatedPage):
         for label, w in (("Size preset", self.preset), ("Epochs", self.epochs), ("Batch size", self.batch),
                          ("Precision", self.precision), ("Device", self.device), ("Seed", self.seed)):
             form.addRow(label, w)
-        lay = QVBoxLayout(self)
+        body = QWidget()
+        lay = QVBoxLayout(body)
         lay.addLayout(form)
         lay.addWidget(self.advanced)
+        lay.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(measure)
         row.addWidget(self.speed, 1)
-        lay.addLayout(row)
-        lay.addWidget(self.errors)
+        outer = QVBoxLayout(self)
+        outer.addWidget(scrolled(body), 1)  # the Advanced rows scroll: the window fits a 1000-px screen
+        outer.addLayout(row)
+        outer.addWidget(self.errors)
         self._load_fields()
         self.preset.currentTextChanged.connect(self._on_preset_changed)
         for sig in (self.epochs.valueChanged, self.batch.valueChanged, self.seed.valueChanged,

@@ -113,10 +113,27 @@ class TrainPage(GatedPage):
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
+        from xscreen.wizard.run import can_resume
+
         running = self.wiz.state.training
         self.start.setEnabled(not running)
         self.cancel.setEnabled(running)
-        self.resume.setEnabled(not running and (self.wiz.workdir / "state.pt").is_file())
+        self.resume.setEnabled(not running and can_resume(self.wiz.workdir))  # not after a finished run
+
+    def _keep_finished_epochs(self) -> None:
+        """After a cancel or a failure only whole epochs are kept (Resume continues from the last):
+        the plot drops the partial epoch (else Resume drew a line back from 2.8 to 2.0) and the
+        bar says how many epochs are kept, not the share of steps reached."""
+        kept = self.epochs[-1] if self.epochs else 0
+        keep = [i for i, x in enumerate(self.steps_x) if x <= kept + 1e-9]
+        self.steps_x = [self.steps_x[i] for i in keep]
+        for k in self.step_history:
+            self.step_history[k] = [self.step_history[k][i] for i in keep]
+            self.step_curves[k].setData(self.steps_x, self.step_history[k])
+        epochs = self.wiz.run.train.epochs if getattr(self.wiz, "run", None) is not None else max(kept, 1)
+        self.progress.setRange(0, max(epochs, 1))
+        self.progress.setValue(kept)
+        self.progress.setFormat("%v of %m epochs kept")
 
     def _begin(self, resume: bool) -> None:
         s = self.wiz.state
@@ -152,6 +169,7 @@ class TrainPage(GatedPage):
             self.show_store(item)
 
     def show_store(self, p) -> None:
+        self.progress.setFormat("%p%")
         self.progress.setRange(0, max(p.n_scans, 1))
         self.progress.setValue(p.scan)
         if p.done:
@@ -164,6 +182,7 @@ class TrainPage(GatedPage):
     def show_step(self, item) -> None:
         done = (item.epoch - 1) * item.steps + item.step
         total = self.wiz.run.train.epochs * item.steps
+        self.progress.setFormat("%p%")  # training again: the bar counts steps
         self.steps_x.append(step_position(item.epoch, item.step, item.steps))
         for k in self.step_history:
             self.step_history[k].append(max(float(getattr(item, k)), 1e-6))
@@ -197,12 +216,12 @@ class TrainPage(GatedPage):
 
     def _on_train_cancelled(self, key: str) -> None:
         self.set_status("cancelled: the last finished epoch is kept; Resume continues from it")
-        self.progress.setRange(0, 100)
+        self._keep_finished_epochs()
         self.wiz.update(training=False)
         self._sync_buttons()
 
     def _on_train_failed(self, key: str, message: str) -> None:
         self.set_status(f"training failed: {message.splitlines()[0] if message else ''}", "error")
-        self.progress.setRange(0, 100)
+        self._keep_finished_epochs()
         self.wiz.update(training=False)
         self._sync_buttons()
