@@ -26,6 +26,18 @@ def test_demo_screens_the_samples_and_writes_reports(tmp_path):
         assert ("THREAT" in flags) == (report["tdr"]["machine_alarm_decision"] == "ALARM")
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert sorted(r["scan_id"] for r in rows) == samples
+    # one summary schema for demo and screen (issue 31 item 7), every number ÷ the alarm threshold
+    from xscreen.report.summary import SUMMARY_COLUMNS
+
+    assert tuple(next(csv.reader(open(out / "summary.csv")))) == SUMMARY_COLUMNS
+    for r in rows:
+        top = float(r["top_region_x_alarm"]) if r["top_region_x_alarm"] else 0.0
+        assert (top >= 1.0) == (r["alarm"] == "ALARM")
+        line = next(ln for ln in res.stdout.splitlines() if ln.startswith(r["scan_id"] + " "))
+        assert (f"{top:.2f}" if r["top_region_x_alarm"] else " - ") in line  # the table shows the CSV's number
+    header = next(ln for ln in res.stdout.splitlines() if ln.startswith("scan "))
+    assert header.split()[-1] == "ms" and all(ln.split()[-1].isdigit() for ln in res.stdout.splitlines()
+                                               if ln.startswith("bag0"))
     assert "highest-scoring bag" in res.stdout and "bag02_handgun" in res.stdout.split("highest-scoring bag")[1]
     alarms = {r["scan_id"]: r["alarm"] for r in rows}
     # the shipped model on the shipped bags: the handgun alarms, the two benign bags stay clear

@@ -346,3 +346,44 @@ def test_pdf_prints_hostile_text_literally(tmp_path):
     text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True,
                           text=True, check=True).stdout
     assert f"Screening report: {evil}" in text
+
+
+def test_every_region_number_is_on_the_alarm_scale_and_captions_name_the_threshold(tmp_path, bag):
+    """One scale (issue 31 items 2, 12): score ÷ the bag's alarm threshold, 1.00 alarms, the review
+    level a line on it; no caption says 'score / threshold' without naming which."""
+    scan, s = bag  # review level 0.2, alarm threshold 0.3
+    s = replace(s, regions=find_regions(s.score_grid, THRESHOLD, GridGeometry(SIZE, STRIDE, H, W), alarm_threshold=0.3))
+    assert {r.level for r in s.regions} == {"alarm", "attention"}
+    write_reports(s, scan, tmp_path, formats=("html", "json", "csv"))
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["format_version"] == 2 and doc["model"]["review_level_x_alarm"] == pytest.approx(0.2 / 0.3)
+    for p in doc["tdr"]["ptos"]:
+        a = p["assessment"]
+        assert a["score_x_alarm"] == pytest.approx(a["score"] / 0.3)
+        assert (a["flag"] == "THREAT") == (a["score_x_alarm"] >= 1.0) == (a["probability"] >= 0.5)
+    assert doc["screening"]["scan_score_x_alarm"] == pytest.approx(0.9 / 0.3)
+    html = (tmp_path / "report.html").read_text()
+    assert "score / threshold" not in html and "/ review" not in html
+    assert "Heat map (score &divide; this bag's alarm threshold)" in html
+    assert "review level (regions drawn from here) is 0.67 × alarm" in html and "3.00" in html
+    assert "Max &times; alarm" in html
+    rows = list(csv.DictReader((tmp_path / "patches.csv").open()))
+    assert max(float(r["score_x_alarm"]) for r in rows) == pytest.approx(3.0)
+
+
+def test_an_amended_decision_says_from_what_and_by_whom(tmp_path, saved_bag):
+    """`xscreen report --audit` showed only the standing decision; an amendment must say what it
+    amended, by whom and when (issue 31 item 12)."""
+    path, s = saved_bag
+    with AuditLog(tmp_path / "audit.sqlite") as log:
+        first = log.record(replace(decision("clear", "ana"), file_sha256=s.sha256, time=""))
+        log.record(replace(decision("suspect", "bo"), file_sha256=s.sha256, time="", amends=first))
+    assert cli_main(["report", str(tmp_path / "first" / "report.json"), "--out", str(tmp_path / "r"),
+                     "--formats", "json,html,pdf", "--audit", str(tmp_path / "audit.sqlite")]) == 0
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    op = doc["tdr"]["operator"]
+    assert op["name"] == "bo" and op["decision"] == "suspect" and op["amends"] == first
+    assert [(h["name"], h["decision"]) for h in op["amended_from"]] == [("ana", "clear")]
+    jsonschema.validate(doc, load_schema(), cls=jsonschema.Draft202012Validator)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "SUSPECT (amended)" in html and "CLEAR by ana at 20" in html

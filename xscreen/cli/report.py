@@ -3,7 +3,8 @@
 INPUT is either a saved screening JSON (``report.json`` from a report, or the per-scan
 ``<scan>.json`` of ``xscreen screen``) to re-render, or a scan file to screen and report with
 ``--model``. Given a JSON and ``--model``, the scan is rescored so the reconstruction and residual
-crops come back. ``--audit`` adds the latest operator decision on that file from the audit log.
+crops come back. ``--audit`` adds the standing operator decision on that file from the audit log,
+and the earlier decisions it amends (from what, by whom, when).
 """
 from __future__ import annotations
 
@@ -41,9 +42,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         formats = parse_formats(args.formats)
         screening, scan, decision = _inputs(args, formats)
+        history: list[Decision] = []
         if args.audit:
-            decision = _audit_decision(args.audit, screening) or decision
-        paths = write_reports(screening, scan, args.out, formats, decision)
+            found = _audit_decisions(args.audit, screening)
+            if found:
+                *history, decision = found
+        paths = write_reports(screening, scan, args.out, formats, decision, history=history)
     except _Fail as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -122,11 +126,21 @@ def _screen(scan, args: argparse.Namespace, stride: int | None):
     return screen(scan, scorer, cfg)
 
 
-def _audit_decision(db: str, screening) -> Decision | None:
+def _audit_decisions(db: str, screening) -> list[Decision]:
+    """Every decision on this file, oldest first: the last one stands, the others are what it
+    amends (a report showing only the last hid that it was amended, from what and by whom)."""
     if not screening.sha256:
         raise _Fail(f"{screening.path or screening.scan_id}: no file hash to look up in the audit log")
     try:
         with AuditLog(db, create=False) as log:
-            return log.latest(screening.sha256)
+            rows = log.rows_for(screening.sha256)
     except AuditError as exc:
         raise _Fail(str(exc)) from None
+    return [_decision(r) for r in rows]
+
+
+def _decision(r: dict) -> Decision:
+    import json
+
+    return Decision(r["operator"], r["scan_id"], r["file_sha256"], r["model_id"], r["threshold"], r["decision"],
+                    r["decision_seconds"], json.loads(r["regions_shown"] or "[]"), r["time"], r["amends"])

@@ -14,7 +14,8 @@ from xscreen import __version__
 from xscreen.audit import Decision
 
 APP_NAME = "xscreen"
-OPERATOR_ALARM = {"suspect": "ALARM", "clear": "NO_ALARM", "unresolved": "UNKNOWN"}
+# unreadable: the operator could not judge the image (re-scan / hand search): no verdict on it
+OPERATOR_ALARM = {"suspect": "ALARM", "clear": "NO_ALARM", "unresolved": "UNKNOWN", "unreadable": "UNKNOWN"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class ReportContext:
     def final_alarm(self) -> str:
         """The operator's call when there is one (suspect -> ALARM, clear -> NO_ALARM,
         unresolved -> UNKNOWN), else the machine's."""
-        return OPERATOR_ALARM[self.decision.decision] if self.decision else self.machine_alarm
+        return OPERATOR_ALARM.get(self.decision.decision, "UNKNOWN") if self.decision else self.machine_alarm
 
     @property
     def report_type(self) -> str:
