@@ -65,6 +65,22 @@ def test_tiff_pair_half_with_raised_image_length_is_refused(tmp_path):
     refused(tmp_path / "bag_high.tif", "TIFF is incomplete")
 
 
+def test_tiled_tiff_whose_tile_byte_counts_tag_is_damaged_is_refused(tmp_path):
+    """Found by fuzz_readers (seed 11, case 135): tifffile replaced the unreadable TileByteCounts
+    with one count, read the first of six tiles and left the other five as zeros."""
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, noise(64, 72), photometric="minisblack", compression="zlib", tile=(32, 32),
+                     metadata=None)
+    b = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for k in range(struct.unpack("<H", b[ifd:ifd + 2])[0]):
+        e = ifd + 2 + 12 * k
+        if struct.unpack("<H", b[e:e + 2])[0] == 325:  # TileByteCounts: an invalid field type
+            b[e + 2:e + 4] = struct.pack("<H", 45571)
+    path.write_bytes(bytes(b))
+    refused(path, "TIFF is incomplete")
+
+
 def test_complete_multi_strip_and_tiled_tiffs_still_load_exactly(tmp_path):
     data = noise(130, 150)
     tifffile.imwrite(tmp_path / "s.tif", data, photometric="minisblack", compression="zlib", rowsperstrip=7)
@@ -106,6 +122,17 @@ def test_jpeg_whose_data_stop_at_a_stray_end_marker_is_refused(tmp_path):
     middle = (b.find(b"\xff\xda") + len(b)) // 2
     b[middle:middle + 2] = b"\xff\xd9"  # an EOI in mid-scan: the rest used to come back as grey
     path.write_bytes(bytes(b))
+    refused(path, "JPEG is incomplete")
+
+
+def test_jpeg_whose_restart_interval_marker_is_overwritten_is_refused(tmp_path):
+    """Found by fuzz_readers (seed 11, case 3593): with its DRI segment turned to junk, libjpeg
+    takes the first restart marker for the end of the data and fills the rest grey."""
+    path = tmp_path / "nodri.jpg"
+    assert cv2.imwrite(str(path), rgb_noise(64, 72)[..., 0], [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    b = path.read_bytes()
+    assert b.count(b"\xff\xdd\x00\x04") == 1
+    path.write_bytes(b.replace(b"\xff\xdd\x00\x04\x00\x02", b"\x6f\x1d\xe7\xe0\x72\x02"))
     refused(path, "JPEG is incomplete")
 
 

@@ -55,17 +55,21 @@ def filler_points(data: bytes) -> list[tuple[int, bytes]]:
     header), i.e. where the marker that ends it starts. With restart intervals the filler is
     followed by the restart marker the decoder expects next and more filler: data that stop at an
     interval boundary make libjpeg look for that marker (skipping the first filler) and decode on.
-    Parsing stops at EOI or at anything malformed."""
+    Markers are found as libjpeg finds them (junk between segments skipped); parsing stops at EOI."""
     points: list[tuple[int, bytes]] = []
     if data[:2] != b"\xff\xd8":
         return points
     i, n, restart = 2, len(data), 0
     while i + 4 <= n:
-        if data[i] != 0xFF:
-            return points
+        if data[i] != 0xFF:  # junk between segments: libjpeg (and Pillow) skip to the next 0xFF
+            i += 1
+            continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1
+            continue
+        if marker == 0x00:  # a stuffed zero outside a scan: skipped the same way
+            i += 2
             continue
         if marker == _EOI:
             return points
@@ -77,22 +81,23 @@ def filler_points(data: bytes) -> list[tuple[int, bytes]]:
             restart = int.from_bytes(data[i + 4:i + 6], "big")
         i += 2 + length
         if marker == _SOS:
-            i, last = _entropy_end(data, i)
+            i, last = _entropy_end(data, i, restart)
             extra = _FILLER + bytes((0xFF, 0xD0 + (last + 1) % 8)) + _FILLER if restart else _FILLER
             points.append((i, extra))
     return points
 
 
-def _entropy_end(data: bytes, i: int) -> tuple[int, int]:
-    """(offset of the first marker at or after ``i`` other than a stuffed 0xFF00 or a restart
-    marker, number of the last restart marker before it (-1: none))."""
+def _entropy_end(data: bytes, i: int, restart: int) -> tuple[int, int]:
+    """(offset of the first marker at or after ``i`` other than a stuffed 0xFF00 or, when restart
+    intervals are on, a restart marker; number of the last restart marker before it (-1: none)).
+    Without an interval (DRI) libjpeg takes a restart marker as the end of the data."""
     n, last = len(data), -1
     while True:
         i = data.find(b"\xff", i)
         if i < 0 or i + 1 >= n:
             return n, last
         following = data[i + 1]
-        if following == 0x00 or following in _RST:
+        if following == 0x00 or (restart and following in _RST):
             last = following - 0xD0 if following in _RST else last
             i += 2
             continue

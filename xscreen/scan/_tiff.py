@@ -71,7 +71,7 @@ def read_tiff_pair(stem: Path, limits: ReadLimits, asked: Path) -> Scan:
         for path, page in ((high, ph), (low, pl)):
             _check_tiles(path, page, limits, need)
         info = parse_header_json(ph.description)
-        channels = np.stack([_grey(high, ph, "high"), _grey(low, pl, "low")])
+        channels = np.stack([_grey(high, ph, log, "high"), _grey(low, pl, log, "low")])
     return make_scan(high, "dual", channels, scan_id=info.get("scan_id") or stem.name,
                      i0=info.get("i0"), pixel_pitch_mm=info.get("pixel_pitch_mm"),
                      metadata=info.get("metadata"))
@@ -87,9 +87,9 @@ def read_tiff_image(path: Path, limits: ReadLimits) -> Scan:
         _check_tiles(path, page, limits, need)
         samples = page.samplesperpixel
         if page.photometric in (_PHOTO.MINISBLACK, _PHOTO.MINISWHITE) and samples == 1:
-            kind, channels = "gray", _grey(path, page)[None]
+            kind, channels = "gray", _grey(path, page, log)[None]
         elif _is_rgb(page) and samples in (3, 4):
-            data = to_counts(path, _read(path, page))
+            data = to_counts(path, _read(path, page, log))
             hwc = data if page.planarconfig == tifffile.PLANARCONFIG.CONTIG else np.moveaxis(data, 0, -1)
             kind, channels = "rgb", np.moveaxis(hwc[..., :3], -1, 0)
         else:
@@ -173,7 +173,7 @@ def _check_segments(path: Path, page: tifffile.TiffPage, log: "_TiffLog") -> Non
         need = math.ceil(page.imagelength / max(page.rowsperstrip, 1)) * page.imagedepth
         what = "strips"
     need *= planes
-    have = len(page.dataoffsets)
+    have = min(len(page.dataoffsets), len(page.databytecounts))
     if log.short_segments or have < need:
         raise ScanError(path, f"TIFF is incomplete: {page.imagelength} rows declared but only "
                               f"{have} of {need} {what} present (pixels would be invented)")
@@ -187,19 +187,23 @@ def _check_tiles(path: Path, page: tifffile.TiffPage, limits: ReadLimits, need: 
                     limits, need, unit="tiles")
 
 
-def _read(path: Path, page: tifffile.TiffPage) -> np.ndarray:
+def _read(path: Path, page: tifffile.TiffPage, log: "_TiffLog") -> np.ndarray:
     """Pixels of one page; a page whose data run past the end of the file, or a strip that is
     absent (offset or byte count 0, which tifffile fills with zeros), is refused."""
     size = path.stat().st_size
     ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
     if not ends or max(ends) > size or min(page.databytecounts) <= 0 or min(page.dataoffsets) <= 0:
         raise ScanError(path, "TIFF is truncated: pixel data run past the end of the file or are absent")
-    return page.asarray()
+    data = page.asarray()
+    if log.short_segments:
+        raise ScanError(path, "TIFF is incomplete: tifffile found fewer strips or tiles than the image "
+                              "needs (pixels would be invented)")
+    return data
 
 
-def _grey(path: Path, page: tifffile.TiffPage, what: str = "image") -> np.ndarray:
+def _grey(path: Path, page: tifffile.TiffPage, log: "_TiffLog", what: str = "image") -> np.ndarray:
     """(H, W) uint8/uint16; MINISWHITE is inverted so bright = air as everywhere else."""
-    data = to_counts(path, _read(path, page).reshape(page.imagelength, page.imagewidth), what)
+    data = to_counts(path, _read(path, page, log).reshape(page.imagelength, page.imagewidth), what)
     if page.photometric == _PHOTO.MINISWHITE:
         data = np.iinfo(data.dtype).max - data
     return data
@@ -211,6 +215,9 @@ class _TiffLog(logging.Handler):
     which tifffile "fixes" by truncating its lists) fail the file."""
 
     _LOGGER = logging.getLogger("tifffile")
+    # tifffile's words for pixel data it could not find (it reads what is there, zeros elsewhere)
+    _SHORT = ("incorrect StripOffsets count", "incorrect StripByteCounts count", "missing ByteCounts",
+              "missing data ByteCounts", "segments, got")
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -219,7 +226,7 @@ class _TiffLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if "incorrect StripOffsets count" in text or "incorrect StripByteCounts count" in text:
+        if any(sign in text for sign in self._SHORT):
             self.short_segments = True
 
     def __enter__(self) -> "_TiffLog":
