@@ -81,6 +81,7 @@ class ReportContext:
                   ("Regions", f"{n_alarm} alarm, {len(s.regions) - n_alarm} attention (below the "
                               "alarm threshold, not threats)"),
                   ("Flagged patches", f"{len(self.patches)} (at or above the review level)")]
+        result += [("Notice", str(n)) for n in getattr(s, "notices", None) or []]  # e.g. sections, empty tray
         return [
             ("Scan", [("Scan id", str(s.scan_id)), ("File", str(s.path or "-")), ("SHA-256", s.sha256 or "-"),
                       ("Kind", str(s.kind)), ("Size", f"{s.width} x {s.height} px")]),

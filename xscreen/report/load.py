@@ -84,10 +84,10 @@ def _from_report(doc: dict[str, Any]) -> Screening:
                       level="alarm" if p["assessment"]["flag"] == "THREAT" else "attention")
                for p in doc["tdr"]["ptos"]]
     heat = heat_from_grid(grid, threshold, model["patch_size"], model["stride"], scan["height"], scan["width"])
-    return _screening(scan | {"path": scan["file"]}, model["model_id"], model["checksum"], threshold,
-                      model["patch_false_alarm_rate"], model["scan_threshold"], model["stride"],
-                      model["patch_size"], grid, air, heat, regions, scr["scan_score"], scr["alarm"],
-                      scr.get("timings"), model)
+    return _with_notices(_screening(scan | {"path": scan["file"]}, model["model_id"], model["checksum"], threshold,
+                                    model["patch_false_alarm_rate"], model["scan_threshold"], model["stride"],
+                                    model["patch_size"], grid, air, heat, regions, scr["scan_score"], scr["alarm"],
+                                    scr.get("timings"), model), scr)
 
 
 def _from_summary(doc: dict[str, Any]) -> Screening:
@@ -101,10 +101,19 @@ def _from_summary(doc: dict[str, Any]) -> Screening:
                               doc["height"], doc["width"])
     else:
         grid, air, heat = None, None, None
-    return _screening(doc, doc["model_id"], doc["model_checksum"], doc["threshold"],
-                      doc.get("threshold_far"), doc.get("scan_threshold"), doc["stride"],
-                      doc["patch_size"], grid, air, heat, regions, doc["scan_score"], doc["alarm"],
-                      doc.get("timings"), {**doc, "scored_area_px2": doc.get("area")})
+    return _with_notices(_screening(doc, doc["model_id"], doc["model_checksum"], doc["threshold"],
+                                    doc.get("threshold_far"), doc.get("scan_threshold"), doc["stride"],
+                                    doc["patch_size"], grid, air, heat, regions, doc["scan_score"], doc["alarm"],
+                                    doc.get("timings"), {**doc, "scored_area_px2": doc.get("area")}), doc)
+
+
+def _with_notices(s: Screening, doc: dict[str, Any]) -> Screening:
+    """Sections and notices (what the operator was told) survive a re-render."""
+    from dataclasses import replace
+
+    if not hasattr(s, "notices"):  # an older pipeline without them
+        return s
+    return replace(s, sections=int(doc.get("sections", 1)), notices=[str(n) for n in doc.get("notices") or []])
 
 
 def _screening(scan: dict[str, Any], model_id, checksum, threshold, far, scan_threshold, stride,

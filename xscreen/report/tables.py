@@ -73,6 +73,8 @@ def report_document(ctx: ReportContext) -> dict[str, Any]:
         "screening": {"scan_score": _num(s.scan_score), "alarm": bool(s.alarm),
                       "scan_score_x_alarm": _num(x_alarm(s.scan_score, s)),
                       "n_flagged_patches": len(ctx.patches), "score_grid": score_grid_json(s),
+                      "sections": int(getattr(s, "sections", 1)),
+                      "notices": [str(n) for n in getattr(s, "notices", None) or []],
                       "timings": timings},
         "app": {"name": ctx.app.name, "version": ctx.app.version, "generated": ctx.app.generated,
                 "extra": ctx.app.extra},
