@@ -80,3 +80,20 @@ def test_an_imported_fti_gets_only_the_missing_noise(bag):
                            name="plate in tray")
     r = realism(bag, project(bag, fti, Placement(160, 110), rng=np.random.default_rng(2)), fti)
     assert r.failures() == [] and 0.85 < r.noise_ratio < 1.2
+
+
+def test_the_realism_page_tool_writes_the_page_and_every_check_passes(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "tip_realism_tool", Path(__file__).resolve().parents[1] / "tools" / "tip_realism.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out, numbers = tmp_path / "page.png", tmp_path / "n.json"
+    assert tool.main(["--out", str(out), "--json", str(numbers)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads(numbers.read_text())
+    assert [r["category"] for r in rows] == ["handgun", "gun_part", "knife", "ied", "other"]
+    for r in rows:
+        assert r["failures"] == [] and abs(r["exact_a_high"]) < 0.01 and abs(r["exact_ratio"]) < 0.01
