@@ -98,3 +98,9 @@ def test_grey_scans_import_and_project_like_one_channel_of_dual():
     out = project(grey_air, fti, Placement(80, 60))
     got = np.median(attenuation(out.scan)[0][out.mask])
     assert got == pytest.approx(np.median(-np.log(fti.transmission[0][fti.mask])), rel=0.03)
+
+
+def test_an_annotation_of_another_size_is_refused():
+    scan = sim.image(tray_scene(True), np.random.default_rng(0))
+    with pytest.raises(TipError, match="must be the same size"):
+        import_tray_scan(scan, category="other", name="al", mask=np.ones((10, 10), bool))

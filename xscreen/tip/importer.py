@@ -103,6 +103,9 @@ def import_tray_scan(scan: Scan, *, category: str, name: str, box: tuple[int, in
     pitch = pitch_mm if pitch_mm is not None else scan.pixel_pitch_mm
     if pitch is None:
         raise TipError(where, "the scan records no pixel pitch: give one (--pitch-mm)")
+    if mask is not None and np.shape(mask) != scan.channels.shape[1:]:
+        raise TipError(where, f"the annotation mask is {np.shape(mask)[::-1]} px, the scan "
+                              f"{scan.channels.shape[:0:-1]}: they must be the same size")
     ch = _crop(scan.channels.astype(np.float32), box, where)
     if tray is not None:
         if tray.kind != scan.kind or tray.channels.shape != scan.channels.shape:
