@@ -28,7 +28,7 @@ def test_verdicts_differ_in_word_shape_and_colour_not_colour_alone():
         values = [getattr(v, attr) for v in got.values()]
         assert len(set(values)) == len(values), attr
     assert "2 regions drawn" in got["alarm"].detail and "1.50 × alarm" in got["alarm"].detail
-    assert "no bag alarm" in got["attention"].detail  # below the alarm: attention, never a threat
+    assert "machine verdict NO ALARM" in got["attention"].detail  # below the alarm: attention, never a threat
     assert verdict.verdict_for(None, loaded=False).kind == "none"
     failed = verdict.failed_verdict("bag.h5: 3 patch scores are not finite\ntraceback")
     assert failed.kind == "error" and "not cleared" in failed.detail and "traceback" not in failed.detail

@@ -117,19 +117,20 @@ class ColourBar(QWidget):
         p.drawImage(bar, self._image)
         p.setPen(QColor("#333333"))
         p.drawRect(bar)
-        placed: list[tuple[float, float]] = []
-        for pos, text, kind in sorted(self.ticks, key=lambda t: t[2] != "mark"):
+        marks = sorted(t for t in self.ticks if t[2] == "mark")
+        for pos, text, kind in marks + [t for t in self.ticks if t[2] != "mark"]:
             x = bar.left() + pos * bar.width()
             w = fm.horizontalAdvance(text)
-            left = min(max(x - w / 2, 0), self.width() - w)
+            left = x - w / 2
             if kind == "mark":
+                if len(marks) == 2:  # two lines: the lower one's label ends at it, the higher one's starts there
+                    left = x - w + 3 if (pos, text, kind) == marks[0] else x - 3
+                left = min(max(left, 0), self.width() - w)
                 p.setPen(QPen(QColor("#000000"), 2, Qt.PenStyle.DashLine))
                 p.drawLine(QPointF(x, bar.top() - 2), QPointF(x, bar.bottom() + 2))
-                if any(left < b and left + w > a for a, b in placed):
-                    left = placed[-1][1] + 6  # two marks close together: side by side
-                placed.append((left, left + w))
                 p.drawText(QPointF(left, bar.top() - 3 - fm.descent()), text)
             else:
+                left = min(max(left, 0), self.width() - w)
                 p.setPen(QColor("#333333"))
                 p.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 4))
                 p.drawText(QPointF(left, bar.bottom() + 5 + fm.ascent()), text)

@@ -60,7 +60,7 @@ def verdict_for(screening: Any | None, loaded: bool = True, shown: list | None =
         hint = " - inspect before deciding (J: next region)" if shown else ""
         return Verdict("alarm", "ALARM", f"{live}{machine} · {drawn}{hint}{tail}", "#b71c1c", "#ffffff", "triangle")
     if screening.regions:  # the calibrated review level found something below the alarm
-        return Verdict("attention", "ATTENTION", f"{live}{machine}: no bag alarm · {drawn}{tail}",
+        return Verdict("attention", "ATTENTION", f"{live}{machine} · {drawn}{tail}",
                        "#ffb300", "#000000", "diamond")
     review = f" (review level {scale.review:.2f} × alarm)" if scale is not None and not moved else ""
     return Verdict("no_alarm", "NO ALARM", f"{live}{machine} · {drawn}{review}{tail}", "#1b5e20", "#ffffff", "circle")
