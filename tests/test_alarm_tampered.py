@@ -114,3 +114,16 @@ def test_model_info_shows_a_hand_edited_card_history_without_a_traceback(real_mo
     assert cli_main(["model", "info", str(bad)]) == 0
     out = capsys.readouterr().out
     assert "history    v1" in out and "threshold ? at ? px^2" in out
+
+
+def test_what_loading_would_refuse_is_never_written(real_model):
+    """A recalibration (or a save) whose result the load check would refuse fails at the write, with
+    the field named, and the file on disk stays the loadable one it was."""
+    from dataclasses import replace
+
+    from xscreen.checkpoint import update_model_meta
+
+    before = real_model.read_bytes()
+    with pytest.raises(ValueError, match="not written.*calibration.alarm_loc"):
+        update_model_meta(real_model, calibration=replace(REAL, alarm_loc=1000.0))
+    assert real_model.read_bytes() == before and load_model(real_model).meta.calibration == REAL

@@ -129,6 +129,11 @@ def _flat_state(generator: nn.Module, discriminator: nn.Module) -> dict[str, tor
 def _write(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> str:
     from safetensors.torch import save_file
 
+    try:  # what loading would refuse is never written (e.g. a calibration no screening could use)
+        check_fields(meta)
+        check_consistency(meta)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not written, the model file would be refused on load: {exc}") from None
     meta_json = meta.to_json()
     checksum = _checksum(tensors, meta_json)
     header = {"xscreen_format": FORMAT, "meta": meta_json, "checksum": checksum}
