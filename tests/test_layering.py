@@ -8,15 +8,15 @@ PKG = Path(__file__).resolve().parents[1] / "xscreen"
 
 # Lower number = lower layer. A module may import only modules of its own layer or lower.
 LAYER = {
-    "config": 0, "atomic": 0, "csvtext": 0, "runtime": 0, "paths": 0, "physics": 0,
+    "config": 0, "atomic": 0, "csvtext": 0, "runtime": 0, "paths": 0, "physics": 0, "budget": 0, "text": 0,
     "scan": 1, "materials": 1,
     "preprocess": 2, "synth": 2, "patches": 2,
-    "network": 3, "loss": 3, "model_checks": 4, "checkpoint": 4,
+    "network": 3, "loss": 3, "tip": 3, "model_checks": 4, "checkpoint": 4,
     "dataset": 5, "metrics": 5, "alarm": 5,
-    "scoring": 6, "heatmap": 7, "thresholds": 7, "cascade": 7,
+    "scoring": 6, "heatmap": 7, "thresholds": 7, "cascade": 7, "inpaint_gate": 7,
     "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8, "audit_chain": 8, "audit_backup": 8,
     "audit_schema": 8, "audit_stats": 8, "audit_types": 8,
-    "drift": 8, "export": 8,
+    "drift": 8, "export": 8, "onnx_file": 8,
     "cli": 9, "wizard": 9, "intake": 9, "gui": 10,
 }
 
