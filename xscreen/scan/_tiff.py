@@ -9,6 +9,7 @@ import logging
 import math
 import re
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,7 @@ class _TiffLog(logging.Handler):
     which tifffile "fixes" by truncating its lists) fail the file."""
 
     _LOGGER = logging.getLogger("tifffile")
+    _LOCK = threading.Lock()
     # tifffile's words for pixel data it could not find (it reads what is there, zeros elsewhere)
     _SHORT = ("incorrect StripOffsets count", "incorrect StripByteCounts count", "missing ByteCounts",
               "missing data ByteCounts", "segments, got")
@@ -230,6 +232,7 @@ class _TiffLog(logging.Handler):
             self.short_segments = True
 
     def __enter__(self) -> "_TiffLog":
+        self._LOCK.acquire()  # one TIFF parse at a time per process: the logger is shared state
         self._saved = self._LOGGER.propagate
         self._LOGGER.addHandler(self)
         self._LOGGER.propagate = False
@@ -238,6 +241,7 @@ class _TiffLog(logging.Handler):
     def __exit__(self, *exc: object) -> None:
         self._LOGGER.removeHandler(self)
         self._LOGGER.propagate = self._saved
+        self._LOCK.release()
 
 
 def save_tiff_pair(scan: Scan, stem: str | Path) -> tuple[Path, Path]:
