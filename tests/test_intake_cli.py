@@ -16,13 +16,16 @@ from xscreen.scan import save_h5
 
 from screen_fixtures import dual_scan, save_tiny_model
 
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+def _env() -> dict:
+    """Read at call time: the test session's settings (XSCREEN_HOME, caches) reach the child."""
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
 def _watch(inbox, out, model, *extra):
     return subprocess.Popen([sys.executable, "-m", "xscreen", "watch", str(inbox), "--out", str(out),
-                             "--model", str(model), "--settle", "0", "--poll", "0.05", "--stride", "16", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                             "--model", str(model), "--settle", "0", "--poll", "0.05", "--stride", "16",
+                             "--device", "cpu", "--precision", "fp32", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
 def test_watch_killed_and_restarted_screens_every_bag_once(tmp_path):
@@ -70,7 +73,7 @@ def test_receive_answers_echo_and_stops_on_interrupt(tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "xscreen", "receive", "--inbox", str(tmp_path / "in"),
                              "--port", "0", "--bind", "127.0.0.1", "--ae-title", "LANE1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         line = proc.stderr.readline()
         port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))

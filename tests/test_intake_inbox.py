@@ -112,7 +112,7 @@ def test_second_consumer_is_refused(tmp_path):
 def test_lane_screens_in_arrival_order_and_keys_done_by_content(tmp_path):
     from PIL import Image
 
-    scorers = {"dual": Scorer(with_calibration(tiny_model("dual"), 0.5, 0.6), device="cpu")}
+    scorers = {"dual": Scorer(with_calibration(tiny_model("dual"), 0.5, 0.6), device="cpu", precision="fp32")}
     inbox = Inbox(tmp_path / "in", rules=Rules(settle=0))
     with inbox:
         for i, name in enumerate(["z.h5", "a.h5"]):  # z arrives first: order is arrival, not name
@@ -137,7 +137,7 @@ def test_crash_before_record_rescreens_and_after_record_only_moves(tmp_path):
     """The two crash windows of one bag: on_result dies (before the record) -> the bag stays in the
     inbox and the next start screens it; the record is written but the move never happens -> the
     next start moves it without a second result."""
-    scorers = {"dual": Scorer(with_calibration(tiny_model("dual"), 0.5, 0.6), device="cpu")}
+    scorers = {"dual": Scorer(with_calibration(tiny_model("dual"), 0.5, 0.6), device="cpu", precision="fp32")}
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "one.h5").write_bytes(_h5_bytes(tmp_path, 20))

@@ -78,7 +78,7 @@ def test_loopback_store_arrives_and_is_screened(receiver, sample, tmp_path):
     entry = _log(r)[-1]
     assert entry["calling_ae"] == "SCANNER1" and entry["peer"].startswith("127.0.0.1:")
     assert entry["status"] == "0x0000" and len(entry["sha256"]) == 64 and entry["stored"] == stored[0].name
-    scorers = {"gray": Scorer(with_calibration(tiny_model("gray"), 0.5, 0.6), device="cpu")}
+    scorers = {"gray": Scorer(with_calibration(tiny_model("gray"), 0.5, 0.6), device="cpu", precision="fp32")}
     with Inbox(r.cfg.inbox, rules=Rules(settle=0)) as inbox:
         results = [i for i in run_lane(inbox, scorers, ScreenConfig(stride=16), poll=0.01, max_bags=1)]
     assert results[0].record.status == "screened" and results[0].screening.kind == "gray"

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="days done files and records are kept (0: forever; default 30)")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls (default 0.5)")
     p.add_argument("--stride", type=int, default=32, help="patch stride in pixels (default 32)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--report", default="", help="also write reports: comma list of html,pdf,csv,json")
     p.add_argument("--exit-when-idle", action="store_true",
                    help="stop once the inbox holds nothing complete or settling (batch use, tests)")
@@ -45,18 +46,24 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         rules = Rules(settle=args.settle)
-        scorers = load_scorers(args.model or None, device=args.device)
-        if not scorers:
-            print("warning: no model loaded: bags are stored unscreened", file=sys.stderr)
-        cfg = ScreenConfig(stride=args.stride, device=args.device, maps=bool(args.report))
         inbox = Inbox(args.inbox, args.done, rules, retention=args.retention_days * 86400.0)
-        inbox.open()
-    except (IntakeError, ModelError) as exc:
+        inbox.open()  # first: a second consumer is refused before any model is loaded
+    except (IntakeError, ValueError) as exc:
+        print(f"error: {exc}" if isinstance(exc, IntakeError) else f"error: {args.inbox}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        scorers = load_scorers(args.model or None, device=args.device, precision=args.precision)
+        cfg = ScreenConfig(stride=args.stride, device=args.device, precision=args.precision, maps=bool(args.report))
+    except ModelError as exc:
+        inbox.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
-        print(f"error: {args.model or args.inbox}: {exc}", file=sys.stderr)
+        inbox.close()
+        print(f"error: {', '.join(args.model) or 'model'}: {exc}", file=sys.stderr)
         return 2
+    if not scorers:
+        print("warning: no model loaded: bags are stored unscreened", file=sys.stderr)
     kinds = ", ".join(f"{k}: {s.model_id}" for k, s in scorers.items()) or "none"
     print(f"watching {inbox.folder} (models {kinds}); done: {inbox.done}", file=sys.stderr, flush=True)
     try:
