@@ -14,6 +14,7 @@ scans of growing size in fresh processes (tiny ngf-8 model: memory is about maps
 
     python benchmarks/bench_screen.py [--scans 2] [--width 640] [--batch 64] [--no-compile]
                                       [--rank-patches 32] [--memory] [--device cpu|cuda]
+    python benchmarks/bench_screen.py --model M.xsm [--bags DIR ...] --threads 1   # score forms (issue 29)
 """
 from __future__ import annotations
 
@@ -303,6 +304,50 @@ def run_all(args, loaded, scans, cfg: ScreenConfig):
     return ref, eager, ours, scorer, compile_s
 
 
+def _timed_screen(scan, scorer: Scorer, cfg: ScreenConfig):
+    t0, c0 = time.perf_counter(), time.process_time()
+    s = screen(scan, scorer, cfg)
+    return s, dict(seconds=time.perf_counter() - t0, cpu=time.process_time() - c0, tiles=s.n_patches, stages={})
+
+
+def run_forms(args, loaded, scans) -> None:
+    """Issue 29: the reference pipeline (plain score, fp32 NCHW, D twice) against ours with the plain
+    score (every patch) and with the model's own score form - every patch (gate 0) and as screening
+    runs it by default (gate 'auto': inpaint_gate.py) - interleaved per scan, one process."""
+    from xscreen import inpaint_gate
+
+    plain = Scorer(loaded, device=args.device, precision=args.precision, batch_size=args.batch)
+    plain.inpaint, plain.window, plain.density = 0, 0, 0.0
+    form = Scorer(loaded, device=args.device, precision=args.precision, batch_size=args.batch)
+    runs = {"reference (plain, fp32 NCHW, D twice)": None, "ours, plain score (today's default)": None,
+            "ours, model's form, every patch": None, "ours, model's form, default (gated)": None}
+    cfgs = [ScreenConfig(stride=args.stride, threshold=1.0, scan_threshold=1.0, maps=False, gate=0.0),
+            ScreenConfig(stride=args.stride, maps=False, gate=0.0), ScreenConfig(stride=args.stride, maps=False)]
+    zeros = torch.zeros(args.batch, loaded.meta.net.channels, loaded.meta.net.size, loaded.meta.net.size)
+    plain.score(zeros), form.score(zeros)  # warm-up
+    keys, same, n_eval = list(runs), 0, [0, 0]
+    for scan in scans:  # interleaved per scan: the shared machine's load hits all alike
+        runs[keys[0]] = merge(runs[keys[0]], run_reference([scan], loaded, args.stride, 64))
+        runs[keys[1]] = merge(runs[keys[1]], run_ours([scan], plain, cfgs[0]))
+        (full, r2), (fast, r3) = _timed_screen(scan, form, cfgs[1]), _timed_screen(scan, form, cfgs[2])
+        runs[keys[2]], runs[keys[3]] = merge(runs[keys[2]], r2), merge(runs[keys[3]], r3)
+        same += (full.alarm == fast.alarm and [r.patches for r in full.regions] == [r.patches for r in fast.regions]
+                 and abs(full.scan_score - fast.scan_score) < 1e-6)
+        n_eval = [n_eval[0] + full.n_evaluated, n_eval[1] + fast.n_evaluated]
+    t = loaded.meta.train
+    print(f"model {args.model} ({loaded.meta.preprocess.kind}, ngf {loaded.meta.net.ngf}); form: inpaint "
+          f"{t.score_inpaint} window {t.recon_window} density {t.density:g}; {len(scans)} bags, stride {args.stride}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, precision {form.precision.name}, "
+          f"{torch.backends.cpu.get_cpu_capability()}")
+    ref = runs[keys[0]]
+    print(f"\n| pipeline | wall s | cpu s | tiles/s | speed-up vs reference (wall) | (cpu) |\n|---|---|---|---|---|---|")
+    for name, r in runs.items():
+        print(f"| {name} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['tiles'] / r['seconds']:.1f} | "
+              f"{ref['seconds'] / r['seconds']:.2f}x | {ref['cpu'] / r['cpu']:.2f}x |")
+    print(f"\ngated: {n_eval[1]} of {n_eval[0]} patches scored exactly ({n_eval[1] / max(n_eval[0], 1):.0%}); "
+          f"{same} of {len(scans)} bags with the full grid's regions, alarm and bag score; steps {inpaint_gate.STATS}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scans", type=int, default=2)
@@ -319,6 +364,9 @@ def main() -> None:
     p.add_argument("--memory-only", action="store_true")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    p.add_argument("--model", type=Path, help="a calibrated model file: compare score forms (run_forms)")
+    p.add_argument("--bags", type=Path, nargs="*", default=[], help="scan files or folders for --model "
+                   "(default: --scans synthetic bags)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -326,6 +374,13 @@ def main() -> None:
         return memory_report(64)
     if args.memory_child:
         return memory_child(*args.memory_child)
+    if args.model:
+        from xscreen.checkpoint import load_model
+        from xscreen.pipeline import collect_paths
+        from xscreen.scan import load_scan
+
+        bags = [load_scan(p) for p in collect_paths(args.bags)] if args.bags else bench_scans(args.scans, args.width)
+        return run_forms(args, load_model(args.model), bags)
     loaded, origin = full_model(ngf=args.ngf)
     scans = bench_scans(args.scans, args.width)
     cfg = ScreenConfig(stride=args.stride)
