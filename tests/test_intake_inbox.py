@@ -102,6 +102,22 @@ def test_part_names_and_lone_pair_halves_wait(tmp_path):
     assert pair.path.name == high.name and load_scan(pair.path, isolated=False).kind == "dual"
 
 
+def test_a_half_pair_is_handed_over_only_after_corrupt_after(tmp_path):
+    scan = dual_scan(70, 90, seed=3, scan_id="half")
+    high, _ = save_tiff_pair(scan, tmp_path / "h")
+    now = [0.0]
+    inbox = Inbox(tmp_path / "in", rules=Rules(settle=0, corrupt_after=5))
+    inbox.tracker.clock = lambda: now[0]
+    with inbox:
+        shutil.copy(high, inbox.folder / high.name)
+        assert inbox.ready() == []
+        now[0] = 4.0
+        assert inbox.ready() == []
+        now[0] = 6.0  # the twin never came: the reader is to name the missing half
+        (lone,) = inbox.ready()
+    assert lone.files == (inbox.folder / high.name,)
+
+
 def test_second_consumer_is_refused(tmp_path):
     with Inbox(tmp_path / "in"):
         with pytest.raises(IntakeError, match="another process"):

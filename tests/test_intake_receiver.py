@@ -123,8 +123,10 @@ def test_allow_lists_refuse_other_callers(receiver, sample):
     r = receiver(allow_ae=("GOODSCAN",))
     assert _send(r.port, [sample], calling="EVIL") is None
     assert _send(r.port, [sample], calling="GOODSCAN") == [0x0000]
+    assert [e.get("event") for e in _log(r)] == ["rejected", "c-store"] and _log(r)[0]["calling_ae"] == "EVIL"
     r2 = receiver(allow_ip=("10.0.0.0/8",))
     assert _send(r2.port, [sample]) is None
+    assert _log(r2)[-1]["event"] == "refused" and _log(r2)[-1]["peer"].startswith("127.0.0.1:")
 
 
 def test_two_energies_are_paired_into_one_dual_scan(receiver, sample):

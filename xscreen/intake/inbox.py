@@ -64,6 +64,12 @@ class Record:
     output: str = ""
 
 
+def lone_half(files: tuple[Path, ...]) -> bool:
+    from xscreen.scan._tiff import pair_stem
+
+    return len(files) == 1 and pair_stem(files[0]) is not None
+
+
 def content_key(files: tuple[Path, ...]) -> str:
     digest = hashlib.sha256()
     for f in files:
@@ -123,7 +129,8 @@ class Inbox:
 
     # --- finding complete bags ------------------------------------------------------------------
     def candidates(self) -> list[tuple[Path, tuple[Path, ...]]]:
-        """(path to open, files) for every scan-like file at the top of the inbox; TIFF pairs grouped."""
+        """(path to open, files) for every scan-like file at the top of the inbox; TIFF pairs grouped
+        (a half whose twin is not there yet is listed alone: ``ready`` holds it back)."""
         from xscreen.scan import SCAN_SUFFIXES, pair_files
         from xscreen.scan._tiff import pair_stem
 
@@ -142,9 +149,9 @@ class Inbox:
             elif stem not in stems:
                 stems.add(stem)
                 high, low = pair_files(stem)
-                # a half alone is incomplete, however long it has settled: its twin is on its way
-                if high is not None and low is not None:
-                    out.append((high, (high, low)))
+                halves = tuple(f for f in (high, low) if f is not None)
+                if halves:
+                    out.append((halves[0], halves))
         return out
 
     def ready(self) -> list[Arrival]:
@@ -157,6 +164,8 @@ class Inbox:
                 continue
             if not all(format_complete(f) or self.tracker.overdue(f) for f in files):
                 continue
+            if lone_half(files) and not self.tracker.overdue(files[0]):
+                continue  # its twin is on its way; after corrupt_after the reader names the missing half
             try:
                 key = content_key(files)
                 mtime = max(f.stat().st_mtime for f in files)

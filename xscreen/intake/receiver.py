@@ -89,9 +89,10 @@ class Receiver:
 
         class _Server(ThreadedAssociationServer):
             def verify_request(self, request, client_address) -> bool:  # before any PDU is read
-                return allowed(client_address[0])
+                return allowed(client_address[0], client_address[1])
 
-        handlers = [(evt.EVT_C_ECHO, self.handle_echo), (evt.EVT_C_STORE, self.handle_store)]
+        handlers = [(evt.EVT_C_ECHO, self.handle_echo), (evt.EVT_C_STORE, self.handle_store),
+                    (evt.EVT_REJECTED, self._on_rejected)]
         self.server = ae.make_server((self.cfg.bind, self.cfg.port), evt_handlers=handlers,
                                      ssl_context=self.cfg.ssl_context, server_class=_Server)
         ae._servers.append(self.server)  # as start_server does: the server's shutdown() removes it
@@ -115,14 +116,23 @@ class Receiver:
             except OSError as exc:  # a full disk: the objects stay pending and are retried
                 self._log({"event": "pairing", "message": f"cannot move pending objects: {exc}"})
 
-    def allowed(self, address: str) -> bool:
+    def allowed(self, address: str, port: int = 0) -> bool:
+        """Whether a peer address may connect (``allow_ip``); a refusal is logged."""
         if not self._networks:
             return True
         try:
             ip = ipaddress.ip_address(address.split("%")[0])
+            ok = any(ip in net for net in self._networks)
         except ValueError:
-            return False
-        return any(ip in net for net in self._networks)
+            ok = False
+        if not ok:
+            self._log({"event": "refused", "peer": f"{address}:{port}", "message": "address not in --allow-ip"})
+        return ok
+
+    def _on_rejected(self, event) -> None:
+        req = event.assoc.requestor
+        self._log({"event": "rejected", "calling_ae": str(req.ae_title).strip(), "peer": f"{req.address}:{req.port}",
+                   "message": "association rejected (calling AE title not allowed, or no common context)"})
 
     # --- handlers (association threads) -------------------------------------------------------------
     def handle_echo(self, event) -> int:
