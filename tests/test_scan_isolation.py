@@ -278,13 +278,17 @@ def test_the_reader_still_dies_with_its_program(tmp_path):
     import subprocess
     import sys
 
+    (tmp_path / "hang_reader.py").write_text(  # a light module: the reader imports it, not torch
+        "import time\nfrom xscreen.scan import read_in_process\n"
+        "def read(path, limits):\n    if 'hang' in path.name:\n        time.sleep(600)\n"
+        "    return read_in_process(path, limits)\n")
     save_h5(dual(), tmp_path / "d.h5")
     save_h5(dual(), tmp_path / "hang.h5")
     code = ("import sys, threading, time\n"
-            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-            "from test_scan_isolation import misbehave\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from hang_reader import read\n"
             "from xscreen.scan import ReadLimits, _isolated\n"
-            "r = _isolated.ReaderProcess(misbehave)\n"
+            "r = _isolated.ReaderProcess(read)\n"
             "t = threading.Thread(target=r.load, args=(sys.argv[1] + '/d.h5', ReadLimits())); t.start(); t.join()\n"
             "threading.Thread(target=r.load, args=(sys.argv[1] + '/hang.h5', ReadLimits(seconds=600))).start()\n"
             "print(r.pid, flush=True); time.sleep(600)\n")
@@ -299,7 +303,10 @@ def test_the_reader_still_dies_with_its_program(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not _gone(child):
         time.sleep(0.05)
-    assert _gone(child)
+    gone = _gone(child)
+    if not gone:
+        os.kill(child, signal.SIGKILL)  # leave no orphan behind a failing test
+    assert gone
 
 
 def _gone(pid: int) -> bool:
