@@ -291,11 +291,12 @@ def zeros_deflated(n_bytes: int) -> bytes:
 def test_hdf5_small_dataset_in_huge_gzip_chunks_is_a_memory_refusal(tmp_path):
     path = tmp_path / "bomb.h5"
     chunk = (8192, 8192)  # 128 MiB per chunk for a 128x160 image (the file: 40000x40000, 3.2 GB)
+    blob = zeros_deflated(chunk[0] * chunk[1] * 2)  # ~130 KB on disk
     with h5py.File(path, "w") as f:
         for name in ("high", "low"):
             ds = f.create_dataset(name, shape=(128, 160), maxshape=(None, None), dtype=np.uint16,
                                   chunks=chunk, compression="gzip")
-            ds.id.write_direct_chunk((0, 0), zeros_deflated(chunk[0] * chunk[1] * 2))
+            ds.id.write_direct_chunk((0, 0), blob)
         f.attrs["i0"] = 60000.0
     err = refused(path, "'high' is stored in 8192x8192 chunks", "memory budget", "XSCREEN_MEMORY_BUDGET",
                   limits=ReadLimits(memory_bytes=64 << 20))
