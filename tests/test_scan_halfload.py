@@ -276,6 +276,12 @@ def test_single_file_ome_tiff_naming_itself_loads(tmp_path):
     tifffile.imwrite(path, data, photometric="minisblack", description=ome_pointing_at(Path("self.tif")),
                      metadata=None)
     np.testing.assert_array_equal(load_scan(path).channels[0], data)
+    # renamed since it was written: the UUID element names the file's own (root) UUID
+    renamed = tmp_path / "renamed.tif"
+    own = ome_pointing_at(Path("self.tif")).replace("22222222-2222-2222-2222-222222222222",
+                                                    "11111111-1111-1111-1111-111111111111")
+    tifffile.imwrite(renamed, data, photometric="minisblack", description=own, metadata=None)
+    np.testing.assert_array_equal(load_scan(renamed).channels[0], data)
 
 
 # --- item 8: chunk bombs ----------------------------------------------------------------------------

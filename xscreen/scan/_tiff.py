@@ -26,7 +26,9 @@ _PHOTO = tifffile.PHOTOMETRIC
 # tifffile's series formats that open other files named inside this one (OME TiffData UUID FileName,
 # Micro-Manager stacks, NDTiff indexes): a scan is one file, so these are never parsed (issue 32 item 6).
 _ONE_FILE = {"is_ome": False, "is_mmstack": False, "is_ndtiff": False}
-_OME_FILE_NAME = re.compile(r"""<(?:\w+:)?UUID\b[^>]*?\bFileName\s*=\s*(["'])(.*?)\1""", re.S)
+# <UUID FileName="f.tif">urn:uuid:...</UUID> inside TiffData: (FileName, the holder's UUID)
+_OME_FILE_NAME = re.compile(r"""<(?:\w+:)?UUID\b[^>]*?\bFileName\s*=\s*(["'])(.*?)\1[^>]*>([^<]*)<""", re.S)
+_OME_ROOT_UUID = re.compile(r"""<(?:\w+:)?OME\b[^>]*?\bUUID\s*=\s*(["'])(.*?)\1""", re.S)
 
 
 def pair_stem(path: Path) -> Path | None:
@@ -154,9 +156,13 @@ def _page(path: Path, tif: tifffile.TiffFile, log: "_TiffLog") -> tifffile.TiffP
 def _refuse_other_files(path: Path, tif: tifffile.TiffFile) -> None:
     """Multi-file OME-TIFF names the files holding its planes (<TiffData><UUID FileName=...>);
     tifffile would read pixels from there, past every check made on this file. Refused, as HDF5
-    external storage is; a FileName naming this very file is the single-file form."""
+    external storage is. A reference to this very file (its own name, or the UUID its OME root
+    declares: a renamed single-file OME-TIFF) is the single-file form."""
     description = tif.pages.first.description or ""
-    others = sorted({m.group(2) for m in _OME_FILE_NAME.finditer(description)} - {path.name})
+    root = _OME_ROOT_UUID.search(description)
+    own = root.group(2).strip() if root else None
+    others = sorted({m.group(2) for m in _OME_FILE_NAME.finditer(description)
+                     if m.group(2) != path.name and m.group(3).strip() != own})
     if others:
         raise ScanError(path, f"multi-file OME-TIFF: its planes are declared in other file(s) "
                               f"({others[0][:120]!r}); a scan must be one file, refused")
