@@ -23,22 +23,10 @@ import torch
 from xscreen.atomic import atomic_path
 from xscreen.loss import score_parts
 from xscreen.network import reconstruct
+from xscreen.onnx_file import DIGEST_KEY, ONNX_FORMAT, OUTPUTS, metadata_digest  # noqa: F401
 from xscreen.scoring import PatchScores, Scorer
 
-OUTPUTS = ("score", "recon", "latent", "reconstruction")
 OPSET = 17  # onnxruntime >= 1.12 runs it; new enough for every op the two networks use
-ONNX_FORMAT = "xscreen-onnx/2"  # 2: the whole ModelMeta rides along ('xscreen.meta'), with a digest
-DIGEST_KEY = "xscreen.metadata_sha256"
-
-
-def metadata_digest(props: dict[str, str]) -> str:
-    """SHA-256 over the xscreen metadata (keys sorted, the digest itself left out): catches damage,
-    not a consistent edit - the values are checked for plausibility on load for that."""
-    import hashlib
-
-    body = json.dumps({k: v for k, v in sorted(props.items()) if k.startswith("xscreen.") and k != DIGEST_KEY},
-                      sort_keys=True)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class ScoreGraph(torch.nn.Module):

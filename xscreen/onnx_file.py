@@ -11,6 +11,7 @@ code; the size is bounded before anything is read.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,9 +20,20 @@ from typing import Any
 from xscreen.checkpoint import LoadedModel, ModelCard, ModelError, ModelMeta, _parse_meta
 from xscreen.config import PatchConfig, TrainConfig
 
+OUTPUTS = ("score", "recon", "latent", "reconstruction")  # the exported graph's outputs, in order
+ONNX_FORMAT = "xscreen-onnx/2"  # 2: the whole ModelMeta rides along ('xscreen.meta'), with a digest
+DIGEST_KEY = "xscreen.metadata_sha256"
 MAX_ONNX_BYTES = 4 << 30  # ngf 1024 nets are far below this; a bigger file is not ours
 _CHECKSUM = re.compile(r"[0-9a-f]{64}")
 _MODEL_ID = re.compile(r"[\w.+-]{1,200}")
+
+
+def metadata_digest(props: dict[str, str]) -> str:
+    """SHA-256 over the xscreen metadata (keys sorted, the digest itself left out): catches damage,
+    not a consistent edit - the values are checked for plausibility on load for that."""
+    body = json.dumps({k: v for k, v in sorted(props.items()) if k.startswith("xscreen.") and k != DIGEST_KEY},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def read_onnx(path: str | Path) -> tuple[bytes, LoadedModel]:
@@ -51,8 +63,6 @@ def read_onnx(path: str | Path) -> tuple[bytes, LoadedModel]:
 
 def _meta(path: Path, props: dict[str, str]) -> ModelMeta:
     """The recorded ModelMeta, checked exactly as a model file's header is."""
-    from xscreen.export import DIGEST_KEY, metadata_digest
-
     if DIGEST_KEY in props and props[DIGEST_KEY] != metadata_digest(props):
         raise ModelError(path, "ONNX metadata digest mismatch: the metadata was modified or corrupted")
     text = props.get("xscreen.meta")
@@ -87,8 +97,6 @@ def _check_identity(path: Path, props: dict[str, str]) -> None:
 
 def _check_graph(path: Path, proto: Any, meta: ModelMeta) -> None:
     """Input 'patches' (N, C, S, S) with the recorded C and S; the four outputs the scorer reads."""
-    from xscreen.export import OUTPUTS
-
     inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     if [i.name for i in inputs] != ["patches"]:
         raise ModelError(path, f"ONNX graph inputs {[i.name for i in inputs]} are not ['patches']")
@@ -101,4 +109,4 @@ def _check_graph(path: Path, proto: Any, meta: ModelMeta) -> None:
         raise ModelError(path, f"ONNX graph outputs {[o.name for o in proto.graph.output]} are not {list(OUTPUTS)}")
 
 
-__all__ = ["MAX_ONNX_BYTES", "read_onnx"]
+__all__ = ["DIGEST_KEY", "MAX_ONNX_BYTES", "ONNX_FORMAT", "OUTPUTS", "metadata_digest", "read_onnx"]

@@ -18,8 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from xscreen.cli.screen_outputs import render_rgb  # noqa: F401  (cli/watch.py imports it from here)
 from xscreen.config import ScreenConfig
 from xscreen.text import printable
 
@@ -226,16 +225,3 @@ def write_reports_hook(screening, scan, out_dir: Path, formats: str) -> list[Pat
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     return write_reports(screening, scan, out_dir, wanted)
-
-
-def render_rgb(scan) -> np.ndarray:
-    """(H, W, 3) uint8 display image: the material pseudo-colour view (rgb scans: their own
-    colours; gray: grey) when ``xscreen.materials`` is installed, else a plain grey render."""
-    try:
-        from xscreen.materials import available_views, render
-    except ImportError:
-        t = scan.transmission()
-        if scan.kind == "rgb":
-            return np.ascontiguousarray((t.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
-        return np.repeat((t[0] * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
-    return render(scan, available_views(scan)[0])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import cv2
+import numpy as np
 
 from xscreen.atomic import atomic_write_bytes, atomic_write_text
 
@@ -59,8 +60,6 @@ def _owned_by(target: Path, screening: Any) -> bool:
 
 def write_outputs(item: Any, out: Path, stem: str, overlay_mode: str) -> None:
     """``<stem>.json`` (summary with the score grid) and, unless 'none', ``<stem>.png`` (overlay)."""
-    from xscreen.cli.screen import render_rgb
-
     s = item.screening
     atomic_write_text(out / f"{stem}.json", json.dumps(s.to_summary(include_grid=True)))
     if overlay_mode != "none":
@@ -93,3 +92,16 @@ def special_files(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
             if kind:
                 found.append((p, f"{kind}, not a regular file; not read"))
     return found
+
+
+def render_rgb(scan) -> np.ndarray:
+    """(H, W, 3) uint8 display image: the material pseudo-colour view (rgb scans: their own
+    colours; gray: grey) when ``xscreen.materials`` is installed, else a plain grey render."""
+    try:
+        from xscreen.materials import available_views, render
+    except ImportError:
+        t = scan.transmission()
+        if scan.kind == "rgb":
+            return np.ascontiguousarray((t.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        return np.repeat((t[0] * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+    return render(scan, available_views(scan)[0])
