@@ -137,3 +137,20 @@ def test_a_database_from_a_newer_schema_is_refused(tmp_path):
     for create in (True, False):
         with pytest.raises(AuditError, match="schema version 2 is newer"):
             AuditLog(path, create=create)
+
+
+def test_a_writer_restores_dropped_guard_triggers_and_a_current_database_is_left_alone(tmp_path):
+    path = tmp_path / "a.sqlite"
+    AuditLog(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER decisions_no_delete")
+    db.commit()
+    db.close()
+    AuditLog(path).close()
+    db = sqlite3.connect(path)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    db.close()
+    assert names == {"decisions_no_update", "decisions_no_delete"}
+    before = path.read_bytes()
+    AuditLog(path).close()  # current and whole: opening it writes nothing
+    assert path.read_bytes() == before

@@ -111,9 +111,9 @@ class AuditLog:
         return db
 
     def _open_reader(self) -> sqlite3.Connection:
+        self._stamp = schema.stamp(self.path)  # before the first page is read
         db, self._immutable = schema.open_reader(self.path)
         try:
-            self._stamp = schema.stamp(self.path)
             schema.check(db)
         except BaseException:
             db.close()

@@ -83,7 +83,11 @@ def create(db: sqlite3.Connection) -> None:
 
 def migrate(db: sqlite3.Connection) -> None:
     """Bring a checked database to SCHEMA_VERSION (once; a second writer finds it done) and restore
-    dropped guard triggers. One transaction: a crash leaves the old schema whole."""
+    dropped guard triggers. One transaction: a crash leaves the old schema whole. A current
+    database is only read (no write lock: the GUI opens the log for every look-up)."""
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    if version_of(db) == SCHEMA_VERSION and {"decisions_no_update", "decisions_no_delete"} <= triggers:
+        return
     with _transaction(db):
         have = check(db)  # again, under the write lock: another writer may have migrated meanwhile
         if version_of(db) < SCHEMA_VERSION:
