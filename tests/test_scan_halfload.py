@@ -115,6 +115,16 @@ def test_jpeg_with_raised_sof_height_is_refused_not_filled_in(tmp_path, how):
     refused(path, "JPEG is incomplete", "120x1000")
 
 
+def test_jpeg_with_an_mpf_segment_and_raised_sof_height_is_refused(tmp_path):
+    path = tmp_path / "mpo.jpg"  # Pillow reads a JPEG carrying a multi-picture (MPF) segment as MPO
+    Image.fromarray(rgb_noise()).save(path, format="MPO", save_all=True,
+                                      append_images=[Image.fromarray(rgb_noise(seed=4))])
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    raise_sof_height(path)
+    refused(path, "JPEG is incomplete")
+
+
 def test_jpeg_whose_data_stop_at_a_stray_end_marker_is_refused(tmp_path):
     path = tmp_path / "cut.jpg"
     Image.fromarray(rgb_noise(200, 160)).save(path, quality=90)

@@ -52,7 +52,7 @@ def read_image(path: Path, limits: ReadLimits) -> Scan:
         channels = _png_rgb16(path) if rgb16 else _pixels(path, im)
         if im.format == "PNG":
             check_png_complete(path)
-        elif im.format == "JPEG":
+        elif im.format in ("JPEG", "MPO"):  # Pillow opens a JPEG with an MPF segment as MPO
             check_jpeg_complete(path, im)
     kind = "gray" if channels.shape[0] == 1 else "rgb"
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
