@@ -76,18 +76,20 @@ def corpus(folder: Path) -> dict[str, bytes]:
     Image.fromarray(np.moveaxis(rgb, 0, -1)).save(folder / "rgb.bmp")
     cv2.imwrite(str(folder / "c16.png"), np.moveaxis(np.stack([g16] * 3), 0, -1))
     _write_dx(folder / "dx.dcs", g16 % 4096)
-    # issue 32's shapes: LZW strips, tiles, progressive and restart-interval JPEG, early-allocated
+    # issue 32's shapes: LZW strips, tiles, progressive, restart-interval and MPF JPEG, early-allocated
     # HDF5 with a fill value, RLE and two-frame (dual) DICOS
     tifffile.imwrite(folder / "lzw.tif", g16, photometric="minisblack", compression="lzw", rowsperstrip=8)
     tifffile.imwrite(folder / "tiled.tif", g16, photometric="minisblack", compression="zlib", tile=(32, 32))
     Image.fromarray(np.moveaxis(rgb, 0, -1)).save(folder / "prog.jpg", quality=90, progressive=True)
     cv2.imwrite(str(folder / "rst.jpg"), (g16 >> 8).astype(np.uint8), [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    Image.fromarray(np.moveaxis(rgb, 0, -1)).save(folder / "mpo.jpg", format="MPO", save_all=True,
+                                                  append_images=[Image.fromarray((g16 >> 8).astype(np.uint8))])
     _write_h5_early(folder / "early.h5", np.stack([g16, g16 // 2]))
     _write_dx(folder / "rle.dcs", g16 % 4096, rle=True)
     _write_dx(folder / "two.dcs", np.stack([g16 % 4096, g16 % 2048]))
     names = ("dual.h5", "pair_high.tif", "pair_low.tif", "g16.tif", "g8.png", "rgb.png", "rgb.jpg",
-             "rgb.bmp", "c16.png", "dx.dcs", "lzw.tif", "tiled.tif", "prog.jpg", "rst.jpg", "early.h5",
-             "rle.dcs", "two.dcs")
+             "rgb.bmp", "c16.png", "dx.dcs", "lzw.tif", "tiled.tif", "prog.jpg", "rst.jpg", "mpo.jpg",
+             "early.h5", "rle.dcs", "two.dcs")
     return {n: (folder / n).read_bytes() for n in names}
 
 
