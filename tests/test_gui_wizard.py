@@ -200,8 +200,12 @@ def test_preview_strip_shows_structure_and_the_difference():
 def test_model_page_sets_the_detection_options(qtbot, wizard):
     m = wizard.pages["model"]
     s = wizard.state
+    from xscreen.config import SCORE_DEFAULTS
+
+    dual = SCORE_DEFAULTS["dual"]  # issue 29: the standard preset's score form for dual-energy data
     assert (s.train.selection, s.train.input_mask, s.net.outer_skips_off, s.net.d_spectral_norm,
-            s.train.score_inpaint, s.train.recon_window) == ("mean_score", 0.0, 0, False, 0, 0)  # paper
+            s.train.score_inpaint, s.train.recon_window) == ("mean_score", 0.0, 0, False, dual["score_inpaint"],
+                                                             dual["recon_window"])
     m.selection.setCurrentText("inserted")
     m.input_mask.setValue(0.5)
     m.skips_off.setValue(2)

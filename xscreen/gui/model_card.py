@@ -1,5 +1,6 @@
-"""The full model card for Ctrl+I (no Qt): every field the model file carries, sectioned, where
-the side panel shows a summary (``probe.describe_model``)."""
+"""Model cards as text (no Qt): the full card for Ctrl+I (every field the model file carries,
+sectioned), the operator's card on the side panel, the technical summary (its tooltip) and the
+model files a selector lists."""
 from __future__ import annotations
 
 import dataclasses
@@ -77,3 +78,37 @@ def operator_card(path: str | Path) -> str:
                      f"(threshold version {cal.version}).")
     lines.append("Ctrl+I: the full model card.")
     return "\n".join(lines)
+
+
+def describe_model(path: str | Path) -> str:
+    """Model card as text for the selector (reads the verified header only, builds no network).
+    Raises ModelError naming the file for a foreign or tampered file."""
+    from xscreen.checkpoint import read_meta
+
+    meta, checksum = read_meta(path)
+    card, cal = meta.card, meta.calibration
+    options = meta.net.options_text()
+    lines = [f"{card.name or Path(path).stem}  ({checksum[:12]})", card.description or "",
+             f"input: {meta.preprocess.kind}{' + material' if meta.preprocess.material else ''}, "
+             f"patch {meta.patch.size}px, ngf {meta.net.ngf}" + (f" ({options})" if options else ""),
+             f"created: {card.created}  seed {card.seed}",
+             f"trained on {card.n_train_scans} scans / {card.n_train_patches} patches "
+             f"(val {card.n_val_scans} / {card.n_val_patches})"]
+    if cal is not None:
+        lines.append(f"threshold {cal.patch_threshold:.4g} at patch FAR {cal.patch_far:.3g}; "
+                     f"scan threshold {cal.scan_threshold:.4g} ({cal.scan_aggregation})")
+    else:
+        lines.append("not calibrated: set a threshold before screening")
+    for key, value in sorted(card.evaluation.items()):
+        if isinstance(value, (int, float, str)):
+            lines.append(f"{key}: {value}")
+    return "\n".join(line for line in lines if line)
+
+
+def list_models(dirs: list[Path], extra: list[str | Path] = ()) -> list[Path]:  # type: ignore[assignment]
+    """Model files (*.xsm) in ``dirs`` plus ``extra`` opened files; sorted, no duplicates. Hidden
+    files are skipped: an interrupted save's temporary (.NAME.xstmp-XXXXXXXX.xsm, atomic.py) is no model."""
+    found = {p.resolve() for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.xsm")
+             if not p.name.startswith(".")}
+    found.update(Path(p).resolve() for p in extra if Path(p).is_file())
+    return sorted(found, key=lambda p: (p.name, str(p)))

@@ -15,6 +15,7 @@ import numpy as np
 
 from xscreen import heatmap
 from xscreen.scan import Scan
+from xscreen.gui.model_card import describe_model, list_models  # noqa: F401  (the model selector's)
 
 
 @dataclass(frozen=True)
@@ -295,37 +296,3 @@ class Renderer:
         step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
         lum = rgb[::step, ::step].mean(axis=2) / 255.0
         return np.histogram(lum, bins=bins, range=(0.0, 1.0))
-
-
-def describe_model(path: str | Path) -> str:
-    """Model card as text for the selector (reads the verified header only, builds no network).
-    Raises ModelError naming the file for a foreign or tampered file."""
-    from xscreen.checkpoint import read_meta
-
-    meta, checksum = read_meta(path)
-    card, cal = meta.card, meta.calibration
-    options = meta.net.options_text()
-    lines = [f"{card.name or Path(path).stem}  ({checksum[:12]})", card.description or "",
-             f"input: {meta.preprocess.kind}{' + material' if meta.preprocess.material else ''}, "
-             f"patch {meta.patch.size}px, ngf {meta.net.ngf}" + (f" ({options})" if options else ""),
-             f"created: {card.created}  seed {card.seed}",
-             f"trained on {card.n_train_scans} scans / {card.n_train_patches} patches "
-             f"(val {card.n_val_scans} / {card.n_val_patches})"]
-    if cal is not None:
-        lines.append(f"threshold {cal.patch_threshold:.4g} at patch FAR {cal.patch_far:.3g}; "
-                     f"scan threshold {cal.scan_threshold:.4g} ({cal.scan_aggregation})")
-    else:
-        lines.append("not calibrated: set a threshold before screening")
-    for key, value in sorted(card.evaluation.items()):
-        if isinstance(value, (int, float, str)):
-            lines.append(f"{key}: {value}")
-    return "\n".join(line for line in lines if line)
-
-
-def list_models(dirs: list[Path], extra: list[str | Path] = ()) -> list[Path]:  # type: ignore[assignment]
-    """Model files (*.xsm) in ``dirs`` plus ``extra`` opened files; sorted, no duplicates. Hidden
-    files are skipped: an interrupted save's temporary (.NAME.xstmp-XXXXXXXX.xsm, atomic.py) is no model."""
-    found = {p.resolve() for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.xsm")
-             if not p.name.startswith(".")}
-    found.update(Path(p).resolve() for p in extra if Path(p).is_file())
-    return sorted(found, key=lambda p: (p.name, str(p)))
