@@ -154,3 +154,28 @@ def test_a_writer_restores_dropped_guard_triggers_and_a_current_database_is_left
     before = path.read_bytes()
     AuditLog(path).close()  # current and whole: opening it writes nothing
     assert path.read_bytes() == before
+
+
+def test_writers_opening_an_old_database_at_once_migrate_it_once(tmp_path):
+    import threading
+
+    path = legacy_db(tmp_path / "old.sqlite")
+    errors, ids = [], []
+
+    def write(k):
+        try:
+            with AuditLog(path) as log:
+                ids.append(log.record(Decision("op", f"new{k}", f"{k:064x}", "m-1", 0.5, "clear", 1.0)))
+        except Exception as exc:  # any error is the failure this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(ids) == [4, 5, 6, 7]
+    with AuditLog(path, create=False) as log:
+        res = log.verify()
+        assert res.ok and res.n_rows == 7 and [r["row_hash"] for r in log.rows()[:3]] == HASHES
+    assert _version(path) == 1
