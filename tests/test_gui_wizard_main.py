@@ -161,3 +161,31 @@ def test_the_roc_key_is_under_the_plot_not_over_the_curves(qtbot, win):
     assert page.roc.plotItem.legend is None  # nothing drawn inside the plot over the curves
     key = page.roc_key.text()
     assert "patch (AUC 0.810)" in key and "scan (AUC 0.700)" in key and page.roc_key.isVisible()
+
+
+def test_overlap_is_refused_and_the_calibrate_page_says_counts_and_keeps_the_trained_threshold(qtbot, win, tmp_path):
+    import dataclasses
+
+    import numpy as np
+    from PySide6.QtWidgets import QWizard
+
+    from tests.screen_fixtures import save_tiny_model
+    from xscreen.config import Calibration
+    from xscreen.wizard.run import ValScores
+
+    wiz = win.tabs.widget(1)
+    data = _page(win, "data")
+    wiz.update(benign=(tmp_path,))
+    _type(qtbot, data.threat, str(tmp_path) + "\n")  # the training folder as the evaluation folder
+    assert "overlaps the benign training data" in data.errors.text()
+    assert not wiz.button(QWizard.WizardButton.NextButton).isEnabled()
+    stored = Calibration(0.06272, 0.01, 0.09, 0.05, n_patches=300, n_scans=3)
+    model = save_tiny_model(tmp_path / "m.xsm", calibration=stored)
+    wiz.set_state(dataclasses.replace(wiz.state, trained_model=model, threat=None,
+                                      train=dataclasses.replace(wiz.state.train, patch_far=0.01, scan_far=0.05)))
+    page = _page(win, "calibrate")
+    page.scores = ValScores(np.random.default_rng(0).uniform(0.0, 0.1, 300), np.repeat(np.arange(3), 100))
+    page._on_far_changed()
+    text = page.summary.text()
+    assert "patch threshold 0.06272" in text  # the number the train page showed, not a rescored one
+    assert "of 3 held-out benign scans alarm (95 % interval" in text and "5.0 % of 3" not in text
