@@ -22,7 +22,7 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from xscreen.report.context import FOOTNOTE, ReportContext, heat_caption
 from xscreen.report.figures import CROP_NAMES, Figures
-from xscreen.text import shorten, valid_text
+from xscreen.text import printable, shorten, valid_text
 
 MARGIN = 14 * mm
 FRAME_W = A4[0] - 2 * MARGIN
@@ -37,7 +37,8 @@ GRID = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
 
 
 def _x(value: Any, limit: int | None = None) -> str:
-    return escape(shorten(value, limit) if limit else valid_text(value))
+    # printable: a control character (an ANSI escape in a scan id) is shown as \x1b, not as a box
+    return escape(printable(shorten(value, limit) if limit else valid_text(value)))
 
 
 def _styles() -> dict[str, ParagraphStyle]:
