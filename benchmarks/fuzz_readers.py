@@ -274,13 +274,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     ap.add_argument("--budget", default="1G", help="memory budget per file (XSCREEN_MEMORY_BUDGET syntax)")
     ap.add_argument("--only", default="", help="fuzz one format, by suffix (e.g. .h5)")
+    ap.add_argument("--mutations", default=",".join(MUTATIONS), help="comma-separated subset of: "
+                    + ", ".join(MUTATIONS))
     ap.add_argument("--keep", type=Path, help="save the files that crashed or hung the reader here")
     args = ap.parse_args()
     from xscreen.scan._limits import parse_bytes
 
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     print(f"seed {seed}, {args.cases} cases, budget {args.budget} {args.only}", flush=True)
-    r = fuzz(args.cases, seed, ReadLimits(memory_bytes=parse_bytes(args.budget), seconds=20.0), args.only)
+    kinds = tuple(k for k in args.mutations.split(",") if k)
+    if not kinds or set(kinds) - set(MUTATIONS):
+        ap.error(f"--mutations: choose from {', '.join(MUTATIONS)}")
+    r = fuzz(args.cases, seed, ReadLimits(memory_bytes=parse_bytes(args.budget), seconds=20.0), args.only, kinds)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{r.cases} cases in {r.seconds:.1f} s ({1000 * r.seconds / max(r.cases, 1):.1f} ms/file); "
