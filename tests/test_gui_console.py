@@ -95,6 +95,7 @@ def test_the_queue_knows_standing_decisions_at_once_and_a_model_change_is_marked
     info = win.tab.decisions.info.text()
     assert "CLEAR by bo" in info and "under model older-0123456789ab" in info
     assert f"the current model {s.model_id}" in info and "look again" in info
+    assert "(under older-0123456789ab)" in win.tab.queue_panel.list.item(1).text()  # marked in the queue too
 
 
 def test_a_decision_moves_on_to_the_next_undecided_bag(qtbot, win, three_bags, tiny_model, tmp_path):  # noqa: F811

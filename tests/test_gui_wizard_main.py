@@ -189,3 +189,21 @@ def test_overlap_is_refused_and_the_calibrate_page_says_counts_and_keeps_the_tra
     text = page.summary.text()
     assert "patch threshold 0.06272" in text  # the number the train page showed, not a rescored one
     assert "of 3 held-out benign scans alarm (95 % interval" in text and "5.0 % of 3" not in text
+
+
+def test_the_wheel_over_the_model_page_scrolls_it_and_changes_no_field(qtbot, win):
+    from PySide6.QtWidgets import QScrollArea
+
+    from tests.test_gui_console import _wheel
+
+    win.resize(1200, 700)
+    model = _page(win, "model")
+    model.advanced.setChecked(True)
+    area = model.findChild(QScrollArea)
+    bar = area.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    before = (model.epochs.value(), model.batch.value(), model.preset.currentText())
+    for w in (model.epochs, model.batch, model.preset):
+        _wheel(w)
+    assert (model.epochs.value(), model.batch.value(), model.preset.currentText()) == before
+    assert bar.value() > 0

@@ -108,11 +108,14 @@ class QueuePanel(QGroupBox):
         lay.addWidget(self.list)
         self.list.itemClicked.connect(self._on_list_item_clicked)
 
-    def set_queue(self, names: list[str], decisions: list, current: int) -> None:
-        """``decisions[i]``: the ``BagDecision`` of bag i or None (undecided or not seen yet)."""
+    def set_queue(self, names: list[str], decisions: list, current: int, model_id: str = "") -> None:
+        """``decisions[i]``: the ``BagDecision`` of bag i or None (undecided or not seen yet);
+        ``model_id``: the model now screening ('' unknown) - a decision taken under another is marked."""
         self.list.clear()
         for i, (name, d) in enumerate(zip(names, decisions)):
-            item = QListWidgetItem(f"{i + 1:>3}  {name}   {decision_text(d) or '-'}")
+            other = d is not None and model_id and d.model_id and d.model_id != model_id
+            mark = f"  (under {d.model_id})" if other else ""
+            item = QListWidgetItem(f"{i + 1:>3}  {name}   {decision_text(d) or '-'}{mark}")
             if d is not None:
                 item.setForeground(QBrush(QColor(DECISION_STYLE[d.decision][0])))
             if i == current:

@@ -162,7 +162,8 @@ class DecisionHandling:
     def show_decisions(self) -> None:
         """Queue list and decision bar from the queue's decisions."""
         q, outcome = self.queue, self.tab.outcome
-        self.tab.queue_panel.set_queue([p.name for p in q.paths], [q.decision(p) for p in q.paths], q.index)
+        model_id = self.tab.screening.model_id if self.tab.screening is not None else ""
+        self.tab.queue_panel.set_queue([p.name for p in q.paths], [q.decision(p) for p in q.paths], q.index, model_id)
         on_screen = q.decision(self.bag_on_screen())
         note = ("This bag could not be read: X records it as unreadable (re-scan / hand search)"
                 if outcome is None and self.failed_path else "No bag on screen" if outcome is None

@@ -21,10 +21,16 @@ def to_pixmap(rgb: np.ndarray, max_side: int = 420) -> QPixmap:
 def scrolled(body: QWidget) -> QScrollArea:
     """``body`` in a frameless vertical scroll area: a tall page no longer sets the window's
     minimum height (issue 31 item 10: the model page grew the main window past a 1000-px screen)."""
+    from xscreen.gui.wheel import CONTROLS, scroll_not_change
+
     area = QScrollArea()
     area.setWidget(body)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
+    for w in body.findChildren(QWidget):  # a wheel scrolling the page must not take a field (item 4)
+        if isinstance(w, CONTROLS):
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    area.wheel = scroll_not_change(area)
     return area
 
 
