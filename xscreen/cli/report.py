@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from xscreen.audit import AuditError, AuditLog, Decision, default_db_path
+from xscreen.text import printable
 
 
 class _Fail(Exception):
@@ -49,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
                 *history, decision = found
         paths = write_reports(screening, scan, args.out, formats, decision, history=history)
     except _Fail as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"error: {args.input}: {exc}", file=sys.stderr)
+        print(f"error: {printable(args.input)}: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: {args.out}: cannot write reports ({exc.strerror or exc})", file=sys.stderr)
+        print(f"error: {printable(args.out)}: cannot write reports ({printable(exc.strerror or exc)})", file=sys.stderr)
         return 2
     for p in paths:
         print(p)

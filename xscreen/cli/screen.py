@@ -200,7 +200,7 @@ def _row(item, out: Path, args, run_time: str, taken: set[str]):
     if isinstance(item, ScreenFailure):
         wrong = _WRONG_KIND.search(item.fault)
         if wrong:  # not unreadable: a file for another kind of model (e.g. samples/rgb)
-            return failure_row(item.path, f"{item.path}: a '{wrong.group(2)}' scan; this model takes "
+            return failure_row(item.path, f"{item.path}: scan kind '{wrong.group(2)}'; this model takes "
                                           f"'{wrong.group(1)}' scans", run_time=run_time, status="skipped")
         return failure_row(item.path, item.fault, run_time=run_time)
     s = item.screening
