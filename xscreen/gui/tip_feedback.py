@@ -60,9 +60,9 @@ def outline_items(mask: np.ndarray, detected: bool, box: tuple[int, int, int, in
     colour = DETECTED_COLOUR if detected else MISSED_COLOUR
     pen = pg.mkPen(colour, width=3)
     items = [pg.PlotCurveItem(c[:, 0], c[:, 1], pen=pen) for c in mask_outline(mask)]
-    tag = pg.TextItem("TIP " + ("detected" if detected else "missed: it was here"), color=colour, anchor=(0, 1),
+    tag = pg.TextItem("TIP " + ("detected" if detected else "missed: it was here"), color=colour, anchor=(0, 0),
                       fill=pg.mkBrush(0, 0, 0, 190))
-    tag.setPos(box[0], box[1])
+    tag.setPos(box[0], box[1] + box[3])  # below the threat: region labels sit above their boxes
     items.append(tag)
     for it in items:
         it.setZValue(20)

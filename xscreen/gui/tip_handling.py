@@ -159,6 +159,7 @@ class TipHandling:
         for item in self._tip_items:
             tab.view.view.addItem(item)
         self.tip_panel.show_result(result)
+        tab.decisions.set_enabled(False, False)  # the decision keys wait for the real bag
         for key in self.tip_keys:
             key.setEnabled(True)
         return self.tip_row
