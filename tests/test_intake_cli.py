@@ -67,7 +67,8 @@ def test_second_watcher_on_the_same_inbox_is_refused(tmp_path, capsys):
     assert rc == 2 and "another process" in capsys.readouterr().err
 
 
-def test_receive_answers_echo_and_stops_on_interrupt(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_receive_answers_echo_and_stops_cleanly(tmp_path, stop):
     pytest.importorskip("pynetdicom")
     from pynetdicom import AE
 
@@ -83,9 +84,9 @@ def test_receive_answers_echo_and_stops_on_interrupt(tmp_path):
         assert assoc.is_established and int(assoc.send_c_echo().Status) == 0
         assoc.release()
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-    assert proc.returncode == 0 and (tmp_path / "in").is_dir()
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "receiver stopped" in err and (tmp_path / "in").is_dir()
 
 
 def test_receive_bad_tls_arguments_are_an_error(tmp_path, capsys):

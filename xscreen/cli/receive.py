@@ -7,6 +7,7 @@ DIR``. Runs until interrupted. Objects are logged to DIR/.xscreen/received.jsonl
 from __future__ import annotations
 
 import argparse
+import signal
 import ssl
 import sys
 import threading
@@ -72,10 +73,15 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     allowed = ", ".join(cfg.allow_ae + cfg.allow_ip) or "any caller"
     print(f"receiving as {cfg.ae_title} on {cfg.bind}:{port}{' (TLS)' if cfg.ssl_context else ''} into "
           f"{cfg.inbox} ({allowed}); log: {receiver.log_path}", file=sys.stderr, flush=True)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a service manager's stop: a clean one
     try:
-        (stop or threading.Event()).wait()  # forever: Ctrl+C ends it
+        while not stop.wait(0.5):  # forever: Ctrl+C or SIGTERM ends it
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         receiver.stop()
+    print("receiver stopped", file=sys.stderr)
     return 0
