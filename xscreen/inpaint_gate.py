@@ -21,7 +21,7 @@ cell, which the audit, ``model calibrate --from-audit`` and the drift watch read
    inpainted score; then every unscored neighbour of a scored cell >= fraction x r (as the coarse-to-fine
    cascade grows); then every unscored cell whose ``upper`` reaches the highest exact score so far,
    so the bag maximum is an exact score. Repeat until nothing is added.
-4. **Self-check.** Every exactly scored cell >= fraction x r must satisfy plain / exact >= ratio -
+4. **Self-check.** Every exactly scored cell >= fraction x r must satisfy R_plain / R_exact >= ratio -
    the bound the seeds relied on. A bag where one does not is screened on the full grid instead.
 
 Where the bound holds, every cell >= fraction x r is scored exactly, so regions, alarm and bag
@@ -88,6 +88,13 @@ class WindowBlocks:
     def estimate(self, density: float = 0.0) -> torch.Tensor:
         """(rows, cols) plain score of every grid patch as the coarse reconstructions see it: the
         largest window mean (or the patch mean) of the residual, + density x the patch's density."""
+        resid, prior = self.parts(density)
+        return resid + prior
+
+    def parts(self, density: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, prior), each (rows, cols): the residual term of every grid patch's plain score as the
+        coarse reconstructions see it, and its density prior term (exact: it does not depend on the
+        reconstruction, so it is the same in the plain and the inpainted score)."""
         k, step = self.size // self.b, self.stride // self.b
         e = self.err[None, None]
         if self.window:
@@ -98,26 +105,27 @@ class WindowBlocks:
         else:
             est = F.avg_pool2d(e, k, step)
         est = est[0, 0, : self.grid[0], : self.grid[1]]
+        prior = torch.zeros_like(est)
         if density:
-            est = est + density * F.avg_pool2d(self.dens[None, None], k, step)[0, 0, : self.grid[0], : self.grid[1]]
-        return est
+            prior = density * F.avg_pool2d(self.dens[None, None], k, step)[0, 0, : self.grid[0], : self.grid[1]]
+        return est, prior
 
 
 def gated_cells(run: Callable[..., Iterator], proxy: Callable[..., Iterator], live: torch.Tensor,
-                scored: torch.Tensor, score: torch.Tensor, size: int, stride: int, review: float,
-                blocks: WindowBlocks, density: float, ratio: float = DEFAULT_RATIO,
+                scored: torch.Tensor, score: torch.Tensor, recon: torch.Tensor, size: int, stride: int,
+                review: float, blocks: WindowBlocks, density: float, ratio: float = DEFAULT_RATIO,
                 fraction: float = DEFAULT_FRACTION, chunk: int = 64):
     """The passes of the module doc as a generator over ``proxy(cells)`` (plain pass, fills
     ``blocks``) and ``run(cells)`` (exact score of the cells not yet ``scored``, updating ``scored``
-    and ``score`` in place); both yield progress. Returns (upper (rows, cols) estimate of the exact
+    and ``score``, ``recon`` (its residual term R) in place); both yield progress. Returns (upper (rows, cols) estimate of the exact
     score, proxy cells (rows, cols) bool, fell_back: the bound failed and the full grid was scored)."""
     # coarse patches over air too where they overlap a live patch: every pixel a live patch sees is
     # reconstructed once (an air coarse patch left out would read as zero residual)
     coarse = coarse_cells(tuple(live.shape), max(1, size // stride), live.device) & \
         dilate(live, overlap_radius(size, stride))
     yield from proxy(coarse)
-    plain = blocks.estimate(density)
-    upper = plain / ratio
+    plain, prior = blocks.parts(density)  # the bound is on the residual term: the prior is exact
+    upper = plain / ratio + prior
     hot = fraction * review
     yield from run((upper >= hot) & live)
     STATS["seeds"] += int(scored.sum())
@@ -132,7 +140,7 @@ def gated_cells(run: Callable[..., Iterator], proxy: Callable[..., Iterator], li
         yield from run(more)
         STATS[step] += int(scored.sum()) - n0
     checked = scored & (score >= hot)
-    if bool(checked.any()) and bool((plain[checked] < ratio * score[checked]).any()):
+    if bool(checked.any()) and bool((plain[checked] < ratio * recon[checked]).any()):
         yield from run(live)  # the bound failed on this bag: score the rest exactly
         return upper, coarse, True
     return upper, coarse, False

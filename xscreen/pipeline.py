@@ -316,7 +316,8 @@ def _gated(tiling, air, scorer: Scorer, t: Timings, review: float, gate: float, 
     live, shape = ~air, tiling.grid
     score = grids[0].view(shape)
     upper, coarse, fell = yield from inpaint_gate.gated_cells(
-        run, proxy, live, scored, score, tiling.size, tiling.stride, review, blocks, scorer.density, gate,
+        run, proxy, live, scored, score, grids[1].view(shape), tiling.size, tiling.stride, review, blocks,
+        scorer.density, gate,
         chunk=scorer.batch_size)
     shown = inpaint_gate.stand_in(upper, scored, live, score, review)
     grids[1].view(shape).copy_(torch.where(live & ~scored, shown, grids[1].view(shape)))
