@@ -121,3 +121,22 @@ def test_loopback_dicos_store_is_screened_into_the_queue(qtbot, lane_window, tmp
     assert entry.status == "screened" and entry.path.endswith(".dcs") and panel.queue.backlog == 1
     qtbot.waitUntil(lambda: win.tab.screening is not None, timeout=TIMEOUT)
     assert win.tab.screening.kind == "gray" and win.tab.screening.width == 256
+
+
+def test_alarm_cue_is_switchable(qtbot):
+    from xscreen.gui.arrivals import ArrivalsPanel
+    from xscreen.intake.arrivals import ArrivalEntry
+
+    panel = ArrivalsPanel()
+    qtbot.addWidget(panel)
+    panel.add(ArrivalEntry("/done/a.h5", "a.h5", time.time(), "screened", alarm=False, scan_rel=0.5))
+    assert panel.notice.text() == "" and panel.backlog.styleSheet() == ""
+    panel.add(ArrivalEntry("/done/b.h5", "b.h5", time.time(), "screened", alarm=True, scan_rel=1.4))
+    assert panel.notice.text() == "ALARM arrival: b.h5" and "c62828" in panel.backlog.styleSheet()
+    panel.cue.setChecked(False)
+    panel.notice.setText("")
+    panel.add(ArrivalEntry("/done/c.h5", "c.h5", time.time(), "screened", alarm=True, scan_rel=2.0))
+    assert panel.notice.text() == ""
+    assert panel.queue.backlog == 3 and panel.backlog.text().startswith("Backlog: 3 undecided")
+    panel.set_decision("/done/b.h5", "suspect")
+    assert panel.queue.backlog == 2 and panel.list.item(1).text().endswith("- SUSPECT")

@@ -185,3 +185,17 @@ def test_tls_receiver_takes_tls_peers_only(receiver, sample, tmp_path):
     assert _send(r.port, [sample], tls=(client, "localhost")) == [0x0000]
     assert _send(r.port, [sample]) is None  # plain DICOM to a TLS port: no association
     assert len(list(r.cfg.inbox.glob("*.dcs"))) == 1
+
+
+def test_association_limit(receiver, sample):
+    r = receiver(max_associations=1)
+    ae = AE(ae_title="SCANNER1")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    first = ae.associate("127.0.0.1", r.port, ae_title="XSCREEN")
+    assert first.is_established
+    try:
+        second = ae.associate("127.0.0.1", r.port, ae_title="XSCREEN")
+        assert not second.is_established  # over the limit: refused, the first goes on
+        assert int(first.send_c_echo().Status) == 0
+    finally:
+        first.release()
