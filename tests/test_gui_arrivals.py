@@ -140,3 +140,25 @@ def test_alarm_cue_is_switchable(qtbot):
     assert panel.queue.backlog == 3 and panel.backlog.text().startswith("Backlog: 3 undecided")
     panel.set_decision("/done/b.h5", "suspect")
     assert panel.queue.backlog == 2 and panel.list.item(1).text().endswith("- SUSPECT")
+
+
+def test_run_app_with_an_inbox_docks_the_arrivals_and_closes_cleanly(qtbot, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from xscreen.gui import app as gui_app
+
+    seen = {}
+
+    def close_soon():
+        win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        seen["dock"] = win.lane.dock.windowTitle()
+        seen["queue"] = len(win.queue.paths)  # no sample bags opened at a lane
+        win.close()  # stops the lane's thread before the window goes
+        seen["running"] = win.lane.feed.isRunning()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(1500, close_soon)
+    assert gui_app.run_app(None, None, inbox=str(tmp_path / "lane"), settle=0) == 0
+    assert seen == {"dock": "Arrivals - lane", "queue": 0, "running": False}
+    assert (tmp_path / "lane" / "done").is_dir()

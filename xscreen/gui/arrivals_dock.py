@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QApplication, QDockWidget
 
 from xscreen.gui.arrivals import ArrivalsFeed, ArrivalsPanel
 
@@ -37,6 +37,7 @@ class LaneHook(QObject):
         self.sync.timeout.connect(self._sync_decisions)
         self.sync.start(300)
         window.installEventFilter(self)
+        QApplication.instance().aboutToQuit.connect(self.stop)  # a quit that closes no window
         self.feed.start()
 
     def stop(self, ms: int = 60000) -> bool:
