@@ -117,6 +117,30 @@ def test_suspect_on_a_tip_bag_gives_detected_feedback_then_the_real_bag_and_two_
     assert window.tip_console.on_screen() is None
 
 
+def test_a_tip_bag_drawn_while_pre_scoring_comes_up_at_once_like_any_pre_scored_bag(qtbot, window, bag_dir,
+                                                                                    tiny_model, library, tmp_path):
+    draws = iter([1, 0])  # the first bag: no TIP; the second (drawn when it is pre-scored): TIP
+    window.tip_console = TipConsole(TipSettings(True, 2, (), str(library.path)), chance=lambda n: next(draws, 1),
+                                    rng=np.random.default_rng(1))
+    window.set_model(str(tiny_model))
+    window.open_path(bag_dir)
+    second = str(bag_dir / "b_benign.h5")
+    qtbot.waitUntil(lambda: window.tab.screening is not None and second in window._tip_ready
+                    and window.cache.get(second, window.scoring_id()) is not None, timeout=TIMEOUT)
+    assert window.tip_console.on_screen() is None and window.tab.outcome.path.endswith("a_threat.h5")
+    _press(qtbot, window, "C")  # the first bag's real decision; the next bag comes up at once, as its TIP image
+    trial = window.tip_console.on_screen()
+    assert trial is not None and trial.bag == second and window.tab.outcome.path == second
+    assert not np.array_equal(window.tab.outcome.scan.channels, load_scan(second).channels)
+    _press(qtbot, window, "U")
+    assert window.tip_panel.headline.text() == "TIP detected" and "Unresolved counts as detected" in \
+        window.tip_panel.detail.text()
+    _press(qtbot, window, "Enter")
+    _real_bag_on_screen(qtbot, window, second)
+    rows = _rows(tmp_path)
+    assert [(r["kind"], r["tip"] and r["tip"]["response"]) for r in rows] == [("bag", None), ("tip", "unresolved")]
+
+
 def test_clear_on_a_tip_bag_is_missed_and_a_sign_out_leaves_the_real_bag_undecided(qtbot, window, bag_dir,
                                                                                     tiny_model, library, tmp_path):
     _tip_first_bag_only(window, library)

@@ -94,6 +94,7 @@ def test_the_draw_is_one_in_rate_once_per_undecided_bag_and_unpredictable_by_def
     assert 60 <= hits <= 140  # expected 100 (binomial sd ~10)
     always = TipConsole(TipSettings(True, 1, (), str(library.path)), chance=lambda n: 0)
     assert always.wants_tip("a", decided=False) and not always.wants_tip("a", decided=False)  # once per bag
+    assert always.drawn == {"a"}  # drawn, not shown yet: the bag shows its TIP image when it comes
     assert not always.wants_tip("b", decided=True)  # a decided bag never gets one
     assert not TipConsole(TipSettings(False, 1), chance=lambda n: 0).wants_tip("c", decided=False)
 
@@ -127,6 +128,7 @@ def test_responses_unresolved_counts_as_detected_and_the_real_scan_is_untouched(
                                              ("decide.clear", "clear", False, "TIP missed")]:
         trial = console.project(str(path), scan, sha)
         console.begin(trial)
+        assert console.drawn == set()
         assert np.array_equal(scan.channels, before)  # projection works on a copy
         assert trial.tip.projected.mask.any() and not np.array_equal(trial.tip.projected.scan.channels, before)
         x, y, w, h = trial.tip.projected.box

@@ -35,11 +35,15 @@ class TipHandling:
         self.tip_runner = JobRunner(self)
         self.tip_runner.done.connect(self._on_tip_job_done)
         self.tip_runner.failed.connect(self._on_tip_job_failed)
+        self.tip_runner.cancelled.connect(lambda key: self._tip_pre.pop(key, None))
+        self.tip_runner.idle.connect(self._prescore_next)
         self.tip_panel = TipFeedbackPanel()
         self.tip_panel.real_bag.connect(self._on_tip_panel_real_bag)
         column = self.tab.banner.parentWidget().layout()
         column.insertWidget(column.indexOf(self.tab.banner) + 1, self.tip_panel)
         self._tip_items: list = []
+        self._tip_pre: dict[str, tuple[str, str]] = {}  # job key -> (bag, scoring id) of TIP images made ahead
+        self._tip_ready: dict[str, tuple[str, object]] = {}  # bag -> (scoring id, tip_job.TipShown)
         self.tip_keys = [QShortcut(QKeySequence(k), self) for k in ("Return", "Enter")]
         for key in self.tip_keys:
             key.setEnabled(False)
@@ -73,40 +77,74 @@ class TipHandling:
             self._drop_tip()  # another bag chosen: the trial goes, its bag stays undecided
         if self.tip_pending == key:
             return
-        if self.operator.signed_in and self.model_path and c.wants_tip(key, decided=self.queue.decision(path) is not None):
-            return self._start_tip(path)
+        if key in c.drawn or self._tip_draw(path):
+            return self._show_tip(path)
         super().request(path, force)
 
-    def _start_tip(self, path) -> None:
-        from xscreen.gui import tip_job
+    def _tip_draw(self, path) -> bool:
+        """The draw for ``path`` (once per bag): only signed in, with a model, for an undecided bag."""
+        return bool(self.operator.signed_in and self.model_path) and \
+            self.tip_console.wants_tip(str(path), decided=self.queue.decision(path) is not None)
 
-        key, cached = str(path), self.cache.get(path, self.scoring_id())
-        self.failed_path, self.tip_pending = None, key
-        self.target = f"tip|{key}"  # the real bag's own results are not shown meanwhile
+    def _prescore_next(self) -> None:
+        """The next bag is drawn when it is pre-scored, and its TIP image made then: a TIP bag comes
+        up as fast as any pre-scored bag (a slower one would tell it apart)."""
+        super()._prescore_next()
+        c, nxt = self.tip_console, self.queue.peek_next()
+        if c is None or nxt is None or self.tip_runner.running is not None or self.tip_pending is not None:
+            return
+        key = str(nxt)
+        if key not in self._tip_ready and (key in c.drawn or self._tip_draw(nxt)):
+            job = f"pre|{key}"
+            self._tip_pre[job] = (key, self.scoring_id())
+            self._run_tip_job(job, nxt, None)
+
+    def _show_tip(self, path) -> None:
+        key = str(path)
+        self.failed_path, self.target = None, f"tip|{key}"  # the real bag's own results are not shown meanwhile
+        sid, shown = self._tip_ready.pop(key, (None, None))
+        if shown is not None and sid == self.scoring_id():
+            return self._begin_tip(shown)
+        self.tip_pending = key
         self.tab.set_outcome(None, f"loading {Path(path).name} …")  # as for any bag being scored
         self.show_decisions()
         self.update_actions()
         self.tab.progress.set_busy(Path(path).name, 0.0)
+        self._run_tip_job(self.target, path, self.cache.get(path, self.scoring_id()))
+
+    def _run_tip_job(self, key: str, path, cached) -> None:
+        from xscreen.gui import tip_job
+
         scorer, cfg, view, console = self.scorer_factory(), self.screen_config(), self.tab.state.view, self.tip_console
-        self.tip_runner.start(self.target, lambda: tip_job.tip_screen_job(path, console, scorer, cfg, view, cached))
+        self.tip_runner.start(key, lambda: tip_job.tip_screen_job(path, console, scorer, cfg, view, cached))
 
     def _on_tip_job_done(self, key: str, shown) -> None:
+        if key in self._tip_pre:  # made ahead for the next bag
+            bag, sid = self._tip_pre.pop(key)
+            self._tip_ready = {bag: (sid, shown)}  # one at most: a Screening is large
+            return
         if key != getattr(self, "target", None) or self.tip_pending is None:
             return  # the operator moved on meanwhile
         self.tip_pending = None
-        self.tip_console.begin(shown.trial)
         self.tab.progress.set_busy(None)
+        self._begin_tip(shown)
+
+    def _begin_tip(self, shown) -> None:
+        self.tip_console.begin(shown.trial)
         self._show(shown.outcome)  # shown like any bag: nothing tells it apart until the response
         path = shown.trial.bag
         if self.runner.running is None and self.cache.get(path, self.scoring_id()) is None:
             self.runner.start(self.job_key(path), self._job(path))  # the real bag, scored meanwhile
 
     def _on_tip_job_failed(self, key: str, message: str) -> None:
-        if key != getattr(self, "target", None) or self.tip_pending is None:
+        bag = self._tip_pre.pop(key, (None,))[0] or (self.tip_pending if key == getattr(self, "target", None) else None)
+        if bag is None:
             return
-        path, self.tip_pending = self.tip_pending, None
-        print(f"TIP skipped for {path}: {message}", file=sys.stderr)  # for the supervisor, not the operator
-        self.request(path)  # drawn already: the real bag, as itself
+        self.tip_console.drawn.discard(bag)  # no TIP image for this bag: it comes as itself
+        print(f"TIP skipped for {bag}: {message}", file=sys.stderr)  # for the supervisor, not the operator
+        if bag == self.tip_pending:
+            self.tip_pending = None
+            self.request(bag)
 
     def _drop_tip(self) -> None:
         if self.tip_pending is not None:

@@ -98,6 +98,7 @@ class TipConsole:
         self.rng = rng if rng is not None else np.random.default_rng()
         self._library = library
         self.rolled: set[str] = set()  # bags that had their draw: never a second TIP on the same bag
+        self.drawn: set[str] = set()  # bags drawn for TIP whose TIP image has not been shown yet
         self.trial: TipTrial | None = None
 
     @property
@@ -116,7 +117,10 @@ class TipConsole:
         if not self.active or decided or bag in self.rolled:
             return False
         self.rolled.add(bag)
-        return self._chance(self.settings.rate) == 0
+        if self._chance(self.settings.rate) != 0:
+            return False
+        self.drawn.add(bag)  # drawn ahead (pre-scoring the next bag) or now: shown when the bag comes
+        return True
 
     def project(self, bag: str, scan: Scan, file_sha256: str) -> TipTrial:
         """The TIP image of the real ``scan`` (which is left as it was). Raises TipError when no FTI
@@ -127,6 +131,7 @@ class TipConsole:
 
     def begin(self, trial: TipTrial) -> None:
         """``trial``'s TIP image is now on screen, waiting for the operator."""
+        self.drawn.discard(trial.bag)
         self.trial = trial
 
     def on_screen(self, bag: str | None = None) -> TipTrial | None:
