@@ -98,6 +98,9 @@ class ArrivalsPanel(QWidget):
         self.ticker = QTimer(self)  # the oldest bag's age keeps counting between arrivals
         self.ticker.timeout.connect(self.refresh_backlog)
         self.ticker.start(1000)
+        self.flash = QTimer(self)  # owned by the panel: it dies with it, never fires on a deleted label
+        self.flash.setSingleShot(True)
+        self.flash.timeout.connect(lambda: self.backlog.setStyleSheet(""))
         self.refresh_backlog()
 
     def add(self, entry: ArrivalEntry) -> int:
@@ -132,7 +135,7 @@ class ArrivalsPanel(QWidget):
         QApplication.beep()
         self.backlog.setStyleSheet("background: #c62828; color: white; font-weight: bold; padding: 4px;")
         self.notice.setText(f"ALARM arrival: {entry.name}")
-        QTimer.singleShot(2500, lambda: self.backlog.setStyleSheet(""))
+        self.flash.start(2500)
 
     def _colour(self, index: int) -> None:
         e, item = self.queue.entries[index], self.list.item(index)
