@@ -16,7 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "at the calibrated thresholds, ROC and score-histogram PNGs, JSON and Markdown.")
     p.add_argument("--model", required=True, type=Path, help="model file (.xsm)")
     p.add_argument("--benign", required=True, type=Path, help="folder of benign scans")
-    p.add_argument("--threat", required=True, type=Path, help="folder of threat scans")
+    p.add_argument("--threat", type=Path, default=None, help="folder of threat scans (not with --tip)")
+    p.add_argument("--tip", type=Path, default=None, metavar="LIBRARY",
+                   help="site acceptance test: project FTIs of this TIP library into the --benign bags and "
+                   "report per-category detection at the calibrated alarm rate, with intervals (no --threat)")
+    p.add_argument("--per-bag", type=int, default=1, help="with --tip: TIP images per benign bag (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="with --tip: seed of the FTI draw and placement")
+    p.add_argument("--exclude-ids", type=Path, default=None,
+                   help="with --tip: FTI ids to keep out (one a line, a JSON list, or a manifest with "
+                   "'fti_ids'); the FTIs a model's known-threat head trained on are kept out anyway")
     p.add_argument("--masks", type=Path, default=None,
                    help="folder of threat masks <stem>.png or <stem>_mask.png (default: THREAT/../masks "
                    "where present)")
@@ -94,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
     from xscreen.pipeline import collect_paths
     from xscreen.scan import ScanError
 
+    if args.tip is not None:
+        from xscreen.cli.evaluate_tip import run_tip
+
+        return run_tip(args)
+    if args.threat is None:
+        print("error: give --threat (labelled threat scans) or --tip LIBRARY (the site acceptance test)",
+              file=sys.stderr)
+        return 2
     try:
         for folder in (args.benign, args.threat):
             if not folder.is_dir():
