@@ -71,10 +71,14 @@ def queue_decisions(paths: list[Path], audit_path: Any) -> Iterator[tuple[str, B
     """(path, standing decision) for every bag of a queue, from the audit log, without reading the
     scans (by file hash): the queue shows what is decided as soon as it opens. Unhashable files
     are skipped (the scoring job reports them)."""
-    from xscreen.audit import AuditLog
+    from xscreen.audit import AuditError, AuditLog
     from xscreen.scan import file_sha256
 
-    with AuditLog(audit_path) as log:
+    try:
+        log = AuditLog(audit_path, create=False)  # read-only: this thread never writes the chain
+    except AuditError:  # no audit database yet: nothing is decided
+        return
+    with log:
         for p in paths:
             try:
                 sha = file_sha256(p)
