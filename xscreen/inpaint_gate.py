@@ -17,18 +17,19 @@ cell, which the audit, ``model calibrate --from-audit`` and the drift watch read
    synthetic bags with the shipped weights (the inpainted residual is never below the plain one,
    which the UNet's skips let copy). ``ratio`` (default 0.1) is that share with a margin:
    ``upper = plain / ratio`` is taken as an upper bound of the inpainted score.
-3. **Seeds, growth, closure.** Every cell whose ``upper`` reaches ``fraction`` x r gets the exact
-   inpainted score; then every unscored neighbour of a scored cell >= fraction x r (as the coarse-to-fine
+3. **Seeds, growth, closure.** A cell is *hot* when its residual term reaches ``fraction`` of what it
+   needs to reach r (r minus its density prior). Every cell whose bound says it may be hot gets the
+   exact inpainted score; then every unscored neighbour of a hot scored cell (as the coarse-to-fine
    cascade grows); then every unscored cell whose ``upper`` reaches the highest exact score so far,
    so the bag maximum is an exact score. Repeat until nothing is added.
-4. **Self-check.** Every exactly scored cell >= fraction x r must satisfy R_plain / R_exact >= ratio -
+4. **Self-check.** Every exactly scored hot cell must satisfy R_plain / R_exact >= ratio -
    the bound the seeds relied on. A bag where one does not is screened on the full grid instead.
 
-Where the bound holds, every cell >= fraction x r is scored exactly, so regions, alarm and bag
+Where the bound holds, every hot cell is scored exactly, so regions, alarm and bag
 score equal the full inpainted grid's. It is a measured bound, not a proven one, which is why every
 bag checks it on the cells it scored; `benchmarks/bench_cascade.py --gate` and the tests compare
 with the full grid. Cells never scored exactly show ``upper`` clipped below the levels that matter
-(below fraction x r and the bag maximum) in the heat map. Evaluation and calibration (which read
+(below r and the bag maximum) in the heat map. Evaluation and calibration (which read
 every patch score) turn it off (``ScreenConfig.gate = 0``).
 """
 from __future__ import annotations
@@ -126,11 +127,13 @@ def gated_cells(run: Callable[..., Iterator], proxy: Callable[..., Iterator], li
     yield from proxy(coarse)
     plain, prior = blocks.parts(density)  # the bound is on the residual term: the prior is exact
     upper = plain / ratio + prior
-    hot = fraction * review
-    yield from run((upper >= hot) & live)
+    # a cell is hot when its residual term reaches ``fraction`` of what it needs to reach the review
+    # level (the margin is on the residual: a density prior that fills most of the level is exact)
+    need = fraction * (review - prior)
+    yield from run((plain / ratio >= need) & live)
     STATS["seeds"] += int(scored.sum())
     while True:
-        more = growth(scored, score >= hot) & live
+        more = growth(scored, recon >= need) & live
         step = "growth"
         if not bool(more.any()):
             more, step = _closure(upper, scored, live, score, chunk), "closure"
@@ -139,7 +142,7 @@ def gated_cells(run: Callable[..., Iterator], proxy: Callable[..., Iterator], li
         n0 = int(scored.sum())
         yield from run(more)
         STATS[step] += int(scored.sum()) - n0
-    checked = scored & (score >= hot)
+    checked = scored & (recon >= need)
     if bool(checked.any()) and bool((plain[checked] < ratio * recon[checked]).any()):
         yield from run(live)  # the bound failed on this bag: score the rest exactly
         return upper, coarse, True
@@ -165,12 +168,12 @@ def _closure(upper: torch.Tensor, scored: torch.Tensor, live: torch.Tensor, scor
 
 
 def stand_in(upper: torch.Tensor, scored: torch.Tensor, live: torch.Tensor, score: torch.Tensor,
-             review: float, fraction: float = DEFAULT_FRACTION) -> torch.Tensor:
+             review: float) -> torch.Tensor:
     """(rows, cols) score grid with every live cell not scored exactly showing its upper estimate,
-    clipped just below the hot level and the bag's highest exact score: it can neither form a
+    clipped just below the review level and the bag's highest exact score: it can neither form a
     region nor become the bag score."""
-    top = float(score[scored].max()) if bool(scored.any()) else fraction * review
-    cap = min(fraction * review, top) * (1.0 - 1e-6)
+    top = float(score[scored].max()) if bool(scored.any()) else review
+    cap = min(review, top) * (1.0 - 1e-6)
     return torch.where(live & ~scored, upper.clamp(max=cap), score)
 
 
