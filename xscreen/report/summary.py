@@ -25,9 +25,9 @@ error                 what went wrong (status error) or why the file was skipped
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import io
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
