@@ -145,6 +145,7 @@ def test_clear_on_a_tip_bag_is_missed_and_a_sign_out_leaves_the_real_bag_undecid
                                                                                     tiny_model, library, tmp_path):
     _tip_first_bag_only(window, library)
     trial = _tip_on_screen(qtbot, window, tiny_model, bag_dir)
+    window.load_tip_settings()  # a setting re-read meanwhile (supervisor): the trial on screen stays
     _press(qtbot, window, "C")
     assert window.tip_panel.headline.text() == "TIP missed" and "where the outline is" in window.tip_panel.detail.text()
     assert _rows(tmp_path)[0]["tip"]["detected"] is False

@@ -29,6 +29,7 @@ class TipHandling:
     tip_console: TipConsole | None = None
     tip_pending: str | None = None  # the bag whose TIP image is being screened
     tip_row: int | None = None  # the last TIP event written (tests read it)
+    _tip_outcome = None  # the last TIP image shown (probe.Outcome)
 
     def _build_tip(self, store_path: str | Path | None = None) -> None:
         self.tip_store = SupervisorStore(store_path)
@@ -60,10 +61,10 @@ class TipHandling:
         except TipSettingsError as exc:
             settings = TipSettings()
             self.statusBar().showMessage(f"TIP off: {exc}", 15000)
-        old = self.tip_console
-        self.tip_console = TipConsole(settings)
-        if old is not None:
-            self.tip_console.rolled = old.rolled  # a bag already drawn is never drawn again
+        if self.tip_console is None:
+            self.tip_console = TipConsole(settings)
+        else:  # in place: the trial on screen and the bags drawn so far stay as they are
+            self.tip_console.settings, self.tip_console._library = settings, None
 
     # --- the bag flow ---------------------------------------------------------------------------
     def request(self, path, force: bool = False) -> None:
@@ -131,6 +132,7 @@ class TipHandling:
 
     def _begin_tip(self, shown) -> None:
         self.tip_console.begin(shown.trial)
+        self._tip_outcome = shown.outcome  # by identity: this image is never decided as a bag
         self._show(shown.outcome)  # shown like any bag: nothing tells it apart until the response
         path = shown.trial.bag
         if self.runner.running is None and self.cache.get(path, self.scoring_id()) is None:
@@ -164,6 +166,9 @@ class TipHandling:
     # --- the operator's response ------------------------------------------------------------------
     def decide(self, action: str):
         trial = self.tip_console.on_screen() if self.tip_console is not None else None
+        if trial is None and self.tab.outcome is not None and self.tab.outcome is self._tip_outcome:
+            self.statusBar().showMessage("decision key ignored", 3000)  # a TIP image is never a bag's decision
+            return None
         if trial is None or action not in session.DECISIONS:
             return super().decide(action)
         if trial.phase == "feedback":
