@@ -133,8 +133,9 @@ def test_no_readout_of_another_bag_and_an_operators_model_card(qtbot, win, bag_d
     _scored(qtbot, win)
     win.tab._on_view_cursor_moved(10.2, 10.2)
     assert win.cursor_label.text()
+    win.statusBar().showMessage("recorded #7: clear by ana")
     win.sign_out()
-    assert win.cursor_label.text() == ""
+    assert win.cursor_label.text() == "" and win.statusBar().currentMessage() == ""
 
 
 def test_an_unreadable_bag_gets_a_disposition_of_its_own_and_the_queue_completes(qtbot, win, three_bags,  # noqa: F811

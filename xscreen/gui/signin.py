@@ -111,6 +111,7 @@ class OperatorHandling:
             self.amend_box = None
         self.operator.sign_out()
         self.cursor_label.setText("")  # no readout of a hidden bag beside the sign-in page
+        self.statusBar().clearMessage()  # nor the last operator's messages
         self.sign_in_page.set_message(message)
         self.stack.setCurrentWidget(self.sign_in_page)
         self.sign_in_page.name.setFocus()
