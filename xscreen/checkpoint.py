@@ -5,8 +5,10 @@ safetensors string header holds ``xscreen_format`` (FORMAT), ``meta`` (ModelMeta
 ``checksum`` = sha256 over every tensor (name, dtype, shape, bytes, in name order) and the meta
 JSON. The checksum detects accidental corruption only: it is not keyed, so whoever edits a file can
 recompute it. What protects against a tampered file is that every field and weight is checked on
-load (``model_checks``: types, ranges, finiteness, architecture against the weights' shapes before
-anything is allocated). A file that fails any of these checks raises ``ModelError(path, fault)``.
+load (``model_checks``: types, ranges, finiteness, plausibility of the calibration, architecture
+against the weights' shapes before anything is allocated), and, where a site sets
+``XSCREEN_MODEL_KEY``, a keyed signature (``model_checks.signature``). A file that fails any of these
+checks raises ``ModelError(path, fault)``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from torch import nn
 from xscreen.atomic import atomic_path
 from xscreen.config import Calibration, NetConfig, PatchConfig, Preprocess, TrainConfig, from_dict, to_dict
 from xscreen.model_checks import check_consistency, check_fields, check_tensors, shapes_only
+from xscreen.model_checks.known_threat import KT_PREFIX, KnownThreatMeta, head_network
+from xscreen.model_checks.signature import signature_text, sign, site_key, verify
 from xscreen.network import Discriminator, build_generator
 
 FORMAT = "xscreen-model/1"
@@ -67,9 +71,13 @@ class ModelMeta:
     train: TrainConfig
     calibration: Calibration | None
     card: ModelCard
+    known_threat: KnownThreatMeta | None = None  # the optional known-threat head (issue 29), tensors known_threat.*
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), sort_keys=True)
+        d = to_dict(self)
+        if d["known_threat"] is None:  # a model without a head is written as before (older readers)
+            del d["known_threat"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMeta":
@@ -78,7 +86,9 @@ class ModelMeta:
         return cls(net=from_dict(NetConfig, raw["net"]), preprocess=from_dict(Preprocess, raw["preprocess"]),
                    patch=from_dict(PatchConfig, raw["patch"]), train=from_dict(TrainConfig, raw["train"]),
                    calibration=None if cal is None else from_dict(Calibration, cal),
-                   card=from_dict(ModelCard, raw["card"]))
+                   card=from_dict(ModelCard, raw["card"]),
+                   known_threat=None if raw.get("known_threat") is None
+                   else from_dict(KnownThreatMeta, raw["known_threat"]))
 
 
 @dataclass
@@ -90,6 +100,7 @@ class LoadedModel:
     checksum: str
     path: Path
     weights_id: str = ""  # sha256 of the tensors alone: the same across recalibrations of one network
+    known_threat: nn.Module | None = None  # the known-threat head (meta.known_threat), eval mode
 
 
 def library_versions() -> dict[str, str]:
@@ -137,18 +148,27 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta) -> str
     meta_json = meta.to_json()
     checksum = _checksum(tensors, meta_json)
     header = {"xscreen_format": FORMAT, "meta": meta_json, "checksum": checksum}
+    key = site_key()  # a site that requires signed files signs every file it writes
+    if key is not None:
+        header.update(sign(checksum, key))
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return checksum
 
 
-def save_model(path: str | Path, generator: nn.Module, discriminator: nn.Module, meta: ModelMeta) -> str:
+def save_model(path: str | Path, generator: nn.Module, discriminator: nn.Module, meta: ModelMeta,
+               known_threat: nn.Module | None = None) -> str:
     """Write the model file atomically; returns its checksum."""
-    return _write(Path(path), _flat_state(generator, discriminator), meta)
+    tensors = _flat_state(generator, discriminator)
+    if known_threat is not None:  # the head's weights beside G and D; meta.known_threat describes it
+        tensors.update({KT_PREFIX + k: v.detach().to("cpu").contiguous().clone()
+                        for k, v in known_threat.state_dict().items()})
+    return _write(Path(path), tensors, meta)
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta, str]:
-    """Tensors, meta and checksum of a verified file; ModelError on any fault."""
+def _read(path: Path, signed: bool = True) -> tuple[dict[str, torch.Tensor], ModelMeta, str]:
+    """Tensors, meta and checksum of a verified file; ModelError on any fault. ``signed`` False:
+    the site signature is not required (sign_model, which adds it)."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -168,6 +188,12 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta, str]:
         raise ModelError(path, "model file lacks generator or discriminator weights")
     if _checksum(tensors, header["meta"]) != header["checksum"]:
         raise ModelError(path, "checksum mismatch: the file was modified or corrupted")
+    try:
+        fault = verify(header, header["checksum"], site_key()) if signed else ""
+    except ValueError as exc:
+        raise ModelError(path, str(exc)) from None
+    if fault:
+        raise ModelError(path, fault)
     try:
         check_tensors(tensors)
     except ValueError as exc:
@@ -209,6 +235,10 @@ def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta)
         raise ModelError(path, f"unsupported architecture: {exc}") from None
     want = {prefix + k: tuple(v.shape) for prefix, net in zip(_PREFIXES, nets)
             for k, v in net.state_dict().items()}
+    if meta.known_threat is not None:
+        with shapes_only():
+            head = head_network(meta.net, meta.known_threat)
+        want.update({KT_PREFIX + k: tuple(v.shape) for k, v in head.state_dict().items()})
     have = {k: tuple(v.shape) for k, v in tensors.items()}
     if want != have:
         diff = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
@@ -224,13 +254,45 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Lo
     g, d = _build(path, tensors, meta)
     name = meta.card.name or path.stem
     return LoadedModel(g.to(map_location), d.to(map_location), meta, f"{name}-{checksum[:12]}", checksum, path,
-                       _checksum(tensors, ""))
+                       _checksum(tensors, ""), _build_head(path, tensors, meta, map_location))
+
+
+def _build_head(path: Path, tensors: dict[str, torch.Tensor], meta: ModelMeta, map_location) -> nn.Module | None:
+    """The known-threat head (shapes already checked against meta.known_threat), or None."""
+    if meta.known_threat is None:
+        return None
+    head = head_network(meta.net, meta.known_threat)
+    try:
+        head.load_state_dict({k[len(KT_PREFIX):]: v for k, v in tensors.items() if k.startswith(KT_PREFIX)})
+    except RuntimeError as exc:
+        raise ModelError(path, f"known-threat weights do not match their record: {exc}") from None
+    return head.eval().to(map_location)
 
 
 def read_meta(path: str | Path) -> tuple[ModelMeta, str]:
     """(meta, checksum) of a verified model file, without building the networks."""
     _, meta, checksum = _read(Path(path))
     return meta, checksum
+
+
+def sign_model(path: str | Path) -> str:
+    """Sign a model file with the site key (XSCREEN_MODEL_KEY must be set); every other check still
+    applies. Returns the key id."""
+    key = site_key()
+    if key is None:
+        raise ValueError("XSCREEN_MODEL_KEY is not set: name the site's model key file to sign with")
+    path = Path(path)
+    tensors, meta, _ = _read(path, signed=False)
+    _write(path, tensors, meta)
+    return sign("", key)["signature_key"]
+
+
+def signature_status(path: str | Path) -> str:
+    """Whether a (verified) model file is signed, and whether the signature was checked."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return signature_text(fh.metadata() or {}, site_key())
 
 
 def update_model_meta(path: str | Path, *, calibration: Calibration | None = None,

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "99th percentile); its scale is measured on these benign scans (default: keep the model's)")
     c.add_argument("--aggregation", choices=["max", "topk"], default="max")
     c.add_argument("--device", default="auto")
+    s = actions.add_parser("sign", help="sign a model file with the site key that XSCREEN_MODEL_KEY names (a site "
+                           "that sets it loads only files signed with it); only for files your analysts made")
+    s.add_argument("file", type=Path)
     d = actions.add_parser("drift", help="compare the alarm and cleared-alarm rates in the audit log with the "
                            "model's target (exit 1 on drift)")
     d.add_argument("file", type=Path)
@@ -46,11 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def info_dict(path: Path) -> dict:
     from dataclasses import asdict
 
-    from xscreen.checkpoint import read_meta
+    from xscreen.checkpoint import read_meta, signature_status
 
     meta, checksum = read_meta(path)
     name = meta.card.name or path.stem
-    return {"file": str(path), "model_id": f"{name}-{checksum[:12]}", "checksum": checksum, **asdict(meta)}
+    return {"file": str(path), "model_id": f"{name}-{checksum[:12]}", "checksum": checksum,
+            "signature": signature_status(path), **asdict(meta)}
 
 
 def _net_options(net: dict) -> str:
@@ -66,6 +70,7 @@ def _text(d: dict) -> str:
     card, net, cal = d["card"], d["net"], d["calibration"]
     lines = [f"model      {d['model_id']}   ({d['file']})",
              f"checksum   sha256:{d['checksum']} (verified)",
+             f"signature  {d['signature']}",
              f"created    {card['created']}   training {card['train_seconds']:.0f}s   seed {card['seed']}",
              f"input      {d['preprocess']['kind']}{' + material' if d['preprocess'].get('material') else ''} "
              f"({net['channels']} ch), patch {net['size']}px stride "
@@ -209,9 +214,23 @@ def drift_cmd(args: argparse.Namespace) -> int:
     return 1 if report.drifted else 0
 
 
+def sign_cmd(args: argparse.Namespace) -> int:
+    from xscreen.checkpoint import ModelError, sign_model
+
+    try:
+        key = sign_model(args.file)
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: signed with the site key {key}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.model_action == "calibrate":
         return calibrate_cmd(args)
+    if args.model_action == "sign":
+        return sign_cmd(args)
     if args.model_action == "drift":
         return drift_cmd(args)
     from xscreen.checkpoint import ModelError
