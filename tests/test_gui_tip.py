@@ -85,7 +85,7 @@ def test_suspect_on_a_tip_bag_gives_detected_feedback_then_the_real_bag_and_two_
     assert not np.array_equal(shown.channels, load_scan(real).channels)  # the TIP image is what is shown
     assert shown.scan_id == load_scan(real).scan_id and not window.tip_panel.isVisible()  # nothing tells it apart
     assert window.tab.screening.path is None  # the heat map and boxes are the detector's on the TIP image
-    tip_regions = window.tab.regions_shown()
+    tip_regions, tip_grid = window.tab.regions_shown(), window.tab.screening.score_grid.copy()
     # select a region on the threat when the detector drew one there
     on_threat = next((r for r in window.tab.regions if trial.tip.projected.mask[r.y:r.y + r.h, r.x:r.x + r.w].any()),
                      None)
@@ -106,6 +106,7 @@ def test_suspect_on_a_tip_bag_gives_detected_feedback_then_the_real_bag_and_two_
     _real_bag_on_screen(qtbot, window, real)
     assert not window.tip_panel.isVisible() and window._tip_items == []
     real_score = window.tab.screening.scan_score
+    assert not np.array_equal(window.tab.screening.score_grid, tip_grid)  # the TIP image's scores were its own
     _press(qtbot, window, "C")
     rows = _rows(tmp_path)
     assert [r["kind"] for r in rows] == ["tip", "bag"]
@@ -192,7 +193,8 @@ def test_tip_statistics_page_matches_a_hand_count(qtbot, window, tmp_path):
                                     response, 2.0))
         for i, decision in enumerate(["clear", "clear", "suspect", "clear", "clear"]):
             log.record(Decision("ana", f"b{i}", f"{i + 100:064x}", "m", 1.0, decision, 3.0))
-    window.show_tip_stats()
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "TIP")
+    next(a for a in menu.actions() if a.text().startswith("TIP statistics")).trigger()  # from the menu
     rows = {(r[0], r[1]): r for r in window.dialog.rows}
     ana = rows[("ana", "*")]
     assert ana[2] == "4" and ana[4] == "1/5" and "< 100" in ana[7]
