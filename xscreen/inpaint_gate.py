@@ -13,8 +13,8 @@ cell, which the audit, ``model calibrate --from-audit`` and the drift watch read
    window step), from which every operating-grid patch gets ``plain``, the estimate of its plain
    score in the model's own form (the same residual window, the same density prior, exact).
 2. **The bound.** On benign and threat bags a cell's plain score is a steady share of its inpainted
-   score where that score is high: plain / inpainted >= 0.126 for every cell >= 0.8 r of 60
-   synthetic bags with the shipped weights (the inpainted residual is never below the plain one,
+   score where that score is high: plain / inpainted >= 0.126 for every cell >= 0.8 r of 24
+   synthetic bags with the shipped weights (0.177 on a pseudo-colour SIXray model) (the inpainted residual is never below the plain one,
    which the UNet's skips let copy). ``ratio`` (default 0.1) is that share with a margin:
    ``upper = plain / ratio`` is taken as an upper bound of the inpainted score.
 3. **Seeds, growth, closure.** A cell is *hot* when its residual term reaches ``fraction`` of what it
@@ -117,9 +117,10 @@ def gated_cells(run: Callable[..., Iterator], proxy: Callable[..., Iterator], li
                 review: float, blocks: WindowBlocks, density: float, ratio: float = DEFAULT_RATIO,
                 fraction: float = DEFAULT_FRACTION, chunk: int = 64):
     """The passes of the module doc as a generator over ``proxy(cells)`` (plain pass, fills
-    ``blocks``) and ``run(cells)`` (exact score of the cells not yet ``scored``, updating ``scored``
-    and ``score``, ``recon`` (its residual term R) in place); both yield progress. Returns (upper (rows, cols) estimate of the exact
-    score, proxy cells (rows, cols) bool, fell_back: the bound failed and the full grid was scored)."""
+    ``blocks``) and ``run(cells)`` (exact score of the cells not yet ``scored``, updating ``scored``,
+    ``score`` and ``recon`` - its residual term R - in place); both yield progress. Returns (upper
+    (rows, cols) bound of the exact score, proxy cells (rows, cols) bool, fell_back: the bound
+    failed and the full grid was scored)."""
     # coarse patches over air too where they overlap a live patch: every pixel a live patch sees is
     # reconstructed once (an air coarse patch left out would read as zero residual)
     coarse = coarse_cells(tuple(live.shape), max(1, size // stride), live.device) & \
