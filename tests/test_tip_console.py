@@ -81,9 +81,23 @@ def test_an_edited_log_is_refused_naming_the_line(store, library):
         store.settings()
     with pytest.raises(TipSettingsError):  # a broken log is never extended
         store.save(TipSettings(), password=PW, who="sam")
+    forged = SupervisorStore(store.path.parent / "forged.jsonl")
+    forged.set_password(PW, old=None, who="sam")
+    entry = json.loads(forged.path.read_text())
+    entry["password"]["n"] = 2 ** 30  # a forged cost: 1 TiB of scrypt memory per try
+    entry["hash"] = _rehash(entry)
+    forged.path.write_text(json.dumps(entry) + "\n")
+    with pytest.raises(TipSettingsError, match="malformed password entry"):
+        forged.check_password(PW)
     store.path.write_text("not json\n")
     with pytest.raises(TipSettingsError, match="line 1: not JSON"):
         store.settings()
+
+
+def _rehash(entry):
+    from xscreen.tip.supervisor import GENESIS, _entry_hash
+
+    return _entry_hash(GENESIS, entry)
 
 
 def test_the_draw_is_one_in_rate_once_per_undecided_bag_and_unpredictable_by_default(library):
