@@ -227,3 +227,21 @@ def test_a_runtime_error_that_is_not_an_allocation_failure_is_not_swallowed(tmp_
     monkeypatch.setattr(pipeline, "screen_steps", steps)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         list(screen_paths([tmp_path], clamp_scorer(), ScreenConfig(threshold=1.0)))
+
+
+def test_a_scan_of_another_kind_fails_typed_not_by_its_wording(tmp_path):
+    """screen_paths marks a scan the model does not take (WrongKind) so callers skip it without
+    reading the message; a broken file carries no such mark."""
+    from xscreen.pipeline import ScreenFailure, screen_paths
+    from xscreen.preprocess import WrongKind
+    from xscreen.scoring import Scorer
+    from xscreen import paths
+    rgb = next((paths.samples_dir() / "rgb").glob("*.png"))
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"not hdf5")
+    items = [i for i in screen_paths([rgb, broken], Scorer(str(paths.default_model()), device="cpu"),
+                                     ScreenConfig()) if isinstance(i, ScreenFailure)]
+    marks = {i.path.name: i.wrong_kind for i in items}
+    assert set(marks) == {rgb.name, "broken.h5"} and marks["broken.h5"] is None
+    assert isinstance(marks[rgb.name], WrongKind)
+    assert (marks[rgb.name].expected, marks[rgb.name].got) == ("dual", "rgb")

@@ -21,7 +21,7 @@ from xscreen.heatmap import Region, bag_alarm, find_regions
 from xscreen import inpaint_gate
 from xscreen.loss import pixel_score
 from xscreen.patches import StitchAccumulator, air_mask, air_value, grid_to_pixels, padded_buffer, tile_padded
-from xscreen.preprocess import model_input
+from xscreen.preprocess import WrongKind, model_input
 from xscreen.scan import Scan, ScanError
 from xscreen.scoring import Scorer
 from xscreen.thresholds import Thresholds, bag_level, resolve_thresholds, scoring_id, threshold_version
@@ -350,6 +350,7 @@ class ScreenResult:
 class ScreenFailure:
     path: Path
     fault: str  # "<file>: <fault>"
+    wrong_kind: WrongKind | None = None  # set when the scan is of another kind than the model's
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -401,7 +402,7 @@ def screen_paths(paths: Iterable[str | Path], scorer: Scorer, cfg: ScreenConfig 
         except ScanError as exc:
             yield ScreenFailure(path, str(exc))
         except (ValueError, OSError) as exc:
-            yield ScreenFailure(path, f"{path}: {exc}")
+            yield ScreenFailure(path, f"{path}: {exc}", exc if isinstance(exc, WrongKind) else None)
         except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
             if not out_of_memory(exc):
                 raise  # a bug, not this bag: let it surface

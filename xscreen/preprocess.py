@@ -10,6 +10,15 @@ from xscreen.scan import Scan
 _T_MIN = 1e-6
 
 
+class WrongKind(ValueError):
+    """A scan of another input kind than the model's: not a broken file, a file for another model
+    (``xscreen screen`` lists it as skipped, the lane stores it with a notice)."""
+
+    def __init__(self, scan_id: str, expected: str, got: str):
+        super().__init__(f"{scan_id}: the model expects '{expected}' scans, this scan is '{got}'")
+        self.expected, self.got = expected, got
+
+
 def model_input(scan: Scan, pre: Preprocess, out: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) float32 in [-1, 1], written into ``out`` (a (C, H, W) float32 array or view, e.g.
     the inside of a padded buffer) when given; C = ``pre.channels`` (the scan's channels, then the
@@ -19,7 +28,7 @@ def model_input(scan: Scan, pre: Preprocess, out: np.ndarray | None = None) -> n
     for an 8000 x 3000 dual scan the float64 temporaries of a whole-array formula peaked at ~0.6 GB
     more (issue 17, memory)."""
     if scan.kind != pre.kind:
-        raise ValueError(f"{scan.scan_id}: the model expects '{pre.kind}' scans, this scan is '{scan.kind}'")
+        raise WrongKind(scan.scan_id, pre.kind, scan.kind)
     ch = scan.channels
     axis = ch.ndim - 3  # channel axis: 0 for a scan, 1 for a stack of patches
     if axis not in (0, 1) or ch.shape[axis] != pre.scan_channels:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from xscreen.cli.screen_outputs import render_rgb  # noqa: F401  (cli/watch.py i
 from xscreen.config import ScreenConfig
 from xscreen.text import printable
 
-# pipeline/preprocess phrase a scan of another kind so; such a file is not for this model: skipped
-_WRONG_KIND = re.compile(r"the model expects '(\w+)' scans, this scan is '(\w+)'")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -198,10 +195,10 @@ def _row(item, out: Path, args, run_time: str, taken: set[str]):
     from xscreen.report.summary import failure_row, summary_row
 
     if isinstance(item, ScreenFailure):
-        wrong = _WRONG_KIND.search(item.fault)
-        if wrong:  # not unreadable: a file for another kind of model (e.g. samples/rgb)
-            return failure_row(item.path, f"{item.path}: scan kind '{wrong.group(2)}'; this model takes "
-                                          f"'{wrong.group(1)}' scans", run_time=run_time, status="skipped")
+        wrong = item.wrong_kind
+        if wrong is not None:  # not unreadable: a file for another kind of model (e.g. samples/rgb)
+            return failure_row(item.path, f"{item.path}: scan kind '{wrong.got}'; this model takes "
+                                          f"'{wrong.expected}' scans", run_time=run_time, status="skipped")
         return failure_row(item.path, item.fault, run_time=run_time)
     s = item.screening
     try:
