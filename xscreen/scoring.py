@@ -68,6 +68,11 @@ class Scorer:
         self.compiled = bool(compile)
         self.generator = self._prepare(self.loaded.generator)
         self.discriminator = self._prepare(self.loaded.discriminator)
+        # the optional known-threat head (issue 29): its logit is fused with A per patch, so every
+        # caller (pipeline, calibration, evaluation) sees one score; None = the anomaly score alone
+        head = getattr(self.loaded, "known_threat", None)
+        self.known = None if head is None else self._prepare(head)
+        self.known_meta = meta.known_threat if head is not None else None
         self.batch_size = int(batch_size) if batch_size else self._default_batch()
         self.precision = self._choose_precision(precision)
 
@@ -194,7 +199,14 @@ class Scorer:
             x_hat = x_hat.clone()
         parts = score_parts(x, x_hat, f_x, f_xh, self.lam, self.recon, self.window,  # type: ignore[arg-type]
                             self.density, self.kind)
-        return PatchScores(parts.score, parts.recon, parts.latent, x_hat if keep else None)
+        score = parts.score
+        if self.known is not None:
+            from xscreen.model_checks.known_threat import fuse
+
+            with self.precision.autocast():
+                logit, _ = self.known.logits_features(x.contiguous(memory_format=torch.channels_last))
+            score = fuse(self.known_meta, score, logit.float()).to(score.device)
+        return PatchScores(score, parts.recon, parts.latent, x_hat if keep else None)
 
 
 def _concat(parts: list[PatchScores], keep: bool) -> PatchScores:

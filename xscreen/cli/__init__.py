@@ -15,7 +15,7 @@ import sys
 from xscreen import __version__
 
 AREAS = ("gui", "demo", "screen", "report", "synth", "patches", "train", "model", "evaluate", "audit",
-         "export", "watch", "receive", "tip")
+         "export", "watch", "receive", "tip", "known_threat")
 
 
 def build_parser() -> argparse.ArgumentParser:

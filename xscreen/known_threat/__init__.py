@@ -11,7 +11,7 @@ __all__ = ["trained_ids"]
 def trained_ids(model: str | Path) -> frozenset[str]:
     """The FTI ids a model's known-threat head trained on (its manifest); empty for a model without
     a head. ``evaluate --tip`` keeps them out: a head measured on its own training FTIs flatters."""
-    from xscreen.known_threat.store import read_head_meta
+    from xscreen.known_threat.build import read_head_meta
 
     meta = read_head_meta(model)
     return frozenset(meta.fti_ids) if meta is not None else frozenset()

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from xscreen.config import NetConfig, Preprocess
 from xscreen.evaluate.truth import patch_coverage
+from xscreen.model_checks.known_threat import KnownThreatMeta, head_network
 from xscreen.network import Discriminator
 from xscreen.patches import air_mask, air_value, tile
 from xscreen.preprocess import model_input
@@ -42,7 +43,7 @@ class PatchSet:
 
 
 def head_net(size: int, channels: int, cfg: HeadConfig) -> Discriminator:
-    return Discriminator(NetConfig(size=size, channels=channels, ndf=cfg.ndf, nz=cfg.nz))
+    return head_network(NetConfig(size=size, channels=channels), KnownThreatMeta(ndf=cfg.ndf, nz=cfg.nz))
 
 
 def scan_patches(scan: Scan, pre: Preprocess, size: int, stride: int, air_threshold: float

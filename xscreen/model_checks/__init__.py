@@ -147,10 +147,15 @@ def check_consistency(meta: Any) -> None:
     if cal is not None and cal.alarm_rule == "area" and not (cal.alarm_scale > 0 and cal.ref_area > 0):
         raise ValueError("calibration.alarm_rule 'area' needs a positive alarm_scale and ref_area")
     if cal is not None:
-        check_calibration(cal, meta.patch.size, cal.stride or SCREEN_STRIDE, score_ceiling(t))
-    # Issue 13: the known-threat head's fields go here, after the calibration they are fused under -
-    # their ranges in LIMITS (by config class), their fusion weights and threshold against the
-    # calibration's benign span, as check_calibration does for the anomaly score.
+        # a fused score (-ln of a tail probability) is not bounded by the anomaly score's ceiling
+        fused = getattr(meta, "known_threat", None) is not None
+        check_calibration(cal, meta.patch.size, cal.stride or SCREEN_STRIDE,
+                          math.inf if fused else score_ceiling(t))
+    kt = getattr(meta, "known_threat", None)
+    if kt is not None:  # the known-threat head (issue 29): widths, tail maps, manifest size
+        from xscreen.model_checks.known_threat import check_known_threat
+
+        check_known_threat(kt)
 
 
 def check_tensors(tensors: Mapping[str, torch.Tensor]) -> None:

@@ -104,3 +104,15 @@ def check_known_threat(m: KnownThreatMeta) -> None:
                              "as many descending probabilities in (0, 1] and a positive finite scale")
     if len(m.fti_ids) > MAX_IDS or any(len(i) > 64 for i in m.fti_ids):
         raise ValueError(f"known_threat.fti_ids: more than {MAX_IDS} ids or an id longer than 64 characters")
+
+
+KT_PREFIX = "known_threat."  # the head's tensors in the model file, beside generator.* and discriminator.*
+
+
+def head_network(net, m: KnownThreatMeta):
+    """The head for a model of NetConfig ``net``: D's architecture at width ``m.ndf``/``m.nz``."""
+    from dataclasses import replace
+
+    from xscreen.network import Discriminator
+
+    return Discriminator(replace(net, ndf=m.ndf, nz=m.nz, d_spectral_norm=False, d_attention=False))
