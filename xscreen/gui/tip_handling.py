@@ -111,7 +111,8 @@ class TipHandling:
         self.show_decisions()
         self.update_actions()
         self.tab.progress.set_busy(Path(path).name, 0.0)
-        self._run_tip_job(self.target, path, self.cache.get(path, self.scoring_id()))
+        if self.tip_runner.running != f"pre|{key}":  # else the image being made ahead is this one
+            self._run_tip_job(self.target, path, self.cache.get(path, self.scoring_id()))
 
     def _run_tip_job(self, key: str, path, cached) -> None:
         from xscreen.gui import tip_job
@@ -122,9 +123,10 @@ class TipHandling:
     def _on_tip_job_done(self, key: str, shown) -> None:
         if key in self._tip_pre:  # made ahead for the next bag
             bag, sid = self._tip_pre.pop(key)
-            self._tip_ready = {bag: (sid, shown)}  # one at most: a Screening is large
-            return
-        if key != getattr(self, "target", None) or self.tip_pending is None:
+            if bag != self.tip_pending:  # (its bag already waiting on screen: shown at once below)
+                self._tip_ready = {bag: (sid, shown)}  # one at most: a Screening is large
+                return
+        elif key != getattr(self, "target", None) or self.tip_pending is None:
             return  # the operator moved on meanwhile
         self.tip_pending = None
         self.tab.progress.set_busy(None)
