@@ -16,7 +16,7 @@ LAYER = {
     "scoring": 6, "heatmap": 7, "thresholds": 7, "cascade": 7, "inpaint_gate": 7,
     "train": 8, "pipeline": 8, "evaluate": 8, "report": 8, "audit": 8, "audit_chain": 8, "audit_backup": 8,
     "audit_schema": 8, "audit_stats": 8, "audit_types": 8,
-    "drift": 8, "export": 8, "onnx_file": 8,
+    "drift": 8, "export": 8, "onnx_file": 8, "known_threat": 8,
     "cli": 9, "wizard": 9, "intake": 9, "gui": 10,
 }
 
