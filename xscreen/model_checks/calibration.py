@@ -81,7 +81,7 @@ def check_calibration(cal: Any, patch_size: int, stride: int, ceiling: float = m
     hi = min(hi, ceiling)
     _in_span("calibration.patch_threshold", cal.patch_threshold, lo, hi)
     for area, value, fields in _alarm_levels(cal, stride):
-        _in_span(fields, value, lo, hi, f" (the alarm threshold for a bag of {area:.6g} px^2)")
+        _in_span(fields, value, lo, hi, f" (the alarm threshold for a bag of {area:.6g} px^2)" if area else "")
 
 
 def _check_rates(cal: Any) -> None:
@@ -143,6 +143,7 @@ def _alarm_levels(cal: Any, stride: int) -> list[tuple[float, float, str]]:
 
 def _in_span(fields: str, value: float, lo: float, hi: float, what: str = "") -> None:
     if not (math.isfinite(value) and value > 0 and lo <= value <= hi):
-        raise ValueError(f"{fields}: gives {value:.6g}{what}, outside the benign scores the calibration records "
-                         f"({lo:.6g} to {hi:.6g}, {SPREAD:g}x its highest quantile, and at most the highest score "
-                         "the model can give): a real calibration cannot produce it")
+        span = (f"outside the benign scores the calibration records ({lo:.6g} to {hi:.6g}: its lowest quantile "
+                f"to {SPREAD:g}x its highest, and no more than the model can score)" if lo > 0 else
+                f"outside (0, {hi:.6g}], the scores the model can give")
+        raise ValueError(f"{fields}: gives {value:.6g}{what}, {span}: a real calibration cannot produce it")
