@@ -47,6 +47,11 @@ def test_block_estimate_is_exact_for_a_context_free_residual(window, stride):
 
 def test_resolve_gate():
     assert resolve_gate("auto", 2) == inpaint_gate.DEFAULT_RATIO and resolve_gate("auto", 0) == 0.0
+    inpainted = type("S", (), {"inpaint": 2, "lam": 1.0, "known": None})()
+    assert inpaint_gate.gate_for("auto", inpainted) == inpaint_gate.DEFAULT_RATIO
+    fused = type("S", (), {"inpaint": 2, "lam": 1.0, "known": object()})()  # a known-threat head: off
+    mixed = type("S", (), {"inpaint": 2, "lam": 0.9, "known": None})()  # the latent term is not bounded
+    assert inpaint_gate.gate_for("auto", fused) == 0.0 == inpaint_gate.gate_for(0.1, mixed)
     assert resolve_gate(0.2, 2) == 0.2 and resolve_gate(0.2, 0) == 0.0  # a plain score gains nothing
     for bad in ("x", 1.5, -0.1):
         with pytest.raises(ValueError, match="gate"):

@@ -62,6 +62,15 @@ def resolve_gate(value: float | str, inpaint: int) -> float:
     return r if inpaint else 0.0
 
 
+def gate_for(value: float | str, scorer) -> float:
+    """``resolve_gate`` for a Scorer: off (0) where the bound does not describe the score - a model
+    whose score is fused with a known-threat head (a patch can reach the review level through the
+    head alone) or whose score mixes in the latent term (λ < 1)."""
+    if getattr(scorer, "known", None) is not None or float(getattr(scorer, "lam", 1.0)) != 1.0:
+        return 0.0 if value == AUTO else resolve_gate(value, 0)
+    return resolve_gate(value, int(scorer.inpaint))
+
+
 class WindowBlocks:
     """The plain coarse pass's per-pixel residual (and density) as b x b block means, b dividing the
     stride, the patch size and the window step, so every residual window of every grid patch is a
@@ -186,5 +195,5 @@ def plain_residual_parts(x: torch.Tensor, x_hat: torch.Tensor, recon: str, kind:
     return err, (pixel_density(x, kind) if density else None)
 
 
-__all__ = ["AUTO", "DEFAULT_FRACTION", "DEFAULT_RATIO", "WindowBlocks", "dilate", "gated_cells",
+__all__ = ["AUTO", "DEFAULT_FRACTION", "DEFAULT_RATIO", "WindowBlocks", "dilate", "gate_for", "gated_cells",
            "overlap_radius", "plain_residual_parts", "resolve_gate", "stand_in"]

@@ -185,7 +185,7 @@ def screen_steps(scan: Scan, scorer: Scorer, cfg: ScreenConfig = ScreenConfig(),
     # stand-in thresholds and reads every patch score) it scores every patch; a ratio given applies
     overridden = cfg.threshold is not None or cfg.scan_threshold is not None
     gate = 0.0 if plan is not None or (overridden and cfg.gate == inpaint_gate.AUTO) else \
-        inpaint_gate.resolve_gate(cfg.gate, scorer.inpaint)
+        inpaint_gate.gate_for(cfg.gate, scorer)
     grids, recon, residual, n_scored = yield from _score_stream(tiling, air, scorer, t, plan, review, cfg.maps,
                                                                 estimate, gate)
     fell_back = bool(grids.pop()) if gate else False
