@@ -112,3 +112,10 @@ def test_cli_add_info_and_the_site_acceptance_test_keeps_the_trained_ftis_out(ma
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert doc["n_excluded"] == len(ids) and not set(doc["fti_ids_used"]) & ids
     assert main(["known-threat", "add", str(base), str(lib.path), "--benign", str(d / "benign"), "-o", str(base)]) == 2
+
+
+def test_onnx_export_refuses_a_fused_model_rather_than_drop_its_head(made):
+    from xscreen.export import onnx_bytes
+
+    with pytest.raises(ValueError, match="known-threat head is not in the ONNX graph"):
+        onnx_bytes(made[0] / "kt.xsm")
