@@ -94,3 +94,17 @@ def test_an_empty_tray_is_screened_as_empty_not_as_a_broken_calibration():
     # a bag with something in it is screened as before
     bag = screen(dual_scan(96, 128), scorer, ScreenConfig())
     assert bag.sections == 1 and bag.notices == [] and bag.area > 0
+
+
+def test_xscreen_screen_prints_the_empty_tray_notice(tmp_path, capsys):
+    """The CLI says what the pipeline's notices say (they are not only in the per-scan JSON)."""
+    from xscreen import paths
+    from xscreen.cli import main
+    from xscreen.scan import save_h5
+    tray = dual_scan(96, 128, box=None)
+    save_h5(replace(tray, scan_id="empty-tray"), tmp_path / "tray.h5")
+    rc = main(["screen", str(tmp_path / "tray.h5"), "--model", str(paths.default_model()),
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert f"notice: {tmp_path / 'tray.h5'}: {EMPTY_NOTICE}" in err

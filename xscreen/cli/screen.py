@@ -160,6 +160,8 @@ def _screen_all(args, scorer, cfg, shard, files: list[Path]) -> int:
                 bar.refresh()
                 continue
             row = _row(item, out, args, run_time, taken)
+            for note in getattr(getattr(item, "screening", None), "notices", ()):  # sections, empty tray
+                tqdm.write(f"notice: {printable(f'{item.path}: {note}')}", file=sys.stderr)
             if row.status != "ok":
                 tqdm.write(f"{'skipped' if row.status == 'skipped' else 'error'}: {printable(row.error)}",
                            file=sys.stderr)
