@@ -318,7 +318,7 @@ def run_forms(args, loaded, scans) -> None:
 
     plain = Scorer(loaded, device=args.device, precision=args.precision, batch_size=args.batch)
     plain.inpaint, plain.window, plain.density = 0, 0, 0.0
-    form = Scorer(loaded, device=args.device, precision=args.precision, batch_size=args.batch)
+    form = Scorer(loaded, device=args.device, precision=args.precision)  # the product's batch for its form
     runs = {"reference (plain, fp32 NCHW, D twice)": None, "ours, plain score (today's default)": None,
             "ours, model's form, every patch": None, "ours, model's form, default (gated)": None}
     cfgs = [ScreenConfig(stride=args.stride, threshold=1.0, scan_threshold=1.0, maps=False, gate=0.0),

@@ -301,7 +301,7 @@ def _gated(tiling, air, scorer: Scorer, t: Timings, review: float, gate: float, 
     def proxy(cells: torch.Tensor, stitch: bool = False):
         todo = torch.nonzero(cells.reshape(-1)).reshape(-1)
         progress[1] += int(todo.numel())
-        for chunk in todo.split(scorer.batch_size) if todo.numel() else ():
+        for chunk in todo.split(scorer.batch_size * max(1, scorer.inpaint) ** 2) if todo.numel() else ():
             ts = time.perf_counter()
             batch = tiling.gather(chunk)
             x_hat = scorer.reconstruct(batch)

@@ -109,7 +109,9 @@ class Scorer:
 
     def _default_batch(self) -> int:
         if self.device.type != "cuda":
-            return CPU_BATCH
+            # an inpainted score runs G on k² copies of each patch in one batch: keep G's batch at
+            # CPU_BATCH, so its activations (and the command's peak memory) stay the plain score's
+            return max(8, CPU_BATCH // max(1, self.inpaint) ** 2)
         free, _ = torch.cuda.mem_get_info(self.device)
         scale = (self.patch_size / 64) ** 2 * (self.loaded.meta.net.ngf / 64)
         return int(max(16, min(_MAX_CUDA_BATCH, free * 0.5 // (_CUDA_BYTES_PER_PATCH * scale / 16))))
@@ -172,8 +174,8 @@ class Scorer:
         """patches (N, C, S, S) -> x_hat (N, C, S, S) fp32 on the device, the generator alone (no
         discriminator pass): ``inpaint`` 0 is the plain x_hat = G(x) whatever the model's score form
         (the cheap pass of inpaint_gate.py)."""
-        out = []
-        for chunk in patches.split(self.batch_size):
+        out = []  # G's batch as in scoring: batch_size x k² inputs (see _default_batch)
+        for chunk in patches.split(self.batch_size * (1 if inpaint else max(1, self.inpaint) ** 2)):
             x = chunk.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():
                 out.append(reconstruct(self.generator, x, inpaint).float())
