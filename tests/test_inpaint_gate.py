@@ -47,11 +47,23 @@ def test_block_estimate_is_exact_for_a_context_free_residual(window, stride):
 
 def test_resolve_gate():
     assert resolve_gate("auto", 2) == inpaint_gate.DEFAULT_RATIO and resolve_gate("auto", 0) == 0.0
-    inpainted = type("S", (), {"inpaint": 2, "lam": 1.0, "known": None})()
-    assert inpaint_gate.gate_for("auto", inpainted) == inpaint_gate.DEFAULT_RATIO
-    fused = type("S", (), {"inpaint": 2, "lam": 1.0, "known": object()})()  # a known-threat head: off
-    mixed = type("S", (), {"inpaint": 2, "lam": 0.9, "known": None})()  # the latent term is not bounded
-    assert inpaint_gate.gate_for("auto", fused) == 0.0 == inpaint_gate.gate_for(0.1, mixed)
+    def fake(**kw):  # a Scorer's attributes without a model
+        s = Scorer.__new__(Scorer)
+        s.__dict__.update(dict(inpaint=2, lam=1.0, known=None, generator=object()), **kw)
+        return s
+
+    assert inpaint_gate.gate_for("auto", fake()) == inpaint_gate.DEFAULT_RATIO
+    # a known-threat head, a latent term (λ < 1) or no torch generator (ONNX): off
+    assert inpaint_gate.gate_for("auto", fake(known=object())) == 0.0 == inpaint_gate.gate_for(0.1, fake(lam=0.9))
+    assert inpaint_gate.gate_for("auto", fake(generator=None)) == 0.0
+
+    class OnnxLike(Scorer):
+        def reconstruct(self, patches, inpaint=0):
+            raise ValueError("not in the graph")
+
+    onnx = OnnxLike.__new__(OnnxLike)
+    onnx.__dict__.update(inpaint=2, lam=1.0, known=None, generator=object())
+    assert inpaint_gate.gate_for("auto", onnx) == 0.0
     assert resolve_gate(0.2, 2) == 0.2 and resolve_gate(0.2, 0) == 0.0  # a plain score gains nothing
     for bad in ("x", 1.5, -0.1):
         with pytest.raises(ValueError, match="gate"):

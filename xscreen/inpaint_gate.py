@@ -65,8 +65,14 @@ def resolve_gate(value: float | str, inpaint: int) -> float:
 def gate_for(value: float | str, scorer) -> float:
     """``resolve_gate`` for a Scorer: off (0) where the bound does not describe the score - a model
     whose score is fused with a known-threat head (a patch can reach the review level through the
-    head alone) or whose score mixes in the latent term (λ < 1)."""
-    if getattr(scorer, "known", None) is not None or float(getattr(scorer, "lam", 1.0)) != 1.0:
+    head alone) or whose score mixes in the latent term (λ < 1) - or where there is no plain pass
+    (an ONNX scorer)."""
+    from xscreen.scoring import Scorer
+
+    # the plain pass needs the torch generator: an ONNX graph holds only the model's own form
+    plain_pass = getattr(type(scorer), "reconstruct", None) is Scorer.reconstruct and \
+        getattr(scorer, "generator", None) is not None
+    if not plain_pass or getattr(scorer, "known", None) is not None or float(getattr(scorer, "lam", 1.0)) != 1.0:
         return 0.0 if value == AUTO else resolve_gate(value, 0)
     return resolve_gate(value, int(scorer.inpaint))
 
