@@ -388,3 +388,20 @@ def test_three_frame_dicos_is_refused(tmp_path):
     path = tmp_path / "three.dcs"
     write_dx(path, noise(100, 120, top=4000), NumberOfFrames=3)
     refused(path, "3 frames")
+
+
+# --- item 12 (reader part): nothing from the decoders on the user's stderr --------------------------
+
+def test_damaged_jpeg_metadata_warnings_stay_off_stderr(tmp_path, capfd):
+    """fuzz_readers' 50 000-case run printed Pillow's "malformed MPO file" and "Corrupt EXIF data"
+    warnings from the reader process onto the terminal; the pixels are intact, so the scan loads."""
+    path, img = tmp_path / "mpo.jpg", rgb_noise()
+    Image.fromarray(img).save(path, format="MPO", save_all=True, append_images=[Image.fromarray(img)])
+    b = bytearray(path.read_bytes())
+    index = b.find(b"MPF\x00") + 12
+    b[index:index + 28] = b"\xee" * 28  # the multi-picture index, not the image data
+    path.write_bytes(bytes(b))
+    assert load_scan(path).channels.shape == (3, 100, 120)
+    assert "Warning" not in capfd.readouterr().err
+    with _no_warnings():
+        load_scan(path, isolated=False)

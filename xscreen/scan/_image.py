@@ -30,30 +30,33 @@ _OPEN_LOCK = threading.Lock()
 
 def _open(path: Path) -> Image.Image:
     """Header only. Pillow refuses > ~179 MP inside open(); our own check (max_pixels) replaces
-    it, so its global limit is lifted just for this call (locked: GUI workers load in threads)."""
-    with _OPEN_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            return Image.open(path, formats=_FORMATS)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+    it, so its global limit is lifted just for this call (the caller holds _OPEN_LOCK)."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(path, formats=_FORMATS)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def read_image(path: Path, limits: ReadLimits) -> Scan:
-    """(1, H, W) grey or (3, H, W) RGB; the size is checked from the header before decoding."""
-    with _open(path) as im:
-        width, height = im.size
-        rgb16 = _is_png_rgb16(path)
-        bands = len(im.getbands()) + (3 if im.mode in _TO_RGB else 0)  # a converted copy too
-        itemsize = 2 if rgb16 else {"I": 4, "F": 4}.get(im.mode, 2 if im.mode.startswith("I;16") else 1)
-        check_size(path, height, width, limits, bands, itemsize, im.mode == "F")
-        info = parse_header_json(im.info.get("xscreen"))
-        channels = _png_rgb16(path) if rgb16 else _pixels(path, im)
-        if im.format == "PNG":
-            check_png_complete(path)
-        elif im.format in ("JPEG", "MPO"):  # Pillow opens a JPEG with an MPF segment as MPO
-            check_jpeg_complete(path, im)
+    """(1, H, W) grey or (3, H, W) RGB; the size is checked from the header before decoding.
+    Pillow's warnings (damaged EXIF, a malformed MPO index, the bomb warning our own size check
+    replaces) are not printed on the user's stderr: damaged pixels raise, and that is the error.
+    Locked: the warning filters and Pillow's pixel limit are process-wide (GUI workers' threads)."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _open(path) as im:
+            width, height = im.size
+            rgb16 = _is_png_rgb16(path)
+            bands = len(im.getbands()) + (3 if im.mode in _TO_RGB else 0)  # a converted copy too
+            itemsize = 2 if rgb16 else {"I": 4, "F": 4}.get(im.mode, 2 if im.mode.startswith("I;16") else 1)
+            check_size(path, height, width, limits, bands, itemsize, im.mode == "F")
+            info = parse_header_json(im.info.get("xscreen"))
+            channels = _png_rgb16(path) if rgb16 else _pixels(path, im)
+            if im.format == "PNG":
+                check_png_complete(path)
+            elif im.format in ("JPEG", "MPO"):  # Pillow opens a JPEG with an MPF segment as MPO
+                check_jpeg_complete(path, im)
     kind = "gray" if channels.shape[0] == 1 else "rgb"
     return make_scan(path, kind, channels, scan_id=info.get("scan_id"), i0=info.get("i0"),
                      pixel_pitch_mm=info.get("pixel_pitch_mm"), metadata=info.get("metadata"))
