@@ -31,8 +31,8 @@ def rgb_bags(folder, n, seed=0):
 def test_defaults_per_kind_and_explicit_fields_kept():
     t = with_score_defaults(TrainConfig(), "rgb")
     assert (t.score_inpaint, t.recon_window, t.density) == (2, 16, 1.0)
-    t = with_score_defaults(TrainConfig(), "dual")
-    assert (t.score_inpaint, t.recon_window, t.density) == (2, 16, 0.0)
+    t = with_score_defaults(TrainConfig(), "dual")  # the simulators disagree: dual keeps the plain score
+    assert (t.score_inpaint, t.recon_window, t.density) == (0, 0, 0.0)
     kept = with_score_defaults(TrainConfig(recon_window=8), "rgb", {"recon_window"})
     assert (kept.score_inpaint, kept.recon_window, kept.density) == (2, 8, 1.0)
     assert TrainConfig().score_inpaint == 0  # files and configs without the fields keep the plain score
@@ -54,12 +54,12 @@ def test_flags_and_config_files_count_as_chosen(tmp_path):
     cfg.write_text(json.dumps({"train": {"epochs": 2}}))
     assert explicit_score_fields(p.parse_args(["x", "--config", str(cfg)])) == set()
     text = " ".join(p.format_help().split())
-    assert "default by input kind: dual 2, rgb 2, gray 2" in text and "dual 0, rgb 1, gray 1" in text
+    assert "default by input kind: dual 0, rgb 2, gray 2" in text and "dual 0, rgb 1, gray 1" in text
 
 
 def test_wizard_presets_and_data_kind_set_the_score_form():
-    state = wz.apply_preset(wz.WizardState(), "standard")  # no data yet: dual
-    assert (state.train.score_inpaint, state.train.recon_window, state.train.density) == (2, 16, 0.0)
+    state = wz.apply_preset(wz.WizardState(), "standard")  # no data yet: dual, the plain score
+    assert (state.train.score_inpaint, state.train.recon_window, state.train.density) == (0, 0, 0.0)
     inv = wz.Inventory(tuple(wz.ScanInfo(f"c{i}.png", "rgb", 64, 64) for i in range(3)))
     rgb = wz.with_inventory(state, inv)
     assert (rgb.train.score_inpaint, rgb.train.recon_window, rgb.train.density) == (2, 16, 1.0)
