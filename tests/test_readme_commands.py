@@ -17,9 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 NOT_RUN = re.compile(r"#\s*not run:\s*(.*)$")
-# flag -> tiny value: the README shows realistic sizes, the test needs seconds
-TINY = {"--benign": "3", "--threat": "2", "--epochs": "1", "--ngf": "8", "--per-category": "1",
-        "--width": "300"}
+# command -> {flag: tiny value}: the README shows realistic sizes, the test needs seconds
+TINY = {("synth",): {"--benign": "3", "--threat": "2", "--width": "300"},
+        ("train",): {"--epochs": "1", "--ngf": "8"},
+        ("tip", "build"): {"--per-category": "1"}}
 
 
 def fenced_commands(text: str) -> list[tuple[str, str | None]]:
@@ -40,9 +41,10 @@ def fenced_commands(text: str) -> list[tuple[str, str | None]]:
 
 def shrink(command: str) -> list[str]:
     words = shlex.split(command)
+    tiny = next((t for sub, t in TINY.items() if tuple(words[1:1 + len(sub)]) == sub), {})
     for i, word in enumerate(words[:-1]):
-        if word in TINY:
-            words[i + 1] = TINY[word]
+        if word in tiny:
+            words[i + 1] = tiny[word]
     return words
 
 
@@ -72,6 +74,7 @@ def test_every_readme_command_runs_or_says_why_not(tmp_path):
 def test_shrink_rewrites_sizes_only():
     assert shrink("xscreen synth bags/ --benign 200 --threat 50 --seed 0") == \
         ["xscreen", "synth", "bags/", "--benign", "3", "--threat", "2", "--seed", "0"]
+    assert shrink("xscreen evaluate --benign data/b --out e") == ["xscreen", "evaluate", "--benign", "data/b", "--out", "e"]
 
 
 def test_not_run_markers_are_parsed_with_their_reason():
