@@ -71,6 +71,12 @@ def test_every_readme_command_runs_or_says_why_not(tmp_path):
     assert ran >= 8
 
 
+def test_readme_and_results_page_stay_short():
+    """Issue 34: a site's path in at most 350 lines; the results page at most 600."""
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 350
+    assert len((ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8").splitlines()) <= 600
+
+
 def test_shrink_rewrites_sizes_only():
     assert shrink("xscreen synth bags/ --benign 200 --threat 50 --seed 0") == \
         ["xscreen", "synth", "bags/", "--benign", "3", "--threat", "2", "--seed", "0"]
