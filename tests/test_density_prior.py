@@ -64,11 +64,23 @@ def test_scorer_applies_weight_times_scale_from_the_model_file(tmp_path):
 
 
 def test_a_weight_without_a_scale_or_out_of_range_is_refused_on_load(tmp_path):
+    """Edited into a good file (the checksum recomputed, as an editor would): refused on load; and
+    save_model never writes such a file in the first place."""
+    from test_checkpoint import _resign
+
+    m = tiny_model()
+    save_model(tmp_path / "good.xsm", m.generator, m.discriminator, m.meta)
     for weight, scale, msg in ((1.0, 0.0, "density_scale"), (11.0, 1.0, "density")):
-        m = _with_prior(tiny_model(), weight, scale)
-        save_model(tmp_path / "bad.xsm", m.generator, m.discriminator, m.meta)
+        def edit(meta, weight=weight, scale=scale):
+            meta["train"].update(density=weight, density_scale=scale)
+
+        bad = _resign(tmp_path / "good.xsm", tmp_path / "bad.xsm", edit_meta=edit)
         with pytest.raises(ModelError, match=msg):
-            load_model(tmp_path / "bad.xsm")
+            load_model(bad)
+        p = _with_prior(tiny_model(), weight, scale)
+        with pytest.raises(ValueError, match=msg):
+            save_model(tmp_path / "never.xsm", p.generator, p.discriminator, p.meta)
+        assert not (tmp_path / "never.xsm").exists()
 
 
 def test_the_prior_changes_the_scoring_id():
