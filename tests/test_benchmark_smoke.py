@@ -28,7 +28,7 @@ def run(script: str, *args: str, timeout: int = 600) -> str:
 
 
 def numbers(pattern: str, text: str) -> list[float]:
-    found = [float(m) for m in re.findall(pattern, text)]
+    found = [float(v) for m in re.findall(pattern, text) for v in (m if isinstance(m, tuple) else (m,))]
     assert found, f"no match for {pattern!r} in:\n{text[-2000:]}"
     return found
 
