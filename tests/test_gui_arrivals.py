@@ -142,23 +142,36 @@ def test_alarm_cue_is_switchable(qtbot):
     assert panel.queue.backlog == 2 and panel.list.item(1).text().endswith("- SUSPECT")
 
 
-def test_run_app_with_an_inbox_docks_the_arrivals_and_closes_cleanly(qtbot, tmp_path):
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+def test_run_app_with_an_inbox_docks_the_arrivals_and_closes_cleanly(tmp_path):
+    """run_app is a program's whole life (it runs QApplication.exec and leaves the process-wide state
+    a program ends with), so it runs in a process of its own, not inside this test session."""
+    import json
+    import subprocess
+    import sys
 
-    from xscreen.gui import app as gui_app
-
-    seen = {}
-
-    def close_soon():
-        win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
-        seen["dock"] = win.lane.dock.windowTitle()
-        seen["queue"] = len(win.queue.paths)  # no sample bags opened at a lane
-        win.close()  # stops the lane's thread before the window goes
-        seen["running"] = win.lane.feed.isRunning()
-        QApplication.instance().quit()
-
-    QTimer.singleShot(1500, close_soon)
-    assert gui_app.run_app(None, None, inbox=str(tmp_path / "lane"), settle=0) == 0
-    assert seen == {"dock": "Arrivals - lane", "queue": 0, "running": False}
+    script = """
+import json, sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from xscreen.gui import app as gui_app
+from xscreen.gui.app import MainWindow
+app = QApplication(sys.argv[:1])  # run_app takes the existing one; the timer needs it first
+seen = {}
+def close_soon():
+    win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+    seen["dock"] = win.lane.dock.windowTitle()
+    seen["queue"] = len(win.queue.paths)  # no sample bags opened at a lane
+    win.close()  # stops the lane's thread before the window goes
+    seen["running"] = win.lane.feed.isRunning()
+    QApplication.instance().quit()
+QTimer.singleShot(1500, close_soon)
+seen["rc"] = gui_app.run_app(None, None, inbox=sys.argv[1], settle=0)
+print(json.dumps(seen))
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XSCREEN_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lane")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"dock": "Arrivals - lane", "queue": 0, "running": False, "rc": 0}
     assert (tmp_path / "lane" / "done").is_dir()

@@ -3,6 +3,7 @@ action enabled only where its key may act), the bag queue, scoring in a worker t
 into the audit log, settings that persist (never the operator)."""
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Callable
@@ -249,4 +250,8 @@ def run_app(paths_in: list[str] | None = None, model: str | None = None, inbox: 
         win.lane = attach_inbox(win, inbox, settle=settle)
     elif not paths_in and paths.samples_dir().is_dir():
         win.open_path(paths.samples_dir())  # first run: the shipped sample bags, first one on screen
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        collector.timer.stop()
+        gc.enable()  # GarbageCollector turned automatic collection off for the event loop only
