@@ -5,7 +5,7 @@ TIP library drawn by ``synth.threats`` (tip.build_library); the fusion's benign 
 other benign bags; thresholds are set on a third set of benign bags (5 % bag alarm rate, bag score =
 its highest patch at stride 32: a constant-threshold stand-in for the area-adjusted alarm rule), and
 everything is measured on a fourth set and TIP images of it. Tests:
- (a) a second, independently written threat family (benchmarks/threat_family2.py) the library
+ (a) a second, independently written threat family (benchmarks/_threat_family2.py) the library
      never saw; (a') synth's own threats (the library's generator: NOT held out, shown for contrast);
  (b) one category left out of the library (head retrained without it), measured on that category
      (FTIs from another library seed).
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from threat_family2 import FAMILY2, family2_fti  # noqa: E402
+from _threat_family2 import FAMILY2, family2_fti  # noqa: E402
 
 from xscreen.evaluate.truth import patch_coverage  # noqa: E402
 from xscreen.known_threat.fuse import Fusion, TailMap  # noqa: E402
