@@ -59,13 +59,12 @@ def _loaded(model: Any) -> Any:
 
 def onnx_bytes(model: Any) -> bytes:
     """The serialised ONNX model of a model file or LoadedModel (fp32, CPU), metadata included."""
-    import onnx
-
     loaded = _loaded(model)
     meta = loaded.meta
     if getattr(meta, "known_threat", None) is not None:  # its fused scale would meet anomaly-only scores
         raise ValueError(f"{getattr(loaded, 'path', 'model')}: the known-threat head is not in the ONNX graph yet "
                          "(issue 29): screen this model with its .xsm file, or export the anomaly-only model")
+    import onnx  # the optional extra: only once the model is one that can be exported
     graph = ScoreGraph(loaded.generator.float().cpu().eval(), loaded.discriminator.float().cpu().eval(),
                        meta.train.lam, meta.train.recon, meta.train.score_inpaint, meta.train.recon_window,
                        meta.train.density * meta.train.density_scale, meta.preprocess.kind).eval()
